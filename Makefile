@@ -1,0 +1,53 @@
+# Two entry points on a fresh machine: `make run` and `make test`.
+PY      ?= python3.11
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+PORT    ?= 8501
+
+.PHONY: run test install test-deps system-deps init bench clean
+
+$(VPY):
+	@command -v $(PY) >/dev/null 2>&1 || { echo "$(PY) not found; set PY=python3.x (3.10+)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+
+# Re-install only when the requirement files change.
+.stamp-install: requirements.txt | $(VPY)
+	$(VPY) -m pip install -q -r requirements.txt
+	@touch $@
+
+.stamp-test-install: requirements.txt requirements-test.txt .stamp-install
+	$(VPY) -m pip install -q -r requirements-test.txt
+	@touch $@
+
+install: .stamp-install
+
+# Loads the sample network into the store on first start (progress on stdout).
+init: install
+	$(VPY) -m rebal_core init
+
+run: init
+	$(VPY) -m streamlit run app.py --server.port $(PORT)
+
+# Debian's chromium (browser tests) and PostgreSQL (store tests) come from apt;
+# CI runs as root on a fresh machine, so the project installs them itself.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql >/dev/null; \
+	  else \
+	    echo "Install Debian packages 'chromium' and 'postgresql' (sudo apt-get install chromium postgresql)"; exit 1; \
+	  fi; \
+	fi
+
+test-deps: .stamp-test-install system-deps
+
+test: test-deps
+	$(VPY) -m pytest -q tests
+
+bench: install
+	$(VPY) bench/bench_import.py
+	$(VPY) bench/bench_kpis.py
+
+clean:
+	rm -rf $(VENV) .stamp-* data/*.db data/sample data/bench

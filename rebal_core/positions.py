@@ -1,0 +1,238 @@
+"""Positions, KPIs and the forward projection, exactly per ``rebalancing-model.md``.
+
+For site i and sku s with daily mean ``m`` and standard deviation ``sd``:
+
+* ``mu = m H``, ``sigma = sd sqrt(H)``, ``z = Phi^-1(service_level)``
+* safety stock ``SS = z sigma``, target ``T = mu + SS``, excess level ``X = m E + SS``
+  (``E`` = excess_cover_days)
+* starting position ``P0 = on_hand + in_transit + inbound with eta <= as_of + H``
+* shortage ``u = max(0, T - P)``, excess ``v = max(0, P - X)``
+* unit penalties ``p = criticality (price - cost)`` when price > cost, else
+  ``criticality * shortage_cost_factor * cost``; ``h = excess_cost_rate * cost``
+* expected shortage ``E[(D - P)+] = sigma L((P - mu) / sigma)`` with the
+  standard normal loss ``L(z) = phi(z) - z (1 - Phi(z))``; ``max(0, mu - P)`` when sigma = 0.
+
+Days of cover is ``P / m``. The projection (``days_until_stockout`` /
+``days_until_excess``) plays on-hand + in-transit forward day by day with
+inbound arriving on its ETA and demand at ``m`` per day; see :func:`project`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from rebal_core.scenario import Scenario
+
+STATUSES = ("stockout_risk", "below_target", "balanced", "excess", "no_demand")
+STATUS_LABELS = {
+    "stockout_risk": "Stockout risk",
+    "below_target": "Below target",
+    "balanced": "Balanced",
+    "excess": "Excess",
+    "no_demand": "No demand",
+}
+PROJECTION_DAYS = 365
+
+
+@dataclass
+class Network:
+    """What planning needs of a dataset, with identifiers as plain strings."""
+
+    sites: pd.DataFrame
+    skus: pd.DataFrame
+    inventory: pd.DataFrame
+    forecast: pd.DataFrame
+    inbound: pd.DataFrame
+    lanes: pd.DataFrame
+    as_of: dt.date
+
+
+def normal_loss(z: np.ndarray) -> np.ndarray:
+    """Standard normal loss function ``L(z) = phi(z) - z (1 - Phi(z))``."""
+    return norm.pdf(z) - z * norm.sf(z)
+
+
+def expected_shortage(mu: np.ndarray, sigma: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """``E[(D - P)+]`` for ``D ~ Normal(mu, sigma)``; ``max(0, mu - P)`` where sigma = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (position - mu) / np.where(sigma > 0, sigma, 1.0)
+        loss = sigma * normal_loss(z)
+    return np.where(sigma > 0, loss, np.maximum(0.0, mu - position))
+
+
+def inbound_within(inbound: pd.DataFrame, as_of: dt.date, days: int) -> pd.DataFrame:
+    """Inbound quantity per position with eta <= as_of + days (overdue orders count as due now)."""
+    cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=days)
+    due = inbound[inbound["eta"] <= cutoff]
+    return due.groupby(["site_id", "sku_id"], as_index=False, observed=True)["qty"].sum().rename(columns={"qty": "inbound"})
+
+
+def unit_shortage_penalty(skus: pd.DataFrame, shortage_cost_factor: float) -> np.ndarray:
+    cost = skus["unit_cost"].to_numpy(float)
+    price = skus["unit_price"].to_numpy(float)
+    crit = skus["criticality"].to_numpy(float)
+    margin = np.where(np.isfinite(price) & (price > cost), price - cost, np.nan)
+    return crit * np.where(np.isfinite(margin), margin, shortage_cost_factor * cost)
+
+
+def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
+    """One row per (site, sku) position with every quantity and KPI the spec defines.
+
+    The universe is every pair with an inventory row, a forecast or an inbound
+    order; absent pairs hold zero stock and have zero demand, so they cannot
+    contribute shortage, excess or cost.
+    """
+    H = int(scenario.horizon_days)
+    keys = ["site_id", "sku_id"]
+    inv = net.inventory[keys + ["on_hand", "in_transit"]]
+    fc = net.forecast[keys + ["mean_daily", "std_daily"]]
+    inbound = inbound_within(net.inbound, net.as_of, H)
+    pos = inv.merge(fc, on=keys, how="outer").merge(inbound, on=keys, how="outer")
+    pos = pos.fillna({"on_hand": 0, "in_transit": 0, "mean_daily": 0.0, "std_daily": 0.0, "inbound": 0})
+    pos = pos.astype({"on_hand": "int64", "in_transit": "int64", "inbound": "int64"})
+
+    sku_cols = ["sku_id", "name", "category", "unit_cost", "unit_price", "unit_volume", "pack_size", "criticality"]
+    skus = net.skus[sku_cols].rename(columns={"name": "sku_name"})
+    skus = skus.assign(p=unit_shortage_penalty(net.skus, scenario.shortage_cost_factor), h=scenario.excess_cost_rate * net.skus["unit_cost"].to_numpy(float))
+    sites = net.sites[["site_id", "name", "kind", "region"]].rename(columns={"name": "site_name"})
+    pos = pos.merge(sites, on="site_id", how="left").merge(skus, on="sku_id", how="left")
+
+    m = pos["mean_daily"].to_numpy(float)
+    sd = pos["std_daily"].to_numpy(float)
+    z = float(norm.ppf(scenario.service_level))
+    mu = m * H
+    sigma = sd * np.sqrt(H)
+    ss = z * sigma
+    target = mu + ss
+    excess_level = m * float(scenario.excess_cover_days) + ss
+    P = (pos["on_hand"] + pos["in_transit"] + pos["inbound"]).to_numpy(float)
+    u = np.maximum(0.0, target - P)
+    v = np.maximum(0.0, P - excess_level)
+    cost = pos["unit_cost"].to_numpy(float)
+    status = np.select(
+        [(m == 0) & (P > 0), P < mu, P < target, P <= excess_level],
+        ["no_demand", "stockout_risk", "below_target", "balanced"],
+        "excess",
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cover = np.where(m > 0, P / m, np.inf)
+        target_cover = np.where(m > 0, target / m, np.nan)
+    return pos.assign(
+        position=P,
+        mu=mu,
+        sigma=sigma,
+        safety_stock=ss,
+        target=target,
+        excess_level=excess_level,
+        shortage_units=u,
+        excess_units=v,
+        shortage_value=u * cost,
+        excess_value=v * cost,
+        shortage_cost=u * pos["p"].to_numpy(float),
+        excess_cost=v * pos["h"].to_numpy(float),
+        expected_short=expected_shortage(mu, sigma, P),
+        stock_value=pos["on_hand"].to_numpy(float) * cost,
+        days_of_cover=cover,
+        target_cover_days=target_cover,
+        status=status,
+    )
+
+
+def kpis(pos: pd.DataFrame) -> dict[str, float]:
+    """Network KPIs of a positions table (before any transfer: the empty plan)."""
+    mu_total = float(pos["mu"].sum())
+    counts = pos["status"].value_counts()
+    out = {
+        "positions": int(len(pos)),
+        "shortage_units": float(pos["shortage_units"].sum()),
+        "shortage_value": float(pos["shortage_value"].sum()),
+        "excess_units": float(pos["excess_units"].sum()),
+        "excess_value": float(pos["excess_value"].sum()),
+        "shortage_cost": float(pos["shortage_cost"].sum()),
+        "excess_cost": float(pos["excess_cost"].sum()),
+        "stock_value": float(pos["stock_value"].sum()),
+        "fill_rate": 1.0 - float(pos["expected_short"].sum()) / mu_total if mu_total > 0 else 1.0,
+    }
+    out["network_cost"] = out["shortage_cost"] + out["excess_cost"]
+    out["value_at_risk"] = out["shortage_value"] + out["excess_value"]
+    for s in STATUSES:
+        out[f"n_{s}"] = int(counts.get(s, 0))
+    return out
+
+
+# ----------------------------------------------------------------------------- projection
+
+
+def project(pos: pd.DataFrame, inbound: pd.DataFrame, as_of: dt.date, window: int = PROJECTION_DAYS) -> pd.DataFrame:
+    """Add ``days_until_stockout`` and ``days_until_excess`` to a positions table.
+
+    Day ``k`` is ``as_of + k``. Inbound with ``eta = as_of + k`` is available on
+    day ``k`` (overdue orders on day 0); demand ``m`` is consumed every day. The
+    closing projected stock is
+    ``Q_k = on_hand + in_transit + arrivals(<= k) - m (k + 1)``.
+    *Days until stockout* is the first ``k`` with ``Q_k < 0`` (0 = runs out
+    today). *Days until excess* is the first ``k`` with ``Q_k > X``: stock only
+    rises at arrivals, so only day 0 and arrival days are candidates. Both are
+    NaN when it does not happen within ``window`` days. Computed in closed form
+    per segment between arrivals, so it is vectorized over millions of positions.
+    """
+    keys = ["site_id", "sku_id"]
+    start = pd.Timestamp(as_of)
+    arrivals = inbound.assign(day=((inbound["eta"] - start).dt.days).clip(lower=0))
+    arrivals = arrivals[arrivals["day"] < window].groupby(keys + ["day"], as_index=False, observed=True)["qty"].sum()
+    m = pos["mean_daily"].to_numpy(float)
+    stock0 = (pos["on_hand"] + pos["in_transit"]).to_numpy(float)
+    X = pos["excess_level"].to_numpy(float)
+    n = len(pos)
+
+    # Arrivals matched to position rows, ordered by day within each position.
+    index = pd.MultiIndex.from_frame(pos[keys].astype(str))
+    row = index.get_indexer(pd.MultiIndex.from_frame(arrivals[keys].astype(str)))
+    arrivals = arrivals.assign(row=row)[row >= 0].sort_values(["row", "day"])
+    r = arrivals["row"].to_numpy()
+    day = arrivals["day"].to_numpy(float)
+    qty = arrivals["qty"].to_numpy(float)
+    before = arrivals.groupby("row")["qty"].cumsum().to_numpy(float) - qty  # arrived before this one
+    arrived_by_day0 = np.bincount(r[day == 0], weights=qty[day == 0], minlength=n)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Segment before each arrival j (and after the last): stock runs out on day floor(c/m).
+        stockout = np.where(m > 0, np.floor((stock0 + arrived_by_day0) / m), np.inf)
+        # Correct for later arrivals: the first segment that runs dry wins.
+        c = stock0[r] + before
+        k = np.where(m[r] > 0, np.floor(c / m[r]), np.inf)
+        dry_before = (day > 0) & (k < day)
+        first_dry = np.full(n, np.inf)
+        np.minimum.at(first_dry, r[dry_before], k[dry_before])
+        total = stock0 + np.bincount(r, weights=qty, minlength=n)
+        last_segment = np.where(m > 0, np.floor(total / m), np.inf)
+        has_arrivals = np.bincount(r, minlength=n) > 0
+        stockout = np.where(has_arrivals, np.minimum(first_dry, last_segment), stockout)
+
+        q0 = stock0 + arrived_by_day0 - m
+        excess_day = np.where(q0 > X, 0.0, np.inf)
+        q_at = stock0[r] + before + qty - m[r] * (day + 1)
+        over = q_at > X[r]
+        first_over = np.full(n, np.inf)
+        np.minimum.at(first_over, r[over], day[over])
+        excess_day = np.minimum(excess_day, first_over)
+    return pos.assign(
+        days_until_stockout=np.where(stockout < window, stockout, np.nan),
+        days_until_excess=np.where(excess_day < window, excess_day, np.nan),
+    )
+
+
+def projection_series(position: pd.Series, inbound: pd.DataFrame, as_of: dt.date, days: int = 120) -> pd.DataFrame:
+    """Day-by-day projected closing stock of one position (see :func:`project`)."""
+    dates = pd.date_range(pd.Timestamp(as_of), periods=days, freq="D")
+    mine = inbound[(inbound["site_id"].astype(str) == str(position["site_id"])) & (inbound["sku_id"].astype(str) == str(position["sku_id"]))]
+    day = ((mine["eta"] - pd.Timestamp(as_of)).dt.days).clip(lower=0).to_numpy()
+    arrivals = np.bincount(day[day < days], weights=mine["qty"].to_numpy(float)[day < days], minlength=days)
+    k = np.arange(days)
+    stock = float(position["on_hand"] + position["in_transit"]) + np.cumsum(arrivals) - float(position["mean_daily"]) * (k + 1)
+    return pd.DataFrame({"date": dates, "projected": stock, "arrivals": arrivals})

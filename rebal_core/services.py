@@ -1,0 +1,128 @@
+"""Use cases that tie loading, forecasting and the store together (no UI here)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from rebal_core import store
+from rebal_core.bundle import Bundle, Finding, load_bundle
+from rebal_core.forecast import forecast_demand
+from rebal_core.geo import RateCard, derive_lanes
+from rebal_core.models import DatasetPublic
+from rebal_core.positions import Network
+from rebal_core.synth import SynthConfig, synthesize
+
+Progress = Callable[[float, str], None]
+SAMPLE_NAME = "Sample network"
+SAMPLE_DIR = store.DATA_DIR / "sample"
+SAMPLE_CONFIG = SynthConfig()
+
+
+def _quiet(fraction: float, message: str) -> None:  # noqa: ARG001 - default sink
+    return None
+
+
+def _stage(progress: Progress, lo: float, hi: float) -> Progress:
+    """Map a sub-task's 0..1 progress into [lo, hi] of the whole."""
+    return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)
+
+
+@dataclass
+class ImportResult:
+    dataset: DatasetPublic
+    warnings: list[Finding]
+    seconds: float
+
+
+def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str, pd.DataFrame], str, dict | None]:
+    """The tables to store for a bundle: forecast computed and lanes derived when the bundle has none."""
+    tables: dict[str, pd.DataFrame] = {
+        "sites": bundle.sites,
+        "skus": bundle.skus,
+        "inventory": bundle.inventory,
+        "demand": bundle.demand,
+        "inbound": bundle.inbound.reset_index(names="line").assign(line=lambda f: f["line"] + 2),
+        "counts": bundle.counts.reset_index(names="line").assign(line=lambda f: f["line"] + 2),
+    }
+    if bundle.forecast is not None:
+        tables["forecast"] = bundle.forecast.assign(method="forecast.csv", pattern="")
+        method, accuracy = "given in forecast.csv", None
+    else:
+        result = forecast_demand(bundle.demand, bundle.as_of, progress=progress)
+        tables["forecast"] = result.table
+        method, accuracy = result.method, (result.accuracy.as_dict() if result.accuracy else None)
+    if bundle.lanes is not None:
+        tables["lanes"] = bundle.lanes.assign(derived=False)
+    else:
+        tables["lanes"] = derive_lanes(bundle.sites, bundle.rate_card).drop(columns=["road_km"]).assign(derived=True)
+    return tables, method, accuracy
+
+
+def import_bundle(*, engine: Engine, source: str | Path, name: str, replace: bool = False, progress: Progress = _quiet) -> ImportResult:
+    """Validate, forecast and store a bundle as dataset ``name`` (all or nothing).
+
+    Raises :class:`rebal_core.bundle.BundleInvalid` for bad input and
+    :class:`rebal_core.store.DatasetExists` for a name clash without ``replace``;
+    in both cases nothing stored changes.
+    """
+    started = time.perf_counter()
+    if not replace and store.find_dataset(engine=engine, name=name.strip()) is not None:
+        raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")
+    bundle = load_bundle(source, progress=_stage(progress, 0.0, 0.3))
+    tables, method, accuracy = bundle_tables(bundle, _stage(progress, 0.3, 0.7))
+    dataset = store.save_dataset(
+        engine=engine,
+        name=name,
+        tables=tables,
+        as_of=bundle.as_of,
+        source=Path(source).name,
+        forecast_method=method,
+        forecast_accuracy=accuracy,
+        warnings=[w.as_row() for w in bundle.warnings],
+        rate_card=bundle.rate_card.as_dict(),
+        replace=replace,
+        progress=_stage(progress, 0.7, 1.0),
+    )
+    return ImportResult(dataset, bundle.warnings, time.perf_counter() - started)
+
+
+def ensure_sample(*, engine: Engine, progress: Progress = _quiet) -> DatasetPublic | None:
+    """On first start (empty store) generate the sample bundle and import it; else do nothing."""
+    if store.list_datasets(engine=engine):
+        return None
+    if not (SAMPLE_DIR / "sites.csv").exists():
+        progress(0.0, "generating the sample network")
+        synthesize(SAMPLE_DIR, SAMPLE_CONFIG)
+    return import_bundle(engine=engine, source=SAMPLE_DIR, name=SAMPLE_NAME, progress=progress).dataset
+
+
+def load_network(*, engine: Engine, dataset_id: int) -> Network:
+    """Everything planning needs of a stored dataset."""
+    dataset = store.get_dataset(engine=engine, dataset_id=dataset_id)
+    if dataset is None:
+        raise LookupError(f"no dataset with id {dataset_id}")
+    read = lambda t: store.read_table(engine=engine, dataset_id=dataset_id, table=t)  # noqa: E731
+    return Network(
+        sites=read("sites"),
+        skus=read("skus"),
+        inventory=read("inventory"),
+        forecast=read("forecast"),
+        inbound=read("inbound"),
+        lanes=read("lanes"),
+        as_of=dataset.as_of,
+    )
+
+
+def dataset_warnings(dataset: DatasetPublic) -> pd.DataFrame:
+    return pd.DataFrame(json.loads(dataset.warnings or "[]"), columns=["severity", "table", "line", "column", "message"])
+
+
+def rate_card_of(dataset: DatasetPublic) -> RateCard:
+    return RateCard.from_mapping(json.loads(dataset.rate_card or "{}"))

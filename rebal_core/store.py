@@ -1,0 +1,226 @@
+"""The store: SQLModel on SQLite (default) or PostgreSQL (``REBAL_DATABASE_URL``).
+
+Every import is one transaction: a dataset appears whole or not at all, and a
+failed import leaves what was stored untouched. Bulk rows bypass the ORM
+(``executemany`` on SQLite, ``COPY`` on PostgreSQL) because row-by-row ORM
+inserts would take minutes for millions of demand rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, event, func
+from sqlmodel import Session, SQLModel, create_engine, delete, select
+
+from rebal_core.models import BUNDLE_TABLES, Dataset, DatasetPublic, DemandRecord
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_DB = DATA_DIR / "rebal.db"
+CHUNK_ROWS = 200_000
+
+
+class DatasetExists(Exception):
+    """A dataset of that name is already stored and replacing it was not asked for."""
+
+
+def database_url() -> str:
+    return os.environ.get("REBAL_DATABASE_URL") or f"sqlite:///{DEFAULT_DB}"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Create the engine and the schema (idempotent)."""
+    url = url or database_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")  # readers (the app) keep reading while an import writes
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    else:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _column_lists(frame: pd.DataFrame, columns: list[str]) -> list[list]:
+    """Columns as plain Python lists (None for missing), dates as ISO text."""
+    out = []
+    for col in columns:
+        series = frame[col]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            series = series.astype(str)
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = series.dt.strftime("%Y-%m-%d").tolist()
+        else:
+            values = series.tolist()
+        if series.dtype.kind == "f" or series.dtype == object:
+            values = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
+        out.append(values)
+    return out
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]) -> Iterator[list[tuple]]:
+    for start in range(0, len(frame), CHUNK_ROWS):
+        part = frame.iloc[start : start + CHUNK_ROWS]
+        yield list(zip(*_column_lists(part, columns)))
+
+
+def _bulk_insert(conn, table_name: str, frame: pd.DataFrame, columns: list[str], progress: Callable[[int], None]) -> None:
+    raw = conn.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            with cursor.copy(f'COPY "{table_name}" ({", ".join(columns)}) FROM STDIN') as copy:
+                for chunk in _rows(frame, columns):
+                    for row in chunk:
+                        copy.write_row(row)
+                    progress(len(chunk))
+        else:
+            sql = f'INSERT INTO "{table_name}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+            for chunk in _rows(frame, columns):
+                cursor.executemany(sql, chunk)
+                progress(len(chunk))
+    finally:
+        cursor.close()
+
+
+def save_dataset(
+    *,
+    engine: Engine,
+    name: str,
+    tables: dict[str, pd.DataFrame],
+    as_of: dt.date,
+    source: str = "",
+    forecast_method: str = "",
+    forecast_accuracy: dict | None = None,
+    warnings: Iterable[dict] = (),
+    rate_card: dict | None = None,
+    replace: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+) -> DatasetPublic:
+    """Store a dataset's tables in one transaction; raise :class:`DatasetExists` unless ``replace``."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a dataset needs a name")
+    progress = progress or (lambda f, m: None)
+    total = sum(len(t) for t in tables.values()) or 1
+    written = 0
+    with engine.begin() as conn:
+        existing = conn.execute(select(Dataset.id).where(Dataset.name == name)).scalar_one_or_none()
+        if existing is not None:
+            if not replace:
+                raise DatasetExists(f"a dataset named {name!r} already exists; choose another name or replace it")
+            _delete_rows(conn, existing)
+        inventory = tables["inventory"]
+        record = Dataset(
+            name=name,
+            source=source,
+            as_of=as_of,
+            imported_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0),
+            sites=len(tables["sites"]),
+            skus=len(tables["skus"]),
+            positions=len(inventory),
+            demand_rows=len(tables["demand"]),
+            forecast_method=forecast_method,
+            forecast_accuracy=json.dumps(forecast_accuracy or {}),
+            warnings=json.dumps(list(warnings)),
+            rate_card=json.dumps(rate_card or {}),
+        )
+        dataset_id = conn.execute(Dataset.__table__.insert().values(**record.model_dump(exclude={"id"})).returning(Dataset.__table__.c.id)).scalar_one()
+        for key, model in BUNDLE_TABLES.items():
+            frame = tables.get(key)
+            if frame is None or frame.empty:
+                continue
+            columns = [c.name for c in model.__table__.columns if c.name != "dataset_id" and c.name in frame.columns]
+            frame = frame.assign(dataset_id=dataset_id)
+
+            def step(n: int, key: str = key) -> None:
+                nonlocal written
+                written += n
+                progress(written / total, f"storing {key} ({written:,} of {total:,} rows)")
+
+            _bulk_insert(conn, model.__tablename__, frame, ["dataset_id", *columns], step)
+        row = conn.execute(select(Dataset).where(Dataset.id == dataset_id)).one()
+    return DatasetPublic.model_validate(row._mapping)
+
+
+def _delete_rows(conn, dataset_id: int) -> None:
+    for model in BUNDLE_TABLES.values():
+        conn.execute(delete(model).where(model.dataset_id == dataset_id))
+    conn.execute(delete(Dataset).where(Dataset.id == dataset_id))
+
+
+def delete_dataset(*, engine: Engine, dataset_id: int) -> None:
+    with engine.begin() as conn:
+        _delete_rows(conn, dataset_id)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def list_datasets(*, engine: Engine) -> list[DatasetPublic]:
+    with Session(engine) as session:
+        rows = session.exec(select(Dataset).order_by(Dataset.imported_at.desc(), Dataset.id.desc())).all()
+        return [DatasetPublic.model_validate(r) for r in rows]
+
+
+def get_dataset(*, engine: Engine, dataset_id: int) -> DatasetPublic | None:
+    with Session(engine) as session:
+        row = session.get(Dataset, dataset_id)
+        return DatasetPublic.model_validate(row) if row else None
+
+
+def find_dataset(*, engine: Engine, name: str) -> DatasetPublic | None:
+    with Session(engine) as session:
+        row = session.exec(select(Dataset).where(Dataset.name == name)).first()
+        return DatasetPublic.model_validate(row) if row else None
+
+
+def read_table(*, engine: Engine, dataset_id: int, table: str) -> pd.DataFrame:
+    """One bundle table of a dataset as a DataFrame (dates parsed, no dataset_id column)."""
+    model = BUNDLE_TABLES[table]
+    query = select(model).where(model.dataset_id == dataset_id)
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    frame = frame.drop(columns=["dataset_id"])
+    for col in ("date", "eta"):
+        if col in frame.columns:
+            frame[col] = pd.to_datetime(frame[col])
+    return frame
+
+
+def read_demand_history(*, engine: Engine, dataset_id: int, site_id: str, sku_id: str) -> pd.DataFrame:
+    """Daily demand of one position (missing days are zero, as the contract says)."""
+    query = select(DemandRecord.date, DemandRecord.qty).where(
+        DemandRecord.dataset_id == dataset_id, DemandRecord.site_id == site_id, DemandRecord.sku_id == sku_id
+    )
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame.sort_values("date").reset_index(drop=True)
+
+
+def count_rows(*, engine: Engine, table: str, dataset_id: int | None = None) -> int:
+    model = BUNDLE_TABLES[table] if table in BUNDLE_TABLES else Dataset
+    query = select(func.count()).select_from(model)
+    if dataset_id is not None and model is not Dataset:
+        query = query.where(model.dataset_id == dataset_id)
+    with Session(engine) as session:
+        return int(session.exec(query).one())
