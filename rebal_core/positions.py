@@ -236,3 +236,69 @@ def projection_series(position: pd.Series, inbound: pd.DataFrame, as_of: dt.date
     k = np.arange(days)
     stock = float(position["on_hand"] + position["in_transit"]) + np.cumsum(arrivals) - float(position["mean_daily"]) * (k + 1)
     return pd.DataFrame({"date": dates, "projected": stock, "arrivals": arrivals})
+
+
+# ----------------------------------------------------------------------------- views
+
+
+def filter_positions(pos: pd.DataFrame, *, categories: list[str] | None = None, regions: list[str] | None = None, kinds: list[str] | None = None) -> pd.DataFrame:
+    """Positions within the chosen categories, regions and site kinds (None or empty = all)."""
+    mask = np.ones(len(pos), dtype=bool)
+    for column, chosen in (("category", categories), ("region", regions), ("kind", kinds)):
+        if chosen:
+            mask &= pos[column].isin(chosen).to_numpy()
+    return pos[mask]
+
+
+def summarize(pos: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """KPIs aggregated by the given columns (e.g. site, or site x category)."""
+    grouped = pos.groupby(by, observed=True, sort=False)
+    out = grouped.agg(
+        positions=("sku_id", "size"),
+        stock_value=("stock_value", "sum"),
+        shortage_units=("shortage_units", "sum"),
+        shortage_value=("shortage_value", "sum"),
+        excess_units=("excess_units", "sum"),
+        excess_value=("excess_value", "sum"),
+        mu=("mu", "sum"),
+        expected_short=("expected_short", "sum"),
+        position=("position", "sum"),
+        target=("target", "sum"),
+        mean_daily=("mean_daily", "sum"),
+        at_risk=("status", lambda s: int((s == "stockout_risk").sum())),
+        in_excess=("status", lambda s: int(s.isin(["excess", "no_demand"]).sum())),
+    ).reset_index()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["value_at_risk"] = out["shortage_value"] + out["excess_value"]
+        out["fill_rate"] = np.where(out["mu"] > 0, 1 - out["expected_short"] / out["mu"], 1.0)
+        out["days_of_cover"] = np.where(out["mean_daily"] > 0, out["position"] / out["mean_daily"], np.nan)
+        out["target_cover_days"] = np.where(out["mean_daily"] > 0, out["target"] / out["mean_daily"], np.nan)
+    out["cover_vs_target_days"] = out["days_of_cover"] - out["target_cover_days"]
+    return out
+
+
+def site_summary(pos: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
+    """Per-site KPIs joined to site attributes, with a headline status for the map."""
+    per_site = summarize(pos, ["site_id"])
+    out = sites.merge(per_site, on="site_id", how="left").fillna({c: 0 for c in per_site.columns if c != "site_id"})
+    out["status"] = np.select(
+        [out["shortage_value"] > 2 * out["excess_value"], out["excess_value"] > 2 * out["shortage_value"]],
+        ["short", "excess"],
+        "mixed",
+    )
+    out.loc[out["value_at_risk"] == 0, "status"] = "balanced"
+    return out
+
+
+WORST_BY = {
+    "shortage value": ("shortage_value", False),
+    "excess value": ("excess_value", False),
+    "days until stockout": ("days_until_stockout", True),
+}
+
+
+def worst_positions(pos: pd.DataFrame, by: str, n: int = 200) -> pd.DataFrame:
+    """The ``n`` worst positions by shortage value, excess value or days until stockout."""
+    column, ascending = WORST_BY[by]
+    ranked = pos[pos[column].notna() & ((pos[column] > 0) if not ascending else True)]
+    return ranked.sort_values(column, ascending=ascending, kind="stable").head(n)

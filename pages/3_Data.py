@@ -1,0 +1,85 @@
+"""Data: import a bundle, see its validation errors and warnings, pick the active dataset."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from pages.components import state
+from rebal_core import services, store
+from rebal_core.bundle import BundleInvalid
+
+st.set_page_config(page_title="Data - Rebal", layout="wide")
+st.title("Data")
+state.ensure_started()
+engine = state.engine()
+
+st.subheader("Datasets")
+datasets = store.list_datasets(engine=engine)
+active = state.active_dataset()
+if datasets:
+    table = pd.DataFrame([{"id": d.id, "name": d.name, "planning date": d.as_of, "sites": d.sites, "skus": d.skus,
+                           "positions": d.positions, "demand rows": d.demand_rows, "imported (UTC)": d.imported_at, "forecast": d.forecast_method} for d in datasets])
+    st.dataframe(table, hide_index=True, width="stretch", key="data-datasets")
+    ids = [d.id for d in datasets]
+    label = {d.id: f"{d.name} (id {d.id}, {d.as_of})" for d in datasets}
+    chosen = st.selectbox("Active dataset (used on every page)", ids, index=ids.index(active.id), format_func=label.get, key="data-active")
+    if chosen != st.session_state.get("dataset_id"):
+        st.session_state["dataset_id"] = chosen
+        st.rerun()
+
+with st.expander("Import a bundle", expanded=not datasets):
+    st.markdown("A **.zip** of the bundle folder, an **.xlsx** workbook (one sheet per table), or the table files themselves "
+                "(`sites.csv`, `skus.csv`, `inventory.csv`, `demand.csv`, optional `forecast.csv`, `inbound.csv`, `lanes.csv`, `counts.csv`, "
+                "`.csv.gz` allowed, and `bundle.toml`). See the data contract in the README.")
+    files = st.file_uploader("Bundle files", type=["zip", "xlsx", "csv", "gz", "toml"], accept_multiple_files=True, key="data-upload")
+    name = st.text_input("Dataset name", value=Path(files[0].name).stem.split(".")[0] if files else "", key="data-name")
+    replace = st.checkbox("Replace a dataset of the same name", key="data-replace")
+    if st.button("Validate and import", type="primary", disabled=not files or not name.strip(), key="data-import"):
+        with tempfile.TemporaryDirectory(prefix="rebal-upload-") as tmp:
+            folder = Path(tmp)
+            for f in files:
+                (folder / Path(f.name).name).write_bytes(f.getvalue())
+            archives = [p for p in folder.iterdir() if p.suffix.lower() in (".zip", ".xlsx")]
+            source = archives[0] if len(files) == 1 and archives else folder
+            bar = st.progress(0.0, text="Reading the bundle...")
+            try:
+                result = services.import_bundle(engine=engine, source=source, name=name, replace=replace, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+            except BundleInvalid as exc:
+                bar.empty()
+                st.error(f"The bundle has {len(exc.errors) + exc.more} error(s); nothing was imported. Fix them and upload again.")
+                st.dataframe(pd.DataFrame([e.as_row() for e in exc.errors + exc.warnings]), hide_index=True, width="stretch", key="data-errors")
+            except store.DatasetExists as exc:
+                bar.empty()
+                st.error(f"{exc}. Tick 'Replace' to overwrite it.")
+            else:
+                bar.empty()
+                st.session_state["dataset_id"] = result.dataset.id
+                st.success(f"Imported {result.dataset.name!r}: {result.dataset.sites} sites, {result.dataset.skus} SKUs, {result.dataset.positions:,} positions in {result.seconds:.1f} s.")
+                if result.warnings:
+                    st.dataframe(pd.DataFrame([w.as_row() for w in result.warnings]), hide_index=True, width="stretch", key="data-import-warnings")
+
+if active is not None:
+    st.subheader(f"About {active.name}")
+    warnings = services.dataset_warnings(active)
+    st.markdown(f"**Warnings at import:** {len(warnings)}")
+    if len(warnings):
+        st.dataframe(warnings, hide_index=True, width="stretch", key="data-warnings")
+    st.markdown(f"**Demand forecast:** {active.forecast_method}")
+    accuracy = json.loads(active.forecast_accuracy or "{}")
+    if accuracy:
+        rows = [{"pattern": "all", "series": accuracy["series"], **{k: accuracy[k] for k in ("mase", "mase_naive", "bias", "bias_naive")}}]
+        rows += [{"pattern": p, "series": accuracy["pattern_counts"].get(p, 0), "model": accuracy["chosen"].get(p), **v} for p, v in accuracy["by_pattern"].items()]
+        st.caption(f"Back-test on the last {accuracy['horizon_days']} days of history: MASE (lower is better, scaled by the one-step naive error) "
+                   "and bias ((forecast - actual) / actual), against a naive forecast (mean of the last 28 days).")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="data-accuracy",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mase", "mase_naive", "bias", "bias_naive")})
+    with st.popover("Delete this dataset"):
+        st.write(f"Delete **{active.name}** and all its rows? This cannot be undone.")
+        if st.button("Delete", type="primary", key="data-delete"):
+            store.delete_dataset(engine=engine, dataset_id=active.id)
+            st.session_state.pop("dataset_id", None)
+            st.cache_data.clear()
+            st.rerun()

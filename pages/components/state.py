@@ -1,0 +1,69 @@
+"""Shared Streamlit state: the engine, the active dataset, cached data and positions.
+
+Shared choices live in ``st.session_state`` under non-widget keys
+(``dataset_id``, ``focus_site``, ``focus_sku``) because widget state is per page.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from rebal_core import services, store
+from rebal_core.models import DatasetPublic
+from rebal_core.positions import Network, build_positions, project
+from rebal_core.scenario import Scenario
+
+
+@st.cache_resource
+def engine():
+    return store.make_engine()
+
+
+def ensure_started() -> None:
+    """First start: load the sample network with a progress bar (once per store)."""
+    if store.list_datasets(engine=engine()):
+        return
+    bar = st.progress(0.0, text="First start: loading the sample network...")
+    services.ensure_sample(engine=engine(), progress=lambda f, m: bar.progress(min(f, 1.0), text=f"First start: {m}"))
+    bar.empty()
+
+
+def active_dataset() -> DatasetPublic | None:
+    """The dataset chosen on the Data page (default: the most recent import)."""
+    datasets = store.list_datasets(engine=engine())
+    if not datasets:
+        return None
+    by_id = {d.id: d for d in datasets}
+    chosen = st.session_state.get("dataset_id")
+    if chosen not in by_id:
+        chosen = datasets[0].id
+        st.session_state["dataset_id"] = chosen
+    return by_id[chosen]
+
+
+@st.cache_data(show_spinner="Loading the dataset...", max_entries=4)
+def network(dataset_id: int, version: str) -> Network:  # noqa: ARG001 - version keys the cache
+    return services.load_network(engine=engine(), dataset_id=dataset_id)
+
+
+@st.cache_data(show_spinner="Computing positions...", max_entries=8)
+def positions(dataset_id: int, version: str, scenario: Scenario) -> pd.DataFrame:
+    net = network(dataset_id, version)
+    return project(build_positions(net, scenario), net.inbound, net.as_of)
+
+
+def version(dataset: DatasetPublic) -> str:
+    """Cache key that changes when a dataset is replaced under the same id or name."""
+    return f"{dataset.id}:{dataset.imported_at.isoformat()}"
+
+
+def require_dataset() -> tuple[DatasetPublic, Network, pd.DataFrame]:
+    """The active dataset, its network and default-scenario positions; stops the page if none."""
+    ensure_started()
+    dataset = active_dataset()
+    if dataset is None:
+        st.info("No dataset is loaded yet. Import a bundle on the **Data** page.")
+        st.stop()
+    v = version(dataset)
+    return dataset, network(dataset.id, v), positions(dataset.id, v, Scenario())

@@ -1,0 +1,199 @@
+"""Pure figure builders: data in, plotly or pydeck object out (no Streamlit)."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pydeck as pdk
+
+from rebal_core.geo import outline_paths
+from rebal_core.positions import STATUS_LABELS
+
+# Colour language shared by every view: red = short, amber = below target, teal = balanced,
+# blue = excess, grey = no demand.
+STATUS_COLORS = {
+    "stockout_risk": "#DC2626",
+    "below_target": "#F59E0B",
+    "balanced": "#0F766E",
+    "excess": "#2563EB",
+    "no_demand": "#94A3B8",
+}
+SITE_STATUS_RGB = {"short": [220, 38, 38], "mixed": [245, 158, 11], "excess": [37, 99, 235], "balanced": [15, 118, 110]}
+MAP_VIEW = {"us": pdk.ViewState(latitude=38.5, longitude=-96.5, zoom=3.2, pitch=0), "world": pdk.ViewState(latitude=20, longitude=0, zoom=1.2, pitch=0)}
+
+
+def money(value: float) -> str:
+    """Compact currency for labels: $1.2M, $34.5k, $870."""
+    a = abs(value)
+    if a >= 1e6:
+        return f"${value / 1e6:,.1f}M"
+    if a >= 1e4:
+        return f"${value / 1e3:,.1f}k"
+    return f"${value:,.0f}"
+
+
+def view_for(sites: pd.DataFrame) -> pdk.ViewState:
+    """A fixed view that frames the sites: the US view when they are all in the US box."""
+    lat, lon = sites["lat"], sites["lon"]
+    if lat.between(18, 72).all() and lon.between(-170, -60).all():
+        return MAP_VIEW["us"]
+    span = max(float(lat.max() - lat.min()), float(lon.max() - lon.min()) / 2, 1.0)
+    zoom = float(np.clip(np.log2(180 / span), 1, 10))
+    return pdk.ViewState(latitude=float(lat.mean()), longitude=float(lon.mean()), zoom=zoom, pitch=0)
+
+
+def outline_layers() -> list[pdk.Layer]:
+    """Country and US state borders shipped with the app, so the map reads with no tiles."""
+    layers = []
+    for name, color, width in (("world", [100, 116, 139, 160], 1), ("us", [148, 163, 184, 140], 0.6)):
+        paths = [{"path": p} for p in outline_paths(name)]
+        layers.append(
+            pdk.Layer(
+                "PathLayer",
+                id=f"outline-{name}",
+                data=paths,
+                get_path="path",
+                get_color=color,
+                width_min_pixels=width,
+                pickable=False,
+            )
+        )
+    return layers
+
+
+def network_map(site_kpis: pd.DataFrame, color_by: str = "status", selected: str | None = None) -> pdk.Deck:
+    """Sites sized by stock value and coloured by status or value at risk.
+
+    ``site_kpis`` is :func:`rebal_core.positions.site_summary`'s output. Names
+    are HTML-escaped because the tooltip renders HTML.
+    """
+    data = site_kpis.copy()
+    value = data["stock_value"].to_numpy(float)
+    data["radius"] = 6000 + 60000 * np.sqrt(value / max(value.max(), 1.0))
+    if color_by == "status":
+        data["color"] = [SITE_STATUS_RGB.get(s, [100, 116, 139]) + [210] for s in data["status"]]
+    else:
+        risk = data["value_at_risk"].to_numpy(float)
+        share = risk / max(risk.max(), 1.0)
+        data["color"] = [[int(250 - 30 * s), int(200 - 170 * s), int(80 - 50 * s), 215] for s in share]
+    data["line"] = [[15, 23, 42, 255] if sid == selected else [255, 255, 255, 220] for sid in data["site_id"]]
+    data["label"] = [html.escape(str(n)) for n in data["name"]]
+    data["region_label"] = [html.escape(str(r)) for r in data["region"]]
+    for col, fmt in (("stock_value", money), ("shortage_value", money), ("excess_value", money), ("value_at_risk", money)):
+        data[f"{col}_txt"] = [fmt(v) for v in data[col]]
+    data["fill_txt"] = [f"{v:.1%}" for v in data["fill_rate"]]
+    data["cover_txt"] = [f"{v:,.0f} d" if np.isfinite(v) else "-" for v in data["days_of_cover"]]
+    columns = ["site_id", "label", "kind", "region_label", "lat", "lon", "radius", "color", "line", "status", "at_risk", "in_excess", "positions"] + [
+        c for c in data.columns if c.endswith("_txt")
+    ]
+    sites_layer = pdk.Layer(
+        "ScatterplotLayer",
+        id="sites",
+        data=data[columns],
+        get_position="[lon, lat]",
+        get_radius="radius",
+        get_fill_color="color",
+        get_line_color="line",
+        line_width_min_pixels=1.5,
+        stroked=True,
+        radius_min_pixels=4,
+        radius_max_pixels=40,
+        pickable=True,
+        auto_highlight=True,
+    )
+    tooltip = {
+        "html": "<b>{label}</b> ({kind}, {region_label})<br/>"
+        "Stock {stock_value_txt} · fill rate {fill_txt} · cover {cover_txt}<br/>"
+        "Shortage {shortage_value_txt} · excess {excess_value_txt}<br/>"
+        "{at_risk} of {positions} positions at stockout risk, {in_excess} in excess",
+        "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"},
+    }
+    return pdk.Deck(layers=[*outline_layers(), sites_layer], initial_view_state=view_for(site_kpis), map_style=None, tooltip=tooltip)
+
+
+HEATMAP_METRICS = {
+    "value at risk": ("value_at_risk", "Shortage + excess value ($)", "Reds"),
+    "shortage value": ("shortage_value", "Shortage value ($)", "Reds"),
+    "excess value": ("excess_value", "Excess value ($)", "Blues"),
+    "days of cover against target": ("cover_vs_target_days", "Days of cover minus target cover (days)", "RdBu"),
+}
+
+
+def heatmap(cells: pd.DataFrame, metric: str, site_names: dict[str, str]) -> go.Figure:
+    """Site x category heatmap of a :func:`rebal_core.positions.summarize` table."""
+    column, title, scale = HEATMAP_METRICS[metric]
+    grid = cells.pivot_table(index="site_id", columns="category", values=column, aggfunc="sum", observed=True)
+    order = cells.groupby("site_id", observed=True)["value_at_risk"].sum().sort_values(ascending=False).index
+    grid = grid.reindex([s for s in order if s in grid.index])
+    labels = [f"{site_names.get(s, s)} ({s})" for s in grid.index]
+    z = grid.to_numpy(float)
+    kwargs: dict = {"colorscale": scale}
+    if column == "cover_vs_target_days":
+        limit = float(np.nanpercentile(np.abs(z), 95)) if np.isfinite(z).any() else 1.0
+        kwargs.update(zmid=0, zmin=-limit, zmax=limit, reversescale=False)
+        hover = "%{y}<br>%{x}<br>%{z:+.0f} days against target<extra></extra>"
+    else:
+        hover = "%{y}<br>%{x}<br>$%{z:,.0f}<extra></extra>"
+    fig = go.Figure(go.Heatmap(z=z, x=list(grid.columns), y=labels, hovertemplate=hover, colorbar={"title": {"text": title, "side": "right"}}, **kwargs))
+    fig.update_layout(height=max(360, 22 * len(labels) + 120), margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis={"autorange": "reversed"}, title=title)
+    return fig
+
+
+def status_bar(pos: pd.DataFrame) -> go.Figure:
+    """Positions by status class, one horizontal stacked bar per region."""
+    counts = pos.groupby(["region", "status"], observed=True).size().unstack(fill_value=0)
+    fig = go.Figure()
+    for status, label in STATUS_LABELS.items():
+        if status in counts.columns:
+            fig.add_bar(y=counts.index, x=counts[status], name=label, orientation="h", marker_color=STATUS_COLORS[status])
+    fig.update_layout(barmode="stack", height=80 + 40 * len(counts), margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": -0.25}, xaxis_title="positions")
+    return fig
+
+
+def projection_figure(history: pd.DataFrame, projection: pd.DataFrame, position: pd.Series, history_days: int = 120) -> go.Figure:
+    """History, forecast, projected stock and safety-stock / target / excess bands of one position.
+
+    The bands use the position's scenario levels; the projected stock line shows
+    when it crosses zero (stockout) or the excess level.
+    """
+    fig = go.Figure()
+    start = projection["date"].iloc[0]
+    hist = history[history["date"] >= start - pd.Timedelta(days=history_days)]
+    if not hist.empty:
+        days = pd.date_range(start - pd.Timedelta(days=history_days), start - pd.Timedelta(days=1))
+        daily = hist.set_index("date")["qty"].reindex(days, fill_value=0)
+        fig.add_bar(x=daily.index, y=daily.to_numpy(), name="demand (history)", marker_color="#94A3B8", yaxis="y2", opacity=0.6)
+    end = projection["date"].iloc[-1]
+    m = float(position["mean_daily"])
+    fig.add_trace(go.Scatter(x=[start, end], y=[m, m], name="forecast (units/day)", mode="lines", line={"color": "#64748B", "dash": "dot"}, yaxis="y2"))
+    ss, target, xlevel = float(position["safety_stock"]), float(position["target"]), float(position["excess_level"])
+    top = max(xlevel * 1.15, float(projection["projected"].max()) * 1.1, target * 1.3, 1.0)
+    bottom = min(0.0, float(projection["projected"].min()) * 1.1)
+    bands = [(bottom, 0, "rgba(220,38,38,0.10)", "stockout"), (0, ss, "rgba(245,158,11,0.12)", "below safety stock"), (target, xlevel, "rgba(15,118,110,0.08)", "target to excess level"), (xlevel, top, "rgba(37,99,235,0.10)", "excess")]
+    for lo, hi, color, label in bands:
+        if hi > lo:
+            fig.add_hrect(y0=lo, y1=hi, fillcolor=color, line_width=0, annotation_text=label, annotation_position="top left", annotation_font_size=10)
+    for level, label, color in ((ss, "safety stock", "#F59E0B"), (target, "target", "#0F766E"), (xlevel, "excess level", "#2563EB")):
+        fig.add_hline(y=level, line={"color": color, "width": 1, "dash": "dash"})
+    fig.add_trace(go.Scatter(x=projection["date"], y=projection["projected"], name="projected stock", mode="lines", line={"color": "#0F172A", "width": 2.5}))
+    arrivals = projection[projection["arrivals"] > 0]
+    if not arrivals.empty:
+        fig.add_trace(go.Scatter(x=arrivals["date"], y=projection.loc[arrivals.index, "projected"], mode="markers", name="inbound arrives", marker={"symbol": "triangle-up", "size": 11, "color": "#0F766E"}))
+    for column, label, color in (("days_until_stockout", "stockout", "#DC2626"), ("days_until_excess", "excess", "#2563EB")):
+        value = position.get(column)
+        if value is not None and np.isfinite(value):
+            when = start + pd.Timedelta(days=float(value))
+            fig.add_vline(x=when, line={"color": color, "width": 2})
+            fig.add_annotation(x=when, y=top, text=f"{label} in {value:.0f} d", showarrow=False, yanchor="top", font={"color": color})
+    fig.update_layout(
+        height=430,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        yaxis={"title": "units in stock", "range": [bottom, top]},
+        yaxis2={"title": "units/day", "overlaying": "y", "side": "right", "showgrid": False, "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.15},
+        title=f"{position['site_name']} · {position['sku_name']} ({position['sku_id']})",
+    )
+    return fig
