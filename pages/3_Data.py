@@ -11,7 +11,6 @@ from pages.components import state
 from rebal_core import services, store
 from rebal_core.bundle import BundleInvalid
 
-st.set_page_config(page_title="Data - Rebal", layout="wide")
 st.title("Data")
 state.ensure_started()
 engine = state.engine()

@@ -8,8 +8,9 @@ Method (documented in the README):
 2. Candidate models from statsforecast: seasonal exponential smoothing with a
    weekly season (``SeasonalExponentialSmoothingOptimized(7)``), ``ADIDA`` and
    ``CrostonSBA``. On a hold-out of the last ``horizon`` days, the model with
-   the lowest total absolute error *within each pattern* is chosen for that
-   pattern, then refitted on the full history.
+   the lowest absolute error of *horizon totals* (what ``mu = m H`` uses)
+   within each pattern is chosen for that pattern, then refitted on the full
+   history.
 3. ``mean_daily`` is the mean of the chosen model's forecast over the horizon.
    ``std_daily = sqrt(mean((y_t - mean_daily)^2))`` over the last 8 weeks: the
    day-to-day spread around the forecast level, which also absorbs level error.
@@ -158,7 +159,10 @@ def forecast_demand(
             rows = patterns == pattern
             if not rows.any():
                 continue
-            errors = {n: float(np.abs(test[rows] - held[n][rows, None]).sum()) for n in names}
+            # Planning uses demand over the horizon (mu = m H), so models are ranked on the error of
+            # horizon totals; daily MAE would favour near-zero forecasts for intermittent series.
+            totals = test[rows].sum(axis=1)
+            errors = {n: float(np.abs(held[n][rows] * horizon - totals).sum()) for n in names}
             choice[pattern] = min(errors, key=errors.get)
             mase, bias = _mase_and_bias(test[rows], held[choice[pattern]][rows], scale[rows])
             mase_n, bias_n = _mase_and_bias(test[rows], naive[rows], scale[rows])
@@ -184,6 +188,8 @@ def forecast_demand(
     method = np.empty(len(pairs), dtype=object)
     for p in PATTERNS:
         rows = patterns == p
+        if not rows.any():
+            continue
         mean[rows] = final[choice[p]][rows]
         method[rows] = choice[p]
     recent = matrix[:, -STD_WINDOW:]

@@ -1,0 +1,40 @@
+"""Shared fixtures: small synthetic bundles and throwaway stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rebal_core import services, store
+from rebal_core.synth import SynthConfig, synthesize
+
+SMALL = SynthConfig(sites=8, skus=40, days=150, seed=3, as_of=dt.date(2026, 6, 1))
+
+
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory) -> Path:
+    """A generated 8-site x 40-sku bundle with five months of history (read-only: copy to change)."""
+    return synthesize(tmp_path_factory.mktemp("bundle") / "small", SMALL)
+
+
+@pytest.fixture
+def bundle_copy(small_bundle, tmp_path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(small_bundle, target)
+    return target
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return store.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+
+
+@pytest.fixture(scope="session")
+def loaded_db(small_bundle, tmp_path_factory) -> str:
+    """URL of a store holding the small bundle as 'Small network' (read-only)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'loaded.db'}"
+    services.import_bundle(engine=store.make_engine(url), source=small_bundle, name="Small network")
+    return url

@@ -1,0 +1,76 @@
+"""Forecast patterns, distances and outlines, and spreadsheet-safe CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rebal_core.export import neutralize_formulas, to_csv_bytes
+from rebal_core.forecast import classify, forecast_demand
+from rebal_core.geo import RateCard, derive_lanes, great_circle_km, outline_paths, topojson_paths
+
+
+def test_classify_patterns():
+    smooth = np.full(100, 5.0)
+    erratic = np.tile([1.0, 20.0], 50)
+    intermittent = np.zeros(100)
+    intermittent[::5] = 3.0
+    lumpy = np.zeros(100)
+    lumpy[::5] = [1, 30] * 10
+    assert list(classify(np.vstack([smooth, erratic, intermittent, lumpy]))) == ["smooth", "erratic", "intermittent", "lumpy"]
+
+
+def test_forecast_constant_and_intermittent_series():
+    as_of = dt.date(2026, 3, 1)
+    days = pd.date_range(end=pd.Timestamp(as_of) - pd.Timedelta(days=1), periods=120)
+    steady = pd.DataFrame({"date": days, "site_id": "A", "sku_id": "x", "qty": 5.0})
+    sparse = pd.DataFrame({"date": days[::10], "site_id": "A", "sku_id": "y", "qty": 2.0})
+    result = forecast_demand(pd.concat([steady, sparse]), as_of)
+    table = result.table.set_index("sku_id")
+    assert table.loc["x", "mean_daily"] == pytest.approx(5.0, rel=1e-3)
+    assert table.loc["x", "std_daily"] == pytest.approx(0.0, abs=1e-3)
+    assert table.loc["y", "pattern"] == "intermittent"
+    assert table.loc["y", "mean_daily"] == pytest.approx(0.2, rel=0.25)
+    assert result.accuracy is not None and result.accuracy.series == 2
+
+
+def test_great_circle_new_york_los_angeles():
+    assert great_circle_km(40.7128, -74.0060, 34.0522, -118.2437) == pytest.approx(3936, rel=0.01)
+
+
+def test_derived_lanes_priced_by_rate_card():
+    sites = pd.DataFrame({"site_id": ["a", "b", "c"], "lat": [40.7128, 34.0522, 41.8781], "lon": [-74.0060, -118.2437, -87.6298]})
+    card = RateCard(truck_cost_fixed=100, truck_cost_per_km=1.0)
+    lanes = derive_lanes(sites, card)
+    assert len(lanes) == 6
+    ab = lanes[(lanes.from_site_id == "a") & (lanes.to_site_id == "b")].iloc[0]
+    road = ab["road_km"]
+    assert road == pytest.approx(3936 * 1.22, rel=0.01)
+    assert ab["lead_time_days"] == pytest.approx(1.0 + road / 650, abs=0.01)
+    assert ab["cost_per_unit"] == pytest.approx(0.25 + 0.0008 * road, abs=1e-3)
+    assert ab["cost_per_truck"] == pytest.approx(100 + road, abs=0.1)
+
+
+def test_rate_card_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown key"):
+        RateCard.from_mapping({"speed": 3})
+    with pytest.raises(ValueError, match="km_per_day"):
+        RateCard.from_mapping({"km_per_day": -1})
+
+
+def test_topojson_decoding():
+    topo = {"transform": {"scale": [0.5, 0.25], "translate": [10, 20]}, "arcs": [[[0, 0], [2, 4], [2, -4]]]}
+    assert topojson_paths(topo) == [[[10.0, 20.0], [11.0, 21.0], [12.0, 20.0]]]
+    world = outline_paths("world")
+    assert len(world) > 100 and all(-180.01 <= p[0] <= 180.01 for path in world for p in path)
+
+
+def test_formulas_neutralised_numbers_untouched():
+    frame = pd.DataFrame({"name": ["=HYPERLINK(\"x\")", "+1", "-cmd", "@sum", "plain"], "qty": [-3, 1, 2, 3, 4]})
+    out = neutralize_formulas(frame)
+    assert list(out["name"]) == ["'=HYPERLINK(\"x\")", "'+1", "'-cmd", "'@sum", "plain"]
+    assert list(out["qty"]) == [-3, 1, 2, 3, 4]
+    assert to_csv_bytes(frame).startswith(b"\xef\xbb\xbf")
