@@ -46,8 +46,8 @@ test: test-deps
 	$(VPY) -m pytest -q tests
 
 bench: install
-	$(VPY) bench/bench_import.py
-	$(VPY) bench/bench_kpis.py
+	PYTHONPATH=. $(VPY) bench/bench_import.py
+	PYTHONPATH=. $(VPY) bench/bench_kpis.py
 
 clean:
 	rm -rf $(VENV) .stamp-* data/*.db data/sample data/bench

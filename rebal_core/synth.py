@@ -151,10 +151,12 @@ def _skus(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     skus = pd.DataFrame(rows)
     skus.insert(0, "sku_id", [f"SKU{i + 1:05d}" for i in range(len(skus))])
     # Movement class: spare parts are intermittent; the rest split into fast and slow movers.
+    # Large catalogues have a longer tail: fewer fast movers and slower slow movers.
+    tail = min(1.0, 400 / len(skus))
     is_part = skus["category"].eq("Spare Parts").to_numpy()
-    fast = ~is_part & (rng.random(len(skus)) < 0.3)
+    fast = ~is_part & (rng.random(len(skus)) < 0.3 * tail**0.5)
     skus["_class"] = np.where(is_part, "intermittent", np.where(fast, "fast", "slow"))
-    skus["_rate"] = np.where(is_part, rng.uniform(0.03, 0.12, len(skus)), np.where(fast, rng.lognormal(np.log(5), 0.5, len(skus)), rng.lognormal(np.log(0.6), 0.6, len(skus))))
+    skus["_rate"] = np.where(is_part, rng.uniform(0.03, 0.12, len(skus)), np.where(fast, rng.lognormal(np.log(5), 0.5, len(skus)), rng.lognormal(np.log(0.6 * tail**0.3), 0.6, len(skus))))
     skus["_trend"] = rng.uniform(-0.10, 0.15, len(skus))  # per year
     return skus
 
@@ -170,7 +172,8 @@ def generate(cfg: SynthConfig) -> dict[str, pd.DataFrame | str]:
 
     # Assortment: DCs carry everything; stores carry fast movers and a share of the rest.
     is_dc = sites["kind"].eq("dc").to_numpy()
-    carry_prob = np.where(skus["_class"].eq("fast"), 0.97, np.where(skus["_class"].eq("slow"), 0.7, 0.45))
+    tail = min(1.0, 400 / n_skus)  # stores of a large catalogue carry a smaller share of its tail
+    carry_prob = np.where(skus["_class"].eq("fast"), 0.97, np.where(skus["_class"].eq("slow"), 0.7, 0.45) * tail**0.4)
     carried = is_dc[:, None] | (rng.random((n_sites, n_skus)) < carry_prob[None, :])
     si, ki = np.nonzero(carried)
     n_pairs = si.size

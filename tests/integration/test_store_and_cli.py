@@ -1,0 +1,133 @@
+"""The store (one transaction per import, several datasets) and the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rebal_core import services, store
+from rebal_core.bundle import BundleInvalid
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def snapshot(engine) -> dict[str, int]:
+    return {t: store.count_rows(engine=engine, table=t) for t in ("dataset", *store.BUNDLE_TABLES)}
+
+
+def test_import_stores_every_table(engine, small_bundle):
+    result = services.import_bundle(engine=engine, source=small_bundle, name="Net A")
+    d = result.dataset
+    assert (d.sites, d.skus) == (8, 40)
+    assert store.count_rows(engine=engine, table="demand", dataset_id=d.id) == len(pd.read_csv(small_bundle / "demand.csv"))
+    forecast = store.read_table(engine=engine, dataset_id=d.id, table="forecast")
+    assert len(forecast) > 0 and forecast["mean_daily"].ge(0).all()
+    sites = store.read_table(engine=engine, dataset_id=d.id, table="sites")
+    assert sites["site_id"].map(type).eq(str).all()
+
+
+def test_datasets_side_by_side_and_name_clash(engine, small_bundle):
+    a = services.import_bundle(engine=engine, source=small_bundle, name="A").dataset
+    b = services.import_bundle(engine=engine, source=small_bundle, name="B").dataset
+    assert {d.name for d in store.list_datasets(engine=engine)} == {"A", "B"}
+    with pytest.raises(store.DatasetExists):
+        services.import_bundle(engine=engine, source=small_bundle, name="A")
+    store.delete_dataset(engine=engine, dataset_id=a.id)
+    assert [d.id for d in store.list_datasets(engine=engine)] == [b.id]
+    assert store.count_rows(engine=engine, table="inventory", dataset_id=a.id) == 0
+
+
+def test_failed_import_changes_nothing(engine, small_bundle, bundle_copy):
+    services.import_bundle(engine=engine, source=small_bundle, name="Live")
+    before = snapshot(engine)
+    inv = pd.read_csv(bundle_copy / "inventory.csv", dtype=str)
+    inv.loc[5, "on_hand"] = "-1"
+    inv.to_csv(bundle_copy / "inventory.csv", index=False)
+    with pytest.raises(BundleInvalid):
+        services.import_bundle(engine=engine, source=bundle_copy, name="Live", replace=True)
+    assert snapshot(engine) == before
+
+
+def test_failure_while_writing_rolls_back(engine, small_bundle, monkeypatch):
+    """A crash half-way through storing (after some tables were written) leaves the store as it was."""
+    services.import_bundle(engine=engine, source=small_bundle, name="Live")
+    before = snapshot(engine)
+    real = store._bulk_insert
+
+    def failing(conn, table_name, *args, **kwargs):
+        if table_name == "demand":
+            raise OSError("disk full")
+        return real(conn, table_name, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_bulk_insert", failing)
+    with pytest.raises(OSError):
+        services.import_bundle(engine=engine, source=small_bundle, name="Live", replace=True)
+    assert snapshot(engine) == before
+
+
+def test_replace_keeps_one_dataset(engine, small_bundle):
+    services.import_bundle(engine=engine, source=small_bundle, name="Net")
+    services.import_bundle(engine=engine, source=small_bundle, name="Net", replace=True)
+    assert len(store.list_datasets(engine=engine)) == 1
+    assert store.count_rows(engine=engine, table="sites") == 8
+
+
+def test_lanes_derived_when_bundle_has_none(engine, bundle_copy):
+    (bundle_copy / "lanes.csv").unlink()
+    d = services.import_bundle(engine=engine, source=bundle_copy, name="No lanes").dataset
+    lanes = store.read_table(engine=engine, dataset_id=d.id, table="lanes")
+    assert len(lanes) == 8 * 7 and lanes["derived"].all()
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rebal_core", *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_cli_validate_ok_and_broken(small_bundle, bundle_copy):
+    ok = cli("validate", "--quiet", str(small_bundle))
+    assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1].startswith("valid: 8 sites, 40 skus")
+    (bundle_copy / "sites.csv").write_text("site_id,name\nA,Alpha\n")
+    bad = cli("validate", "--quiet", str(bundle_copy))
+    assert bad.returncode == 2
+    assert "sites.csv line 1, column kind: required column is missing" in bad.stdout
+    assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_cli_validate_missing_path_and_garbage_zip(tmp_path):
+    missing = cli("validate", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no such file or folder" in missing.stdout
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip")
+    bad = cli("validate", str(junk))
+    assert bad.returncode == 2 and "not a readable zip archive" in bad.stdout and "Traceback" not in bad.stderr
+
+
+def test_cli_import_prints_progress(small_bundle, tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    run = cli("import", str(small_bundle), "--name", "CLI net", "--database", url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[import" in run.stderr and "imported dataset" in run.stdout
+    again = cli("import", str(small_bundle), "--name", "CLI net", "--database", url)
+    assert again.returncode == 2 and "already exists" in again.stdout
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def test_synth_is_deterministic_and_valid(tmp_path):
+    for name in ("a", "b"):
+        run = cli("synth", "--sites", "10", "--skus", "30", "--days", "60", "--seed", "11", str(tmp_path / name))
+        assert run.returncode == 0, run.stderr
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert (tmp_path / "a" / "forecast.csv").exists()  # short history carries a forecast
+    assert cli("validate", "--quiet", str(tmp_path / "a")).returncode == 0
