@@ -1,20 +1,35 @@
-"""Rebal's entry point: page configuration and navigation.
+"""Rebal home: the network at a glance and where imbalances are forming.
 
-Pages are registered explicitly with ``st.navigation`` (so the sidebar says
-"Home", not "app"); each page file under ``pages/`` is also runnable on its
-own, which is how the AppTests exercise them.
+The pages under pages/ are found by Streamlit's file-based navigation. st.navigation is not
+used: mixed with a folder named pages/ it falls back to file-based pages on reruns.
 """
 
 import streamlit as st
 
+from pages.components import state, widgets
+from rebal_core.figures import money, status_bar
+
 st.set_page_config(page_title="Rebal - inventory rebalancing", page_icon=":material/swap_horiz:", layout="wide")
 
-navigation = st.navigation(
-    [
-        st.Page("pages/0_Home.py", title="Home", icon=":material/home:", url_path="home", default=True),
-        st.Page("pages/1_Network.py", title="Network", icon=":material/map:", url_path="Network"),
-        st.Page("pages/2_Hotspots.py", title="Hotspots", icon=":material/local_fire_department:", url_path="Hotspots"),
-        st.Page("pages/3_Data.py", title="Data", icon=":material/database:", url_path="Data"),
-    ]
-)
-navigation.run()
+st.title("Rebal")
+st.caption("Multi-location inventory rebalancing: see where stock sits idle and where demand has moved, before stockouts or write-offs force the decision.")
+
+dataset, net, pos = state.require_dataset()
+st.markdown(f"**Dataset:** {dataset.name} · planning date **{dataset.as_of}** · {dataset.sites} sites · {dataset.skus} SKUs · {len(pos):,} positions")
+
+widgets.kpi_cards(pos)
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Positions by status and region")
+    st.plotly_chart(status_bar(pos), width="stretch", key="status-bar")
+with right:
+    st.subheader("Where imbalances are forming")
+    st.caption("Projected from on hand + in transit, inbound by ETA and the daily forecast.")
+    for days in (7, 14, 28):
+        soon = pos[pos["days_until_stockout"] < days]
+        st.metric(f"Stockouts within {days} days", f"{len(soon):,} positions", help=f"Stock value at those positions today: {money(float(soon['stock_value'].sum()))}")
+    excess_soon = pos[pos["days_until_excess"] < 28]
+    st.metric("Into excess within 28 days", f"{len(excess_soon):,} positions")
+
+st.markdown("Explore on the **Network** map, drill into **Hotspots**, or load your own data on the **Data** page.")

@@ -6,6 +6,7 @@ from pages.components import state, widgets
 from rebal_core.figures import money, network_map
 from rebal_core.positions import site_summary, worst_positions
 
+st.set_page_config(page_title="Network - Rebal", layout="wide")
 st.title("Network")
 
 dataset, net, pos = state.require_dataset()

@@ -7,6 +7,7 @@ from rebal_core import store
 from rebal_core.figures import HEATMAP_METRICS, heatmap, projection_figure
 from rebal_core.positions import projection_series, summarize, worst_positions, WORST_BY
 
+st.set_page_config(page_title="Hotspots - Rebal", layout="wide")
 st.title("Hotspots")
 
 dataset, net, pos = state.require_dataset()

@@ -11,6 +11,7 @@ from pages.components import state
 from rebal_core import services, store
 from rebal_core.bundle import BundleInvalid
 
+st.set_page_config(page_title="Data - Rebal", layout="wide")
 st.title("Data")
 state.ensure_started()
 engine = state.engine()
@@ -34,9 +35,10 @@ with st.expander("Import a bundle", expanded=not datasets):
                 "(`sites.csv`, `skus.csv`, `inventory.csv`, `demand.csv`, optional `forecast.csv`, `inbound.csv`, `lanes.csv`, `counts.csv`, "
                 "`.csv.gz` allowed, and `bundle.toml`). See the data contract in the README.")
     files = st.file_uploader("Bundle files", type=["zip", "xlsx", "csv", "gz", "toml"], accept_multiple_files=True, key="data-upload")
-    name = st.text_input("Dataset name", value=Path(files[0].name).stem.split(".")[0] if files else "", key="data-name")
+    typed_name = st.text_input("Dataset name", placeholder="defaults to the (first) file's name", key="data-name")
+    name = typed_name.strip() or (Path(files[0].name).name.split(".")[0] if files else "")
     replace = st.checkbox("Replace a dataset of the same name", key="data-replace")
-    if st.button("Validate and import", type="primary", disabled=not files or not name.strip(), key="data-import"):
+    if st.button("Validate and import", type="primary", disabled=not files, key="data-import"):
         with tempfile.TemporaryDirectory(prefix="rebal-upload-") as tmp:
             folder = Path(tmp)
             for f in files:

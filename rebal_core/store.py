@@ -47,6 +47,7 @@ def make_engine(url: str | None = None) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")  # readers (the app) keep reading while an import writes
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA cache_size=-262144")  # 256 MB: primary-key inserts of bulk imports stay in memory
             cur.close()
     else:
         if url.startswith("postgresql://"):
@@ -67,10 +68,11 @@ def _column_lists(frame: pd.DataFrame, columns: list[str]) -> list[list]:
         if isinstance(series.dtype, pd.CategoricalDtype):
             series = series.astype(str)
         if pd.api.types.is_datetime64_any_dtype(series):
-            values = series.dt.strftime("%Y-%m-%d").tolist()
+            # numpy's day-precision cast is ~10x faster than .dt.strftime on millions of rows
+            values = series.to_numpy().astype("datetime64[D]").astype(str).tolist()
         else:
             values = series.tolist()
-        if series.dtype.kind == "f" or series.dtype == object:
+        if (series.dtype.kind == "f" or series.dtype == object) and series.isna().any():
             values = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
         out.append(values)
     return out

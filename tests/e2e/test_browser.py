@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"home": "", "network": "Network", "hotspots": "Hotspots", "data": "Data"}
+# What each page must have drawn before its screenshot is taken.
+READY = {"home": ".js-plotly-plot", "network": '[data-testid="stDeckGlJsonChart"]', "hotspots": ".js-plotly-plot", "data": '[data-testid="stDataFrame"]'}
 
 pytestmark = pytest.mark.browser
 
@@ -77,6 +79,8 @@ def test_page_renders_without_exception(server, browser, name):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/{PAGES[name]}")
     _settle(page)
+    page.wait_for_selector(READY[name], timeout=30_000)
+    page.wait_for_timeout(1000)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
@@ -95,4 +99,28 @@ def test_network_map_draws_sites(server, browser):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "network-map.png"), full_page=True)
     assert page.locator('[data-testid="stDeckGlJsonChart"] canvas').count() >= 1
+    page.close()
+
+
+def test_data_page_refuses_a_broken_upload(server, browser, small_bundle, tmp_path):
+    """A planner uploads a zip whose inventory lost a column: the errors show, nothing is imported."""
+    import zipfile
+
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as z:
+        for f in small_bundle.iterdir():
+            text = f.read_text()
+            if f.name == "inventory.csv":
+                text = "\n".join(",".join(line.split(",")[:2]) for line in text.splitlines())
+            z.writestr(f.name, text)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Data")
+    _settle(page)
+    page.get_by_text("Import a bundle").click()
+    page.locator('input[type="file"]').set_input_files(str(broken))
+    page.get_by_role("button", name="Validate and import").click()
+    page.get_by_text("nothing was imported").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "data-errors.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

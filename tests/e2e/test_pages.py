@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PAGES = ["app.py", "pages/0_Home.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py"]
+PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def test_page_runs(page):
 
 
 def test_home_shows_kpis():
-    at = run("pages/0_Home.py")
+    at = run("app.py")
     labels = [m.label for m in at.metric]
     assert "Expected fill rate" in labels and "Stockouts within 7 days" in labels
 
