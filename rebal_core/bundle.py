@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from rebal_core.contract import TABLES, TABLES_BY_NAME, Column, Table
+from rebal_core.contract import SITES, SKUS, TABLES, TABLES_BY_NAME, Table
 from rebal_core.geo import RateCard
 
 MAX_ERRORS = 200
@@ -449,9 +449,9 @@ def _assemble(frames: dict[str, pd.DataFrame], settings: dict, found: _Collector
             typed[table.name] = converted
     sites, skus = typed.get("sites"), typed.get("skus")
     if sites is not None:
-        _check_key(SITES_T, sites, found)
+        _check_key(SITES, sites, found)
     if skus is not None:
-        _check_key(SKUS_T, skus, found)
+        _check_key(SKUS, skus, found)
     if sites is None or skus is None:
         return None
     known = {"site": pd.Index(sites["site_id"]), "sku": pd.Index(skus["sku_id"])}
@@ -470,10 +470,6 @@ def _assemble(frames: dict[str, pd.DataFrame], settings: dict, found: _Collector
     _warn(typed, as_of, found)
     progress(0.95, "typing identifiers")
     return _typed_bundle(typed, as_of, rate_card, found.warnings)
-
-
-SITES_T = TABLES_BY_NAME["sites"]
-SKUS_T = TABLES_BY_NAME["skus"]
 
 
 def _check_lanes(lanes: pd.DataFrame, found: _Collector) -> None:
