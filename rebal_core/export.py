@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    from rebal_core.planning import Plan
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -24,3 +32,25 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 with a byte-order mark, so Excel reads accents right; formulas neutralised."""
     return neutralize_formulas(frame).to_csv(index=False).encode("utf-8-sig")
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: such figures become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def summary_json(plan: Plan) -> str:
+    return json.dumps(_finite(plan.summary()), indent=2, default=str)
+
+
+def write_plan(plan: Plan, out: str | Path, summary: str | Path | None = None) -> None:
+    """PLAN.csv (one row per transfer line, spreadsheet-safe) and optionally SUMMARY.json."""
+    Path(out).write_bytes(to_csv_bytes(plan.table))
+    if summary:
+        Path(summary).write_text(summary_json(plan), encoding="utf-8")

@@ -108,9 +108,21 @@ def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
     mu = m * H
     sigma = sd * np.sqrt(H)
     ss = z * sigma
-    target = mu + ss
-    excess_level = m * float(scenario.excess_cover_days) + ss
-    P = (pos["on_hand"] + pos["in_transit"] + pos["inbound"]).to_numpy(float)
+    pos = pos.assign(mu=mu, sigma=sigma, safety_stock=ss, target=mu + ss, excess_level=m * float(scenario.excess_cover_days) + ss)
+    return with_position(pos, (pos["on_hand"] + pos["in_transit"] + pos["inbound"]).to_numpy(float))
+
+
+def with_position(pos: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
+    """Every quantity that follows from the position ``P`` (shortage, excess, costs, status, cover).
+
+    Used for the starting position ``P0`` and for the position after a plan, so
+    "before" and "after" are computed by the same code.
+    """
+    P = np.asarray(position, dtype=float)
+    m = pos["mean_daily"].to_numpy(float)
+    mu = pos["mu"].to_numpy(float)
+    target = pos["target"].to_numpy(float)
+    excess_level = pos["excess_level"].to_numpy(float)
     u = np.maximum(0.0, target - P)
     v = np.maximum(0.0, P - excess_level)
     cost = pos["unit_cost"].to_numpy(float)
@@ -124,18 +136,13 @@ def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
         target_cover = np.where(m > 0, target / m, np.nan)
     return pos.assign(
         position=P,
-        mu=mu,
-        sigma=sigma,
-        safety_stock=ss,
-        target=target,
-        excess_level=excess_level,
         shortage_units=u,
         excess_units=v,
         shortage_value=u * cost,
         excess_value=v * cost,
         shortage_cost=u * pos["p"].to_numpy(float),
         excess_cost=v * pos["h"].to_numpy(float),
-        expected_short=expected_shortage(mu, sigma, P),
+        expected_short=expected_shortage(mu, pos["sigma"].to_numpy(float), P),
         stock_value=pos["on_hand"].to_numpy(float) * cost,
         days_of_cover=cover,
         target_cover_days=target_cover,

@@ -126,3 +126,17 @@ def dataset_warnings(dataset: DatasetPublic) -> pd.DataFrame:
 
 def rate_card_of(dataset: DatasetPublic) -> RateCard:
     return RateCard.from_mapping(json.loads(dataset.rate_card or "{}"))
+
+
+def network_from_bundle(bundle: Bundle, progress: Progress = _quiet) -> Network:
+    """A validated bundle as a planning network (forecast from demand.csv when it has none)."""
+    tables, _, _ = bundle_tables(bundle, progress)
+    return Network(
+        sites=tables["sites"],
+        skus=tables["skus"],
+        inventory=tables["inventory"],
+        forecast=tables["forecast"],
+        inbound=tables["inbound"],
+        lanes=tables["lanes"],
+        as_of=bundle.as_of,
+    )

@@ -1,0 +1,112 @@
+"""The rules-based baseline: what a planner's spreadsheet or a simple tool would do.
+
+Largest shortage first (by shortage value), each filled from the nearest
+donor (shortest lead time, then cheapest) that holds stock above its target,
+up to what the donor has above target and may ship, in whole packs and at
+least the minimum move, within lane, receiving and budget limits. No network
+view: it never weighs one receiver against another, never moves excess to
+where it merely has room, and pays trucks as they come. It obeys every rule of
+a feasible plan, so its score is directly comparable with the optimizer's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from rebal_core.planning import VOLUME_TOLERANCE, PlanningProblem
+
+DONORS_PER_RECEIVER = 5
+
+
+def greedy(problem: PlanningProblem) -> pd.DataFrame:
+    """Transfer lines (sku_id, from_site_id, to_site_id, qty) by the greedy rule."""
+    sc = problem.scenario
+    pos = problem.positions
+    lanes = problem.lanes
+    P = pos["position"].to_numpy(float).copy()
+    T = pos["target"].to_numpy(float)
+    pack = pos["pack_size"].to_numpy(np.int64)
+    sku = pos["sku_code"].to_numpy()
+    site = pos["site_idx"].to_numpy()
+    in_scope = np.ones(len(pos), dtype=bool)
+    if sc.categories:
+        in_scope &= pos["category"].isin(list(sc.categories)).to_numpy()
+    if sc.regions:
+        in_scope &= pos["region"].isin(list(sc.regions)).to_numpy()
+    short = np.flatnonzero(in_scope & (P < T))
+    donors = np.flatnonzero(in_scope & (P > T) & (problem.ship_packs > 0))
+    empty = pd.DataFrame(columns=["sku_id", "from_site_id", "to_site_id", "qty"])
+    if not len(short) or not len(donors):
+        return empty
+
+    pairs = pd.DataFrame({"dst": short, "sku": sku[short]}).merge(pd.DataFrame({"src": donors, "sku": sku[donors]}), on="sku")
+    n_sites = len(problem.sites)
+    lane_of = np.full((n_sites, n_sites), -1, dtype=np.int64)
+    ok = lanes["allowed"].to_numpy()
+    lane_of[lanes["from_idx"].to_numpy()[ok], lanes["to_idx"].to_numpy()[ok]] = np.flatnonzero(ok)
+    pairs["lane"] = lane_of[site[pairs["src"]], site[pairs["dst"]]]
+    pairs = pairs[pairs["lane"] >= 0]
+    if sc.max_unit_cost_ratio is not None:
+        cpu = lanes["cost_per_unit"].to_numpy(float)[pairs["lane"]]
+        pairs = pairs[cpu <= sc.max_unit_cost_ratio * pos["unit_cost"].to_numpy(float)[pairs["src"]]]
+    value = (T - P) * pos["unit_cost"].to_numpy(float)
+    pairs = pairs.assign(
+        value=value[pairs["dst"]],
+        lead=lanes["lead_time_days"].to_numpy(float)[pairs["lane"]],
+        cpu=lanes["cost_per_unit"].to_numpy(float)[pairs["lane"]],
+    )
+    pairs = pairs.sort_values(["value", "dst", "lead", "cpu"], ascending=[False, True, True, True], kind="stable")
+    pairs = pairs[pairs.groupby("dst").cumcount() < DONORS_PER_RECEIVER]
+
+    ship_left = problem.ship_packs.astype(np.int64).copy()
+    lane_units = np.nan_to_num(lanes["max_units"].to_numpy(float), nan=np.inf).copy()
+    recv_left = problem.receive_capacity.copy()
+    lane_vol = np.zeros(len(lanes))
+    truck_cap = lanes["truck_capacity"].to_numpy(float)
+    truck_cost = lanes["cost_per_truck"].to_numpy(float)
+    budget_left = math.inf if sc.budget is None else float(sc.budget)
+    volume = pos["unit_volume"].to_numpy(float)
+    out = []
+    for dst, src, lane, cpu in zip(pairs["dst"].tolist(), pairs["src"].tolist(), pairs["lane"].tolist(), pairs["cpu"].tolist()):
+        pk = int(pack[dst])
+        need = T[dst] - P[dst]
+        if need <= 0:
+            continue
+        s_site, d_site = site[src], site[dst]
+        units = min(need, P[src] - T[src], ship_left[src] * pk, lane_units[lane], recv_left[d_site])
+        packs = int(math.floor(units / pk + 1e-9))
+        qty = packs * pk
+        if packs <= 0 or qty < sc.min_move_units:
+            continue
+        cost = qty * cpu + sc.cost_per_move
+        if truck_cost[lane] > 0:
+            new_vol = lane_vol[lane] + qty * volume[dst]
+            cost += truck_cost[lane] * (_trucks(new_vol, truck_cap[lane]) - _trucks(lane_vol[lane], truck_cap[lane]))
+        if cost > budget_left + 1e-9:
+            continue
+        budget_left -= cost
+        lane_vol[lane] += qty * volume[dst]
+        P[src] -= qty
+        P[dst] += qty
+        ship_left[src] -= packs
+        lane_units[lane] -= qty
+        recv_left[d_site] -= qty
+        out.append((src, dst, qty))
+    if not out:
+        return empty
+    src, dst, qty = (np.array(c) for c in zip(*out))
+    return pd.DataFrame(
+        {
+            "sku_id": pos["sku_id"].to_numpy()[src],
+            "from_site_id": pos["site_id"].to_numpy()[src],
+            "to_site_id": pos["site_id"].to_numpy()[dst],
+            "qty": qty.astype(np.int64),
+        }
+    )
+
+
+def _trucks(volume: float, capacity: float) -> int:
+    return int(math.ceil(volume / capacity * (1 - VOLUME_TOLERANCE))) if volume > 0 else 0

@@ -1,0 +1,562 @@
+"""Transfer plans: the planning problem, the score and feasibility, per ``rebalancing-model.md``.
+
+This module is the judge. Whatever method produced a plan (optimizer, greedy
+baseline, a planner's edits, a PLAN.csv read back), :func:`evaluate` scores it
+by the spec and :func:`violations` lists every rule it breaks, so the app, the
+CSV and the command line agree.
+
+The candidate transfer arcs built here are *safely pruned*: an arc is left out
+only when some optimal plan provably does not use it, so optimizers can work
+on the candidates alone and still prove optimality. For sku ``s`` with unit
+shortage penalty ``p`` and unit excess penalty ``h`` (the same at every site),
+a line ``i -> j`` changes cost by at most ``-(g_i + g_j - c_ij) q`` where
+``g_i = h`` if the donor starts above its excess level (else 0) and
+``g_j = p`` if the receiver starts below target (else 0): a donor never
+receives (rule 4) so its position only falls, a receiver's only rises. Removing
+a whole line keeps a plan feasible (fewer trucks, less volume, same rules), so
+lines with ``c_ij >= g_i + g_j`` are never needed. In particular donors must
+start above target and receivers below their excess level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rebal_core.positions import Network, build_positions, kpis, project, with_position
+from rebal_core.scenario import Scenario
+
+LINE_KEYS = ["sku_id", "from_site_id", "to_site_id"]
+VOLUME_TOLERANCE = 1e-9  # relative slack when counting trucks, so 1800.0000001 is one truck of 1800
+
+
+# ----------------------------------------------------------------------------- the problem
+
+
+@dataclass(frozen=True)
+class Arcs:
+    """Candidate transfer arcs (one per sku, donor position, receiver position), as parallel arrays.
+
+    ``src``/``dst`` index rows of :attr:`PlanningProblem.positions`, ``lane``
+    rows of :attr:`PlanningProblem.lanes`. Quantities are in packs:
+    ``ub`` is a safe upper bound, ``min_packs`` the least non-zero quantity
+    (whole packs reaching ``min_move_units``).
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    lane: np.ndarray
+    pack: np.ndarray
+    cost_per_unit: np.ndarray
+    volume: np.ndarray
+    ub: np.ndarray
+    min_packs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def take(self, keep: np.ndarray) -> Arcs:
+        return Arcs(**{k: getattr(self, k)[keep] for k in self.__dataclass_fields__})
+
+
+@dataclass
+class PlanningProblem:
+    """Everything an optimizer needs for one network and scenario.
+
+    ``positions`` is :func:`rebal_core.positions.build_positions` (with the
+    projection) on a RangeIndex; ``ship_packs`` is the most packs each position
+    may ship (rule 3); ``lanes`` every lane with ``allowed`` per rules 1 and
+    scope, ``truck_rate`` = cost_per_truck / truck_capacity per volume unit.
+    """
+
+    scenario: Scenario
+    positions: pd.DataFrame
+    sites: pd.DataFrame
+    lanes: pd.DataFrame
+    ship_packs: np.ndarray
+    donor_packs: np.ndarray
+    receive_packs: np.ndarray
+    arcs: Arcs
+    cost_before: float
+    as_of: object = None
+
+    @property
+    def receive_capacity(self) -> np.ndarray:
+        """Receive capacity (units) per site index; inf when unlimited."""
+        return self.sites["receive_capacity_units"].fillna(np.inf).to_numpy(float)
+
+
+def _position_cost(pos: pd.DataFrame, P: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """``p max(0, T - P) + h max(0, P - X)`` for the given rows."""
+    sel = slice(None) if rows is None else rows
+    T = pos["target"].to_numpy(float)[sel]
+    X = pos["excess_level"].to_numpy(float)[sel]
+    return pos["p"].to_numpy(float)[sel] * np.maximum(0.0, T - P) + pos["h"].to_numpy(float)[sel] * np.maximum(0.0, P - X)
+
+
+def allowed_lanes(net: Network, scenario: Scenario, sites: pd.DataFrame) -> pd.DataFrame:
+    """Lanes with site indices, truck rate, and ``allowed`` by lead time and region scope (rule 1).
+
+    A lane slower than ``min(max_lead_time_days, horizon_days)`` is never used;
+    both ends must lie in the scenario's regions. The cost-ratio rule depends
+    on the sku and is applied per arc.
+    """
+    lanes = net.lanes.copy()
+    for col in ("from_site_id", "to_site_id"):
+        lanes[col] = lanes[col].astype(str)
+    index = pd.Index(sites["site_id"])
+    lanes["from_idx"] = index.get_indexer(lanes["from_site_id"])
+    lanes["to_idx"] = index.get_indexer(lanes["to_site_id"])
+    lanes = lanes[(lanes["from_idx"] >= 0) & (lanes["to_idx"] >= 0)].reset_index(drop=True)
+    for col, default in (("cost_per_truck", 0.0), ("truck_capacity", np.nan), ("max_units", np.nan)):
+        if col not in lanes:
+            lanes[col] = default
+    lanes["cost_per_truck"] = lanes["cost_per_truck"].fillna(0.0)
+    max_lead = float(scenario.horizon_days)
+    if scenario.max_lead_time_days is not None:
+        max_lead = min(max_lead, float(scenario.max_lead_time_days))
+    allowed = lanes["lead_time_days"].to_numpy(float) <= max_lead
+    if scenario.regions:
+        region = sites["region"].to_numpy()
+        in_scope = np.isin(region, list(scenario.regions))
+        allowed &= in_scope[lanes["from_idx"]] & in_scope[lanes["to_idx"]]
+    cap = lanes["truck_capacity"].to_numpy(float)
+    has_trucks = np.isfinite(cap) & (cap > 0)
+    lanes["truck_rate"] = np.where(has_trucks, lanes["cost_per_truck"].to_numpy(float) / np.where(has_trucks, cap, 1.0), 0.0)
+    lanes["allowed"] = allowed
+    lanes["lane_id"] = lanes["from_site_id"] + ">" + lanes["to_site_id"]
+    return lanes
+
+
+def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | None = None) -> PlanningProblem:
+    """Positions, lanes and safely pruned candidate arcs for ``scenario`` (see the module doc)."""
+    if positions is None:
+        positions = project(build_positions(net, scenario), net.inbound, net.as_of)
+    pos = positions.reset_index(drop=True).copy()
+    pos["site_id"] = pos["site_id"].astype(str)
+    pos["sku_id"] = pos["sku_id"].astype(str)
+    sites = net.sites.copy()
+    sites["site_id"] = sites["site_id"].astype(str)
+    sites = sites.reset_index(drop=True)
+    if "receive_capacity_units" not in sites:
+        sites["receive_capacity_units"] = np.nan
+    lanes = allowed_lanes(net, scenario, sites)
+
+    site_idx = pd.Index(sites["site_id"]).get_indexer(pos["site_id"])
+    sku_codes, _ = pd.factorize(pos["sku_id"])
+    pack = pos["pack_size"].fillna(1).to_numpy(np.int64)
+    P0 = pos["position"].to_numpy(float)
+    T = pos["target"].to_numpy(float)
+    X = pos["excess_level"].to_numpy(float)
+    p = pos["p"].to_numpy(float)
+    h = pos["h"].to_numpy(float)
+    shippable = np.maximum(0.0, pos["on_hand"].to_numpy(float) - scenario.donor_reserve * pos["safety_stock"].to_numpy(float))
+    ship_packs = np.floor(shippable / pack + 1e-9).astype(np.int64)
+
+    in_scope = np.ones(len(pos), dtype=bool)
+    if scenario.categories:
+        in_scope &= pos["category"].isin(list(scenario.categories)).to_numpy()
+    if scenario.regions:
+        in_scope &= pos["region"].isin(list(scenario.regions)).to_numpy()
+
+    tight = np.ceil(scenario.min_move_units / pack - 1e-9) <= 1  # every whole pack already meets the minimum
+    # Bounds that some optimal plan respects (module doc): a donor ships no pack
+    # that starts below target, a receiver takes no pack that starts above its
+    # excess level. With a minimum move above one pack a line may rightly
+    # overshoot, so then only on-hand limits the donor.
+    donor_ub = np.where(tight, np.minimum(ship_packs, np.ceil((P0 - T) / pack - 1e-9).clip(min=0)), ship_packs).astype(np.int64)
+    receive_ub = np.where(tight, np.ceil((X - P0) / pack - 1e-9).clip(min=0), np.inf)
+    donor = in_scope & (P0 > T) & (donor_ub > 0)
+    receiver = in_scope & (P0 < X)
+
+    d_rows = np.flatnonzero(donor)
+    r_rows = np.flatnonzero(receiver)
+    d = pd.DataFrame({"src": d_rows, "sku": sku_codes[d_rows]})
+    r = pd.DataFrame({"dst": r_rows, "sku": sku_codes[r_rows]})
+    pairs = d.merge(r, on="sku")
+    src = pairs["src"].to_numpy()
+    dst = pairs["dst"].to_numpy()
+    n_sites = len(sites)
+    lane_of = np.full((n_sites, n_sites), -1, dtype=np.int64)
+    ok = lanes["allowed"].to_numpy()
+    lane_of[lanes["from_idx"].to_numpy()[ok], lanes["to_idx"].to_numpy()[ok]] = np.flatnonzero(ok)
+    lane = lane_of[site_idx[src], site_idx[dst]] if len(src) else np.zeros(0, dtype=np.int64)
+    keep = lane >= 0
+    src, dst, lane = src[keep], dst[keep], lane[keep]
+    cpu = lanes["cost_per_unit"].to_numpy(float)[lane]
+    unit_cost = pos["unit_cost"].to_numpy(float)
+    keep = np.ones(len(src), dtype=bool)
+    if scenario.max_unit_cost_ratio is not None:
+        keep &= cpu <= scenario.max_unit_cost_ratio * unit_cost[src]
+    gain = np.where(P0[src] > X[src], h[src], 0.0) + np.where(P0[dst] < T[dst], p[dst], 0.0)
+    keep &= cpu < gain
+    src, dst, lane, cpu = src[keep], dst[keep], lane[keep], cpu[keep]
+
+    arc_pack = pack[src]
+    ub = np.minimum(donor_ub[src].astype(float), receive_ub[dst])
+    max_units = lanes["max_units"].to_numpy(float)[lane]
+    ub = np.minimum(ub, np.where(np.isfinite(max_units), np.floor(max_units / arc_pack + 1e-9), np.inf))
+    rc = sites["receive_capacity_units"].fillna(np.inf).to_numpy(float)[site_idx[dst]]
+    ub = np.minimum(ub, np.floor(rc / arc_pack + 1e-9))
+    min_packs = np.maximum(1, np.ceil(scenario.min_move_units / arc_pack - 1e-9)).astype(np.int64)
+    keep = ub >= min_packs
+    arcs = Arcs(
+        src=src[keep],
+        dst=dst[keep],
+        lane=lane[keep],
+        pack=arc_pack[keep],
+        cost_per_unit=cpu[keep],
+        volume=pos["unit_volume"].fillna(1.0).to_numpy(float)[src[keep]],
+        ub=ub[keep].astype(np.int64),
+        min_packs=min_packs[keep],
+    )
+    pos["site_idx"] = site_idx
+    pos["sku_code"] = sku_codes
+    return PlanningProblem(
+        scenario=scenario,
+        positions=pos,
+        sites=sites,
+        lanes=lanes,
+        ship_packs=ship_packs,
+        donor_packs=donor_ub,
+        receive_packs=receive_ub,
+        arcs=arcs,
+        cost_before=float(_position_cost(pos, P0).sum()),
+        as_of=net.as_of,
+    )
+
+
+# ----------------------------------------------------------------------------- lines and score
+
+
+def lines_from_arcs(problem: PlanningProblem, packs: np.ndarray, arcs: Arcs | None = None) -> pd.DataFrame:
+    """Transfer lines (sku_id, from_site_id, to_site_id, qty) of the arcs with packs > 0."""
+    arcs = problem.arcs if arcs is None else arcs
+    used = np.flatnonzero(packs > 0)
+    pos = problem.positions
+    return pd.DataFrame(
+        {
+            "sku_id": pos["sku_id"].to_numpy()[arcs.src[used]],
+            "from_site_id": pos["site_id"].to_numpy()[arcs.src[used]],
+            "to_site_id": pos["site_id"].to_numpy()[arcs.dst[used]],
+            "qty": (packs[used] * arcs.pack[used]).astype(np.int64),
+        }
+    )
+
+
+def transfer_id(sku_id: str, from_site_id: str, to_site_id: str) -> str:
+    """Stable id of a line: the same sku and lane always give the same id (one line per triple, rule 2)."""
+    digest = hashlib.sha1(f"{sku_id}\x1f{from_site_id}\x1f{to_site_id}".encode()).hexdigest()
+    return f"TR-{digest[:10].upper()}"
+
+
+@dataclass
+class Score:
+    """A plan scored by the spec: lines with their lane data, trucks, KPIs before and after."""
+
+    lines: pd.DataFrame
+    trucks: dict[str, int]
+    before: dict[str, float]
+    after: dict[str, float]
+    positions_after: pd.DataFrame
+    transfer_cost: float
+    truck_cost: float
+
+    @property
+    def network_cost_before(self) -> float:
+        return self.before["network_cost"]
+
+    @property
+    def network_cost_after(self) -> float:
+        return self.after["network_cost"]
+
+
+def _with_lanes(problem: PlanningProblem, lines: pd.DataFrame) -> pd.DataFrame:
+    lanes = problem.lanes[["from_site_id", "to_site_id", "lane_id", "lead_time_days", "cost_per_unit", "cost_per_truck", "truck_capacity", "max_units", "allowed", "from_idx", "to_idx"]]
+    out = lines.astype({"sku_id": str, "from_site_id": str, "to_site_id": str}).merge(lanes, on=["from_site_id", "to_site_id"], how="left")
+    skus = problem.positions.drop_duplicates("sku_id").set_index("sku_id")
+    out["unit_volume"] = out["sku_id"].map(skus["unit_volume"]).fillna(1.0).to_numpy(float)
+    out["unit_cost"] = out["sku_id"].map(skus["unit_cost"]).to_numpy(float)
+    out["pack_size"] = out["sku_id"].map(skus["pack_size"]).fillna(1).to_numpy(float)
+    out["category"] = out["sku_id"].map(skus["category"])
+    out["line_cost"] = out["qty"] * out["cost_per_unit"] + problem.scenario.cost_per_move
+    return out
+
+
+def trucks_per_lane(lines: pd.DataFrame) -> pd.DataFrame:
+    """Least trucks that carry each lane's volume (rule 5), for lanes with a truck capacity."""
+    with_cap = lines[lines["truck_capacity"].notna() & (lines["truck_capacity"] > 0)]
+    vol = (with_cap["qty"] * with_cap["unit_volume"]).groupby(with_cap["lane_id"]).sum()
+    cap = with_cap.groupby("lane_id")["truck_capacity"].first()
+    cost = with_cap.groupby("lane_id")["cost_per_truck"].first()
+    trucks = np.ceil(vol / cap * (1 - VOLUME_TOLERANCE)).astype(int)
+    return pd.DataFrame({"volume": vol, "truck_capacity": cap, "trucks": trucks, "cost_per_truck": cost}).reset_index()
+
+
+def evaluate(problem: PlanningProblem, lines: pd.DataFrame) -> Score:
+    """Score ``lines`` (sku_id, from_site_id, to_site_id, qty) exactly as the spec defines.
+
+    Positions a line touches that the network does not list hold zero stock and
+    have no demand; they are added so the score stays honest.
+    """
+    lines = _with_lanes(problem, lines.reset_index(drop=True))
+    pos = problem.positions
+    keyed = pd.MultiIndex.from_frame(pos[["site_id", "sku_id"]])
+    delta = pd.concat(
+        [
+            pd.DataFrame({"site_id": lines["from_site_id"], "sku_id": lines["sku_id"], "d": -lines["qty"].astype(float)}),
+            pd.DataFrame({"site_id": lines["to_site_id"], "sku_id": lines["sku_id"], "d": lines["qty"].astype(float)}),
+        ]
+    ).groupby(["site_id", "sku_id"], as_index=False)["d"].sum()
+    missing = delta[keyed.get_indexer(pd.MultiIndex.from_frame(delta[["site_id", "sku_id"]])) < 0]
+    if len(missing):
+        pos = pd.concat([pos, _empty_positions(problem, missing[["site_id", "sku_id"]])], ignore_index=True)
+        keyed = pd.MultiIndex.from_frame(pos[["site_id", "sku_id"]])
+    rows = keyed.get_indexer(pd.MultiIndex.from_frame(delta[["site_id", "sku_id"]]))
+    P = pos["position"].to_numpy(float).copy()
+    np.add.at(P, rows, delta["d"].to_numpy(float))
+    after_pos = with_position(pos, P)
+
+    trucks = trucks_per_lane(lines)
+    truck_cost = float((trucks["trucks"] * trucks["cost_per_truck"]).sum())
+    transfer_cost = float(lines["line_cost"].sum()) + truck_cost
+    before = kpis(pos)
+    after = kpis(after_pos)
+    for k, n in ((before, 0.0), (after, transfer_cost)):
+        k["transfer_cost"] = n
+        k["network_cost"] = k["shortage_cost"] + k["excess_cost"] + n
+    after.update(
+        lines=int(len(lines)),
+        units_moved=int(lines["qty"].sum()),
+        trucks=int(trucks["trucks"].sum()),
+        lanes_used=int(lines["lane_id"].nunique()),
+        net_benefit=before["network_cost"] - after["network_cost"],
+    )
+    before.update(lines=0, units_moved=0, trucks=0, lanes_used=0, net_benefit=0.0)
+    return Score(
+        lines=lines,
+        trucks={str(k): int(v) for k, v in zip(trucks["lane_id"], trucks["trucks"]) if v > 0},
+        before=before,
+        after=after,
+        positions_after=after_pos,
+        transfer_cost=transfer_cost,
+        truck_cost=truck_cost,
+    )
+
+
+def _empty_positions(problem: PlanningProblem, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Zero-stock, zero-demand positions for pairs the network does not list."""
+    skus = problem.positions.drop_duplicates("sku_id").set_index("sku_id")
+    sites = problem.sites.set_index("site_id")
+    sku_cols = ["sku_name", "category", "unit_cost", "unit_price", "unit_volume", "pack_size", "criticality", "p", "h"]
+    out = pairs.reset_index(drop=True).copy()
+    for col in sku_cols:
+        out[col] = out["sku_id"].map(skus[col]).to_numpy() if col in skus else np.nan
+    out["site_name"] = out["site_id"].map(sites["name"])
+    out["region"] = out["site_id"].map(sites["region"])
+    out["kind"] = out["site_id"].map(sites["kind"])
+    zero = ["on_hand", "in_transit", "inbound", "mean_daily", "std_daily", "mu", "sigma", "safety_stock", "target", "excess_level", "position"]
+    for col in zero:
+        out[col] = 0.0
+    return out
+
+
+def violations(problem: PlanningProblem, lines: pd.DataFrame) -> list[str]:
+    """Every rule of a feasible plan (spec rules 1-7) that ``lines`` breaks, in words."""
+    sc = problem.scenario
+    out: list[str] = []
+    if lines.empty:
+        return out
+    ln = _with_lanes(problem, lines.reset_index(drop=True))
+    tag = ln["sku_id"] + " " + ln["from_site_id"] + ">" + ln["to_site_id"]
+    pos = problem.positions.set_index(["site_id", "sku_id"])
+
+    def each(mask: pd.Series | np.ndarray, what: str) -> None:
+        for t in tag[np.asarray(mask)].head(20):
+            out.append(f"{t}: {what}")
+
+    each(ln["allowed"].isna(), "no such lane")
+    each(ln["allowed"].eq(False), "lane not allowed in this scenario (lead time or region scope)")
+    if sc.max_unit_cost_ratio is not None:
+        each(ln["cost_per_unit"] > sc.max_unit_cost_ratio * ln["unit_cost"], "lane costs more per unit than the cost-ratio threshold")
+    if sc.categories:
+        each(~ln["category"].isin(list(sc.categories)), "sku outside the scenario's categories")
+    each(ln.duplicated(LINE_KEYS, keep=False), "more than one line for this sku and lane")
+    each(ln["qty"] <= 0, "quantity must be positive")
+    each(ln["qty"] % ln["pack_size"] != 0, "quantity is not a whole number of packs")
+    each(ln["qty"] < sc.min_move_units, f"quantity below the minimum move of {sc.min_move_units}")
+
+    shipped = ln.groupby(["from_site_id", "sku_id"])["qty"].sum()
+    on_hand = pos["on_hand"].reindex(shipped.index).fillna(0).to_numpy(float)
+    ss = pos["safety_stock"].reindex(shipped.index).fillna(0).to_numpy(float)
+    limit = np.maximum(0.0, on_hand - sc.donor_reserve * ss)
+    for (site, sku), q, lim in zip(shipped.index, shipped.to_numpy(float), limit):
+        if q > lim + 1e-9:
+            out.append(f"{site} ships {q:g} of {sku} but may ship at most {lim:g} (on hand less donor reserve)")
+    received = set(zip(ln["to_site_id"], ln["sku_id"]))
+    for site, sku in shipped.index:
+        if (site, sku) in received:
+            out.append(f"{site} both ships and receives {sku}")
+    per_lane = ln.groupby("lane_id").agg(qty=("qty", "sum"), max_units=("max_units", "first"))
+    for lane_id, row in per_lane[per_lane["max_units"].notna() & (per_lane["qty"] > per_lane["max_units"])].iterrows():
+        out.append(f"lane {lane_id} carries {row['qty']:g} units, above its max_units {row['max_units']:g}")
+    rc = problem.sites.set_index("site_id")["receive_capacity_units"]
+    got = ln.groupby("to_site_id")["qty"].sum()
+    cap = rc.reindex(got.index)
+    for site in got.index[cap.notna() & (got > cap)]:
+        out.append(f"{site} receives {got[site]:g} units, above its receive capacity {cap[site]:g}")
+    if sc.budget is not None:
+        score = evaluate(problem, lines)
+        if score.transfer_cost > sc.budget + 1e-6:
+            out.append(f"transfer cost {score.transfer_cost:,.2f} exceeds the budget {sc.budget:,.2f}")
+    return out
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class Plan:
+    """A scored, explained plan with how it was found."""
+
+    problem: PlanningProblem
+    score: Score
+    table: pd.DataFrame
+    method: str
+    solver_status: str
+    lower_bound: float
+    build_seconds: float
+    solve_seconds: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """``(network_cost_after - lower_bound) / network_cost_after`` (0 when both are 0)."""
+        after = self.score.network_cost_after
+        return max(0.0, (after - self.lower_bound) / after) if after > 0 else 0.0
+
+    def summary(self) -> dict:
+        """SUMMARY.json: every field the spec names, plus the full KPI set before and after."""
+        b, a = self.score.before, self.score.after
+        return {
+            "scenario": self.problem.scenario.as_dict(),
+            "method": self.method,
+            "network_cost_before": b["network_cost"],
+            "network_cost_after": a["network_cost"],
+            "net_benefit": a["net_benefit"],
+            "transfer_cost": a["transfer_cost"],
+            "truck_cost": self.score.truck_cost,
+            "shortage_cost_before": b["shortage_cost"],
+            "shortage_cost_after": a["shortage_cost"],
+            "excess_cost_before": b["excess_cost"],
+            "excess_cost_after": a["excess_cost"],
+            "fill_rate_before": b["fill_rate"],
+            "fill_rate_after": a["fill_rate"],
+            "lines": a["lines"],
+            "units_moved": a["units_moved"],
+            "trucks": self.score.trucks,
+            "lanes_used": a["lanes_used"],
+            "solver_status": self.solver_status,
+            "lower_bound": self.lower_bound,
+            "gap": self.gap,
+            "build_seconds": self.build_seconds,
+            "solve_seconds": self.solve_seconds,
+            "kpis_before": b,
+            "kpis_after": a,
+        }
+
+
+PLAN_COLUMNS = [
+    "transfer_id", "sku_id", "sku_name", "category", "from_site_id", "from_site", "to_site_id", "to_site",
+    "qty", "packs", "lead_time_days", "cost_per_unit", "line_cost", "truck_share", "shortage_avoided",
+    "excess_avoided", "reason",
+]  # fmt: skip
+
+
+def _money(x: float) -> str:
+    return f"${x:,.0f}"
+
+
+def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
+    """The plan table: one row per line with its id, cost, benefit and a reason in a planner's words.
+
+    A receiver's shortage cost avoided and a donor's excess cost avoided are
+    shared among that position's lines in proportion to quantity; a lane's
+    truck cost among its lines in proportion to volume.
+    """
+    ln = score.lines.copy()
+    if ln.empty:
+        return pd.DataFrame(columns=PLAN_COLUMNS)
+    before = problem.positions.set_index(["site_id", "sku_id"])
+    after = score.positions_after.set_index(["site_id", "sku_id"])
+    to_key = pd.MultiIndex.from_frame(ln[["to_site_id", "sku_id"]])
+    from_key = pd.MultiIndex.from_frame(ln[["from_site_id", "sku_id"]])
+    to_b, to_a = before.reindex(to_key), after.reindex(to_key)
+    fr_b, fr_a = before.reindex(from_key), after.reindex(from_key)
+    in_total = ln.groupby(["to_site_id", "sku_id"])["qty"].transform("sum").to_numpy(float)
+    out_total = ln.groupby(["from_site_id", "sku_id"])["qty"].transform("sum").to_numpy(float)
+    qty = ln["qty"].to_numpy(float)
+    shortage_avoided = (to_b["shortage_cost"].fillna(0).to_numpy() - to_a["shortage_cost"].to_numpy()) * qty / in_total
+    excess_avoided = (fr_b["excess_cost"].fillna(0).to_numpy() - fr_a["excess_cost"].to_numpy()) * qty / out_total
+    donor_shortage = (fr_a["shortage_cost"].to_numpy() - fr_b["shortage_cost"].to_numpy()) * qty / out_total
+    vol = qty * ln["unit_volume"].to_numpy(float)
+    lane_vol = pd.Series(vol).groupby(ln["lane_id"].to_numpy()).transform("sum").to_numpy(float)
+    trucks = ln["lane_id"].map(score.trucks).fillna(0).to_numpy(float)
+    truck_share = np.where(lane_vol > 0, trucks * ln["cost_per_truck"].fillna(0).to_numpy(float) * vol / np.where(lane_vol > 0, lane_vol, 1), 0.0)
+
+    sites = problem.sites.set_index("site_id")["name"]
+    reasons = []
+    for k in range(len(ln)):
+        to_name, from_name = sites.get(ln["to_site_id"].iat[k], ln["to_site_id"].iat[k]), sites.get(ln["from_site_id"].iat[k], ln["from_site_id"].iat[k])
+        short = float(to_b["shortage_units"].iat[k]) if pd.notna(to_b["shortage_units"].iat[k]) else 0.0
+        if short > 0:
+            days = to_b["days_until_stockout"].iat[k] if "days_until_stockout" in to_b else np.nan
+            when = f", stockout in about {int(days)} days" if pd.notna(days) and days > 0 else (", out of stock now" if pd.notna(days) else "")
+            need = f"{to_name} short {short:,.0f} units{when}"
+        else:
+            need = f"{to_name} has room below its excess level"
+        over_x = float(fr_b["position"].iat[k] - fr_b["excess_level"].iat[k])
+        over_t = float(fr_b["position"].iat[k] - fr_b["target"].iat[k])
+        have = f"{from_name} {over_x:,.0f} above its excess level" if over_x > 0 else f"{from_name} {over_t:,.0f} above its target"
+        gains = []
+        if shortage_avoided[k] > 0.5:
+            gains.append(f"{_money(shortage_avoided[k])} of shortage")
+        if excess_avoided[k] > 0.5:
+            gains.append(f"{_money(excess_avoided[k])} of excess")
+        cost = ln["line_cost"].iat[k] + truck_share[k]
+        benefit = f"avoids {' and '.join(gains) or 'little cost'} for {_money(cost)} of transfer"
+        if donor_shortage[k] > 0.5:
+            benefit += f" (leaves {from_name} {_money(donor_shortage[k])} of shortage)"
+        reasons.append(f"{need}; {have}; {benefit}")
+
+    skus = problem.positions.drop_duplicates("sku_id").set_index("sku_id")["sku_name"]
+    table = pd.DataFrame(
+        {
+            "transfer_id": [transfer_id(*t) for t in ln[LINE_KEYS].itertuples(index=False)],
+            "sku_id": ln["sku_id"],
+            "sku_name": ln["sku_id"].map(skus),
+            "category": ln["category"],
+            "from_site_id": ln["from_site_id"],
+            "from_site": ln["from_site_id"].map(sites),
+            "to_site_id": ln["to_site_id"],
+            "to_site": ln["to_site_id"].map(sites),
+            "qty": ln["qty"].astype(np.int64),
+            "packs": (ln["qty"] / ln["pack_size"]).astype(np.int64),
+            "lead_time_days": ln["lead_time_days"],
+            "cost_per_unit": ln["cost_per_unit"],
+            "line_cost": ln["line_cost"].round(4),
+            "truck_share": truck_share.round(2),
+            "shortage_avoided": shortage_avoided.round(2),
+            "excess_avoided": excess_avoided.round(2),
+            "reason": reasons,
+        }
+    )
+    return table.sort_values(["shortage_avoided", "transfer_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def plan_lines(table: pd.DataFrame) -> pd.DataFrame:
+    """The (sku, from, to, qty) core of a plan table or PLAN.csv."""
+    return table[LINE_KEYS + ["qty"]].astype({"sku_id": str, "from_site_id": str, "to_site_id": str})
