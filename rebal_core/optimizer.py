@@ -46,7 +46,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -405,6 +405,20 @@ def _meet_budget(problem: PlanningProblem, led: _Ledger, packs: np.ndarray) -> n
             packs[a] = 0
 
 
+def reflow(problem: PlanningProblem, packs: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Re-solve the flow with arcs into saturated capacities capped at their current packs, then repair."""
+    arcs = problem.arcs
+    res = resources(problem, arcs)
+    used = res.usage @ packs
+    full = (used >= res.capacity - 1e-9) & (np.array(res.names) != "budget")
+    touches = np.asarray((res.usage[np.flatnonzero(full)] != 0).sum(axis=0)).ravel() > 0
+    capped = replace(arcs, ub=np.where(touches, packs, arcs.ub))
+    view = replace(problem, arcs=capped)
+    flow = solve_flow(view, capped, costs)
+    again = fix_roles(view, flow.packs, costs, np.ones(len(arcs), dtype=bool))
+    return repair(view, again)
+
+
 # ----------------------------------------------------------------------------- stage 3: MIP
 
 
@@ -627,6 +641,14 @@ def optimize(
     packs = fix_roles(problem, flow.packs.copy(), costs, keep)
     packs = repair(problem, packs)
     best = evaluate(problem, lines_from_arcs(problem, packs)).network_cost_after
+    if len(resources(problem, arcs).capacity) and time.perf_counter() < deadline:
+        # Re-flow: arcs into full resources keep at most what they carry now, the
+        # rest of the network re-plans around them (stock freed by trimming finds
+        # another receiver). Capacities then hold by construction.
+        again = reflow(problem, packs, costs)
+        value = evaluate(problem, lines_from_arcs(problem, again)).network_cost_after
+        if value < best:
+            packs, best = again, value
     stats["repair_seconds"] = time.perf_counter() - started - stats["flow_seconds"]
     status = "FEASIBLE"
     check_cancel()
@@ -681,17 +703,14 @@ def plan(
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
     solve_seconds = time.perf_counter() - t0
     score = evaluate(problem, lines)
-    bound = sol.lower_bound if sol is not None else float("nan")
-    if sol is None:
-        # The greedy rule proves nothing; its bound is the relaxation's (cheap) so its gap is comparable.
-        bound = lagrangian_bound(problem, _quiet, time.perf_counter() + time_limit)[1]
+    bound = sol.lower_bound if sol is not None else float("nan")  # the greedy rule proves nothing
     return Plan(
         problem=problem,
         score=score,
         table=explain(problem, score),
         method=method,
         solver_status=sol.status if sol is not None else "HEURISTIC",
-        lower_bound=min(bound, score.network_cost_after),
+        lower_bound=min(bound, score.network_cost_after) if sol is not None else bound,
         build_seconds=build_seconds,
         solve_seconds=solve_seconds,
         stats=sol.stats if sol is not None else {},

@@ -436,6 +436,8 @@ class Plan:
     def gap(self) -> float:
         """``(network_cost_after - lower_bound) / network_cost_after`` (0 when both are 0)."""
         after = self.score.network_cost_after
+        if not np.isfinite(self.lower_bound):
+            return float("nan")
         return max(0.0, (after - self.lower_bound) / after) if after > 0 else 0.0
 
     def summary(self) -> dict:
