@@ -197,3 +197,61 @@ def projection_figure(history: pd.DataFrame, projection: pd.DataFrame, position:
         title=f"{position['site_name']} · {position['sku_name']} ({position['sku_id']})",
     )
     return fig
+
+
+def signed_money(x: float) -> str:
+    """A change in money with its sign first ("-$4,680"), as metric deltas need."""
+    return ("-" if x < 0 else "+") + money(abs(x))
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+def cost_waterfall(summary: dict, title: str = "Network cost: inaction to plan") -> go.Figure:
+    """Inaction -> + transfer cost -> - shortage avoided -> - excess avoided -> after (``Plan.summary()``)."""
+    shortage_avoided = summary["shortage_cost_before"] - summary["shortage_cost_after"]
+    excess_avoided = summary["excess_cost_before"] - summary["excess_cost_after"]
+    fig = go.Figure(
+        go.Waterfall(
+            x=["cost of inaction", "transfer cost", "shortage avoided", "excess avoided", "after the plan"],
+            measure=["absolute", "relative", "relative", "relative", "total"],
+            y=[summary["network_cost_before"], summary["transfer_cost"], -shortage_avoided, -excess_avoided, summary["network_cost_after"]],
+            text=[money(v) for v in (summary["network_cost_before"], summary["transfer_cost"], -shortage_avoided, -excess_avoided, summary["network_cost_after"])],
+            textposition="outside",
+            increasing={"marker": {"color": "#DC2626"}},
+            decreasing={"marker": {"color": "#0F766E"}},
+            totals={"marker": {"color": "#334155"}},
+            connector={"line": {"color": "#94A3B8"}},
+        )
+    )
+    fig.update_layout(title=title, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="$", showlegend=False)
+    return fig
+
+
+def transfer_map(site_kpis: pd.DataFrame, plan_table: pd.DataFrame, sites: pd.DataFrame) -> pdk.Deck:
+    """The sites map with one arc per lane used, width by units moved (aggregated per lane, not per line)."""
+    deck = network_map(site_kpis)
+    if plan_table.empty:
+        return deck
+    per_lane = plan_table.groupby(["from_site_id", "to_site_id"], as_index=False).agg(units=("qty", "sum"), lines=("qty", "size"), cost=("line_cost", "sum"))
+    at = sites.set_index("site_id")
+    per_lane["from_lon"], per_lane["from_lat"] = per_lane["from_site_id"].map(at["lon"]), per_lane["from_site_id"].map(at["lat"])
+    per_lane["to_lon"], per_lane["to_lat"] = per_lane["to_site_id"].map(at["lon"]), per_lane["to_site_id"].map(at["lat"])
+    per_lane["width"] = 1.5 + 8 * np.sqrt(per_lane["units"] / max(per_lane["units"].max(), 1))
+    per_lane["label"] = [f"{html.escape(str(at['name'].get(a, a)))} &rarr; {html.escape(str(at['name'].get(b, b)))}" for a, b in zip(per_lane["from_site_id"], per_lane["to_site_id"])]
+    per_lane["units_txt"] = [f"{u:,.0f} units in {n} lines, {money(c)}" for u, n, c in zip(per_lane["units"], per_lane["lines"], per_lane["cost"])]
+    arcs = pdk.Layer(
+        "ArcLayer",
+        id="transfers",
+        data=per_lane,
+        get_source_position="[from_lon, from_lat]",
+        get_target_position="[to_lon, to_lat]",
+        get_source_color=[37, 99, 235, 200],
+        get_target_color=[220, 38, 38, 220],
+        get_width="width",
+        pickable=True,
+        auto_highlight=True,
+    )
+    # Site tooltips and arc tooltips share one template: fields a layer lacks render empty.
+    tooltip = {"html": "<b>{label}</b> {units_txt}", "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"}}
+    return pdk.Deck(layers=[*deck.layers, arcs], initial_view_state=deck.initial_view_state, map_style=None, tooltip=tooltip)

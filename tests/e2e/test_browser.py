@@ -18,9 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-PAGES = {"home": "", "network": "Network", "hotspots": "Hotspots", "data": "Data"}
+PAGES = {"home": "", "network": "Network", "hotspots": "Hotspots", "data": "Data", "lab": "Scenario_lab"}
 # What each page must have drawn before its screenshot is taken.
-READY = {"home": ".js-plotly-plot", "network": '[data-testid="stDeckGlJsonChart"]', "hotspots": ".js-plotly-plot", "data": '[data-testid="stDataFrame"]'}
+READY = {"home": ".js-plotly-plot", "network": '[data-testid="stDeckGlJsonChart"]', "hotspots": ".js-plotly-plot", "data": '[data-testid="stDataFrame"]', "lab": '[data-testid="stDeckGlJsonChart"]'}
 
 pytestmark = pytest.mark.browser
 
@@ -84,7 +84,7 @@ def test_page_renders_without_exception(server, browser, name):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
-    assert page.locator("h1").first.inner_text().strip() in ("Rebal", PAGES[name])
+    assert page.locator("h1").first.inner_text().strip() in ("Rebal", PAGES[name].replace("_", " "))
     assert "Traceback" not in page.content()
     page.close()
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py"]
+PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py", "pages/4_Scenario_lab.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +62,25 @@ def test_data_page_lists_dataset_and_accuracy():
     at = run("pages/3_Data.py")
     assert "Small network" in at.dataframe[0].value["name"].tolist()
     assert any("Demand forecast" in m.value for m in at.markdown)
+
+
+def test_scenario_lab_solves_compares_and_resolves():
+    at = run("pages/4_Scenario_lab.py")
+    labels = [m.label for m in at.metric]
+    assert {"Network cost", "Expected fill rate", "Transfer cost"} <= set(labels)
+    compare = at.dataframe[0].value
+    assert list(compare.columns) == ["", "Optimized", "Greedy rule"]
+    plan = at.dataframe[1].value
+    assert len(plan) > 0 and plan["reason"].str.len().min() > 20
+    before = next(m.value for m in at.metric if m.label == "Transfer cost")
+    at.number_input(key="lab-cpm").set_value(40.0).run()  # a cost per move: fewer, larger lines
+    assert not at.exception
+    assert len(at.dataframe[1].value) < len(plan)
+    assert next(m.value for m in at.metric if m.label == "Transfer cost") != before
+
+
+def test_scenario_lab_refuses_bad_values():
+    at = run("pages/4_Scenario_lab.py")
+    at.slider(key="lab-h").set_value(120).run()  # horizon above the excess cover of 90 days
+    assert not at.exception
+    assert any("excess_cover_days: must be >= horizon_days (120)" in e.value for e in at.error)

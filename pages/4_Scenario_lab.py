@@ -1,0 +1,132 @@
+"""Scenario lab: tune the planning rules, re-solve, see what the plan does and why."""
+
+import threading
+
+import pandas as pd
+import streamlit as st
+
+from pages.components import state, widgets
+from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map
+from rebal_core.optimizer import Cancelled, plan
+from rebal_core.planning import build_problem
+from rebal_core.positions import site_summary
+from rebal_core.scenario import Scenario, ScenarioInvalid
+
+st.set_page_config(page_title="Scenario lab - Rebal", layout="wide")
+st.title("Scenario lab")
+
+dataset, net, pos = state.require_dataset()
+v = state.version(dataset)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_limit: float) -> dict | None:
+    """One solve, cached per dataset, scenario, method and limit; progress goes to a bar while it runs."""
+    bar = st.progress(0.0, text=f"Solving ({method})...")
+    problem = build_problem(state.network(dataset_id, version), scenario)
+    try:
+        result = plan(problem, method=method, time_limit=time_limit, progress=lambda f, m: bar.progress(min(f, 1.0), text=m), cancel=threading.Event())
+    except Cancelled:
+        return None
+    finally:
+        bar.empty()
+    return {"summary": result.summary(), "table": result.table, "sites_after": site_summary(result.score.positions_after, net.sites)}
+
+
+def scenario_inputs() -> Scenario | None:
+    """Every scenario parameter of the spec; sliders where a range makes sense. None when invalid."""
+    c1, c2, c3, c4 = st.columns(4)
+    values = {
+        "service_level": c1.slider("Service level", 0.50, 0.999, 0.95, 0.005, format="%.3f", key="lab-sl", help="Cycle service level over the horizon (0.5 to 0.9999)"),
+        "horizon_days": c1.slider("Horizon (days)", 1, 365, 28, key="lab-h"),
+        "excess_cover_days": c1.slider("Excess cover (days)", 1, 730, 90, key="lab-x", help="Stock beyond this many days of demand plus safety stock is excess; must be >= the horizon"),
+        "donor_reserve": c2.slider("Donor reserve (share of safety stock kept)", 0.0, 1.0, 1.0, 0.05, key="lab-dr"),
+        "min_move_units": int(c2.number_input("Minimum move (units)", min_value=1, value=1, step=1, key="lab-mm")),
+        "cost_per_move": float(c2.number_input("Cost per move ($)", min_value=0.0, value=0.0, step=5.0, key="lab-cpm")),
+        "shortage_cost_factor": c3.slider("Shortage cost factor (no price known)", 0.0, 3.0, 0.5, 0.05, key="lab-scf"),
+        "excess_cost_rate": c3.slider("Excess cost rate (share of unit cost)", 0.0, 0.5, 0.05, 0.01, key="lab-ecr"),
+    }
+    if c3.toggle("Limit lead time", key="lab-lt-on"):
+        values["max_lead_time_days"] = c3.slider("Maximum lead time (days)", 0.0, 30.0, 5.0, 0.5, key="lab-lt")
+    if c4.toggle("Cost-ratio threshold", key="lab-ratio-on", help="A lane is not used for a SKU when its cost per unit exceeds this share of the unit cost"):
+        values["max_unit_cost_ratio"] = c4.slider("Max lane cost / unit cost", 0.0, 1.0, 0.10, 0.01, key="lab-ratio")
+    if c4.toggle("Budget", key="lab-budget-on"):
+        values["budget"] = float(c4.number_input("Budget ($)", min_value=0.0, value=50_000.0, step=1_000.0, key="lab-budget"))
+    values["categories"] = tuple(c4.multiselect("Categories in scope", sorted(pos["category"].unique()), key="lab-cat", placeholder="All"))
+    values["regions"] = tuple(c4.multiselect("Regions in scope", sorted(pos["region"].unique()), key="lab-reg", placeholder="All"))
+    try:
+        return Scenario(**values)
+    except ScenarioInvalid as exc:
+        st.error("This scenario cannot be planned:\n\n" + "\n".join(f"- {p}" for p in exc.problems))
+        return None
+
+
+@st.fragment
+def lab() -> None:
+    with st.expander("Scenario", expanded=True):
+        scenario = scenario_inputs()
+        time_limit = st.select_slider("Time limit per solve (seconds)", [1, 2, 5, 10, 30, 60, 120], value=5, key="lab-tl")
+    if scenario is None:
+        return
+    st.caption("Each change re-solves this part of the page only; a running solve stops when you change a value or press Stop.")
+    if st.button("Stop", key="lab-stop", help="Interrupts a running solve (the page keeps the last finished plan)"):
+        st.stop()
+    best = solve(dataset.id, v, scenario, "optimize", float(time_limit))
+    rule = solve(dataset.id, v, scenario, "greedy", float(time_limit))
+    if best is None or rule is None:
+        st.warning("The solve was stopped before it finished.")
+        return
+    s, g = best["summary"], rule["summary"]
+    st.session_state["lab_scenario"] = scenario.as_dict()
+
+    cols = st.columns(5)
+    cols[0].metric("Network cost", money(s["network_cost_after"]), delta=signed_money(s["network_cost_after"] - s["network_cost_before"]), delta_color="inverse", help="Transfer + shortage + excess cost after the plan (change against doing nothing)")
+    cols[1].metric("Expected fill rate", f"{s['fill_rate_after']:.2%}", delta=f"{(s['fill_rate_after'] - s['fill_rate_before']) * 100:+.2f} pts")
+    cols[2].metric("Shortage value", money(s["kpis_after"]["shortage_value"]), delta=signed_money(s["kpis_after"]["shortage_value"] - s["kpis_before"]["shortage_value"]), delta_color="inverse")
+    cols[3].metric("Excess value", money(s["kpis_after"]["excess_value"]), delta=signed_money(s["kpis_after"]["excess_value"] - s["kpis_before"]["excess_value"]), delta_color="inverse")
+    cols[4].metric("Transfer cost", money(s["transfer_cost"]), help=f"{s['lines']:,} lines, {s['units_moved']:,} units, {sum(s['trucks'].values()):,} trucks")
+    st.caption(f"Solver: {s['solver_status']}, proven gap {s['gap']:.2%} (lower bound {money(s['lower_bound'])}), {s['solve_seconds']:.1f} s.")
+
+    left, right = st.columns([3, 2])
+    left.plotly_chart(cost_waterfall(s), width="stretch", key="lab-waterfall")
+    rows = [
+        ("Network cost", s["network_cost_after"], g["network_cost_after"], money),
+        ("Net benefit", s["net_benefit"], g["net_benefit"], money),
+        ("Transfer cost", s["transfer_cost"], g["transfer_cost"], money),
+        ("Expected fill rate", s["fill_rate_after"], g["fill_rate_after"], lambda x: f"{x:.2%}"),
+        ("Transfer lines", s["lines"], g["lines"], lambda x: f"{x:,}"),
+        ("Units moved", s["units_moved"], g["units_moved"], lambda x: f"{x:,}"),
+    ]
+    compare = pd.DataFrame([(name, fmt(a), fmt(b)) for name, a, b, fmt in rows], columns=["", "Optimized", "Greedy rule"])
+    right.markdown("**Optimized against the greedy rule** (largest shortage first, nearest donor)")
+    right.dataframe(compare, hide_index=True, width="stretch")
+    right.caption(f"Optimization saves {money(g['network_cost_after'] - s['network_cost_after'])} of network cost over the greedy rule on this scenario.")
+
+    st.subheader("Transfers")
+    st.pydeck_chart(transfer_map(best["sites_after"], best["table"], net.sites), height=460, key="lab-map")
+    table = best["table"]
+    f1, f2 = st.columns([1, 2])
+    categories = f1.multiselect("Category", sorted(table["category"].dropna().unique()) if len(table) else [], key="lab-table-cat", placeholder="All categories")
+    text = f2.text_input("Search site, SKU or reason", key="lab-table-q")
+    shown = table if not categories else table[table["category"].isin(categories)]
+    if text:
+        hay = shown[["sku_id", "sku_name", "from_site", "to_site", "reason"]].astype(str).agg(" ".join, axis=1)
+        shown = shown[hay.str.contains(text, case=False, regex=False)]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=380,
+        column_config={
+            "reason": st.column_config.TextColumn(width="large"),
+            "line_cost": st.column_config.NumberColumn(format="$%.2f"),
+            "shortage_avoided": st.column_config.NumberColumn(format="$%.0f"),
+            "excess_avoided": st.column_config.NumberColumn(format="$%.0f"),
+            "truck_share": st.column_config.NumberColumn(format="$%.0f"),
+        },
+        key="lab-table",
+    )
+    widgets.download_csv(table, "PLAN.csv", f"Download the plan (PLAN.csv, {len(table):,} lines)", key="lab-download")
+
+
+lab()
