@@ -62,9 +62,9 @@ FLOW_CHUNK_ARCS = 500
 SCALE_CAP = 1e6  # costs are scaled to integers by at most this (1e-6 currency resolution)
 FULL_MIP_ARCS = 3_000  # up to this many candidate arcs the whole problem also goes to the MIP (exact)
 MIP_ARCS_PER_RECEIVER = 4  # cheapest alternatives kept per receiver in a restricted MIP
-LAGRANGE_ROUNDS = 30
-TRUCK_ROUNDS = 4
-REFLOW_ROUNDS = 4
+LAGRANGE_ROUNDS = 6
+TRUCK_ROUNDS = 3
+REFLOW_ROUNDS = 3
 SCIP_PARAMETERS = "limits/gap = 1e-9\nlimits/absgap = 1e-6\ndisplay/verblevel = 0"
 
 
@@ -414,6 +414,7 @@ def truck_slopes(problem: PlanningProblem, packs: np.ndarray) -> np.ndarray:
     Used lanes get ``cost_per_truck x trucks / volume``; unused lanes keep the
     full-truck rate ``cost_per_truck / truck_capacity``. Re-solving with these
     slopes (Kim and Pardalos, 1999) moves volume onto trucks that are running anyway.
+    (Pricing paid trucks at zero, "filling" them, was tried and made plans worse.)
     """
     arcs, lanes = problem.arcs, problem.lanes
     rate = lanes["truck_rate"].to_numpy(float).copy()
@@ -496,24 +497,25 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     res = resources(problem, arcs, receive=not gated)
     lam = np.zeros(len(res.capacity))
     started = time.perf_counter()
-    budget_end = started + 0.4 * (deadline - started)  # the Lagrangian may use 40% of the time
+    budget_end = started + 0.6 * (deadline - started)  # leave time for the plan after the bound
     best = Search(np.zeros(len(arcs), dtype=np.int64), problem.cost_before, -np.inf, np.zeros(len(arcs)), 0)
 
-    def consider(packs: np.ndarray, label: str = "") -> None:
+    def consider(packs: np.ndarray, label: str = "") -> np.ndarray:
+        """Repair, score, keep if best; returns the repaired plan (the next step starts from it)."""
         plan = repair(problem, packs)
         cost = evaluate(problem, lines_from_arcs(problem, plan)).network_cost_after
         if DEBUG:
             print(label, f"{cost:,.0f}", f"t={time.perf_counter() - started:.1f}s")
         if cost < best.cost:
             best.packs, best.cost = plan, cost
+        return plan
 
-    def resolve(price: np.ndarray, label: str) -> None:
-        """Re-solve with the truck slopes the best plan pays; capacity-exact when gated."""
-        slopes = truck_slopes(problem, best.packs)
+    def resolve(current: np.ndarray, price: np.ndarray, label: str) -> np.ndarray:
+        """Re-solve with the truck slopes ``current`` pays; capacity-exact when gated."""
+        slopes = truck_slopes(problem, current)
         if gated:
-            consider(gated_plan(problem, best.packs, plain + price + slopes), label)
-        else:
-            consider(solve_skus(problem, plain + price + slopes).packs, label)
+            return consider(gated_plan(problem, current, plain + price + slopes), label)
+        return consider(solve_skus(problem, plain + price + slopes).packs, label)
 
     theta, stall, step = 0.2, 0, 0.0
     rounds = LAGRANGE_ROUNDS if len(res.capacity) else 1
@@ -533,10 +535,12 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
                     break  # the bound has stopped moving
         best.rounds = k + 1
         g = (res.usage @ relaxed.packs - res.capacity) if len(lam) else np.zeros(0)
-        if k % 4 == 0 or (g <= 1e-9).all():
+        if k % 2 == 0 or (g <= 1e-9).all():
             consider(np.floor(relaxed.packs + 1e-9).astype(np.int64), f"round {k}")
         progress(0.05 + 0.35 * (k + 1) / rounds, f"bound {best.bound:,.0f}, best plan {best.cost:,.0f} (round {k + 1})")
         check_cancel()
+        # Rounds end on their own (stalled bound, round cap) so a plan does not depend on
+        # the machine's speed; the time limit only cuts in when it must.
         if not len(lam) or time.perf_counter() + step > budget_end or (best.cost - best.bound) <= 1e-9 * abs(best.cost):
             break
         g = np.where((lam > 0) | (g > 0), g, 0.0)
@@ -544,27 +548,24 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
         if norm == 0:
             break
         lam = np.maximum(0.0, lam + theta * max(best.cost - value, 0.0) / norm * g)
-    # Trucks (and, when gated, rule 4 and packs): re-solve with the slopes the best plan pays, while it helps.
+    # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
+    # last plan (not the best), a fixed number of times, so the search is reproducible.
+    current = best.packs
     if gated or (problem.lanes["truck_rate"].to_numpy(float)[arcs.lane] > 0).any():
         for k in range(TRUCK_ROUNDS):
             if time.perf_counter() + 1.2 * step > deadline:
                 break  # another solve would not finish in time
-            before = best.cost
-            resolve(best.price, "slopes")
+            current = resolve(current, best.price, "slopes")
             progress(0.4 + 0.1 * (k + 1) / TRUCK_ROUNDS, f"truck slopes: best plan {best.cost:,.0f}")
             check_cancel()
-            if best.cost >= before - 1e-9:
-                break
     # Re-flow: arcs into full resources keep at most what they carry now, the rest
     # of the network re-plans around them (stock freed by trimming finds another
-    # receiver); repeated while it helps, as each pass may fill other resources.
+    # receiver); repeated, as each pass may fill other resources.
+    current = best.packs
     for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
         if time.perf_counter() + 1.2 * step > deadline:
             break
-        before = best.cost
-        consider(reflow(problem, best.packs, plain + best.price + truck_slopes(problem, best.packs)), "reflow")
-        if best.cost >= before - 1e-9:
-            break
+        current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current)), "reflow")
     return best
 
 
