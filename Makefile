@@ -48,6 +48,7 @@ test: test-deps
 bench: install
 	PYTHONPATH=. $(VPY) bench/bench_import.py
 	PYTHONPATH=. $(VPY) bench/bench_kpis.py
+	PYTHONPATH=. $(VPY) bench/bench_plan.py
 
 clean:
 	rm -rf $(VENV) .stamp-* data/*.db data/sample data/bench

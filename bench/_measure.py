@@ -71,6 +71,34 @@ def plan_step(bundle: str, variant: str, scenario_json: str, method: str, time_l
     }
 
 
+def slider_step(bundle: str) -> dict:
+    """Time slider moves on the Scenario lab page against a store holding ``bundle``."""
+    import os
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from rebal_core import services, store
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/slider.db"
+        services.import_bundle(engine=store.make_engine(url), source=bundle, name="bench")
+        os.environ["REBAL_DATABASE_URL"] = url
+        t0 = time.perf_counter()
+        at = AppTest.from_file(str(root / "pages" / "4_Scenario_lab.py"), default_timeout=300).run()
+        first = time.perf_counter() - t0
+        runs = []
+        for value in (0.97, 0.96, 0.98, 0.955, 0.975):
+            t0 = time.perf_counter()
+            at.slider(key="lab-sl").set_value(value).run()
+            runs.append(time.perf_counter() - t0)
+            assert not at.exception, at.exception
+    return {"first_s": round(first, 2), "median_s": round(statistics.median(runs), 2), "runs": len(runs)}
+
+
 def main() -> None:
     step, *args = sys.argv[1:]
     started = time.perf_counter()
@@ -96,6 +124,8 @@ def main() -> None:
         extra = {"rows": len(b.inventory) + len(b.demand)}
     elif step == "plan":
         extra = plan_step(*args)
+    elif step == "slider":
+        extra = slider_step(*args)
     else:
         raise SystemExit(f"unknown step {step}")
     seconds = time.perf_counter() - started

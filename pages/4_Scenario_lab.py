@@ -65,7 +65,7 @@ def scenario_inputs() -> Scenario | None:
 def lab() -> None:
     with st.expander("Scenario", expanded=True):
         scenario = scenario_inputs()
-        time_limit = st.select_slider("Time limit per solve (seconds)", [1, 2, 5, 10, 30, 60, 120], value=5, key="lab-tl")
+        time_limit = st.select_slider("Time limit per solve (seconds)", [1, 2, 5, 10, 30, 60, 120], value=1, key="lab-tl", help="A longer limit lets the optimizer refine the plan and tighten its bound")
     if scenario is None:
         return
     st.caption("Each change re-solves this part of the page only; a running solve stops when you change a value or press Stop.")

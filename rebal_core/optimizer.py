@@ -62,7 +62,7 @@ FLOW_CHUNK_ARCS = 500
 SCALE_CAP = 1e6  # costs are scaled to integers by at most this (1e-6 currency resolution)
 FULL_MIP_ARCS = 3_000  # up to this many candidate arcs the whole problem also goes to the MIP (exact)
 MIP_ARCS_PER_RECEIVER = 4  # cheapest alternatives kept per receiver in a restricted MIP
-LAGRANGE_ROUNDS = 6
+LAGRANGE_ROUNDS = 3
 TRUCK_ROUNDS = 3
 REFLOW_ROUNDS = 3
 SCIP_PARAMETERS = "limits/gap = 1e-9\nlimits/absgap = 1e-6\ndisplay/verblevel = 0"
@@ -548,9 +548,17 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
         if norm == 0:
             break
         lam = np.maximum(0.0, lam + theta * max(best.cost - value, 0.0) / norm * g)
+    # Re-flow: arcs into full resources keep at most what they carry now, the rest
+    # of the network re-plans around them (stock freed by trimming finds another
+    # receiver); repeated, as each pass may fill other resources. Cheap, so first.
+    current = best.packs
+    for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
+        if time.perf_counter() + 1.2 * step > deadline:
+            break
+        current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current)), "reflow")
     # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
     # last plan (not the best), a fixed number of times, so the search is reproducible.
-    current = best.packs
+    current = best.packs  # after re-flow
     if gated or (problem.lanes["truck_rate"].to_numpy(float)[arcs.lane] > 0).any():
         for k in range(TRUCK_ROUNDS):
             if time.perf_counter() + 1.2 * step > deadline:
@@ -558,14 +566,6 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
             current = resolve(current, best.price, "slopes")
             progress(0.4 + 0.1 * (k + 1) / TRUCK_ROUNDS, f"truck slopes: best plan {best.cost:,.0f}")
             check_cancel()
-    # Re-flow: arcs into full resources keep at most what they carry now, the rest
-    # of the network re-plans around them (stock freed by trimming finds another
-    # receiver); repeated, as each pass may fill other resources.
-    current = best.packs
-    for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
-        if time.perf_counter() + 1.2 * step > deadline:
-            break
-        current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current)), "reflow")
     return best
 
 

@@ -82,6 +82,7 @@ class PlanningProblem:
     arcs: Arcs
     cost_before: float
     as_of: object = None
+    inbound: pd.DataFrame | None = None  # for the days-until-stockout of lines' receivers
 
     @property
     def receive_capacity(self) -> np.ndarray:
@@ -134,7 +135,7 @@ def allowed_lanes(net: Network, scenario: Scenario, sites: pd.DataFrame) -> pd.D
 def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | None = None) -> PlanningProblem:
     """Positions, lanes and safely pruned candidate arcs for ``scenario`` (see the module doc)."""
     if positions is None:
-        positions = project(build_positions(net, scenario), net.inbound, net.as_of)
+        positions = build_positions(net, scenario)  # the projection is computed for plan lines only (explain)
     pos = positions.reset_index(drop=True).copy()
     pos["site_id"] = pos["site_id"].astype(str)
     pos["sku_id"] = pos["sku_id"].astype(str)
@@ -226,6 +227,7 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
         arcs=arcs,
         cost_before=float(_position_cost(pos, P0).sum()),
         as_of=net.as_of,
+        inbound=net.inbound,
     )
 
 
@@ -497,6 +499,10 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     to_key = pd.MultiIndex.from_frame(ln[["to_site_id", "sku_id"]])
     from_key = pd.MultiIndex.from_frame(ln[["from_site_id", "sku_id"]])
     to_b, to_a = before.reindex(to_key), after.reindex(to_key)
+    if "days_until_stockout" not in to_b and problem.inbound is not None:
+        receivers = before.loc[before.index.intersection(to_key.unique())].reset_index()
+        days = project(receivers, problem.inbound, problem.as_of).set_index(["site_id", "sku_id"])["days_until_stockout"]
+        to_b = to_b.assign(days_until_stockout=days.reindex(to_key).to_numpy())
     fr_b, fr_a = before.reindex(from_key), after.reindex(from_key)
     in_total = ln.groupby(["to_site_id", "sku_id"])["qty"].transform("sum").to_numpy(float)
     out_total = ln.groupby(["from_site_id", "sku_id"])["qty"].transform("sum").to_numpy(float)

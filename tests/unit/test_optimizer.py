@@ -15,7 +15,7 @@ from rebal_core import services
 from rebal_core.__main__ import main as cli
 from rebal_core.bundle import load_bundle
 from rebal_core.greedy import greedy
-from rebal_core.optimizer import Cancelled, plan
+from rebal_core.optimizer import Cancelled, optimize, plan
 from rebal_core.planning import build_problem, evaluate, plan_lines, transfer_id, violations
 from rebal_core.positions import Network
 from rebal_core.reference import solve_reference
@@ -66,6 +66,37 @@ def test_optimal_against_exact_monolithic_solve(small_net, case):
         # The rule really binds: the unconstrained optimum breaks it, or costs more under it.
         free = plan_lines(plan(build_problem(small_net, Scenario()), time_limit=30).table)
         assert violations(problem, free) != [] or evaluate(problem, free).network_cost_after > best + 1e-6, f"{case} does not bind"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_search_alone_is_feasible_with_a_valid_bound(small_net, case):
+    """Without the exact MIP (what large networks get): a feasible plan and a true lower bound."""
+    params, changes = CASES[case]
+    problem = build_problem(_tight(small_net, **changes), Scenario(**params))
+    solution = optimize(problem, time_limit=30, use_mip=False)
+    lines = plan_lines_of(problem, solution.packs)
+    exact = solve_reference(problem, time_limit=30)
+    best = evaluate(problem, exact["lines"]).network_cost_after
+    assert violations(problem, lines) == []
+    assert solution.lower_bound <= best + 1e-6
+    assert evaluate(problem, lines).network_cost_after >= best - 1e-6
+
+
+def test_branch_and_bound_is_exact_without_coupling(small_net):
+    """No trucks, caps or minimum move: the per-sku flows with rule 4 by branch and bound are optimal."""
+    net = _tight(small_net, cost_per_truck=0.0, max_units=np.nan, receive_capacity_units=np.nan)
+    for scenario in (Scenario(), Scenario(excess_cover_days=28, donor_reserve=0.0), Scenario(service_level=0.99, max_lead_time_days=3.0)):
+        problem = build_problem(net, scenario)
+        solution = optimize(problem, time_limit=30, use_mip=False)
+        exact = evaluate(problem, solve_reference(problem, time_limit=30)["lines"]).network_cost_after
+        assert solution.status == "OPTIMAL"
+        assert evaluate(problem, plan_lines_of(problem, solution.packs)).network_cost_after == pytest.approx(exact, rel=1e-6)
+
+
+def plan_lines_of(problem, packs):
+    from rebal_core.planning import lines_from_arcs
+
+    return lines_from_arcs(problem, packs)
 
 
 def _two_sites(cost_per_truck: float = 0.0) -> Network:
