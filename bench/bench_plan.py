@@ -48,6 +48,8 @@ def ensure(folder: Path, *synth_args: str) -> Path:
 def line(label: str, r: dict) -> str:
     cost = r.get("network_cost", math.nan)
     gap = r.get("gap", math.nan)
+    if not (gap == gap and 0 <= gap <= 1):
+        gap = math.nan  # a monolithic run without a meaningful bound
     return (
         f"  {label:<11} build {r.get('build_s', math.nan):7.2f} s  solve {r.get('solve_s', math.nan):7.2f} s  total {r.get('total_s', math.nan):7.2f} s  "
         f"peak {r.get('peak_mb', math.nan):7,.0f} MB  network cost {cost:>15,.0f}  gap {gap:8.3%}  {r.get('status', '')}"

@@ -75,7 +75,7 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
         need = T[dst] - P[dst]
         if need <= 0:
             continue
-        s_site, d_site = site[src], site[dst]
+        d_site = site[dst]
         units = min(need, P[src] - T[src], ship_left[src] * pk, lane_units[lane], recv_left[d_site])
         packs = int(math.floor(units / pk + 1e-9))
         qty = packs * pk

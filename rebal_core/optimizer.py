@@ -1,44 +1,48 @@
 """The transfer optimizer: least network cost per ``rebalancing-model.md``, with a proven bound.
 
-Method (measured in ``bench/bench_plan.py``)
---------------------------------------------
-The spec's problem is a mixed-integer program. Its size is set by the
+Method (measured in ``bench/bench_plan.py``; figures in the README)
+-------------------------------------------------------------------
+The spec's problem is a mixed-integer program whose size is set by the
 candidate arcs (sku x donor x receiver on an allowed lane, safely pruned in
-:mod:`rebal_core.planning`); its difficulty by a few coupling rules. The
-solve has three stages, each cheap where the problem allows:
+:mod:`rebal_core.planning`) and whose difficulty comes from a few rules that
+couple skus (trucks, lane max units, receive capacity, budget) or break
+convexity within a sku (rule 4, minimum move, cost per move).
 
-1. **Relaxation, one min-cost flow over every sku at once.** Within a sku the
-   cost of a position, ``f(P) = p (T - P)+ + h (P - X)+``, is convex, so with
-   integer packs it is a chain of arcs to a sink whose unit costs rise (at most
-   five per position). Donor and receiver roles get separate nodes (rule 4
-   relaxed); trucks are priced per unit of volume (``cost_per_truck /
-   truck_capacity``, a valid underestimate of ``ceil``), the cost per move is
-   spread over the arc's upper bound (``y >= x / ub``), and the cross-sku
-   capacities (lane max units, receive capacity, budget) are dualised with
-   Lagrangian prices, updated by subgradient steps while the flow breaks them.
-   Every flow value, less its price terms, is a **proven lower bound**
-   (``L(lambda) <= OPT`` for every ``lambda >= 0``). Building it is numpy only
-   and the whole network is one ``SimpleMinCostFlow`` solve.
-2. **A feasible plan from the flow.** Positions that both ship and receive
-   keep their larger role and their sku is re-solved without the other; lines
-   below the minimum move are raised or dropped, whichever costs less; lines
-   not worth their cost per move are dropped; capacities and the budget are
-   met by trimming the lines of least benefit per unit. Without coupling rules
-   this plan is optimal (the bound proves it); with them it is a warm start.
-3. **A MIP on the coupled core** (OR-Tools model builder, HiGHS), built from
-   sparse arrays in one call: packs, line indicators for the cost per move and
-   minimum move, trucks per lane, role indicators for rule 4, capacities and
-   the budget, all exactly as the spec states. When the candidate set is small
-   enough it is the whole problem, and its bound is the global bound (small
-   instances are solved to optimality). Otherwise it is restricted to the
-   arcs that matter (those the flow used, plus the cheapest few alternatives
-   per receiver) and polishes the plan within the time limit; the bound then
-   stays the Lagrangian one.
+1. **Relaxation = lower bound.** Within a sku a position's cost
+   ``f(P) = p (T - P)+ + h (P - X)+`` is convex, so with integer packs it is a
+   chain of at most five arcs of rising cost to a sink; donors and receivers
+   are separate nodes. One ``SimpleMinCostFlow`` built from numpy arrays
+   carries every sku (split into chunks of independent skus: cost scaling is
+   superlinear). Rule 4 is made exact by a *batched branch and bound*
+   (:func:`solve_skus`): where a position both ships and receives, its sku
+   branches ("may not ship" / "may not receive") and all open branches of all
+   skus go into the next single flow. With receive capacities the flow runs in
+   units through one gate node per site, making them exact
+   (:func:`relax`; packs and rule 4 relaxed there). Lane max units and the
+   budget are dualised with Lagrangian prices (Polyak steps); trucks are
+   priced at ``cost_per_truck / truck_capacity`` per volume unit and the cost
+   per move is spread over the arc's bound (``y >= x / ub``). Each of these
+   is a relaxation, so every value is a **proven lower bound**
+   (``L(lambda) <= OPT`` for every ``lambda >= 0``).
+2. **Plans.** Each relaxation's plan is repaired to feasibility (rule 4 keeps
+   the larger side, minimum moves raised or dropped, lines that do not earn
+   their cost per move or truck share dropped, capacities trimmed from the
+   least benefit per unit, trucks that do not pay for their load dropped,
+   budget). Then **re-flow** (arcs into full capacities frozen at their load,
+   everything else re-solved with rule 4 exact) and **dynamic slope scaling**
+   for trucks (Kim and Pardalos, 1999: re-solve with the truck cost per volume
+   each lane actually pays), each a fixed number of rounds so results do not
+   depend on the machine's speed unless the time limit cuts in.
+3. **Exact MIP for small networks** (<= ``FULL_MIP_ARCS`` candidate arcs):
+   the whole spec through OR-Tools' model builder and SCIP, built from sparse
+   arrays in one call and warm-started with the plan; its bound then proves
+   optimality (tests: equal to an independent monolithic MIP).
 
-Why not one MIP for everything: the monolithic model of a 200-site network has
-millions of integer variables; its LP alone takes longer than the whole flow
-pipeline, and building it variable by variable in Python takes minutes
-(``bench/bench_plan.py`` measures it beside this method).
+Why not one MIP for everything: the monolithic model of 50 x 5,000 takes 46 s
+just to build variable by variable and SCIP finds no plan in a minute; even
+on the sample it ends far above this method with 20x the time
+(``bench/bench_plan.py``). HiGHS through OR-Tools 9.15 returns no solution
+when it hits a time limit and crashes on hints, so SCIP it is.
 """
 
 from __future__ import annotations
@@ -61,7 +65,6 @@ DEBUG = False
 FLOW_CHUNK_ARCS = 500
 SCALE_CAP = 1e6  # costs are scaled to integers by at most this (1e-6 currency resolution)
 FULL_MIP_ARCS = 3_000  # up to this many candidate arcs the whole problem also goes to the MIP (exact)
-MIP_ARCS_PER_RECEIVER = 4  # cheapest alternatives kept per receiver in a restricted MIP
 LAGRANGE_ROUNDS = 3
 TRUCK_ROUNDS = 3
 REFLOW_ROUNDS = 3
@@ -123,13 +126,6 @@ def _sku_of(problem: PlanningProblem, arcs: Arcs) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- stage 1: flow
-
-
-@dataclass
-class FlowResult:
-    packs: np.ndarray
-    value: float  # network cost of the relaxation (a lower bound when costs are valid)
-    status: str
 
 
 def flow_scale(problem: PlanningProblem, tolerance: float) -> float:
@@ -944,18 +940,6 @@ def solve_mip(
     packs = np.zeros(len(problem.arcs), dtype=np.int64)
     packs[np.flatnonzero(keep)] = np.round(values[:A]).astype(np.int64)
     return MipResult(packs, constant + engine.objective_value(), constant + engine.best_objective_bound(), str(engine.status()).split(".")[-1])
-
-
-def restricted_arcs(problem: PlanningProblem, used: np.ndarray, per_receiver: int = MIP_ARCS_PER_RECEIVER) -> np.ndarray:
-    """Arcs a restricted MIP keeps: every arc used so far, plus the cheapest few per receiver."""
-    arcs = problem.arcs
-    order = np.lexsort((arcs.cost_per_unit, arcs.dst))
-    dst_sorted = arcs.dst[order]
-    first = np.r_[0, np.flatnonzero(np.diff(dst_sorted)) + 1]
-    rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
-    keep = np.zeros(len(arcs), dtype=bool)
-    keep[order[rank < per_receiver]] = True
-    return keep | used
 
 
 # ----------------------------------------------------------------------------- the whole solve
