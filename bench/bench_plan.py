@@ -51,7 +51,7 @@ def line(label: str, r: dict) -> str:
     if not (gap == gap and 0 <= gap <= 1):
         gap = math.nan  # a monolithic run without a meaningful bound
     return (
-        f"  {label:<11} build {r.get('build_s', math.nan):7.2f} s  solve {r.get('solve_s', math.nan):7.2f} s  total {r.get('total_s', math.nan):7.2f} s  "
+        f"  {label:<11} build {r.get('build_s', math.nan):7.2f} s  solve {r.get('solve_s', math.nan):7.2f} s  score+reasons {r.get('explain_s', math.nan):5.2f} s  total {r.get('total_s', math.nan):7.2f} s  "
         f"peak {r.get('peak_mb', math.nan):7,.0f} MB  network cost {cost:>15,.0f}  gap {gap:8.3%}  {r.get('status', '')}"
     )
 

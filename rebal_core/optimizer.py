@@ -58,7 +58,7 @@ import scipy.sparse as sp
 from ortools.graph.python import min_cost_flow
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from rebal_core.planning import Arcs, Plan, PlanningProblem, evaluate, explain, lines_from_arcs
+from rebal_core.planning import Arcs, Plan, PlanningProblem, Score, evaluate, explain, lines_from_arcs
 
 Progress = Callable[[float, str], None]
 DEBUG = False
@@ -85,6 +85,7 @@ class Solution:
     lower_bound: float
     status: str
     stats: dict
+    score: Score | None = None  # of ``packs``, when the search already computed it
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -457,6 +458,7 @@ class Search:
     bound: float
     price: np.ndarray
     rounds: int
+    score: Score | None = None  # the best plan's score (reused by :func:`plan`)
 
 
 @dataclass
@@ -499,11 +501,12 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     def consider(packs: np.ndarray, label: str = "") -> np.ndarray:
         """Repair, score, keep if best; returns the repaired plan (the next step starts from it)."""
         plan = repair(problem, packs)
-        cost = evaluate(problem, lines_from_arcs(problem, plan)).network_cost_after
+        score = evaluate(problem, lines_from_arcs(problem, plan))
+        cost = score.network_cost_after
         if DEBUG:
             print(label, f"{cost:,.0f}", f"t={time.perf_counter() - started:.1f}s")
         if cost < best.cost:
-            best.packs, best.cost = plan, cost
+            best.packs, best.cost, best.score = plan, cost, score
         return plan
 
     def resolve(current: np.ndarray, price: np.ndarray, label: str) -> np.ndarray:
@@ -967,7 +970,7 @@ def optimize(
 
     progress(0.02, f"relaxation over {len(arcs):,} candidate arcs")
     found = search(problem, deadline, progress, check_cancel)
-    packs, best, bound = found.packs, found.cost, found.bound
+    packs, best, bound, score = found.packs, found.cost, found.bound, found.score
     stats["search_seconds"] = time.perf_counter() - started
     stats["lagrange_rounds"] = found.rounds
     status = "FEASIBLE"
@@ -992,7 +995,7 @@ def optimize(
             stats["mip_status"] = mip.status
             value = evaluate(problem, lines_from_arcs(problem, mip.packs)).network_cost_after
             if value < best - 1e-9:
-                packs, best = mip.packs, value
+                packs, best, score = mip.packs, value, None
             if full:
                 bound = max(bound, mip.bound - 1e-6)  # SCIP's absolute gap tolerance
         check_cancel()
@@ -1000,7 +1003,7 @@ def optimize(
         status = "OPTIMAL" if gap(best) <= 1e-6 else ("TIME_LIMIT" if time.perf_counter() >= deadline - 0.05 else "FEASIBLE")
     stats["solve_seconds"] = time.perf_counter() - started
     progress(1.0, "done")
-    return Solution(packs, min(bound, best), status, stats)
+    return Solution(packs, min(bound, best), status, stats, score)
 
 
 def plan(
@@ -1025,7 +1028,7 @@ def plan(
     else:
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
     solve_seconds = time.perf_counter() - t0
-    score = evaluate(problem, lines)
+    score = sol.score if sol is not None and sol.score is not None else evaluate(problem, lines)
     bound = sol.lower_bound if sol is not None else float("nan")  # the greedy rule proves nothing
     return Plan(
         problem=problem,

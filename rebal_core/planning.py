@@ -484,6 +484,25 @@ def _money(x: float) -> str:
     return f"${x:,.0f}"
 
 
+def _reason(to_name: str, from_name: str, short: float, days: float, over_x: float, over_t: float, shortage_avoided: float, excess_avoided: float, donor_shortage: float, cost: float) -> str:
+    """One line's reason in a planner's words (see :func:`explain`)."""
+    if short > 0:
+        when = "" if days != days else (f", stockout in about {int(days)} days" if days > 0 else ", out of stock now")
+        need = f"{to_name} short {short:,.0f} units{when}"
+    else:
+        need = f"{to_name} has room below its excess level"
+    have = f"{from_name} {over_x:,.0f} above its excess level" if over_x > 0 else f"{from_name} {over_t:,.0f} above its target"
+    gains = []
+    if shortage_avoided > 0.5:
+        gains.append(f"{_money(shortage_avoided)} of shortage")
+    if excess_avoided > 0.5:
+        gains.append(f"{_money(excess_avoided)} of excess")
+    benefit = f"avoids {' and '.join(gains) or 'little cost'} for {_money(cost)} of transfer"
+    if donor_shortage > 0.5:
+        benefit += f" (leaves {from_name} {_money(donor_shortage)} of shortage)"
+    return f"{need}; {have}; {benefit}"
+
+
 def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     """The plan table: one row per line with its id, cost, benefit and a reason in a planner's words.
 
@@ -516,29 +535,17 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     truck_share = np.where(lane_vol > 0, trucks * ln["cost_per_truck"].fillna(0).to_numpy(float) * vol / np.where(lane_vol > 0, lane_vol, 1), 0.0)
 
     sites = problem.sites.set_index("site_id")["name"]
-    reasons = []
-    for k in range(len(ln)):
-        to_name, from_name = sites.get(ln["to_site_id"].iat[k], ln["to_site_id"].iat[k]), sites.get(ln["from_site_id"].iat[k], ln["from_site_id"].iat[k])
-        short = float(to_b["shortage_units"].iat[k]) if pd.notna(to_b["shortage_units"].iat[k]) else 0.0
-        if short > 0:
-            days = to_b["days_until_stockout"].iat[k] if "days_until_stockout" in to_b else np.nan
-            when = f", stockout in about {int(days)} days" if pd.notna(days) and days > 0 else (", out of stock now" if pd.notna(days) else "")
-            need = f"{to_name} short {short:,.0f} units{when}"
-        else:
-            need = f"{to_name} has room below its excess level"
-        over_x = float(fr_b["position"].iat[k] - fr_b["excess_level"].iat[k])
-        over_t = float(fr_b["position"].iat[k] - fr_b["target"].iat[k])
-        have = f"{from_name} {over_x:,.0f} above its excess level" if over_x > 0 else f"{from_name} {over_t:,.0f} above its target"
-        gains = []
-        if shortage_avoided[k] > 0.5:
-            gains.append(f"{_money(shortage_avoided[k])} of shortage")
-        if excess_avoided[k] > 0.5:
-            gains.append(f"{_money(excess_avoided[k])} of excess")
-        cost = ln["line_cost"].iat[k] + truck_share[k]
-        benefit = f"avoids {' and '.join(gains) or 'little cost'} for {_money(cost)} of transfer"
-        if donor_shortage[k] > 0.5:
-            benefit += f" (leaves {from_name} {_money(donor_shortage[k])} of shortage)"
-        reasons.append(f"{need}; {have}; {benefit}")
+    to_names = ln["to_site_id"].map(sites).fillna(ln["to_site_id"]).tolist()
+    from_names = ln["from_site_id"].map(sites).fillna(ln["from_site_id"]).tolist()
+    short = to_b["shortage_units"].fillna(0.0).to_numpy(float).tolist()
+    days = (to_b["days_until_stockout"] if "days_until_stockout" in to_b else pd.Series(np.nan, index=to_b.index)).to_numpy(float).tolist()
+    over_x = (fr_b["position"] - fr_b["excess_level"]).to_numpy(float).tolist()
+    over_t = (fr_b["position"] - fr_b["target"]).to_numpy(float).tolist()
+    cost = (ln["line_cost"].to_numpy(float) + truck_share).tolist()
+    reasons = [
+        _reason(*row)
+        for row in zip(to_names, from_names, short, days, over_x, over_t, shortage_avoided.tolist(), excess_avoided.tolist(), donor_shortage.tolist(), cost)
+    ]
 
     skus = problem.positions.drop_duplicates("sku_id").set_index("sku_id")["sku_name"]
     table = pd.DataFrame(
