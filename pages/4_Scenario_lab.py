@@ -69,8 +69,9 @@ def lab() -> None:
     if scenario is None:
         return
     st.caption("Each change re-solves this part of the page only; a running solve stops when you change a value or press Stop.")
-    if st.button("Stop", key="lab-stop", help="Interrupts a running solve (the page keeps the last finished plan)"):
-        st.stop()
+    if st.button("Stop", key="lab-stop", help="Interrupts a running solve"):
+        st.info("Solve stopped. Change any value to solve again.")
+        return
     best = solve(dataset.id, v, scenario, "optimize", float(time_limit))
     rule = solve(dataset.id, v, scenario, "greedy", float(time_limit))
     if best is None or rule is None:

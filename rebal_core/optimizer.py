@@ -146,6 +146,7 @@ def flow_batch(
     cost_per_pack: np.ndarray,
     gates: np.ndarray | None = None,
     scale: float | None = None,
+    lower: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One min-cost flow over many independent sub-networks ("copies") at once.
 
@@ -159,6 +160,8 @@ def flow_batch(
     ``gates`` (capacity per site, inf = none) routes everything a site's
     receivers take through one node per site with that capacity: the receive
     capacity, exact, as long as each sku has one copy and flows are in units.
+    ``lower`` (packs per entry) forces at least that much onto an arc: it
+    leaves its donor and arrives at its receiver before the flow is solved.
     """
     arcs = problem.arcs
     n_copies = int(copy.max()) + 1 if len(copy) else 0
@@ -182,7 +185,7 @@ def flow_batch(
             for end in cuts:
                 if end > start:
                     part = order[start:end]
-                    f, v, s = flow_batch(problem, arc_idx[part], copy[part], cost_per_pack, scale=scale)
+                    f, v, s = flow_batch(problem, arc_idx[part], copy[part], cost_per_pack, scale=scale, lower=None if lower is None else lower[part])
                     flows[part] = f
                     value[: len(v)] += v
                     slack[: len(s)] += s
@@ -199,6 +202,11 @@ def flow_batch(
     receivers, r_copy = r_keys % width, r_keys // width
     supply = np.minimum(problem.donor_packs[donors], np.bincount(d_of, weights=ub, minlength=len(donors))).astype(np.int64)
     r_cap = np.minimum(problem.receive_packs[receivers], np.bincount(r_of, weights=ub, minlength=len(receivers))).astype(np.int64)
+    forced = np.zeros(len(arc_idx), dtype=np.int64) if lower is None else np.minimum(lower, ub).astype(np.int64)
+    d_forced = np.bincount(d_of, weights=forced, minlength=len(donors)).astype(np.int64)
+    r_forced = np.bincount(r_of, weights=forced, minlength=len(receivers)).astype(np.int64)
+    supply = np.maximum(supply, d_forced)
+    r_cap = np.maximum(r_cap, r_forced)
     nD, nR = len(donors), len(receivers)
     sink = nD + nR
     d_base = P0[donors] - pack_of[donors] * supply
@@ -207,7 +215,7 @@ def flow_batch(
 
     tails = np.concatenate([d_of, dw, nD + rw])
     heads = np.concatenate([nD + r_of, np.full(len(dw) + len(rw), sink)])
-    caps = np.concatenate([ub, dwidth, rwidth]).astype(np.int64)
+    caps = np.concatenate([ub - forced, dwidth, rwidth]).astype(np.int64)
     cost = np.concatenate([cost_per_pack[arc_idx], dcost, rcost])
     owner = np.concatenate([copy, d_copy[dw], r_copy[rw]])
     n_nodes = sink + 1
@@ -224,7 +232,8 @@ def flow_batch(
         n_nodes += len(gate_sites)
     scale = min(scale, 1e15 / (max(1.0, float(np.abs(cost).max())) * (n_nodes + 1)))
     supplies = np.zeros(n_nodes, dtype=np.int64)
-    supplies[:nD] = supply
+    supplies[:nD] = supply - d_forced
+    supplies[nD:sink] = r_forced
     supplies[sink] = -int(supply.sum())
     for _ in range(6):
         flow = min_cost_flow.SimpleMinCostFlow()
@@ -239,9 +248,10 @@ def flow_batch(
     f = flow.flows(np.arange(len(tails), dtype=np.int32)).astype(float)
     offsets = position_cost(problem, donors, d_base) - position_cost(problem, donors, P0[donors])
     value = np.bincount(owner, weights=f * cost, minlength=n_copies) + np.bincount(d_copy, weights=offsets, minlength=n_copies)
+    value += np.bincount(copy, weights=forced * cost_per_pack[arc_idx], minlength=n_copies)
     # Each unit of supply crosses at most two arcs; any flow's rounded cost is within 0.5/scale per arc.
     slack = 2.0 * np.bincount(d_copy, weights=supply, minlength=n_copies) / scale
-    return f[: len(arc_idx)].astype(np.int64), value, slack
+    return f[: len(arc_idx)].astype(np.int64) + forced, value, slack
 
 
 @dataclass
@@ -255,7 +265,9 @@ class SkuSolve:
     unresolved: int  # skus whose search hit the round limit (their plan is rule-4-repaired)
 
 
-def solve_skus(problem: PlanningProblem, cost_per_pack: np.ndarray, keep: np.ndarray | None = None, max_rounds: int = 12, beam: int = 8) -> SkuSolve:
+def solve_skus(
+    problem: PlanningProblem, cost_per_pack: np.ndarray, keep: np.ndarray | None = None, max_rounds: int = 12, beam: int = 8, lower: np.ndarray | None = None
+) -> SkuSolve:
     """Every sku's best plan under linear arc costs, rule 4 exact, by batched branch and bound.
 
     The bipartite flow lets a position ship and receive (rule 4 relaxed). Where
@@ -278,6 +290,9 @@ def solve_skus(problem: PlanningProblem, cost_per_pack: np.ndarray, keep: np.nda
     last = np.r_[first[1:], len(sku)]
     span = {int(s): (int(a), int(b)) for s, a, b in zip(skus, first, last)}
     best_value = {int(s): 0.0 for s in skus}  # the empty plan: no change
+    if lower is not None:  # with forced quantities the empty plan is not an option
+        for s in np.unique(sku[lower[active] > 0]):
+            best_value[int(s)] = np.inf
     best_entries: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     leaf_bound = {int(s): np.inf for s in skus}
     # A branch: (sku, ships forbidden at rows, receipts forbidden at rows)
@@ -296,7 +311,7 @@ def solve_skus(problem: PlanningProblem, cost_per_pack: np.ndarray, keep: np.nda
             copy_parts.append(np.full(len(idx), c))
         arc_idx = np.concatenate(idx_parts)
         copy = np.concatenate(copy_parts)
-        flows, value, slack = flow_batch(problem, arc_idx, copy, cost_per_pack)
+        flows, value, slack = flow_batch(problem, arc_idx, copy, cost_per_pack, lower=None if lower is None else lower[arc_idx])
         value = np.r_[value, np.zeros(len(branches) - len(value))]
         slack = np.r_[slack, np.zeros(len(branches) - len(slack))]
         nodes += len(branches)
@@ -433,7 +448,7 @@ def unit_view(problem: PlanningProblem) -> PlanningProblem:
     return replace(problem, arcs=units, positions=positions, donor_packs=problem.donor_packs * pack, receive_packs=receive, ship_packs=problem.ship_packs * pack)
 
 
-def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: np.ndarray) -> np.ndarray:
+def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: np.ndarray, lower: np.ndarray | None = None) -> np.ndarray:
     """A plan whose receipts respect every receive capacity exactly: one flow in units through site gates.
 
     Rule 4 is kept by fixing roles from ``roles_from`` (who shipped only ships,
@@ -445,7 +460,8 @@ def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: 
     received = np.bincount(arcs.dst, weights=roles_from, minlength=n) > 0
     keep = np.flatnonzero(~received[arcs.src] & ~shipped[arcs.dst])
     view = unit_view(problem)
-    units, _, _ = flow_batch(view, keep, np.zeros(len(keep), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity)
+    forced = None if lower is None else (lower * arcs.pack)[keep]
+    units, _, _ = flow_batch(view, keep, np.zeros(len(keep), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity, lower=forced)
     packs = np.zeros(len(arcs), dtype=np.int64)
     packs[keep] = units // arcs.pack[keep]
     return packs

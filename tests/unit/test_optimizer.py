@@ -93,6 +93,21 @@ def test_branch_and_bound_is_exact_without_coupling(small_net):
         assert evaluate(problem, plan_lines_of(problem, solution.packs)).network_cost_after == pytest.approx(exact, rel=1e-6)
 
 
+def test_forced_quantities_are_kept(small_net):
+    """Lower bounds on arcs (lines a planner has fixed) survive the flow, in packs and in units."""
+    from rebal_core.optimizer import bound_costs, gated_plan, solve_skus
+
+    problem = build_problem(small_net, Scenario())
+    free = solve_skus(problem, bound_costs(problem, problem.arcs)).packs
+    unused = np.flatnonzero(free == 0)[:3]
+    lower = np.zeros(len(problem.arcs), dtype=np.int64)
+    lower[unused] = 1
+    forced = solve_skus(problem, bound_costs(problem, problem.arcs), lower=lower).packs
+    assert (forced[unused] >= 1).all()
+    gated = gated_plan(problem, forced, bound_costs(problem, problem.arcs), lower)
+    assert (gated[unused] >= 1).all()
+
+
 def plan_lines_of(problem, packs):
     from rebal_core.planning import lines_from_arcs
 
