@@ -132,6 +132,20 @@ def allowed_lanes(net: Network, scenario: Scenario, sites: pd.DataFrame) -> pd.D
     return lanes
 
 
+def same_sku_pairs(d_rows: np.ndarray, r_rows: np.ndarray, sku: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (donor row, receiver row) pair of the same sku, as a vectorized join (no pandas merge)."""
+    r_rows = r_rows[np.argsort(sku[r_rows], kind="stable")]
+    n_sku = int(sku.max()) + 1 if len(sku) else 0
+    r_count = np.bincount(sku[r_rows], minlength=n_sku)
+    r_start = np.r_[0, np.cumsum(r_count)[:-1]]
+    per_donor = r_count[sku[d_rows]]
+    src = np.repeat(d_rows, per_donor)
+    block_start = np.repeat(np.cumsum(per_donor) - per_donor, per_donor)
+    offset = np.arange(len(src)) - block_start
+    dst = r_rows[np.repeat(r_start[sku[d_rows]], per_donor) + offset]
+    return src, dst
+
+
 def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | None = None) -> PlanningProblem:
     """Positions, lanes and safely pruned candidate arcs for ``scenario`` (see the module doc)."""
     if positions is None:
@@ -173,13 +187,10 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
     donor = in_scope & (P0 > T) & (donor_ub > 0)
     receiver = in_scope & (P0 < X)
 
-    d_rows = np.flatnonzero(donor)
-    r_rows = np.flatnonzero(receiver)
-    d = pd.DataFrame({"src": d_rows, "sku": sku_codes[d_rows]})
-    r = pd.DataFrame({"dst": r_rows, "sku": sku_codes[r_rows]})
-    pairs = d.merge(r, on="sku")
-    src = pairs["src"].to_numpy()
-    dst = pairs["dst"].to_numpy()
+    # Only pairs that can gain: a donor in excess with any receiver, or any donor with a short receiver.
+    src_a, dst_a = same_sku_pairs(np.flatnonzero(donor & (P0 > X)), np.flatnonzero(receiver), sku_codes)
+    src_b, dst_b = same_sku_pairs(np.flatnonzero(donor & (P0 <= X)), np.flatnonzero(receiver & (P0 < T)), sku_codes)
+    src, dst = np.r_[src_a, src_b], np.r_[dst_a, dst_b]
     n_sites = len(sites)
     lane_of = np.full((n_sites, n_sites), -1, dtype=np.int64)
     ok = lanes["allowed"].to_numpy()
