@@ -127,7 +127,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     s = result.summary()
     print(
         f"{s['lines']} lines, {s['units_moved']:,} units; network cost {s['network_cost_before']:,.2f} -> {s['network_cost_after']:,.2f} "
-        f"(transfer {s['transfer_cost']:,.2f}); {s['solver_status']}, gap {s['gap']:.4%}, solved in {s['solve_seconds']:.1f}s"
+        f"(transfer {s['transfer_cost']:,.2f}); {s['solver_status']}, "
+        + (f"gap {s['gap']:.4%}" if s["gap"] == s["gap"] else "no bound (greedy rule)")
+        + f", solved in {s['solve_seconds']:.1f}s"
     )
     return 0
 
