@@ -254,6 +254,26 @@ def flow_batch(
     return f[: len(arc_idx)].astype(np.int64) + forced, value, slack
 
 
+def _larger_side(problem, arc_idx, copy, flows, cost_per_pack, conflict_keys, shipped_units, received_units, n_copies):
+    """Each copy's flow with rule 4 forced (a position keeps its larger side) and that plan's value."""
+    arcs = problem.arcs
+    width = np.int64(len(problem.positions))
+    out_key = copy.astype(np.int64) * width + arcs.src[arc_idx]
+    in_key = copy.astype(np.int64) * width + arcs.dst[arc_idx]
+    if not len(conflict_keys):
+        return np.full(n_copies, np.inf), flows
+    ships = shipped_units.reindex(conflict_keys).to_numpy() >= received_units.reindex(conflict_keys).to_numpy()
+    repaired = np.where(np.isin(in_key, conflict_keys[ships]) | np.isin(out_key, conflict_keys[~ships]), 0, flows)
+    units = repaired * arcs.pack[arc_idx]
+    keys, inv = np.unique(np.r_[out_key, in_key], return_inverse=True)
+    change = np.bincount(inv, weights=np.r_[-units, units])
+    rows, owner = keys % width, keys // width
+    P0 = problem.positions["position"].to_numpy(float)[rows]
+    delta = position_cost(problem, rows, P0 + change) - position_cost(problem, rows, P0)
+    value = np.bincount(copy, weights=repaired * cost_per_pack[arc_idx], minlength=n_copies) + np.bincount(owner, weights=delta, minlength=n_copies)
+    return value, repaired
+
+
 @dataclass
 class SkuSolve:
     """Per-sku solutions that obey rule 4, and a proven bound of the relaxed (cross-sku) problem."""
@@ -329,13 +349,20 @@ def solve_skus(
         order = np.lexsort((-both_ways, conflict_keys // width))
         first = order[np.r_[True, np.diff((conflict_keys // width)[order]) != 0]] if len(order) else order
         branch_row = dict(zip((conflict_keys[first] // width).tolist(), (conflict_keys[first] % width).tolist()))
+        incumbent, repaired = _larger_side(problem, arc_idx, copy, flows, cost_per_pack, conflict_keys, shipped_units, received_units, len(branches))
         children: list[tuple[float, tuple]] = []
         bounds = np.searchsorted(copy, np.arange(len(branches) + 1))  # copy ids are grouped in order
         for c, (s, no_ship, no_recv) in enumerate(branches):
             lb = value[c] - slack[c]
+            row = branch_row.get(c)
+            if row is not None and incumbent[c] < best_value[s]:
+                # A plan that obeys rule 4 at once (each position keeps its larger side):
+                # a good incumbent early prunes most branches.
+                best_value[s] = float(incumbent[c])
+                sel = slice(bounds[c], bounds[c + 1])
+                best_entries[s] = (arc_idx[sel], repaired[sel])
             if lb >= best_value[s] - 1e-9:
                 continue  # cannot beat the sku's best plan
-            row = branch_row.get(c)
             if row is None:
                 if value[c] < best_value[s]:
                     best_value[s] = float(value[c])
