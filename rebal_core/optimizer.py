@@ -33,10 +33,13 @@ convexity within a sku (rule 4, minimum move, cost per move).
    for trucks (Kim and Pardalos, 1999: re-solve with the truck cost per volume
    each lane actually pays), each a fixed number of rounds so results do not
    depend on the machine's speed unless the time limit cuts in.
-3. **Exact MIP for small networks** (<= ``FULL_MIP_ARCS`` candidate arcs):
-   the whole spec through OR-Tools' model builder and SCIP, built from sparse
-   arrays in one call and warm-started with the plan; its bound then proves
-   optimality (tests: equal to an independent monolithic MIP).
+3. **The whole spec as a MIP** (OR-Tools' model builder and SCIP, built from
+   sparse arrays in one call, warm-started with the plan) for small networks
+   (<= ``FULL_MIP_ARCS`` candidate arcs), where its bound proves optimality
+   (tests: equal to an independent monolithic MIP); and for mid-size ones
+   (<= ``BOUND_MIP_ARCS``) when the limit leaves ``BOUND_MIP_SECONDS`` or
+   more: SCIP's cuts on the trucks tighten the bound (sample: gap 3.1 % ->
+   2.3 % with a 30 s limit) though it rarely finds a better plan.
 
 Why not one MIP for everything: the monolithic model of 50 x 5,000 takes 46 s
 just to build variable by variable and SCIP finds no plan in a minute; even
@@ -65,6 +68,8 @@ DEBUG = False
 FLOW_CHUNK_ARCS = 500
 SCALE_CAP = 1e6  # costs are scaled to integers by at most this (1e-6 currency resolution)
 FULL_MIP_ARCS = 3_000  # up to this many candidate arcs the whole problem also goes to the MIP (exact)
+BOUND_MIP_ARCS = 20_000  # up to this many, the MIP runs for its bound when at least BOUND_MIP_SECONDS remain
+BOUND_MIP_SECONDS = 10.0
 LAGRANGE_ROUNDS = 3
 TRUCK_ROUNDS = 3
 REFLOW_ROUNDS = 3
@@ -1024,9 +1029,12 @@ def optimize(
 
     if gap(best) <= 1e-9:
         status = "OPTIMAL"
-    elif use_mip and len(arcs) <= FULL_MIP_ARCS and time.perf_counter() < deadline - 0.05:
-        # Small enough for the exact MIP (measured: SCIP does not improve the sample's
-        # 5,242-arc plan within seconds, so larger problems stop at the search).
+    elif use_mip and time.perf_counter() < deadline - 0.05 and (
+        len(arcs) <= FULL_MIP_ARCS or (len(arcs) <= BOUND_MIP_ARCS and deadline - time.perf_counter() >= BOUND_MIP_SECONDS)
+    ):
+        # Small networks: the whole spec as a MIP proves optimality. Mid-size ones, when
+        # the limit leaves time: SCIP rarely improves the plan, but its bound (cuts on the
+        # trucks) is stronger than the relaxation's: the sample's gap 3.1 % -> 2.2 % in 50 s.
         full = True
         keep = np.ones(len(arcs), dtype=bool)
         stats["mip_arcs"] = int(keep.sum())
