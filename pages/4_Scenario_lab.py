@@ -104,12 +104,30 @@ def lab() -> None:
     right.caption(f"Optimization saves {money(g['network_cost_after'] - s['network_cost_after'])} of network cost over the greedy rule on this scenario.")
 
     st.subheader("Transfers")
-    st.pydeck_chart(transfer_map(best["sites_after"], best["table"], net.sites), height=460, key="lab-map")
+    event = st.pydeck_chart(transfer_map(best["sites_after"], best["table"], net.sites), height=460, key="lab-map", on_select="rerun", selection_mode="single-object")
+    picked = event.selection.objects if event and event.selection else {}
+    if picked.get("transfers"):  # a lane's arc: its lines
+        st.session_state["lab_lane"] = (picked["transfers"][0]["from_site_id"], picked["transfers"][0]["to_site_id"])
+    elif picked.get("sites"):  # a site: every line from or to it
+        st.session_state["lab_lane"] = (picked["sites"][0]["site_id"], None)
     table = best["table"]
-    f1, f2 = st.columns([1, 2])
+    f1, f2, f3 = st.columns([1, 2, 1])
     categories = f1.multiselect("Category", sorted(table["category"].dropna().unique()) if len(table) else [], key="lab-table-cat", placeholder="All categories")
     text = f2.text_input("Search site, SKU or reason", key="lab-table-q")
     shown = table if not categories else table[table["category"].isin(categories)]
+    lane = st.session_state.get("lab_lane")
+    if lane:
+        origin, destination = lane
+        names = dict(zip(net.sites["site_id"], net.sites["name"]))
+        if destination is None:
+            shown = shown[(shown["from_site_id"] == origin) | (shown["to_site_id"] == origin)]
+            label = f"Lines from or to {names.get(origin, origin)}"
+        else:
+            shown = shown[(shown["from_site_id"] == origin) & (shown["to_site_id"] == destination)]
+            label = f"Lines {names.get(origin, origin)} to {names.get(destination, destination)}"
+        if f3.button(f"{label} (show all)", key="lab-clear-lane", help="Click an arc or a site on the map to pick its lines"):
+            st.session_state["lab_lane"] = None
+            st.rerun(scope="fragment")
     if text:
         hay = shown[["sku_id", "sku_name", "from_site", "to_site", "reason"]].astype(str).agg(" ".join, axis=1)
         shown = shown[hay.str.contains(text, case=False, regex=False)]

@@ -84,3 +84,15 @@ def test_scenario_lab_refuses_bad_values():
     at.slider(key="lab-h").set_value(120).run()  # horizon above the excess cover of 90 days
     assert not at.exception
     assert any("excess_cover_days: must be >= horizon_days (120)" in e.value for e in at.error)
+
+
+def test_scenario_lab_map_pick_filters_the_plan():
+    at = run("pages/4_Scenario_lab.py")
+    plan = at.dataframe[1].value
+    lane = (plan["from_site_id"].iloc[0], plan["to_site_id"].iloc[0])
+    at.session_state["lab_lane"] = lane  # what a click on the lane's arc sets
+    at.run()
+    assert not at.exception
+    shown = at.dataframe[1].value
+    assert 0 < len(shown) < len(plan)
+    assert set(zip(shown["from_site_id"], shown["to_site_id"])) == {lane}
