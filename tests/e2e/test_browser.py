@@ -89,6 +89,20 @@ def test_page_renders_without_exception(server, browser, name):
     page.close()
 
 
+def test_scenario_lab_draws_transfer_arcs(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Scenario_lab")
+    _settle(page)
+    deck = page.locator('[data-testid="stDeckGlJsonChart"]').first
+    deck.scroll_into_view_if_needed()
+    page.wait_for_selector('[data-testid="stDeckGlJsonChart"] canvas', timeout=30_000)
+    page.wait_for_timeout(2500)
+    SHOTS.mkdir(exist_ok=True)
+    deck.screenshot(path=str(SHOTS / "lab-map.png"))
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
 def test_network_map_draws_sites(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/Network")
