@@ -19,7 +19,9 @@ def network(bundle: str, variant: str):
     from rebal_core import services
     from rebal_core.bundle import load_bundle
 
-    cache = Path(bundle).resolve().parent / f".{Path(bundle).name}.network.pkl"
+    cache_dir = Path(__file__).resolve().parents[1] / "data" / "bench" / "cache"  # git-ignored
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir / f"{Path(bundle).resolve().name}.network.pkl"
     if cache.exists() and cache.stat().st_mtime > (Path(bundle) / "sites.csv").stat().st_mtime:
         net = pickle.loads(cache.read_bytes())
     else:

@@ -1,13 +1,11 @@
 """Scenario lab: tune the planning rules, re-solve, see what the plan does and why."""
 
-import threading
-
 import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map
-from rebal_core.optimizer import Cancelled, plan
+from rebal_core.optimizer import plan
 from rebal_core.planning import build_problem
 from rebal_core.positions import site_summary
 from rebal_core.scenario import Scenario, ScenarioInvalid
@@ -19,18 +17,25 @@ dataset, net, pos = state.require_dataset()
 v = state.version(dataset)
 
 
+@st.cache_resource(max_entries=4)
+def problem_for(dataset_id: int, version: str, scenario: Scenario):
+    """The planning problem of a scenario, built once for both methods (solvers only read it)."""
+    return build_problem(state.network(dataset_id, version), scenario)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_limit: float) -> dict | None:
-    """One solve, cached per dataset, scenario, method and limit; progress goes to a bar while it runs."""
+def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_limit: float) -> dict:
+    """One solve, cached per dataset, scenario, method and limit; progress goes to a bar while it runs.
+
+    Stop (or any change) interrupts it at the next progress update: Streamlit reruns the fragment.
+    """
     bar = st.progress(0.0, text=f"Solving ({method})...")
-    problem = build_problem(state.network(dataset_id, version), scenario)
     try:
-        result = plan(problem, method=method, time_limit=time_limit, progress=lambda f, m: bar.progress(min(f, 1.0), text=m), cancel=threading.Event())
-    except Cancelled:
-        return None
+        result = plan(problem_for(dataset_id, version, scenario), method=method, time_limit=time_limit, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
     finally:
         bar.empty()
-    return {"summary": result.summary(), "table": result.table, "sites_after": site_summary(result.score.positions_after, net.sites)}
+    sites = state.network(dataset_id, version).sites
+    return {"summary": result.summary(), "table": result.table, "sites_after": site_summary(result.score.positions_after, sites)}
 
 
 def scenario_inputs() -> Scenario | None:
@@ -74,9 +79,6 @@ def lab() -> None:
         return
     best = solve(dataset.id, v, scenario, "optimize", float(time_limit))
     rule = solve(dataset.id, v, scenario, "greedy", float(time_limit))
-    if best is None or rule is None:
-        st.warning("The solve was stopped before it finished.")
-        return
     s, g = best["summary"], rule["summary"]
     st.session_state["lab_scenario"] = scenario.as_dict()
 

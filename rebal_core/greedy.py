@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from rebal_core.planning import VOLUME_TOLERANCE, PlanningProblem
+from rebal_core.planning import VOLUME_TOLERANCE, PlanningProblem, in_scope, lane_lookup
 
 DONORS_PER_RECEIVER = 5
 
@@ -31,23 +31,15 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     pack = pos["pack_size"].to_numpy(np.int64)
     sku = pos["sku_code"].to_numpy()
     site = pos["site_idx"].to_numpy()
-    in_scope = np.ones(len(pos), dtype=bool)
-    if sc.categories:
-        in_scope &= pos["category"].isin(list(sc.categories)).to_numpy()
-    if sc.regions:
-        in_scope &= pos["region"].isin(list(sc.regions)).to_numpy()
-    short = np.flatnonzero(in_scope & (P < T))
-    donors = np.flatnonzero(in_scope & (P > T) & (problem.ship_packs > 0))
+    scope = in_scope(pos, sc)
+    short = np.flatnonzero(scope & (P < T))
+    donors = np.flatnonzero(scope & (P > T) & (problem.ship_packs > 0))
     empty = pd.DataFrame(columns=["sku_id", "from_site_id", "to_site_id", "qty"])
     if not len(short) or not len(donors):
         return empty
 
     pairs = pd.DataFrame({"dst": short, "sku": sku[short]}).merge(pd.DataFrame({"src": donors, "sku": sku[donors]}), on="sku")
-    n_sites = len(problem.sites)
-    lane_of = np.full((n_sites, n_sites), -1, dtype=np.int64)
-    ok = lanes["allowed"].to_numpy()
-    lane_of[lanes["from_idx"].to_numpy()[ok], lanes["to_idx"].to_numpy()[ok]] = np.flatnonzero(ok)
-    pairs["lane"] = lane_of[site[pairs["src"]], site[pairs["dst"]]]
+    pairs["lane"] = lane_lookup(lanes, len(problem.sites))[site[pairs["src"]], site[pairs["dst"]]]
     pairs = pairs[pairs["lane"] >= 0]
     if sc.max_unit_cost_ratio is not None:
         cpu = lanes["cost_per_unit"].to_numpy(float)[pairs["lane"]]

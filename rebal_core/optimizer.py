@@ -61,10 +61,10 @@ import scipy.sparse as sp
 from ortools.graph.python import min_cost_flow
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from rebal_core.planning import Arcs, Plan, PlanningProblem, Score, evaluate, explain, lines_from_arcs
+from rebal_core.greedy import greedy
+from rebal_core.planning import Arcs, Plan, PlanningProblem, Score, evaluate, explain, lines_from_arcs, position_cost
 
 Progress = Callable[[float, str], None]
-DEBUG = False
 FLOW_CHUNK_ARCS = 500
 SCALE_CAP = 1e6  # costs are scaled to integers by at most this (1e-6 currency resolution)
 FULL_MIP_ARCS = 3_000  # up to this many candidate arcs the whole problem also goes to the MIP (exact)
@@ -96,14 +96,6 @@ class Solution:
 # ----------------------------------------------------------------------------- helpers
 
 
-def position_cost(problem: PlanningProblem, rows: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """``f(P) = p (T - P)+ + h (P - X)+`` at the given position rows."""
-    pos = problem.positions
-    T = pos["target"].to_numpy(float)[rows]
-    X = pos["excess_level"].to_numpy(float)[rows]
-    return pos["p"].to_numpy(float)[rows] * np.maximum(0.0, T - P) + pos["h"].to_numpy(float)[rows] * np.maximum(0.0, P - X)
-
-
 def _segments(problem: PlanningProblem, rows: np.ndarray, base: np.ndarray, pack: np.ndarray, cap: np.ndarray):
     """Convex cost of ``P = base + pack * phi`` for integer ``phi`` in ``[0, cap]`` as rising-cost segments.
 
@@ -117,10 +109,7 @@ def _segments(problem: PlanningProblem, rows: np.ndarray, base: np.ndarray, pack
     kT, kX = (T - base) / pack, (X - base) / pack
     knots = np.stack([np.zeros_like(kT), np.floor(kT), np.ceil(kT), np.floor(kX), np.ceil(kX), cap.astype(float)], axis=1)
     knots = np.sort(np.clip(knots, 0, cap[:, None]), axis=1)
-    P = base[:, None] + pack[:, None] * knots
-    p = pos["p"].to_numpy(float)[rows][:, None]
-    h = pos["h"].to_numpy(float)[rows][:, None]
-    f = p * np.maximum(0.0, T[:, None] - P) + h * np.maximum(0.0, P - X[:, None])
+    f = position_cost(pos, base[:, None] + pack[:, None] * knots, rows[:, None])
     width = np.diff(knots, axis=1)
     cost = np.diff(f, axis=1)
     which, k = np.nonzero(width > 0)
@@ -251,7 +240,7 @@ def flow_batch(
     if status != flow.OPTIMAL:
         raise RuntimeError(f"min-cost flow failed with status {status}")
     f = flow.flows(np.arange(len(tails), dtype=np.int32)).astype(float)
-    offsets = position_cost(problem, donors, d_base) - position_cost(problem, donors, P0[donors])
+    offsets = position_cost(pos, d_base, donors) - position_cost(pos, P0[donors], donors)
     value = np.bincount(owner, weights=f * cost, minlength=n_copies) + np.bincount(d_copy, weights=offsets, minlength=n_copies)
     value += np.bincount(copy, weights=forced * cost_per_pack[arc_idx], minlength=n_copies)
     # Each unit of supply crosses at most two arcs; any flow's rounded cost is within 0.5/scale per arc.
@@ -274,7 +263,7 @@ def _larger_side(problem, arc_idx, copy, flows, cost_per_pack, conflict_keys, sh
     change = np.bincount(inv, weights=np.r_[-units, units])
     rows, owner = keys % width, keys // width
     P0 = problem.positions["position"].to_numpy(float)[rows]
-    delta = position_cost(problem, rows, P0 + change) - position_cost(problem, rows, P0)
+    delta = position_cost(problem.positions, P0 + change, rows) - position_cost(problem.positions, P0, rows)
     value = np.bincount(copy, weights=repaired * cost_per_pack[arc_idx], minlength=n_copies) + np.bincount(owner, weights=delta, minlength=n_copies)
     return value, repaired
 
@@ -396,11 +385,9 @@ def solve_skus(
 
 
 def bound_costs(problem: PlanningProblem, arcs: Arcs) -> np.ndarray:
-    """Per-pack arc costs that underestimate the true cost (valid for a lower bound)."""
-    lanes = problem.lanes
-    rate = lanes["truck_rate"].to_numpy(float)[arcs.lane]
-    per_unit = arcs.cost_per_unit + rate * arcs.volume
-    return arcs.pack * per_unit + problem.scenario.cost_per_move / np.maximum(arcs.ub, 1)
+    """Per-pack arc costs that underestimate the true cost (valid for a lower bound): trucks at the full-truck rate."""
+    rate = problem.lanes["truck_rate"].to_numpy(float)[arcs.lane]
+    return truck_free_costs(problem, arcs) + arcs.pack * rate * arcs.volume
 
 
 @dataclass
@@ -435,9 +422,8 @@ def resources(problem: PlanningProblem, arcs: Arcs, receive: bool = True) -> Res
         names += [f"receive {x}" for x in sites["site_id"].to_numpy()[site_ids]]
         n += len(site_ids)
     if problem.scenario.budget is not None:
-        lanes_rate = lanes["truck_rate"].to_numpy(float)[arcs.lane]
         rows.append(np.full(len(arcs), n)), cols.append(np.arange(len(arcs)))
-        vals.append(arcs.pack * (arcs.cost_per_unit + lanes_rate * arcs.volume) + problem.scenario.cost_per_move / np.maximum(arcs.ub, 1))
+        vals.append(bound_costs(problem, arcs))
         caps.append(np.array([float(problem.scenario.budget)]))
         names.append("budget")
         n += 1
@@ -546,23 +532,21 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     budget_end = started + 0.6 * (deadline - started)  # leave time for the plan after the bound
     best = Search(np.zeros(len(arcs), dtype=np.int64), problem.cost_before, -np.inf, np.zeros(len(arcs)), 0)
 
-    def consider(packs: np.ndarray, label: str = "") -> np.ndarray:
+    def consider(packs: np.ndarray) -> np.ndarray:
         """Repair, score, keep if best; returns the repaired plan (the next step starts from it)."""
         plan = repair(problem, packs)
         score = evaluate(problem, lines_from_arcs(problem, plan))
         cost = score.network_cost_after
-        if DEBUG:
-            print(label, f"{cost:,.0f}", f"t={time.perf_counter() - started:.1f}s")
         if cost < best.cost:
             best.packs, best.cost, best.score = plan, cost, score
         return plan
 
-    def resolve(current: np.ndarray, price: np.ndarray, label: str) -> np.ndarray:
+    def resolve(current: np.ndarray, price: np.ndarray) -> np.ndarray:
         """Re-solve with the truck slopes ``current`` pays; capacity-exact when gated."""
         slopes = truck_slopes(problem, current)
         if gated:
-            return consider(gated_plan(problem, current, plain + price + slopes), label)
-        return consider(solve_skus(problem, plain + price + slopes).packs, label)
+            return consider(gated_plan(problem, current, plain + price + slopes))
+        return consider(solve_skus(problem, plain + price + slopes).packs)
 
     theta, stall, step = 0.2, 0, 0.0
     rounds = LAGRANGE_ROUNDS if len(res.capacity) else 1
@@ -583,7 +567,7 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
         best.rounds = k + 1
         g = (res.usage @ relaxed.packs - res.capacity) if len(lam) else np.zeros(0)
         if k % 2 == 0 or (g <= 1e-9).all():
-            consider(np.floor(relaxed.packs + 1e-9).astype(np.int64), f"round {k}")
+            consider(np.floor(relaxed.packs + 1e-9).astype(np.int64))
         progress(0.05 + 0.35 * (k + 1) / rounds, f"bound {best.bound:,.0f}, best plan {best.cost:,.0f} (round {k + 1})")
         check_cancel()
         # Rounds end on their own (stalled bound, round cap) so a plan does not depend on
@@ -602,7 +586,7 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
         if time.perf_counter() + 1.2 * step > deadline:
             break
-        current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current)), "reflow")
+        current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current)))
     # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
     # last plan (not the best), a fixed number of times, so the search is reproducible.
     current = best.packs  # after re-flow
@@ -610,7 +594,7 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
         for k in range(TRUCK_ROUNDS):
             if time.perf_counter() + 1.2 * step > deadline:
                 break  # another solve would not finish in time
-            current = resolve(current, best.price, "slopes")
+            current = resolve(current, best.price)
             progress(0.4 + 0.1 * (k + 1) / TRUCK_ROUNDS, f"truck slopes: best plan {best.cost:,.0f}")
             check_cancel()
     return best
@@ -620,7 +604,7 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
 
 
 class _Ledger:
-    """Running positions and capacity use while a plan is repaired line by line."""
+    """Running positions while a plan is repaired line by line."""
 
     def __init__(self, problem: PlanningProblem, arcs: Arcs, packs: np.ndarray):
         self.problem, self.arcs = problem, arcs
@@ -629,32 +613,25 @@ class _Ledger:
         units = packs * arcs.pack
         np.subtract.at(self.P, arcs.src, units)
         np.add.at(self.P, arcs.dst, units)
-        self.T = pos["target"].to_numpy(float)
-        self.X = pos["excess_level"].to_numpy(float)
-        self.p = pos["p"].to_numpy(float)
-        self.h = pos["h"].to_numpy(float)
+        self.columns = {c: pos[c].to_numpy(float) for c in ("target", "excess_level", "p", "h")}  # f(P) in hot loops
 
-    def f(self, row: int, P: float) -> float:
-        return self.p[row] * max(0.0, self.T[row] - P) + self.h[row] * max(0.0, P - self.X[row])
-
-    def benefit(self, a: int, q_units: float) -> float:
-        """Cost saved by ``q_units`` on arc ``a`` given everything else (before trucks)."""
+    def _gain(self, a: np.ndarray, q_units: np.ndarray, ps: np.ndarray, pd_: np.ndarray) -> np.ndarray:
+        """Cost saved by moving ``q_units`` on arcs ``a`` from donor position ``ps`` and receiver position ``pd_``."""
         s, d = self.arcs.src[a], self.arcs.dst[a]
-        Ps, Pd = self.P[s], self.P[d]
-        return (self.f(s, Ps + q_units) - self.f(s, Ps)) + (self.f(d, Pd - q_units) - self.f(d, Pd)) - q_units * self.arcs.cost_per_unit[a]
+        f = self.columns
+        return (position_cost(f, ps, s) - position_cost(f, ps - q_units, s)) + (position_cost(f, pd_, d) - position_cost(f, pd_ + q_units, d)) - q_units * self.arcs.cost_per_unit[a]
+
+    def benefit(self, a, q_units):
+        """Cost saved by adding a line of ``q_units`` on arc(s) ``a`` to the plan as it stands (before trucks)."""
+        return self._gain(a, q_units, self.P[self.arcs.src[a]], self.P[self.arcs.dst[a]])
+
+    def kept(self, a, q_units):
+        """Cost saved by lines of ``q_units`` on arcs ``a`` that are in the plan, against dropping them."""
+        return self._gain(a, q_units, self.P[self.arcs.src[a]] + q_units, self.P[self.arcs.dst[a]] - q_units)
 
     def move(self, a: int, q_units: float) -> None:
         self.P[self.arcs.src[a]] -= q_units
         self.P[self.arcs.dst[a]] += q_units
-
-    def fv(self, rows: np.ndarray, P: np.ndarray) -> np.ndarray:
-        return self.p[rows] * np.maximum(0.0, self.T[rows] - P) + self.h[rows] * np.maximum(0.0, P - self.X[rows])
-
-    def kept(self, a: np.ndarray, q_units: np.ndarray) -> np.ndarray:
-        """Cost each line of ``q_units`` on arcs ``a`` saves against not shipping it, the others as they are."""
-        s, d = self.arcs.src[a], self.arcs.dst[a]
-        Ps, Pd = self.P[s], self.P[d]
-        return (self.fv(s, Ps + q_units) - self.fv(s, Ps)) + (self.fv(d, Pd - q_units) - self.fv(d, Pd)) - q_units * self.arcs.cost_per_unit[a]
 
 
 def repair(problem: PlanningProblem, packs: np.ndarray) -> np.ndarray:
@@ -788,13 +765,9 @@ def _meet_budget(problem: PlanningProblem, led: _Ledger, packs: np.ndarray) -> n
             return packs
         used = np.flatnonzero(packs > 0)
         arcs = problem.arcs
-        ratio = []
-        for a in used:
-            q = packs[a] * arcs.pack[a]
-            led.move(a, -q)
-            ratio.append(led.benefit(a, q) / (q * arcs.cost_per_unit[a] + problem.scenario.cost_per_move + 1e-9))
-            led.move(a, q)
-        order = used[np.argsort(ratio)]
+        q = (packs[used] * arcs.pack[used]).astype(float)
+        ratio = led.kept(used, q) / (q * arcs.cost_per_unit[used] + problem.scenario.cost_per_move + 1e-9)
+        order = used[np.argsort(ratio, kind="stable")]
         # Drop enough of the worst lines to cover the overrun, then re-score (trucks may drop too).
         over = score.transfer_cost - budget
         line_cost = packs[order] * arcs.pack[order] * arcs.cost_per_unit[order] + problem.scenario.cost_per_move
@@ -963,7 +936,7 @@ def solve_mip(
             full[t0 : t0 + len(truck_lanes)] = np.ceil(np.bincount(l_of, weights=load * hx[trucked], minlength=len(truck_lanes)) / cap * (1 - 1e-9))
         for j, value in enumerate(full.tolist()):
             model.add_hint(j, value)
-    constant = problem.cost_before - float(position_cost(problem, touched, P0).sum())
+    constant = problem.cost_before - float(position_cost(problem.positions, P0, touched).sum())
     engine = mbh.ModelSolverHelper(solver)
     engine.set_time_limit_in_seconds(max(0.1, time_limit))
     if solver == "scip":
@@ -1067,8 +1040,6 @@ def plan(
     build_seconds: float = 0.0,
 ) -> Plan:
     """Solve with ``method`` ("optimize" or "greedy") and return the scored, explained plan."""
-    from rebal_core.greedy import greedy
-
     t0 = time.perf_counter()
     if method == "optimize":
         sol = optimize(problem, time_limit=time_limit, progress=progress, cancel=cancel)

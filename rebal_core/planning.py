@@ -90,12 +90,15 @@ class PlanningProblem:
         return self.sites["receive_capacity_units"].fillna(np.inf).to_numpy(float)
 
 
-def _position_cost(pos: pd.DataFrame, P: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """``p max(0, T - P) + h max(0, P - X)`` for the given rows."""
+def position_cost(pos, P: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """``f(P) = p max(0, T - P) + h max(0, P - X)`` for the given rows (any shape that broadcasts with ``P``).
+
+    ``pos`` is the positions table or a mapping of its columns as arrays (hot loops).
+    """
     sel = slice(None) if rows is None else rows
-    T = pos["target"].to_numpy(float)[sel]
-    X = pos["excess_level"].to_numpy(float)[sel]
-    return pos["p"].to_numpy(float)[sel] * np.maximum(0.0, T - P) + pos["h"].to_numpy(float)[sel] * np.maximum(0.0, P - X)
+    T = np.asarray(pos["target"], dtype=float)[sel]
+    X = np.asarray(pos["excess_level"], dtype=float)[sel]
+    return np.asarray(pos["p"], dtype=float)[sel] * np.maximum(0.0, T - P) + np.asarray(pos["h"], dtype=float)[sel] * np.maximum(0.0, P - X)
 
 
 def allowed_lanes(net: Network, scenario: Scenario, sites: pd.DataFrame) -> pd.DataFrame:
@@ -122,14 +125,32 @@ def allowed_lanes(net: Network, scenario: Scenario, sites: pd.DataFrame) -> pd.D
     allowed = lanes["lead_time_days"].to_numpy(float) <= max_lead
     if scenario.regions:
         region = sites["region"].to_numpy()
-        in_scope = np.isin(region, list(scenario.regions))
-        allowed &= in_scope[lanes["from_idx"]] & in_scope[lanes["to_idx"]]
+        site_in_scope = np.isin(region, list(scenario.regions))
+        allowed &= site_in_scope[lanes["from_idx"]] & site_in_scope[lanes["to_idx"]]
     cap = lanes["truck_capacity"].to_numpy(float)
     has_trucks = np.isfinite(cap) & (cap > 0)
     lanes["truck_rate"] = np.where(has_trucks, lanes["cost_per_truck"].to_numpy(float) / np.where(has_trucks, cap, 1.0), 0.0)
     lanes["allowed"] = allowed
     lanes["lane_id"] = lanes["from_site_id"] + ">" + lanes["to_site_id"]
     return lanes
+
+
+def in_scope(pos: pd.DataFrame, scenario: Scenario) -> np.ndarray:
+    """Positions whose sku and site take part in transfers (the scenario's categories and regions)."""
+    mask = np.ones(len(pos), dtype=bool)
+    if scenario.categories:
+        mask &= pos["category"].isin(list(scenario.categories)).to_numpy()
+    if scenario.regions:
+        mask &= pos["region"].isin(list(scenario.regions)).to_numpy()
+    return mask
+
+
+def lane_lookup(lanes: pd.DataFrame, n_sites: int) -> np.ndarray:
+    """Site x site matrix of allowed lane rows (-1: no allowed lane)."""
+    lane_of = np.full((n_sites, n_sites), -1, dtype=np.int64)
+    ok = lanes["allowed"].to_numpy()
+    lane_of[lanes["from_idx"].to_numpy()[ok], lanes["to_idx"].to_numpy()[ok]] = np.flatnonzero(ok)
+    return lane_of
 
 
 def same_sku_pairs(d_rows: np.ndarray, r_rows: np.ndarray, sku: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,11 +192,7 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
     shippable = np.maximum(0.0, pos["on_hand"].to_numpy(float) - scenario.donor_reserve * pos["safety_stock"].to_numpy(float))
     ship_packs = np.floor(shippable / pack + 1e-9).astype(np.int64)
 
-    in_scope = np.ones(len(pos), dtype=bool)
-    if scenario.categories:
-        in_scope &= pos["category"].isin(list(scenario.categories)).to_numpy()
-    if scenario.regions:
-        in_scope &= pos["region"].isin(list(scenario.regions)).to_numpy()
+    scope = in_scope(pos, scenario)
 
     tight = np.ceil(scenario.min_move_units / pack - 1e-9) <= 1  # every whole pack already meets the minimum
     # Bounds that some optimal plan respects (module doc): a donor ships no pack
@@ -184,18 +201,14 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
     # overshoot, so then only on-hand limits the donor.
     donor_ub = np.where(tight, np.minimum(ship_packs, np.ceil((P0 - T) / pack - 1e-9).clip(min=0)), ship_packs).astype(np.int64)
     receive_ub = np.where(tight, np.ceil((X - P0) / pack - 1e-9).clip(min=0), np.inf)
-    donor = in_scope & (P0 > T) & (donor_ub > 0)
-    receiver = in_scope & (P0 < X)
+    donor = scope & (P0 > T) & (donor_ub > 0)
+    receiver = scope & (P0 < X)
 
     # Only pairs that can gain: a donor in excess with any receiver, or any donor with a short receiver.
     src_a, dst_a = same_sku_pairs(np.flatnonzero(donor & (P0 > X)), np.flatnonzero(receiver), sku_codes)
     src_b, dst_b = same_sku_pairs(np.flatnonzero(donor & (P0 <= X)), np.flatnonzero(receiver & (P0 < T)), sku_codes)
     src, dst = np.r_[src_a, src_b], np.r_[dst_a, dst_b]
-    n_sites = len(sites)
-    lane_of = np.full((n_sites, n_sites), -1, dtype=np.int64)
-    ok = lanes["allowed"].to_numpy()
-    lane_of[lanes["from_idx"].to_numpy()[ok], lanes["to_idx"].to_numpy()[ok]] = np.flatnonzero(ok)
-    lane = lane_of[site_idx[src], site_idx[dst]] if len(src) else np.zeros(0, dtype=np.int64)
+    lane = lane_lookup(lanes, len(sites))[site_idx[src], site_idx[dst]] if len(src) else np.zeros(0, dtype=np.int64)
     keep = lane >= 0
     src, dst, lane = src[keep], dst[keep], lane[keep]
     cpu = lanes["cost_per_unit"].to_numpy(float)[lane]
@@ -236,7 +249,7 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
         donor_packs=donor_ub,
         receive_packs=receive_ub,
         arcs=arcs,
-        cost_before=float(_position_cost(pos, P0).sum()),
+        cost_before=float(position_cost(pos, P0).sum()),
         as_of=net.as_of,
         inbound=net.inbound,
     )

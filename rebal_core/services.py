@@ -108,16 +108,12 @@ def load_network(*, engine: Engine, dataset_id: int) -> Network:
     dataset = store.get_dataset(engine=engine, dataset_id=dataset_id)
     if dataset is None:
         raise LookupError(f"no dataset with id {dataset_id}")
-    read = lambda t: store.read_table(engine=engine, dataset_id=dataset_id, table=t)  # noqa: E731
-    return Network(
-        sites=read("sites"),
-        skus=read("skus"),
-        inventory=read("inventory"),
-        forecast=read("forecast"),
-        inbound=read("inbound"),
-        lanes=read("lanes"),
-        as_of=dataset.as_of,
-    )
+    return _network(lambda t: store.read_table(engine=engine, dataset_id=dataset_id, table=t), dataset.as_of)
+
+
+def _network(table: Callable[[str], pd.DataFrame], as_of) -> Network:
+    """The planning tables, however they are read."""
+    return Network(*(table(t) for t in ("sites", "skus", "inventory", "forecast", "inbound", "lanes")), as_of=as_of)
 
 
 def dataset_warnings(dataset: DatasetPublic) -> pd.DataFrame:
@@ -131,12 +127,4 @@ def rate_card_of(dataset: DatasetPublic) -> RateCard:
 def network_from_bundle(bundle: Bundle, progress: Progress = _quiet) -> Network:
     """A validated bundle as a planning network (forecast from demand.csv when it has none)."""
     tables, _, _ = bundle_tables(bundle, progress)
-    return Network(
-        sites=tables["sites"],
-        skus=tables["skus"],
-        inventory=tables["inventory"],
-        forecast=tables["forecast"],
-        inbound=tables["inbound"],
-        lanes=tables["lanes"],
-        as_of=bundle.as_of,
-    )
+    return _network(tables.__getitem__, bundle.as_of)
