@@ -1,0 +1,3 @@
+"""Rebal: multi-location inventory rebalancing (engine; no Streamlit here)."""
+
+__version__ = "0.4.0"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rebal_core {validate,import,init,datasets,plan,synth} ...``.
+"""Command line: ``python -m rebal_core {validate,import,init,datasets,plan,synth,scenarios,autopilot,export,users,audit} ...``.
 
 Exit codes: 0 success, 2 bad input (errors printed, never a traceback),
 1 an unexpected failure (reported in one line).
@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input (errors printed, never a traceback),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,7 +69,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from rebal_core import services, store
 
+    from rebal_core import workflow
+
     engine = store.make_engine(args.database)
+    how = workflow.ensure_governance(engine=engine)
+    if how:
+        print(how)
     dataset = services.ensure_sample(engine=engine, progress=_progress_printer("first start"))
     if dataset is None:
         print(f"store ready at {store.database_url() if not args.database else args.database}")
@@ -134,6 +140,132 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_id(engine, name: str | None) -> int | None:
+    from rebal_core import store
+
+    if name is None:
+        return None
+    found = store.find_dataset(engine=engine, name=name)
+    if found is None and name.isdigit():
+        found = store.get_dataset(engine=engine, dataset_id=int(name))
+    if found is None:
+        raise LookupError(f"no dataset named {name!r} (see `python -m rebal_core datasets`)")
+    return found.id
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from rebal_core import store, workflow
+
+    engine = store.make_engine(args.database)
+    for s in workflow.list_scenarios(engine=engine, dataset_id=_dataset_id(engine, args.dataset)):
+        k = workflow.summary(s)
+        cost = f"network cost {k['network_cost_after']:,.0f}" if "network_cost_after" in k else "not solved"
+        print(f"{s.id}\t{s.name}\tdataset {s.dataset_id}\t{s.status}\t{k.get('lines', 0)} lines\t{cost}\tby {s.author}, {s.updated_at}")
+    return 0
+
+
+def cmd_save_scenario(args: argparse.Namespace) -> int:
+    from rebal_core import store, workflow
+    from rebal_core.scenario import Scenario, ScenarioInvalid
+
+    engine = store.make_engine(args.database)
+    try:
+        params = Scenario.from_toml(args.params) if args.params else Scenario(name=args.name)
+    except ScenarioInvalid as exc:
+        for problem in exc.problems:
+            print(f"scenario: {problem}")
+        print("invalid scenario; nothing was saved")
+        return 2
+    dataset_id = _dataset_id(engine, args.dataset) or store.list_datasets(engine=engine)[0].id
+    record = workflow.save_scenario(engine=engine, actor=services_cli_actor(), dataset_id=dataset_id, scenario=params, name=args.name, method=args.method, time_limit=args.time_limit)
+    print(f"saved scenario {record.id} {record.name!r} on dataset {dataset_id} (draft, not solved yet)")
+    return 0
+
+
+def cmd_autopilot(args: argparse.Namespace) -> int:
+    from rebal_core import store, workflow
+
+    engine = store.make_engine(args.database)
+    workflow.ensure_governance(engine=engine)
+    report = workflow.autopilot(engine=engine, scenario_name=args.scenario, dataset_id=_dataset_id(engine, args.dataset), time_limit=args.time_limit,
+                                progress=_progress_printer("autopilot") if not args.quiet else (lambda f, m: None))
+    for m in report.messages:
+        print(m)
+    if args.out:
+        orders = workflow.transfer_orders(engine=engine, scenario_id=report.scenario.id)
+        _write_orders(orders, args.out)
+        print(f"wrote {len(orders)} released transfer order(s) to {args.out}")
+    print(f"scenario {report.scenario.id} {report.scenario.name!r}: {report.scenario.status}")
+    return 0
+
+
+def _write_orders(orders, out: str) -> None:
+    from rebal_core.export import to_csv_bytes, to_xlsx_bytes
+
+    Path(out).write_bytes(to_xlsx_bytes(orders) if out.lower().endswith(".xlsx") else to_csv_bytes(orders))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from rebal_core import store, workflow
+
+    engine = store.make_engine(args.database)
+    record = workflow.find_scenario(engine=engine, name=args.scenario, dataset_id=_dataset_id(engine, args.dataset))
+    if record is None:
+        print(f"error: no saved scenario named {args.scenario!r} (see `python -m rebal_core scenarios`)")
+        return 2
+    orders = workflow.export_orders(engine=engine, actor=services_cli_actor(), scenario_id=record.id, file_format=Path(args.out).suffix.lstrip(".") or "csv")
+    _write_orders(orders, args.out)
+    print(f"wrote {len(orders)} transfer order(s) of {record.name!r} ({workflow.get_scenario(engine=engine, scenario_id=record.id).status}) to {args.out}")
+    return 0
+
+
+def services_cli_actor():
+    from rebal_core.services import CLI
+
+    return CLI
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from rebal_core import accounts, store
+
+    engine = store.make_engine(args.database)
+    actor = services_cli_actor()
+    if args.action == "list":
+        for u in accounts.list_users(engine=engine):
+            print(f"{u.username}\t{u.role}\t{'active' if u.active else 'locked'}\t{u.email or ''}")
+        return 0
+    if not args.username:
+        print("error: give a user name")
+        return 2
+    if args.action in ("add", "password"):
+        password = os.environ.get("REBAL_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+        if args.action == "add":
+            accounts.create_user(engine=engine, actor=actor, username=args.username, role=args.role or "viewer", password=password, email=args.email)
+        else:
+            accounts.set_password(engine=engine, actor=actor, username=args.username, password=password)
+    else:
+        accounts.update_user(engine=engine, actor=actor, username=args.username, role=args.role, active={"lock": False, "unlock": True}.get(args.action))
+    print(f"{args.action}: {args.username} done")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from rebal_core import audit, store
+    from rebal_core.export import to_csv_bytes
+
+    engine = store.make_engine(args.database)
+    frame = audit.log(engine=engine, username=args.user, actions=args.action, limit=args.limit)
+    if args.out:
+        Path(args.out).write_bytes(to_csv_bytes(frame))
+        print(f"wrote {len(frame)} event(s) to {args.out}")
+    else:
+        for r in frame.itertuples():
+            print(f"{r.at}\t{r.username}\t{r.action}\t{r.summary}")
+    return 0
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -185,13 +317,60 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--as-of", default="2026-11-16")
     s.add_argument("--gzip", action="store_true", help="write .csv.gz tables")
     s.set_defaults(run=cmd_synth)
+    sc = sub.add_parser("scenarios", help="list saved scenarios and their plan status")
+    sc.add_argument("--dataset", help="only this dataset (name or id)")
+    sc.add_argument("--database")
+    sc.set_defaults(run=cmd_scenarios)
+    ss = sub.add_parser("save-scenario", help="save a scenario (parameters from a TOML file, else the spec's defaults) for the app and the autopilot")
+    ss.add_argument("name")
+    ss.add_argument("--params", help="scenario TOML file")
+    ss.add_argument("--dataset", help="dataset name or id (default: the most recent)")
+    ss.add_argument("--method", choices=["optimize", "greedy"], default="optimize")
+    ss.add_argument("--time-limit", type=_seconds, default=5.0)
+    ss.add_argument("--database")
+    ss.set_defaults(run=cmd_save_scenario)
+    ap = sub.add_parser("autopilot", help="nightly: plan with a saved scenario, approve under the policy, release; safe to run twice")
+    ap.add_argument("--scenario", required=True, help="name of a saved scenario whose parameters to use")
+    ap.add_argument("--dataset", help="dataset to plan (name or id; default: the most recent)")
+    ap.add_argument("--time-limit", type=_seconds, help="seconds for the optimizer (default: the scenario's)")
+    ap.add_argument("--out", help="also write the released transfer orders (.csv or .xlsx)")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--database")
+    ap.set_defaults(run=cmd_autopilot)
+    ex = sub.add_parser("export", help="release an approved plan (once) and write its transfer orders; re-export gives the same orders")
+    ex.add_argument("--scenario", required=True, help="saved scenario name")
+    ex.add_argument("--dataset", help="dataset name or id, when several have a scenario of that name")
+    ex.add_argument("--out", required=True, help="file to write: .csv (UTF-8 with BOM) or .xlsx")
+    ex.add_argument("--database")
+    ex.set_defaults(run=cmd_export)
+    us = sub.add_parser("users", help="local accounts: list, add, password, role, lock, unlock (password from REBAL_NEW_PASSWORD or a prompt)")
+    us.add_argument("action", choices=["list", "add", "password", "role", "lock", "unlock"])
+    us.add_argument("username", nargs="?")
+    us.add_argument("--role", choices=["viewer", "planner", "approver", "admin"])
+    us.add_argument("--email")
+    us.add_argument("--database")
+    us.set_defaults(run=cmd_users)
+    au = sub.add_parser("audit", help="print or export the audit log")
+    au.add_argument("--user")
+    au.add_argument("--action", action="append", help="only these actions (repeatable)")
+    au.add_argument("--limit", type=_positive)
+    au.add_argument("--out", help="write CSV here instead of printing")
+    au.add_argument("--database")
+    au.set_defaults(run=cmd_audit)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from rebal_core.accounts import AccountError
+    from rebal_core.identity import PermissionDenied
+    from rebal_core.workflow import WorkflowError
+
     try:
         return args.run(args)
+    except (WorkflowError, AccountError, PermissionDenied, LookupError) as exc:  # bad requests: say what is wrong, exit 2
+        print(f"error: {exc}")
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

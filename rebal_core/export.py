@@ -34,19 +34,19 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return neutralize_formulas(frame).to_csv(index=False).encode("utf-8-sig")
 
 
-def _finite(value):
+def jsonable(value):
     """JSON has no NaN or infinity: such figures become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
 def summary_json(plan: Plan) -> str:
-    return json.dumps(_finite(plan.summary()), indent=2, default=str)
+    return json.dumps(jsonable(plan.summary()), indent=2, default=str)
 
 
 def write_plan(plan: Plan, out: str | Path, summary: str | Path | None = None) -> None:
@@ -54,3 +54,13 @@ def write_plan(plan: Plan, out: str | Path, summary: str | Path | None = None) -
     Path(out).write_bytes(to_csv_bytes(plan.table))
     if summary:
         Path(summary).write_text(summary_json(plan), encoding="utf-8")
+
+
+def to_xlsx_bytes(frame: pd.DataFrame, sheet: str = "transfer orders") -> bytes:
+    """An Excel workbook of ``frame``; text cells that would run as formulas are neutralised here too."""
+    import io
+
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        neutralize_formulas(frame).to_excel(writer, index=False, sheet_name=sheet[:31])
+    return buffer.getvalue()

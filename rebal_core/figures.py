@@ -255,3 +255,57 @@ def transfer_map(site_kpis: pd.DataFrame, plan_table: pd.DataFrame, sites: pd.Da
     # Site tooltips and arc tooltips share one template: fields a layer lacks render empty.
     tooltip = {"html": "<b>{label}</b> {units_txt}", "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"}}
     return pdk.Deck(layers=[*deck.layers, arcs], initial_view_state=deck.initial_view_state, map_style=None, tooltip=tooltip)
+
+
+# ----------------------------------------------------------------------------- comparing plans
+
+
+def compare_bars(values: dict[str, float], title: str, percent: bool = False) -> go.Figure:
+    """One bar per plan (fill rate, transfer spend...), labelled with its value."""
+    names = list(values)
+    y = [values[n] for n in names]
+    text = [f"{v:.2%}" if percent else money(v) for v in y]
+    fig = go.Figure(go.Bar(x=names, y=y, text=text, textposition="outside", marker_color="#2563EB"))
+    if percent and y:
+        lo = min(y)
+        fig.update_yaxes(range=[max(0.0, lo - (1 - lo) * 0.5 - 0.01), 1.0], tickformat=".1%")
+    fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False)
+    return fig
+
+
+def region_units_figure(units: pd.DataFrame) -> go.Figure:
+    """Units moved into each region, grouped bars per plan (``compare.units_by_region``)."""
+    fig = go.Figure()
+    for name, part in units.groupby("scenario", sort=False):
+        fig.add_bar(x=part["region"], y=part["units"], name=str(name))
+    fig.update_layout(title="Units moved by receiving region", barmode="group", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="units", legend={"orientation": "h"})
+    return fig
+
+
+def tradeoff_figure(sweep: pd.DataFrame) -> go.Figure:
+    """Transfer cost and network cost against expected fill rate across service levels; the Pareto front marked."""
+    fig = go.Figure()
+    if sweep.empty:
+        return fig
+    label = [f"service level {s:.1%}" for s in sweep["service_level"]]
+    front = sweep[sweep["pareto"]].sort_values("fill_rate_after")
+    fig.add_scatter(x=front["fill_rate_after"], y=front["transfer_cost"], mode="lines", name="Pareto front (transfer cost)", line={"color": "#2563EB", "width": 3})
+    fig.add_scatter(
+        x=sweep["fill_rate_after"], y=sweep["transfer_cost"], mode="markers+text", name="transfer cost",
+        text=[f"{s:.1%}" for s in sweep["service_level"]], textposition="top center", customdata=label,
+        marker={"size": 10, "color": np.where(sweep["pareto"], "#2563EB", "#94A3B8")},
+        hovertemplate="%{customdata}<br>fill rate %{x:.2%}<br>transfer cost $%{y:,.0f}<extra></extra>",
+    )  # fmt: skip
+    fig.add_scatter(
+        x=sweep["fill_rate_after"], y=sweep["network_cost_after"], mode="markers+lines", name="network cost", yaxis="y2", customdata=label,
+        marker={"size": 8, "color": "#DC2626", "symbol": "diamond"}, line={"color": "#DC2626", "dash": "dot"},
+        hovertemplate="%{customdata}<br>fill rate %{x:.2%}<br>network cost $%{y:,.0f}<extra></extra>",
+    )  # fmt: skip
+    fig.update_layout(
+        title="What service costs: transfer and network cost against expected fill rate",
+        xaxis={"title": "expected fill rate after the plan", "tickformat": ".1%"},
+        yaxis={"title": "transfer cost ($)"},
+        yaxis2={"title": "network cost ($)", "overlaying": "y", "side": "right"},
+        height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.2},
+    )  # fmt: skip
+    return fig

@@ -16,7 +16,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from rebal_core.planning import VOLUME_TOLERANCE, PlanningProblem, in_scope, lane_lookup
+from rebal_core.planning import (
+    VOLUME_TOLERANCE,
+    PlanningProblem,
+    banned,
+    in_scope,
+    lane_lookup,
+)
 
 DONORS_PER_RECEIVER = 5
 
@@ -41,6 +47,7 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     pairs = pd.DataFrame({"dst": short, "sku": sku[short]}).merge(pd.DataFrame({"src": donors, "sku": sku[donors]}), on="sku")
     pairs["lane"] = lane_lookup(lanes, len(problem.sites))[site[pairs["src"]], site[pairs["dst"]]]
     pairs = pairs[pairs["lane"] >= 0]
+    pairs = pairs[~banned(problem, pairs["src"].to_numpy(), pairs["dst"].to_numpy())]
     if sc.max_unit_cost_ratio is not None:
         cpu = lanes["cost_per_unit"].to_numpy(float)[pairs["lane"]]
         pairs = pairs[cpu <= sc.max_unit_cost_ratio * pos["unit_cost"].to_numpy(float)[pairs["src"]]]
@@ -69,7 +76,7 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
             continue
         d_site = site[dst]
         units = min(need, P[src] - T[src], ship_left[src] * pk, lane_units[lane], recv_left[d_site])
-        packs = int(math.floor(units / pk + 1e-9))
+        packs = math.floor(units / pk + 1e-9)
         qty = packs * pk
         if packs <= 0 or qty < sc.min_move_units:
             continue
@@ -101,4 +108,4 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
 
 
 def _trucks(volume: float, capacity: float) -> int:
-    return int(math.ceil(volume / capacity * (1 - VOLUME_TOLERANCE))) if volume > 0 else 0
+    return math.ceil(volume / capacity * (1 - VOLUME_TOLERANCE)) if volume > 0 else 0

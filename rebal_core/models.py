@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pydantic import NaiveDatetime
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -136,3 +137,121 @@ BUNDLE_TABLES: dict[str, type[SQLModel]] = {
     "lanes": Lane,
     "counts": CycleCount,
 }
+
+
+# ----------------------------------------------------------------------------- governance: users, policy, scenarios, audit
+
+
+class UserBase(SQLModel):
+    username: str = Field(index=True, unique=True, max_length=120)
+    display_name: str = ""
+    role: str = "viewer"  # identity.ROLES
+    email: str | None = Field(default=None, index=True)  # matches OIDC sign-ins
+    active: bool = True
+
+
+class User(UserBase, table=True):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str | None = None  # argon2id; None for OIDC-only accounts
+    created_at: NaiveDatetime
+
+
+class UserPublic(UserBase):
+    """What pages may show of a user: never the hash."""
+
+    id: int
+    created_at: NaiveDatetime
+
+
+class PolicyVersion(SQLModel, table=True):
+    """One version of the approval thresholds; the highest version is in force. Rows are never changed."""
+
+    __tablename__ = "policy"
+    version: int = Field(primary_key=True)
+    created_at: NaiveDatetime
+    created_by: str
+    note: str = ""
+    thresholds: str  # JSON, governance.Policy.to_json
+
+
+class ScenarioBase(SQLModel):
+    dataset_id: int = Field(foreign_key="dataset.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=160)
+    params: str  # JSON, Scenario.as_dict
+    method: str = "optimize"
+    time_limit: float = 5.0
+    status: str = "draft"  # governance.PLAN_STATES
+    author: str
+    created_at: NaiveDatetime
+    updated_at: NaiveDatetime
+    solved_at: NaiveDatetime | None = None
+    solved_by: str | None = None
+    solver_version: str = ""
+    policy_version: int | None = None
+    summary: str = "{}"  # JSON, Plan.summary (KPIs before and after, status, gap)
+    commitments: str = "{}"  # JSON, the fixed/forbidden/in-transit lines the plan was solved around
+    revision: int = 0  # bumped by every change: a re-solve only writes if nothing changed meanwhile
+
+
+class SavedScenario(ScenarioBase, table=True):
+    __tablename__ = "scenario"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class ScenarioPublic(ScenarioBase):
+    id: int
+
+
+class PlanLine(SQLModel, table=True):
+    """One transfer line of a saved scenario's plan, with its decision."""
+
+    __tablename__ = "plan_line"
+    scenario_id: int = Field(foreign_key="scenario.id", primary_key=True, ondelete="CASCADE")
+    transfer_id: str = Field(primary_key=True)
+    sku_id: str
+    sku_name: str = ""
+    category: str = ""
+    from_site_id: str
+    from_site: str = ""
+    to_site_id: str
+    to_site: str = ""
+    qty: int
+    proposed_qty: int  # what the optimizer proposed (a firm edit changes qty only)
+    packs: int
+    lead_time_days: float
+    cost_per_unit: float
+    line_cost: float
+    truck_share: float
+    value: float  # qty x unit cost
+    shortage_avoided: float = 0.0
+    excess_avoided: float = 0.0
+    days_until_stockout: float | None = None
+    reason: str = ""
+    needs_approval: bool = False
+    approval_rule: str = ""
+    status: str = "proposed"  # governance.LINE_STATUSES
+    decided_by: str | None = None
+    decided_at: NaiveDatetime | None = None
+    note: str = ""  # rejection reason or edit note
+    released_at: NaiveDatetime | None = None
+    released_by: str | None = None
+    version: int = 0
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only (database triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: NaiveDatetime = Field(index=True)  # UTC
+    username: str = Field(index=True)
+    role: str
+    action: str = Field(index=True)
+    object_type: str = ""
+    object_id: str = ""
+    dataset_id: int | None = None
+    summary: str = ""
+    before: str = "null"  # JSON
+    after: str = "null"  # JSON

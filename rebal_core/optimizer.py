@@ -62,7 +62,24 @@ from ortools.graph.python import min_cost_flow
 from ortools.linear_solver.python import model_builder_helper as mbh
 
 from rebal_core.greedy import greedy
-from rebal_core.planning import Arcs, Plan, PlanningProblem, Score, evaluate, explain, lines_from_arcs, position_cost
+from rebal_core.planning import (
+    Arcs,
+    Commitments,
+    Plan,
+    PlanningProblem,
+    Score,
+    apply_moves,
+    around,
+    build_problem,
+    evaluate,
+    explain,
+    lines_from_arcs,
+    plan_lines,
+    position_cost,
+    violations,
+)
+from rebal_core.positions import Network
+from rebal_core.scenario import Scenario
 
 Progress = Callable[[float, str], None]
 FLOW_CHUNK_ARCS = 500
@@ -76,7 +93,7 @@ REFLOW_ROUNDS = 3
 SCIP_PARAMETERS = "limits/gap = 1e-9\nlimits/absgap = 1e-6\ndisplay/verblevel = 0"
 
 
-def _quiet(fraction: float, message: str) -> None:  # noqa: ARG001
+def _quiet(fraction: float, message: str) -> None:
     return None
 
 
@@ -1064,3 +1081,70 @@ def plan(
         stats=sol.stats if sol is not None else {},
     )
 
+
+
+class CommitmentsInvalid(ValueError):
+    """Fixed lines that break the rules of a feasible plan, one problem per entry."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def plan_network(
+    net: Network,
+    scenario: Scenario,
+    *,
+    commitments: Commitments | None = None,
+    method: str = "optimize",
+    time_limit: float = 60.0,
+    progress: Progress = _quiet,
+    cancel: threading.Event | None = None,
+) -> Plan:
+    """Plan ``net`` under ``scenario`` around decisions already taken (approval workflow).
+
+    In-transit moves change the starting network (:func:`apply_moves`). Fixed
+    lines are applied too, using up their lanes' and receivers' capacity and
+    their share of the budget; the rest is optimized on what remains, without
+    the arcs the decisions rule out (:func:`rebal_core.planning.banned`), and
+    the plan is fixed lines + new lines, scored on the starting network.
+
+    Bound: with ``N`` the new lines and ``F`` the fixed ones, the true cost is
+    ``cost_residual(N) + line_cost(F) + sum_l c_l [ceil(V_Fl + V_Nl) - ceil(V_Nl)]``
+    and ``ceil(a + b) >= ceil(a) + ceil(b) - 1``, so
+    ``bound = bound_residual + line_cost(F) + sum_{l: V_Fl > 0} c_l (ceil(V_Fl) - 1)``
+    is a lower bound over plans that keep the decisions.
+    """
+    c = commitments or Commitments()
+    t0 = time.perf_counter()
+    base_net = apply_moves(net, c.in_transit)
+    base = build_problem(base_net, scenario)
+    if c.fixed.empty:
+        problem = around(base, c)
+        return plan(problem, method=method, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=time.perf_counter() - t0)
+    broken = violations(base, c.fixed)
+    if broken:
+        raise CommitmentsInvalid(broken)
+    fixed_score = evaluate(base, c.fixed)
+    if scenario.budget is not None:
+        scenario_left = replace(scenario, budget=max(0.0, scenario.budget - fixed_score.transfer_cost))
+    else:
+        scenario_left = scenario
+    residual = around(build_problem(apply_moves(base_net, c.fixed, consume_capacity=True), scenario_left), c)
+    inner = plan(residual, method=method, time_limit=time_limit, progress=progress, cancel=cancel)
+    lines = pd.concat([c.fixed, plan_lines(inner.table)], ignore_index=True)
+    score = evaluate(base, lines)
+    fixed_lanes = fixed_score.lines.drop_duplicates("lane_id").set_index("lane_id")["cost_per_truck"]
+    slack = sum(float(fixed_lanes.get(lane, 0.0)) for lane in fixed_score.trucks)  # one truck per lane may be shared
+    bound = inner.lower_bound + fixed_score.transfer_cost - slack
+    return Plan(
+        problem=base,
+        score=score,
+        table=explain(base, score),
+        method=method,
+        solver_status=inner.solver_status,
+        lower_bound=min(bound, score.network_cost_after) if np.isfinite(bound) else bound,
+        build_seconds=time.perf_counter() - t0 - inner.solve_seconds,
+        solve_seconds=inner.solve_seconds,
+        stats={**inner.stats, "fixed_lines": len(c.fixed), "forbidden_lines": len(c.forbidden), "in_transit_lines": len(c.in_transit)},
+    )

@@ -21,7 +21,7 @@ start above target and receivers below their excess level.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -83,6 +83,7 @@ class PlanningProblem:
     cost_before: float
     as_of: object = None
     inbound: pd.DataFrame | None = None  # for the days-until-stockout of lines' receivers
+    commitments: Commitments | None = None  # decisions the plan is made around (arcs already restricted)
 
     @property
     def receive_capacity(self) -> np.ndarray:
@@ -355,7 +356,7 @@ def evaluate(problem: PlanningProblem, lines: pd.DataFrame) -> Score:
         k["transfer_cost"] = n
         k["network_cost"] = k["shortage_cost"] + k["excess_cost"] + n
     after.update(
-        lines=int(len(lines)),
+        lines=len(lines),
         units_moved=int(lines["qty"].sum()),
         trucks=int(trucks["trucks"].sum()),
         lanes_used=int(lines["lane_id"].nunique()),
@@ -500,7 +501,7 @@ class Plan:
 PLAN_COLUMNS = [
     "transfer_id", "sku_id", "sku_name", "category", "from_site_id", "from_site", "to_site_id", "to_site",
     "qty", "packs", "lead_time_days", "cost_per_unit", "line_cost", "truck_share", "shortage_avoided",
-    "excess_avoided", "reason",
+    "excess_avoided", "days_until_stockout", "reason",
 ]  # fmt: skip
 
 
@@ -590,6 +591,7 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
             "truck_share": truck_share.round(2),
             "shortage_avoided": shortage_avoided.round(2),
             "excess_avoided": excess_avoided.round(2),
+            "days_until_stockout": days,
             "reason": reasons,
         }
     )
@@ -599,3 +601,108 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
 def plan_lines(table: pd.DataFrame) -> pd.DataFrame:
     """The (sku, from, to, qty) core of a plan table or PLAN.csv."""
     return table[LINE_KEYS + ["qty"]].astype({"sku_id": str, "from_site_id": str, "to_site_id": str})
+
+
+# ----------------------------------------------------------------------------- decisions a plan must respect
+
+
+def empty_lines() -> pd.DataFrame:
+    return pd.DataFrame({"sku_id": pd.Series(dtype=str), "from_site_id": pd.Series(dtype=str), "to_site_id": pd.Series(dtype=str), "qty": pd.Series(dtype=np.int64)})
+
+
+def _as_lines(frame: pd.DataFrame | None) -> pd.DataFrame:
+    if frame is None or frame.empty:
+        return empty_lines()
+    out = frame[LINE_KEYS + ["qty"]].astype({"sku_id": str, "from_site_id": str, "to_site_id": str})
+    return out.astype({"qty": np.int64}).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Commitments:
+    """Decisions a new plan must respect (approval workflow).
+
+    ``fixed`` lines (approved, firm or released in this plan) are kept at their
+    quantity; ``forbidden`` lines (rejected) are never proposed; ``in_transit``
+    lines were released by other plans on the same snapshot: they are moving
+    now, so their donors have that much less on hand, their receivers that much
+    more in transit, and neither the same move nor its reverse is proposed again
+    (no double shipping, no ping-pong).
+    """
+
+    fixed: pd.DataFrame = field(default_factory=empty_lines)
+    forbidden: pd.DataFrame = field(default_factory=empty_lines)
+    in_transit: pd.DataFrame = field(default_factory=empty_lines)
+
+    def __post_init__(self) -> None:
+        for name in ("fixed", "forbidden", "in_transit"):
+            object.__setattr__(self, name, _as_lines(getattr(self, name)))
+
+    @property
+    def empty(self) -> bool:
+        return self.fixed.empty and self.forbidden.empty and self.in_transit.empty
+
+    def as_dict(self) -> dict:
+        """JSON-ready, so a stored plan records exactly what it was solved around."""
+        return {k: getattr(self, k).to_dict(orient="records") for k in ("fixed", "forbidden", "in_transit")}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Commitments:
+        return cls(**{k: pd.DataFrame(raw.get(k) or [], columns=LINE_KEYS + ["qty"]) for k in ("fixed", "forbidden", "in_transit")})
+
+
+def apply_moves(net: Network, moves: pd.DataFrame, consume_capacity: bool = False) -> Network:
+    """The network once ``moves`` are under way: donors hold less on hand, receivers more in transit.
+
+    With ``consume_capacity`` the moves also use up their lanes' ``max_units``
+    and their receivers' receive capacity (moves that belong to the plan being made).
+    """
+    moves = _as_lines(moves)
+    if moves.empty:
+        return net
+    keys = ["site_id", "sku_id"]
+    inv = net.inventory.astype({"site_id": str, "sku_id": str}).set_index(keys)
+    out_qty = moves.groupby(["from_site_id", "sku_id"])["qty"].sum().rename_axis(keys)
+    in_qty = moves.groupby(["to_site_id", "sku_id"])["qty"].sum().rename_axis(keys)
+    inv = inv.reindex(inv.index.union(in_qty.index).union(out_qty.index))
+    inv["on_hand"] = (inv["on_hand"].fillna(0) - out_qty.reindex(inv.index).fillna(0)).clip(lower=0).astype(np.int64)
+    inv["in_transit"] = (inv["in_transit"].fillna(0) + in_qty.reindex(inv.index).fillna(0)).astype(np.int64)
+    changed = {"inventory": inv.reset_index()}
+    if consume_capacity:
+        lanes = net.lanes.astype({"from_site_id": str, "to_site_id": str}).copy()
+        used = moves.groupby(["from_site_id", "to_site_id"])["qty"].sum()
+        on_lane = pd.MultiIndex.from_frame(lanes[["from_site_id", "to_site_id"]])
+        if "max_units" in lanes:
+            lanes["max_units"] = (lanes["max_units"] - used.reindex(on_lane).fillna(0).to_numpy()).clip(lower=0)
+        sites = net.sites.astype({"site_id": str}).copy()
+        if "receive_capacity_units" in sites:
+            got = moves.groupby("to_site_id")["qty"].sum()
+            sites["receive_capacity_units"] = (sites["receive_capacity_units"] - sites["site_id"].map(got).fillna(0)).clip(lower=0)
+        changed.update(lanes=lanes, sites=sites)
+    return replace(net, **changed)
+
+
+def banned(problem: PlanningProblem, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Which moves (position rows ``src`` -> ``dst``) the problem's commitments rule out.
+
+    Out: forbidden lines, fixed lines (kept as they are, not topped up), in-transit
+    moves and their reverses, and moves that would make a fixed line's donor
+    receive or its receiver ship the same sku (rule 4).
+    """
+    c = problem.commitments
+    if c is None or c.empty or len(src) == 0:
+        return np.zeros(len(src), dtype=bool)
+    pos = problem.positions
+    sku = pos["sku_id"].to_numpy()[src]
+    src_site, dst_site = pos["site_id"].to_numpy()[src], pos["site_id"].to_numpy()[dst]
+    moving = c.in_transit
+    out = pd.concat([c.forbidden, c.fixed, moving, moving.rename(columns={"from_site_id": "to_site_id", "to_site_id": "from_site_id"})])
+    drop = pd.MultiIndex.from_arrays([sku, src_site, dst_site]).isin(pd.MultiIndex.from_frame(out[LINE_KEYS]))
+    drop |= pd.MultiIndex.from_arrays([dst_site, sku]).isin(pd.MultiIndex.from_frame(c.fixed[["from_site_id", "sku_id"]]))
+    drop |= pd.MultiIndex.from_arrays([src_site, sku]).isin(pd.MultiIndex.from_frame(c.fixed[["to_site_id", "sku_id"]]))
+    return np.asarray(drop)
+
+
+def around(problem: PlanningProblem, commitments: Commitments) -> PlanningProblem:
+    """``problem`` planned around ``commitments``: the arcs they rule out are gone (see :func:`banned`)."""
+    restricted = replace(problem, commitments=commitments)
+    return replace(restricted, arcs=problem.arcs.take(~banned(restricted, problem.arcs.src, problem.arcs.dst)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 from collections.abc import Callable
@@ -12,10 +13,12 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from rebal_core import store
+from rebal_core.audit import now
 from rebal_core.bundle import Bundle, Finding, load_bundle
 from rebal_core.forecast import forecast_demand
 from rebal_core.geo import RateCard, derive_lanes
-from rebal_core.models import DatasetPublic
+from rebal_core.identity import Actor
+from rebal_core.models import AuditEvent, DatasetPublic
 from rebal_core.positions import Network
 from rebal_core.synth import SynthConfig, synthesize
 
@@ -23,9 +26,20 @@ Progress = Callable[[float, str], None]
 SAMPLE_NAME = "Sample network"
 SAMPLE_DIR = store.DATA_DIR / "sample"
 SAMPLE_CONFIG = SynthConfig()
+FIRST_START = Actor("system:first-start", "system")
 
 
-def _quiet(fraction: float, message: str) -> None:  # noqa: ARG001 - default sink
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # containers without a passwd entry
+        return "unknown"
+
+
+CLI = Actor(f"cli:{_os_user()}", "admin")  # whoever runs the command line holds the store's credentials anyway
+
+
+def _quiet(fraction: float, message: str) -> None:
     return None
 
 
@@ -65,13 +79,16 @@ def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str
     return tables, method, accuracy
 
 
-def import_bundle(*, engine: Engine, source: str | Path, name: str, replace: bool = False, progress: Progress = _quiet) -> ImportResult:
-    """Validate, forecast and store a bundle as dataset ``name`` (all or nothing).
+def import_bundle(
+    *, engine: Engine, source: str | Path, name: str, replace: bool = False, progress: Progress = _quiet, actor: Actor = CLI
+) -> ImportResult:
+    """Validate, forecast and store a bundle as dataset ``name`` (all or nothing), audited as ``actor``.
 
     Raises :class:`rebal_core.bundle.BundleInvalid` for bad input and
     :class:`rebal_core.store.DatasetExists` for a name clash without ``replace``;
     in both cases nothing stored changes.
     """
+    actor.require("import_data")
     started = time.perf_counter()
     if not replace and store.find_dataset(engine=engine, name=name.strip()) is not None:
         raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")
@@ -89,6 +106,12 @@ def import_bundle(*, engine: Engine, source: str | Path, name: str, replace: boo
         rate_card=bundle.rate_card.as_dict(),
         replace=replace,
         progress=_stage(progress, 0.7, 1.0),
+        audit_event=AuditEvent(
+            at=now(), username=actor.username, role=actor.role, action="data_imported", object_type="dataset",
+            summary=f"imported {Path(source).name} as {name.strip()!r}" + (" (replacing the dataset of that name)" if replace else "")
+            + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s)",
+            after=json.dumps({"sites": len(tables["sites"]), "skus": len(tables["skus"]), "positions": len(tables["inventory"]), "as_of": str(bundle.as_of)}),
+        ),
     )
     return ImportResult(dataset, bundle.warnings, time.perf_counter() - started)
 
@@ -100,7 +123,7 @@ def ensure_sample(*, engine: Engine, progress: Progress = _quiet) -> DatasetPubl
     if not (SAMPLE_DIR / "sites.csv").exists():
         progress(0.0, "generating the sample network")
         synthesize(SAMPLE_DIR, SAMPLE_CONFIG)
-    return import_bundle(engine=engine, source=SAMPLE_DIR, name=SAMPLE_NAME, progress=progress).dataset
+    return import_bundle(engine=engine, source=SAMPLE_DIR, name=SAMPLE_NAME, progress=progress, actor=FIRST_START).dataset
 
 
 def load_network(*, engine: Engine, dataset_id: int) -> Network:

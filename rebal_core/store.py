@@ -19,7 +19,13 @@ import pandas as pd
 from sqlalchemy import Engine, event, func
 from sqlmodel import Session, SQLModel, create_engine, delete, select
 
-from rebal_core.models import BUNDLE_TABLES, Dataset, DatasetPublic, DemandRecord
+from rebal_core.models import (
+    BUNDLE_TABLES,
+    AuditEvent,
+    Dataset,
+    DatasetPublic,
+    DemandRecord,
+)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_DB = DATA_DIR / "rebal.db"
@@ -54,7 +60,28 @@ def make_engine(url: str | None = None) -> Engine:
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    _audit_append_only(engine)
     return engine
+
+
+def _audit_append_only(engine: Engine) -> None:
+    """Database triggers that refuse UPDATE and DELETE on the audit log, whatever the client."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            for op in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
+                    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+                )
+        elif conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION rebal_audit_append_only() RETURNS trigger AS $$ "
+                "BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION rebal_audit_append_only()"
+            )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -116,8 +143,12 @@ def save_dataset(
     rate_card: dict | None = None,
     replace: bool = False,
     progress: Callable[[float, str], None] | None = None,
+    audit_event: AuditEvent | None = None,
 ) -> DatasetPublic:
-    """Store a dataset's tables in one transaction; raise :class:`DatasetExists` unless ``replace``."""
+    """Store a dataset's tables in one transaction; raise :class:`DatasetExists` unless ``replace``.
+
+    ``audit_event`` is recorded in the same transaction (its dataset id filled in).
+    """
     name = name.strip()
     if not name:
         raise ValueError("a dataset needs a name")
@@ -135,7 +166,7 @@ def save_dataset(
             name=name,
             source=source,
             as_of=as_of,
-            imported_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0),
+            imported_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
             sites=len(tables["sites"]),
             skus=len(tables["skus"]),
             positions=len(inventory),
@@ -159,6 +190,9 @@ def save_dataset(
                 progress(written / total, f"storing {key} ({written:,} of {total:,} rows)")
 
             _bulk_insert(conn, model.__tablename__, frame, ["dataset_id", *columns], step)
+        if audit_event is not None:
+            audit_event.dataset_id, audit_event.object_id = dataset_id, str(dataset_id)
+            conn.execute(AuditEvent.__table__.insert().values(**audit_event.model_dump(exclude={"id"})))
         row = conn.execute(select(Dataset).where(Dataset.id == dataset_id)).one()
     return DatasetPublic.model_validate(row._mapping)
 
@@ -169,9 +203,12 @@ def _delete_rows(conn, dataset_id: int) -> None:
     conn.execute(delete(Dataset).where(Dataset.id == dataset_id))
 
 
-def delete_dataset(*, engine: Engine, dataset_id: int) -> None:
+def delete_dataset(*, engine: Engine, dataset_id: int, audit_event: AuditEvent | None = None) -> None:
+    """Delete a dataset's rows (its scenarios cascade), recording ``audit_event`` in the same transaction."""
     with engine.begin() as conn:
         _delete_rows(conn, dataset_id)
+        if audit_event is not None:
+            conn.execute(AuditEvent.__table__.insert().values(**audit_event.model_dump(exclude={"id"})))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -220,7 +257,7 @@ def read_demand_history(*, engine: Engine, dataset_id: int, site_id: str, sku_id
 
 
 def count_rows(*, engine: Engine, table: str, dataset_id: int | None = None) -> int:
-    model = BUNDLE_TABLES[table] if table in BUNDLE_TABLES else Dataset
+    model = BUNDLE_TABLES.get(table, Dataset)
     query = select(func.count()).select_from(model)
     if dataset_id is not None and model is not Dataset:
         query = query.where(model.dataset_id == dataset_id)

@@ -1,0 +1,168 @@
+"""Accounts: local users with argon2id password hashes, OIDC sign-ins mapped to users, the first admin.
+
+Role checks happen here and in :mod:`rebal_core.workflow`, never only in the pages.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from rebal_core import audit
+from rebal_core.identity import (
+    ROLES,
+    Actor,
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
+from rebal_core.models import User, UserPublic
+from rebal_core.services import FIRST_START
+from rebal_core.store import DATA_DIR
+
+
+class AccountError(ValueError):
+    """A user request that cannot be done (unknown user, taken name, bad password...)."""
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+
+
+def admin_password_file(engine: Engine) -> Path:
+    """Where the first start leaves the admin's password: next to an SQLite store, else under data/."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        db = Path(engine.url.database)
+        return db.with_name(f"{db.stem}-admin-password.txt")
+    return DATA_DIR / "admin-password.txt"
+
+
+def ensure_admin(*, engine: Engine) -> str | None:
+    """First start: create user ``admin`` and say how to sign in; afterwards do nothing (returns None).
+
+    The password is ``REBAL_ADMIN_PASSWORD`` when set, else a random one written
+    to ``password_file`` (readable by its owner only).
+    """
+    with Session(engine) as session:
+        if session.exec(select(func.count()).select_from(User)).one():
+            return None
+        password = os.environ.get("REBAL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        session.add(User(username="admin", display_name="Administrator", role="admin", password_hash=hash_password(password), created_at=audit.now()))
+        audit.record(session, actor=FIRST_START, action="user_created", object_type="user", object_id="admin", summary="first start: created user admin (role admin)", after={"role": "admin"})
+        session.commit()
+    if os.environ.get("REBAL_ADMIN_PASSWORD"):
+        return "Sign in as admin with the password in REBAL_ADMIN_PASSWORD, then change it on the Admin page."
+    password_file = admin_password_file(engine)
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.write_text(password + "\n", encoding="utf-8")
+    password_file.chmod(0o600)
+    return f"Sign in as admin with the password in {password_file}, then change it on the Admin page."
+
+
+def authenticate(*, engine: Engine, username: str, password: str) -> Actor | None:
+    """The actor for a correct local sign-in, else None (same answer for unknown user and wrong password)."""
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.username == username.strip())).first()
+        if user is None or not user.active or not verify_password(user.password_hash, password):
+            return None
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+            session.add(user)
+            session.commit()
+        return Actor(user.username, user.role)
+
+
+def actor_for_oidc(*, engine: Engine, email: str, name: str = "") -> Actor | None:
+    """The actor for an identity-provider sign-in; a first sign-in creates a viewer (an admin grants more)."""
+    email = email.strip().lower()
+    if not email:
+        return None
+    with Session(engine) as session:
+        user = session.exec(select(User).where(func.lower(User.email) == email)).first()
+        if user is None:
+            user = User(username=email, display_name=name, role="viewer", email=email, created_at=audit.now())
+            session.add(user)
+            audit.record(session, actor=Actor(email, "viewer"), action="user_created", object_type="user", object_id=email, summary=f"first sign-in through the identity provider: {email} (viewer)", after={"role": "viewer"})
+            session.commit()
+        return Actor(user.username, user.role) if user.active else None
+
+
+def list_users(*, engine: Engine) -> list[UserPublic]:
+    with Session(engine) as session:
+        return [UserPublic.model_validate(u) for u in session.exec(select(User).order_by(User.username)).all()]
+
+
+def create_user(*, engine: Engine, actor: Actor, username: str, role: str, password: str | None = None, email: str | None = None, display_name: str = "") -> UserPublic:
+    actor.require("manage_users")
+    username = username.strip()
+    if not username:
+        raise AccountError("a user needs a name")
+    _check_role(role)
+    if password is not None and password_problem(password):
+        raise AccountError(password_problem(password))
+    with Session(engine) as session:
+        if session.exec(select(User).where(User.username == username)).first():
+            raise AccountError(f"a user named {username!r} already exists")
+        user = User(username=username, display_name=display_name, role=role, email=(email or None) and email.strip().lower(),
+                    password_hash=hash_password(password) if password else None, created_at=audit.now())
+        session.add(user)
+        audit.record(session, actor=actor, action="user_created", object_type="user", object_id=username, summary=f"created user {username} ({role})", after={"role": role, "email": user.email})
+        session.commit()
+        session.refresh(user)
+        return UserPublic.model_validate(user)
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise AccountError(f"no user named {username!r}")
+    return user
+
+
+def update_user(*, engine: Engine, actor: Actor, username: str, role: str | None = None, active: bool | None = None) -> UserPublic:
+    """Change a user's role or lock/unlock them (admin); the last active admin cannot be demoted or locked."""
+    actor.require("manage_users")
+    if role is not None:
+        _check_role(role)
+    with Session(engine) as session:
+        user = _user(session, username)
+        before = {"role": user.role, "active": user.active}
+        new_role = role if role is not None else user.role
+        new_active = active if active is not None else user.active
+        if user.role == "admin" and user.active and (new_role != "admin" or not new_active):
+            admins = session.exec(select(func.count()).select_from(User).where(User.role == "admin", User.active)).one()
+            if admins <= 1:
+                raise AccountError(f"{username} is the last active admin; make another admin first")
+        user.role, user.active = new_role, new_active
+        session.add(user)
+        after = {"role": new_role, "active": new_active}
+        audit.record(session, actor=actor, action="user_changed", object_type="user", object_id=username, summary=f"user {username}: {before} -> {after}", before=before, after=after)
+        session.commit()
+        session.refresh(user)
+        return UserPublic.model_validate(user)
+
+
+def set_password(*, engine: Engine, actor: Actor, username: str, password: str, current: str | None = None) -> None:
+    """Users change their own password (giving the current one); admins reset anyone's."""
+    problem = password_problem(password)
+    if problem:
+        raise AccountError(problem)
+    with Session(engine) as session:
+        user = _user(session, username)
+        if actor.username == username:
+            if user.password_hash and not verify_password(user.password_hash, current or ""):
+                raise AccountError("the current password is wrong")
+        else:
+            actor.require("manage_users")
+        user.password_hash = hash_password(password)
+        session.add(user)
+        audit.record(session, actor=actor, action="password_changed", object_type="user", object_id=username, summary=f"password of {username} changed")
+        session.commit()
+    if username == "admin":
+        admin_password_file(engine).unlink(missing_ok=True)  # the first-start password is no longer valid

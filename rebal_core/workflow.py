@@ -1,0 +1,835 @@
+"""S&OP use cases: saved scenarios, re-plans around decisions, approvals, release, export, autopilot.
+
+Every function takes the acting user (:class:`rebal_core.identity.Actor`),
+checks the role here (not only in the pages), changes the store in one
+transaction and records an audit event in that same transaction.
+
+Concurrency: every change to a plan first bumps its scenario's ``revision``
+with a conditional UPDATE (the plan must still be in a state that allows the
+change). That statement takes the write lock (SQLite) or the row lock
+(PostgreSQL), so two approvers working on the same plan are serialized and
+neither's decisions are lost; a re-solve writes only if the revision it
+started from is unchanged, else it is refused as a conflict. Line changes can
+also carry the line version the user saw, so a decision taken on stale data is
+refused rather than silently overwriting someone else's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import ortools
+import pandas as pd
+from sqlalchemy import Engine, and_, exists, or_, update
+from sqlmodel import Session, col, delete, select
+
+from rebal_core import __version__, accounts, audit, services
+from rebal_core.export import jsonable
+from rebal_core.governance import (
+    FIXED_STATUSES,
+    LINE_ACTIONS,
+    STATE_WORDS,
+    TRANSITIONS,
+    IllegalTransition,
+    Policy,
+    check_line_action,
+    next_state,
+)
+from rebal_core.identity import AUTOPILOT, Actor
+from rebal_core.models import (
+    AuditEvent,
+    PlanLine,
+    PolicyVersion,
+    SavedScenario,
+    ScenarioPublic,
+)
+from rebal_core.optimizer import plan_network
+from rebal_core.planning import (
+    LINE_KEYS,
+    Commitments,
+    Plan,
+    apply_moves,
+    build_problem,
+    evaluate,
+    explain,
+    violations,
+)
+from rebal_core.positions import Network
+from rebal_core.scenario import Scenario
+
+SOLVER_VERSION = f"rebal {__version__}; ortools {ortools.__version__}"
+Progress = Callable[[float, str], None]
+SYSTEM_FIRST_START = services.FIRST_START
+
+
+class WorkflowError(ValueError):
+    """A request that cannot be done as asked (unknown scenario, name taken, bad quantity...)."""
+
+
+class Conflict(WorkflowError):
+    """Someone changed the plan meanwhile; reload and try again."""
+
+
+def _quiet(fraction: float, message: str) -> None:
+    return None
+
+
+# ----------------------------------------------------------------------------- policy
+
+
+def ensure_governance(*, engine: Engine) -> str | None:
+    """First start: approval policy v1 and the admin account; returns how to sign in (or None)."""
+    with Session(engine) as session:
+        if session.exec(select(PolicyVersion)).first() is None:
+            default = Policy(version=1)
+            session.add(PolicyVersion(version=1, created_at=audit.now(), created_by=SYSTEM_FIRST_START.username, note="defaults", thresholds=default.to_json()))
+            audit.record(session, actor=SYSTEM_FIRST_START, action="policy_changed", object_type="policy", object_id=1, summary="approval policy v1 (defaults)", after=json.loads(default.to_json()))
+            session.commit()
+    return accounts.ensure_admin(engine=engine)
+
+
+def current_policy(*, engine: Engine) -> Policy:
+    with Session(engine) as session:
+        row = session.exec(select(PolicyVersion).order_by(PolicyVersion.version.desc())).first()
+    return Policy.from_json(row.thresholds, row.version) if row else Policy()
+
+
+def policy_history(*, engine: Engine) -> list[PolicyVersion]:
+    with Session(engine) as session:
+        return list(session.exec(select(PolicyVersion).order_by(PolicyVersion.version.desc())).all())
+
+
+def set_policy(*, engine: Engine, actor: Actor, policy: Policy, note: str = "") -> Policy:
+    """Store ``policy`` as the next version (versions are never changed, so old decisions stay explained)."""
+    actor.require("set_policy")
+    problems = policy.problems()
+    if problems:
+        raise WorkflowError("; ".join(problems))
+    before = current_policy(engine=engine)
+    with Session(engine) as session:
+        version = before.version + 1
+        session.add(PolicyVersion(version=version, created_at=audit.now(), created_by=actor.username, note=note, thresholds=policy.to_json()))
+        audit.record(session, actor=actor, action="policy_changed", object_type="policy", object_id=version, summary=f"approval policy v{version}" + (f": {note}" if note else ""),
+                     before=json.loads(before.to_json()), after=json.loads(policy.to_json()))
+        session.commit()
+    return current_policy(engine=engine)
+
+
+# ----------------------------------------------------------------------------- reading scenarios
+
+
+def list_scenarios(*, engine: Engine, dataset_id: int | None = None) -> list[ScenarioPublic]:
+    query = select(SavedScenario).order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
+    if dataset_id is not None:
+        query = query.where(SavedScenario.dataset_id == dataset_id)
+    with Session(engine) as session:
+        return [ScenarioPublic.model_validate(r) for r in session.exec(query).all()]
+
+
+def get_scenario(*, engine: Engine, scenario_id: int) -> ScenarioPublic:
+    with Session(engine) as session:
+        row = session.get(SavedScenario, scenario_id)
+        if row is None:
+            raise WorkflowError(f"no saved scenario with id {scenario_id}")
+        return ScenarioPublic.model_validate(row)
+
+
+def find_scenario(*, engine: Engine, name: str, dataset_id: int | None = None) -> ScenarioPublic | None:
+    """The scenario of that name (on that dataset, else the most recently changed one)."""
+    query = select(SavedScenario).where(SavedScenario.name == name.strip()).order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
+    if dataset_id is not None:
+        query = query.where(SavedScenario.dataset_id == dataset_id)
+    with Session(engine) as session:
+        row = session.exec(query).first()
+        return ScenarioPublic.model_validate(row) if row else None
+
+
+def parameters(record: ScenarioPublic) -> Scenario:
+    return Scenario.from_mapping(json.loads(record.params))
+
+
+def summary(record: ScenarioPublic) -> dict:
+    return json.loads(record.summary or "{}")
+
+
+def lines(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
+    """Every line of a scenario's plan with its decision (rejected lines included, marked)."""
+    columns = list(PlanLine.model_fields)
+    with Session(engine) as session:
+        rows = [r.model_dump() for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id).order_by(PlanLine.transfer_id)).all()]
+    frame = pd.DataFrame(rows, columns=columns)
+    if len(frame):
+        frame["lane_id"] = frame["from_site_id"] + ">" + frame["to_site_id"]
+        frame["cost"] = frame["line_cost"] + frame["truck_share"]
+        frame["released"] = frame["released_at"].notna()
+    return frame
+
+
+def in_plan(frame: pd.DataFrame) -> pd.DataFrame:
+    """The lines that make up the plan (rejected ones are remembered but not part of it)."""
+    return frame[frame["status"] != "rejected"] if len(frame) else frame
+
+
+# ----------------------------------------------------------------------------- writing plans
+
+
+def _name_taken(session: Session, dataset_id: int, name: str, but: int | None = None) -> bool:
+    query = select(SavedScenario.id).where(SavedScenario.dataset_id == dataset_id, SavedScenario.name == name)
+    return any(i != but for i in session.exec(query).all())
+
+
+def _line_records(scenario_id: int, plan: Plan, old: dict[str, PlanLine], policy: Policy) -> list[PlanLine]:
+    """Plan lines for the store: figures from ``plan``, decisions carried over from ``old``."""
+    table = plan.table
+    if table.empty:
+        return []
+    unit_cost = plan.problem.positions.drop_duplicates("sku_id").set_index("sku_id")["unit_cost"]
+    value = table["qty"].to_numpy(float) * table["sku_id"].map(unit_cost).fillna(0).to_numpy(float)
+    assessed = policy.assess(table.assign(value=value, cost=table["line_cost"] + table["truck_share"]))
+    out = []
+    for i, row in enumerate(table.to_dict("records")):
+        prior = old.get(row["transfer_id"])
+        days = row.get("days_until_stockout")
+        record = PlanLine(
+            scenario_id=scenario_id,
+            **{k: row[k] for k in ("transfer_id", "sku_id", "from_site_id", "to_site_id", "qty", "packs", "lead_time_days", "cost_per_unit", "line_cost", "truck_share", "shortage_avoided", "excess_avoided", "reason")},
+            sku_name=str(row.get("sku_name") or ""),
+            category=str(row.get("category") or ""),
+            from_site=str(row.get("from_site") or ""),
+            to_site=str(row.get("to_site") or ""),
+            proposed_qty=prior.proposed_qty if prior else row["qty"],
+            value=float(value[i]),
+            days_until_stockout=None if days is None or not math.isfinite(days) else float(days),
+            needs_approval=bool(assessed["needs_approval"].iat[i]),
+            approval_rule=assessed["approval_rule"].iat[i],
+        )
+        if prior is not None:
+            for k in ("status", "decided_by", "decided_at", "note", "released_at", "released_by"):
+                setattr(record, k, getattr(prior, k))
+            record.version = prior.version + 1
+        out.append(record)
+    return out
+
+
+def _plan_summary(plan: Plan, extra: dict | None = None) -> str:
+    """Plan.summary plus the lines as solved (``result``), so a re-run can be checked against it."""
+    s = plan.summary()
+    s["trucks_by_lane"] = s.pop("trucks")
+    s["result"] = plan.table[LINE_KEYS + ["qty"]].to_dict("records")
+    s.update(extra or {})
+    return json.dumps(jsonable(s), default=str)
+
+
+def save_scenario(
+    *,
+    engine: Engine,
+    actor: Actor,
+    dataset_id: int,
+    scenario: Scenario,
+    name: str | None = None,
+    method: str = "optimize",
+    time_limit: float = 5.0,
+) -> ScenarioPublic:
+    """Persist a scenario as a draft without a plan (:func:`solve_scenario` makes and stores its plan)."""
+    actor.require("save_scenario")
+    name = (name or scenario.name).strip()
+    if not name:
+        raise WorkflowError("a scenario needs a name")
+    if services.store.get_dataset(engine=engine, dataset_id=dataset_id) is None:
+        raise WorkflowError(f"no dataset with id {dataset_id}")
+    if method not in ("optimize", "greedy"):
+        raise WorkflowError(f"method must be 'optimize' or 'greedy', got {method!r}")
+    if not time_limit > 0:
+        raise WorkflowError(f"the time limit must be > 0 seconds, got {time_limit!r}")
+    now = audit.now()
+    with Session(engine) as session:
+        if _name_taken(session, dataset_id, name):
+            raise WorkflowError(f"a scenario named {name!r} already exists for this dataset; choose another name")
+        record = SavedScenario(dataset_id=dataset_id, name=name, params=json.dumps(scenario.as_dict()), method=method, time_limit=time_limit,
+                               author=actor.username, created_at=now, updated_at=now, solver_version=SOLVER_VERSION)
+        session.add(record)
+        session.flush()
+        audit.record(session, actor=actor, action="scenario_saved", object_type="scenario", object_id=record.id, dataset_id=dataset_id,
+                     summary=f"saved scenario {name!r}", after={"params": scenario.as_dict(), "method": method, "time_limit": time_limit})
+        session.commit()
+        session.refresh(record)
+        return ScenarioPublic.model_validate(record)
+
+
+def clone_scenario(*, engine: Engine, actor: Actor, scenario_id: int, name: str, dataset_id: int | None = None) -> ScenarioPublic:
+    """A new draft with the same parameters (on the same or another dataset); solve it to get its plan."""
+    source = get_scenario(engine=engine, scenario_id=scenario_id)
+    params = parameters(source)
+    out = save_scenario(engine=engine, actor=actor, dataset_id=dataset_id or source.dataset_id, scenario=params, name=name, method=source.method, time_limit=source.time_limit)
+    with Session(engine) as session:
+        audit.record(session, actor=actor, action="scenario_cloned", object_type="scenario", object_id=out.id, dataset_id=out.dataset_id,
+                     summary=f"cloned {source.name!r} (id {source.id}) as {out.name!r}", before={"id": source.id}, after={"id": out.id})
+        session.commit()
+    return out
+
+
+def rename_scenario(*, engine: Engine, actor: Actor, scenario_id: int, name: str) -> ScenarioPublic:
+    actor.require("edit_scenario")
+    name = name.strip()
+    if not name:
+        raise WorkflowError("a scenario needs a name")
+    with Session(engine) as session:
+        record = session.get(SavedScenario, scenario_id)
+        if record is None:
+            raise WorkflowError(f"no saved scenario with id {scenario_id}")
+        if _name_taken(session, record.dataset_id, name, but=scenario_id):
+            raise WorkflowError(f"a scenario named {name!r} already exists for this dataset; choose another name")
+        old = record.name
+        record.name, record.updated_at, record.revision = name, audit.now(), record.revision + 1
+        session.add(record)
+        audit.record(session, actor=actor, action="scenario_renamed", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
+                     summary=f"renamed {old!r} to {name!r}", before={"name": old}, after={"name": name})
+        session.commit()
+        session.refresh(record)
+        return ScenarioPublic.model_validate(record)
+
+
+def delete_scenario(*, engine: Engine, actor: Actor, scenario_id: int) -> None:
+    """Delete a scenario and its plan; refused while released transfers are on their way."""
+    actor.require("edit_scenario")
+    with Session(engine) as session:
+        record = session.get(SavedScenario, scenario_id)
+        if record is None:
+            raise WorkflowError(f"no saved scenario with id {scenario_id}")
+        released = session.exec(select(PlanLine.transfer_id).where(PlanLine.scenario_id == scenario_id, col(PlanLine.released_at).is_not(None))).all()
+        if released and record.status != "received":
+            raise IllegalTransition(f"{record.name!r} has {len(released)} released transfer(s) in transit; confirm their receipt before deleting it")
+        before = {"name": record.name, "status": record.status, "params": json.loads(record.params), "summary": {k: v for k, v in json.loads(record.summary or "{}").items() if k != "result"}}
+        session.exec(delete(PlanLine).where(PlanLine.scenario_id == scenario_id))
+        session.delete(record)
+        audit.record(session, actor=actor, action="scenario_deleted", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
+                     summary=f"deleted scenario {record.name!r}", before=before)
+        session.commit()
+
+
+# ----------------------------------------------------------------------------- solving around decisions
+
+
+def commitments_for(*, engine: Engine, scenario_id: int) -> Commitments:
+    """What a re-plan of this scenario must respect.
+
+    Fixed: its approved, firm and released lines. Forbidden: its rejected lines.
+    In transit: lines released by *other* plans on the same dataset that are not
+    yet received (the dataset's own in_transit column predates them).
+    """
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    own = lines(engine=engine, scenario_id=scenario_id)
+    with Session(engine) as session:
+        others = session.exec(
+            select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.qty)
+            .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
+            .where(SavedScenario.dataset_id == record.dataset_id, SavedScenario.id != scenario_id, SavedScenario.status != "received", col(PlanLine.released_at).is_not(None))
+        ).all()
+    moving = pd.DataFrame([tuple(r) for r in others], columns=LINE_KEYS + ["qty"])
+    if own.empty:
+        return Commitments(in_transit=moving)
+    fixed = own[own["status"].isin(FIXED_STATUSES) | own["released"]]
+    return Commitments(fixed=fixed, forbidden=own[own["status"] == "rejected"], in_transit=moving)
+
+
+def _network(engine: Engine, record: ScenarioPublic, network: Network | None) -> Network:
+    return network if network is not None else services.load_network(engine=engine, dataset_id=record.dataset_id)
+
+
+def _bump(session: Session, scenario_id: int, states: Iterable[str], revision: int | None = None) -> bool:
+    """Take the plan's lock: bump its revision if it is in one of ``states`` (and at ``revision``)."""
+    cond = [SavedScenario.id == scenario_id, col(SavedScenario.status).in_(list(states))]
+    if revision is not None:
+        cond.append(SavedScenario.revision == revision)
+    result = session.execute(update(SavedScenario).where(*cond).values(revision=SavedScenario.revision + 1, updated_at=audit.now()))
+    return result.rowcount == 1
+
+
+def _refused(engine: Engine, scenario_id: int, doing: str) -> WorkflowError:
+    """Why a conditional change did not apply, in words."""
+    try:
+        record = get_scenario(engine=engine, scenario_id=scenario_id)
+    except WorkflowError as exc:
+        return exc
+    return Conflict(f"cannot {doing}: {record.name!r} is now {STATE_WORDS.get(record.status, record.status)} (changed meanwhile); reload and try again")
+
+
+def solve_scenario(
+    *,
+    engine: Engine,
+    actor: Actor,
+    scenario_id: int,
+    scenario: Scenario | None = None,
+    method: str | None = None,
+    time_limit: float | None = None,
+    network: Network | None = None,
+    progress: Progress = _quiet,
+    cancel: threading.Event | None = None,
+) -> ScenarioPublic:
+    """(Re-)plan a draft around its decisions, optionally with new parameters.
+
+    Rejected lines stay out, approved / firm / released lines are kept as they
+    are, other plans' released lines count as in transit; the rest is
+    re-optimized. Refused with :class:`Conflict` if the plan changed while solving.
+    """
+    actor.require("edit_scenario")
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    if record.status != "draft":
+        raise IllegalTransition(f"{record.name!r} is {STATE_WORDS[record.status]}; only a draft is re-planned (send it back to draft first)")
+    params = scenario or parameters(record)
+    method = method or record.method
+    time_limit = time_limit or record.time_limit
+    commitments = commitments_for(engine=engine, scenario_id=scenario_id)
+    net = _network(engine, record, network)
+    try:
+        plan = plan_network(net, params, commitments=commitments, method=method, time_limit=time_limit, progress=progress, cancel=cancel)
+    except ValueError as exc:  # CommitmentsInvalid: fixed lines that break a rule
+        raise WorkflowError(f"the kept lines break the plan's rules: {exc}") from None
+    policy = current_policy(engine=engine)
+    with Session(engine) as session:
+        if not _bump(session, scenario_id, ("draft",), revision=record.revision):
+            raise _refused(engine, scenario_id, "store the new plan") if get_scenario(engine=engine, scenario_id=scenario_id).status != "draft" else Conflict(
+                f"{record.name!r} was changed while it was being solved; solve again to include those changes"
+            )
+        old = {r.transfer_id: r for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id)).all()}
+        keep = {t for t, r in old.items() if r.status == "rejected"}
+        session.exec(delete(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).not_in(keep)))
+        session.flush()
+        records = _line_records(scenario_id, plan, {t: r for t, r in old.items() if t not in keep}, policy)
+        session.add_all(records)
+        now = audit.now()
+        values = {"params": json.dumps(params.as_dict()), "method": method, "time_limit": time_limit, "summary": _plan_summary(plan),
+                      "commitments": json.dumps(commitments.as_dict()), "solved_at": now, "solved_by": actor.username, "solver_version": SOLVER_VERSION, "policy_version": policy.version}
+        session.execute(update(SavedScenario).where(SavedScenario.id == scenario_id).values(**values))
+        s = plan.summary()
+        audit.record(session, actor=actor, action="plan_solved", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
+                     summary=f"solved {record.name!r}: {s['lines']} lines, network cost {s['network_cost_after']:,.0f} ({plan.solver_status}); "
+                             f"kept {len(commitments.fixed)}, excluded {len(commitments.forbidden)}, in transit {len(commitments.in_transit)}",
+                     before={"network_cost_after": summary(record).get("network_cost_after"), "params": json.loads(record.params)},
+                     after={"network_cost_after": s["network_cost_after"], "lines": s["lines"], "params": params.as_dict(), "status": plan.solver_status})
+        session.commit()
+    return get_scenario(engine=engine, scenario_id=scenario_id)
+
+
+def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tuple[Plan, list[str]]:
+    """The plan made of ``frame``'s lines (decisions applied) scored by the spec, with the rules it breaks."""
+    stored = Commitments.from_dict(json.loads(record.commitments or "{}"))
+    base = build_problem(apply_moves(net, stored.in_transit), parameters(record))
+    plan_rows = in_plan(frame)[LINE_KEYS + ["qty"]] if len(frame) else frame
+    score = evaluate(base, plan_rows)
+    plan = Plan(problem=base, score=score, table=explain(base, score), method=record.method, solver_status="EDITED", lower_bound=float("nan"), build_seconds=0.0, solve_seconds=0.0)
+    return plan, violations(base, plan_rows) if len(plan_rows) else []
+
+
+# ----------------------------------------------------------------------------- line decisions
+
+
+LINE_EVENTS = {"approve": "line_approved", "reject": "line_rejected", "reset": "line_reset"}
+
+
+@dataclass
+class LineResult:
+    changed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "TR-...: why"
+
+
+def _line_refusal(line: PlanLine, action: str, version: int | None) -> str | None:
+    if version is not None and line.version != version:
+        return f"{line.transfer_id}: changed by {line.decided_by or 'someone'} meanwhile (now {line.status}); reload"
+    if line.released_at is not None:
+        return f"{line.transfer_id}: already released on {line.released_at:%Y-%m-%d %H:%M}; it cannot change"
+    if action == "approve" and line.status not in ("proposed", "firm"):
+        return f"{line.transfer_id}: is {line.status}" + ("; reset it first to approve it" if line.status == "rejected" else "")
+    if action == "reject" and line.status == "rejected":
+        return f"{line.transfer_id}: already rejected"
+    if action == "reset" and line.status == "proposed":
+        return f"{line.transfer_id}: has no decision to undo"
+    return None
+
+
+def decide_lines(
+    *,
+    engine: Engine,
+    actor: Actor,
+    scenario_id: int,
+    transfer_ids: Iterable[str],
+    action: str,
+    note: str = "",
+    versions: dict[str, int] | None = None,
+    network: Network | None = None,
+) -> LineResult:
+    """Approve, reject (a reason is required) or reset (undo) lines; per line or in bulk.
+
+    Lines that cannot take the action are skipped with the reason; the rest
+    change together. Rejections and resets re-score the plan.
+    """
+    ids = list(dict.fromkeys(transfer_ids))
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    check_line_action(record.status, action)
+    if action == "approve" or (action == "reject" and record.status == "in_review"):
+        actor.require("decide_line")
+    elif action == "reject":
+        actor.require("exclude_line")
+    elif not (actor.can("edit_line") or actor.can("decide_line")):
+        actor.require("edit_line")
+    note = note.strip()
+    if action == "reject" and not note:
+        raise WorkflowError("a rejection needs a reason (it is shown to the planner and kept in the audit log)")
+    net = _network(engine, record, network) if action in ("reject", "reset") else None
+    result = LineResult()
+    with Session(engine) as session:
+        if not _bump(session, scenario_id, LINE_ACTIONS[action][0]):
+            raise _refused(engine, scenario_id, f"{action} lines")
+        rows = {r.transfer_id: r for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).in_(ids))).all()}
+        now = audit.now()
+        changes = []
+        for tid in ids:
+            line = rows.get(tid)
+            why = f"{tid}: not a line of this plan" if line is None else _line_refusal(line, action, (versions or {}).get(tid))
+            if why:
+                result.skipped.append(why)
+                continue
+            before = {"status": line.status, "qty": line.qty}
+            if action == "approve":
+                line.status = "approved"
+            elif action == "reject":
+                line.status, line.note = "rejected", note
+            else:
+                line.status, line.qty, line.note = "proposed", line.proposed_qty, ""
+                line.packs = line.qty // max(1, line.proposed_qty // max(1, line.packs))
+            line.decided_by, line.decided_at, line.version = actor.username, now, line.version + 1
+            session.add(line)
+            result.changed.append(tid)
+            changes.append((tid, before, {"status": line.status, "qty": line.qty}))
+        if not result.changed:
+            session.rollback()
+            return result
+        session.flush()
+        if net is not None:
+            _rescore(session, record, net)
+        for tid, before, after in changes:
+            audit.record(session, actor=actor, action=LINE_EVENTS[action], object_type="plan_line",
+                         object_id=tid, dataset_id=record.dataset_id, summary=f"{record.name!r}: {action} {tid}" + (f" ({note})" if note else ""), before=before, after=after)
+        session.commit()
+    return result
+
+
+def firm_line(*, engine: Engine, actor: Actor, scenario_id: int, transfer_id: str, qty: int, note: str = "", version: int | None = None, network: Network | None = None) -> LineResult:
+    """Set a line's quantity by hand: the line becomes firm and every re-plan keeps it.
+
+    Refused, with the rule, when the plan with the new quantity would break a
+    rule of a feasible plan (whole packs, minimum move, on hand, capacities, budget).
+    """
+    actor.require("edit_line")
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    check_line_action(record.status, "firm")
+    if isinstance(qty, bool) or not isinstance(qty, (int, np.integer)) or qty <= 0:
+        raise WorkflowError(f"{transfer_id}: quantity must be a whole number > 0 (reject the line to move nothing), got {qty!r}")
+    net = _network(engine, record, network)
+    with Session(engine) as session:
+        if not _bump(session, scenario_id, LINE_ACTIONS["firm"][0]):
+            raise _refused(engine, scenario_id, "edit lines")
+        line = session.get(PlanLine, (scenario_id, transfer_id))
+        why = f"{transfer_id}: not a line of this plan" if line is None else _line_refusal(line, "firm", version)
+        if why is None and line.status == "rejected":
+            why = f"{transfer_id}: is rejected; reset it first to edit it"
+        if why:
+            session.rollback()
+            return LineResult(skipped=[why])
+        pack = max(1, line.proposed_qty // max(1, line.packs)) if line.packs else 1
+        if qty % pack:
+            session.rollback()
+            raise WorkflowError(f"{transfer_id}: {qty} is not a whole number of packs of {pack}")
+        before = {"status": line.status, "qty": line.qty}
+        line.qty, line.packs, line.status, line.note = int(qty), int(qty) // pack, "firm", note.strip()
+        line.decided_by, line.decided_at, line.version = actor.username, audit.now(), line.version + 1
+        session.add(line)
+        session.flush()
+        broken = _rescore(session, record, net)
+        mine = [b for b in broken if line.sku_id in b or line.from_site_id in b or line.to_site_id in b or "budget" in b]
+        if mine:
+            session.rollback()
+            raise WorkflowError(f"{transfer_id}: {qty} units would break the plan's rules: " + "; ".join(mine))
+        audit.record(session, actor=actor, action="line_edited", object_type="plan_line", object_id=transfer_id, dataset_id=record.dataset_id,
+                     summary=f"{record.name!r}: {transfer_id} set to {qty} units (firm)" + (f" ({note.strip()})" if note.strip() else ""), before=before, after={"status": "firm", "qty": int(qty)})
+        session.commit()
+    return LineResult(changed=[transfer_id])
+
+
+def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[str]:
+    """Re-score the plan from its current lines (after a rejection, reset or edit); returns broken rules."""
+    rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == record.id)).all()
+    frame = pd.DataFrame([r.model_dump() for r in rows], columns=list(PlanLine.model_fields))
+    plan, broken = score_lines(net, record, frame)
+    figures = plan.table.set_index("transfer_id")
+    for r in rows:
+        if r.status != "rejected" and r.transfer_id in figures.index:
+            f = figures.loc[r.transfer_id]
+            r.line_cost, r.truck_share = float(f["line_cost"]), float(f["truck_share"])
+            r.shortage_avoided, r.excess_avoided = float(f["shortage_avoided"]), float(f["excess_avoided"])
+            r.value = float(r.value / max(1, r.proposed_qty) * r.qty) if r.proposed_qty else r.value
+            r.reason = str(f["reason"])
+            session.add(r)
+    old = json.loads(record.summary or "{}")
+    solved = old.get("solved") or {k: old.get(k) for k in ("network_cost_after", "lower_bound", "gap", "solver_status")}
+    extra = {"edited": True, "solved": solved, "result": old.get("result", [])}  # the lines as solved stay for reproduction
+    session.execute(update(SavedScenario).where(SavedScenario.id == record.id).values(summary=_plan_summary(plan, extra)))
+    return broken
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+def _approve_by_policy(session: Session, actor: Actor, record: ScenarioPublic, policy: Policy) -> int:
+    """Re-assess every line under the policy in force; approve the proposed ones under its thresholds."""
+    rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == record.id)).all()
+    if not rows:
+        return 0
+    frame = pd.DataFrame([{"from_site_id": r.from_site_id, "to_site_id": r.to_site_id, "category": r.category, "value": r.value, "cost": r.line_cost + r.truck_share} for r in rows])
+    assessed = policy.assess(frame)
+    now, n = audit.now(), 0
+    for r, needs, rule in zip(rows, assessed["needs_approval"], assessed["approval_rule"]):
+        r.needs_approval, r.approval_rule = bool(needs), rule
+        if r.status == "proposed" and not needs and r.released_at is None:
+            r.status, r.decided_by, r.decided_at, r.version = "approved", f"policy v{policy.version}", now, r.version + 1
+            n += 1
+        session.add(r)
+    return n
+
+
+def open_decisions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lines that still need a decision before the plan can be approved."""
+    if frame.empty:
+        return frame
+    return frame[(frame["status"] == "proposed") | ((frame["status"] == "firm") & frame["needs_approval"])]
+
+
+def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, note: str = "") -> ScenarioPublic:
+    """Move a plan through its lifecycle (see :mod:`rebal_core.governance`); illegal moves are refused with what to do."""
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    target = next_state(record.status, event)
+    actor.require(TRANSITIONS[event][2])
+    if event == "submit" and record.solved_at is None:
+        raise IllegalTransition(f"{record.name!r} has no plan yet; solve it before submitting it")
+    current = lines(engine=engine, scenario_id=scenario_id)
+    if event == "approve":
+        waiting = open_decisions(current)
+        if len(waiting):
+            raise IllegalTransition(f"cannot approve {record.name!r}: {len(waiting)} line(s) still need a decision ({', '.join(waiting['transfer_id'].head(5))}{'...' if len(waiting) > 5 else ''})")
+    policy = current_policy(engine=engine)
+    with Session(engine) as session:
+        cond = [SavedScenario.id == scenario_id, SavedScenario.status == record.status]
+        if event == "approve":  # checked again inside the statement: no decision may have been undone meanwhile
+            cond.append(~exists().where(and_(PlanLine.scenario_id == scenario_id, or_(PlanLine.status == "proposed", and_(PlanLine.status == "firm", PlanLine.needs_approval)))))
+        done = session.execute(update(SavedScenario).where(*cond).values(status=target, revision=SavedScenario.revision + 1, updated_at=audit.now()))
+        if done.rowcount != 1:
+            raise _refused(engine, scenario_id, event.replace("_", " ") + " it")
+        detail = ""
+        if event == "submit":
+            n = _approve_by_policy(session, actor, record, policy)
+            session.execute(update(SavedScenario).where(SavedScenario.id == scenario_id).values(policy_version=policy.version))
+            detail = f"; {n} line(s) under policy v{policy.version} approved automatically"
+        if event == "release":
+            n = _stamp_release(session, actor, scenario_id)
+            detail = f"; {n} transfer order(s) released"
+        audit.record(session, actor=actor, action=f"plan_{event}", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
+                     summary=f"{record.name!r}: {record.status.replace('_', ' ')} -> {target.replace('_', ' ')}{detail}" + (f" ({note.strip()})" if note.strip() else ""),
+                     before={"status": record.status}, after={"status": target})
+        session.commit()
+    return get_scenario(engine=engine, scenario_id=scenario_id)
+
+
+def _stamp_release(session: Session, actor: Actor, scenario_id: int) -> int:
+    now = audit.now()
+    done = session.execute(
+        update(PlanLine)
+        .where(PlanLine.scenario_id == scenario_id, col(PlanLine.status).in_(FIXED_STATUSES), col(PlanLine.released_at).is_(None))
+        .values(released_at=now, released_by=actor.username, version=PlanLine.version + 1)
+    )
+    return done.rowcount
+
+
+def release_approved(*, engine: Engine, actor: Actor, scenario_id: int) -> int:
+    """Release the approved lines of a plan still in review (the rest wait for their approver)."""
+    actor.require("release")
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    with Session(engine) as session:
+        if not _bump(session, scenario_id, ("in_review",)):
+            raise IllegalTransition(f"approved lines are released early only from a plan in review; {record.name!r} is {STATE_WORDS[record.status]}")
+        n = _stamp_release(session, actor, scenario_id)
+        if n:
+            audit.record(session, actor=actor, action="lines_released", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
+                         summary=f"{record.name!r}: released {n} approved line(s) while the rest is in review", after={"released": n})
+            session.commit()
+        else:
+            session.rollback()
+    return n
+
+
+# ----------------------------------------------------------------------------- transfer orders
+
+
+ORDER_COLUMNS = [
+    "transfer_id", "scenario", "sku_id", "sku_name", "from_site_id", "from_site", "to_site_id", "to_site", "qty", "packs",
+    "ship_by", "arrive_by", "lane_id", "lead_time_days", "lane_trucks", "line_cost", "truck_share", "cost", "reason",
+    "approval_status", "approver", "decided_at", "released_at", "released_by",
+]  # fmt: skip
+
+
+def transfer_orders(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
+    """The released lines of a plan as transfer orders for the ERP/WMS (same ids and rows on every export).
+
+    Dates: a line must arrive before its receiver runs out, and within the
+    horizon: ``arrive_by = as_of + clip(floor(days until stockout), L, H)`` with
+    ``L = ceil(lead time)``; ``ship_by = arrive_by - L`` (never before the
+    planning date). Receivers with no stockout in sight get ``H``.
+    """
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    dataset = services.store.get_dataset(engine=engine, dataset_id=record.dataset_id)
+    frame = lines(engine=engine, scenario_id=scenario_id)
+    frame = frame[frame["released"]] if len(frame) else frame
+    if frame.empty:
+        return pd.DataFrame(columns=ORDER_COLUMNS)
+    horizon = parameters(record).horizon_days
+    lead = np.ceil(frame["lead_time_days"].to_numpy(float)).astype(int)
+    days = np.floor(frame["days_until_stockout"].astype(float).fillna(horizon).to_numpy()).astype(int)
+    arrive = np.maximum(np.minimum(days, horizon), lead)
+    as_of = pd.Timestamp(dataset.as_of)
+    trucks = summary(record).get("trucks_by_lane", {})
+    out = frame.assign(
+        scenario=record.name,
+        arrive_by=(as_of + pd.to_timedelta(arrive, unit="D")).date,
+        ship_by=(as_of + pd.to_timedelta(arrive - lead, unit="D")).date,
+        lane_trucks=frame["lane_id"].map(trucks).fillna(0).astype(int),
+        approval_status=np.where(frame["decided_by"].fillna("").str.startswith("policy"), frame["status"] + " (under policy thresholds)", frame["status"]),
+        approver=frame["decided_by"].fillna(""),
+    )
+    return out[ORDER_COLUMNS].sort_values(["ship_by", "from_site_id", "transfer_id"], kind="stable").reset_index(drop=True)
+
+
+def export_orders(*, engine: Engine, actor: Actor, scenario_id: int, file_format: str = "csv") -> pd.DataFrame:
+    """Release an approved plan (once) and return its transfer orders; later exports return the same orders.
+
+    Refused for plans with nothing released (drafts and plans in review without
+    released lines): approve first.
+    """
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    if record.status == "approved":
+        record = transition(engine=engine, actor=actor, scenario_id=scenario_id, event="release")
+    else:
+        actor.require("release")
+    orders = transfer_orders(engine=engine, scenario_id=scenario_id)
+    if orders.empty and record.status in ("draft", "in_review"):
+        raise IllegalTransition(f"{record.name!r} is {STATE_WORDS[record.status]} and has no released lines; approve it before exporting transfer orders")
+    with Session(engine) as session:
+        audit.record(session, actor=actor, action="orders_exported", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
+                     summary=f"{record.name!r}: exported {len(orders)} transfer order(s) as {file_format}", after={"orders": len(orders), "units": int(orders["qty"].sum()) if len(orders) else 0})
+        session.commit()
+    return orders
+
+
+# ----------------------------------------------------------------------------- autopilot and reproduction
+
+
+@dataclass
+class AutopilotReport:
+    scenario: ScenarioPublic
+    solved: bool
+    auto_approved: int
+    waiting: int
+    released: int
+    messages: list[str]
+
+
+def autopilot(
+    *,
+    engine: Engine,
+    scenario_name: str,
+    dataset_id: int | None = None,
+    time_limit: float | None = None,
+    actor: Actor = AUTOPILOT,
+    progress: Progress = _quiet,
+) -> AutopilotReport:
+    """Nightly run: plan the dataset with a saved scenario's parameters, approve what the policy lets through, release it.
+
+    The run's plan is the scenario ``"<name> (autopilot)"`` on the target
+    dataset (default: the most recent). Running again is safe: a plan already
+    submitted is not re-planned, lines already released are not released again,
+    and each step that has nothing to do says so.
+    """
+    datasets = services.store.list_datasets(engine=engine)
+    if dataset_id is None:
+        if not datasets:
+            raise WorkflowError("no dataset is stored; import one first")
+        dataset_id = datasets[0].id
+    template = find_scenario(engine=engine, name=scenario_name, dataset_id=dataset_id) or find_scenario(engine=engine, name=scenario_name)
+    if template is None:
+        raise WorkflowError(f"no saved scenario named {scenario_name!r}; save one in the Scenario lab or the Scenarios page first")
+    name = template.name if template.name.endswith("(autopilot)") else f"{template.name} (autopilot)"
+    run = find_scenario(engine=engine, name=name, dataset_id=dataset_id)
+    messages = []
+    if run is None:
+        run = save_scenario(engine=engine, actor=actor, dataset_id=dataset_id, scenario=parameters(template), name=name, method=template.method, time_limit=time_limit or template.time_limit)
+        messages.append(f"created {name!r} from {template.name!r}")
+    solved = False
+    if run.status == "draft":
+        run = solve_scenario(engine=engine, actor=actor, scenario_id=run.id, time_limit=time_limit, progress=progress)
+        solved = True
+        s = summary(run)
+        messages.append(f"planned {s.get('lines', 0)} line(s), network cost {s.get('network_cost_before', 0):,.0f} -> {s.get('network_cost_after', 0):,.0f}")
+        before = lines(engine=engine, scenario_id=run.id)
+        run = transition(engine=engine, actor=actor, scenario_id=run.id, event="submit", note="autopilot")
+        after = lines(engine=engine, scenario_id=run.id)
+        approved = int((after["status"] == "approved").sum() - (before["status"] == "approved").sum()) if len(after) else 0
+    else:
+        approved = 0
+        messages.append(f"{name!r} is already {STATE_WORDS[run.status]}; not re-planned")
+    released = release_approved(engine=engine, actor=actor, scenario_id=run.id) if run.status == "in_review" else 0
+    messages.append(f"released {released} approved line(s)" if released else "no new lines to release")
+    waiting = len(open_decisions(lines(engine=engine, scenario_id=run.id)))
+    if waiting:
+        messages.append(f"{waiting} line(s) above the policy thresholds wait for an approver")
+    return AutopilotReport(get_scenario(engine=engine, scenario_id=run.id), solved, approved, waiting, released, messages)
+
+
+@dataclass
+class Reproduction:
+    same: bool
+    stored_cost: float
+    new_cost: float
+    differences: pd.DataFrame  # sku, from, to, qty stored, qty now
+
+
+def reproduce(*, engine: Engine, scenario_id: int, network: Network | None = None) -> Reproduction:
+    """Re-run a stored plan from its record (parameters, method, time limit, the decisions it was solved around)."""
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    if record.solved_at is None:
+        raise WorkflowError(f"{record.name!r} has no plan to reproduce; solve it first")
+    stored = summary(record)
+    commitments = Commitments.from_dict(json.loads(record.commitments or "{}"))
+    plan = plan_network(_network(engine, record, network), parameters(record), commitments=commitments, method=record.method, time_limit=record.time_limit)
+    was = pd.DataFrame(stored.get("result", []), columns=LINE_KEYS + ["qty"])
+    now = plan.table[LINE_KEYS + ["qty"]]
+    both = was.merge(now, on=LINE_KEYS, how="outer", suffixes=("_stored", "_now")).fillna({"qty_stored": 0, "qty_now": 0})
+    diff = both[both["qty_stored"] != both["qty_now"]].reset_index(drop=True)
+    solved_cost = (stored.get("solved") or {}).get("network_cost_after", stored.get("network_cost_after"))
+    return Reproduction(diff.empty, float(solved_cost), plan.score.network_cost_after, diff)
+
+
+def delete_dataset(*, engine: Engine, actor: Actor, dataset_id: int) -> None:
+    """Delete a dataset with its scenarios (admin); refused while its released transfers are in transit."""
+    actor.require("delete_data")
+    dataset = services.store.get_dataset(engine=engine, dataset_id=dataset_id)
+    if dataset is None:
+        raise WorkflowError(f"no dataset with id {dataset_id}")
+    moving = [s.name for s in list_scenarios(engine=engine, dataset_id=dataset_id) if s.status != "received" and lines(engine=engine, scenario_id=s.id).get("released", pd.Series(dtype=bool)).any()]
+    if moving:
+        raise IllegalTransition(f"{dataset.name!r} has released transfers in transit ({', '.join(moving)}); confirm their receipt before deleting it")
+    event = AuditEvent(at=audit.now(), username=actor.username, role=actor.role, action="data_deleted", object_type="dataset", object_id=str(dataset_id), dataset_id=dataset_id,
+                       summary=f"deleted dataset {dataset.name!r} and its scenarios", before=json.dumps({"name": dataset.name, "as_of": str(dataset.as_of), "positions": dataset.positions}))
+    services.store.delete_dataset(engine=engine, dataset_id=dataset_id, audit_event=event)
