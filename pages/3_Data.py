@@ -8,12 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state
-from rebal_core import services, store
+from rebal_core import services, store, workflow
 from rebal_core.bundle import BundleInvalid
 
 st.set_page_config(page_title="Data - Rebal", layout="wide")
 st.title("Data")
-state.ensure_started()
+actor = state.ensure_started()
 engine = state.engine()
 
 st.subheader("Datasets")
@@ -38,7 +38,9 @@ with st.expander("Import a bundle", expanded=not datasets):
     typed_name = st.text_input("Dataset name", placeholder="defaults to the (first) file's name", key="data-name")
     name = typed_name.strip() or (Path(files[0].name).name.split(".")[0] if files else "")
     replace = st.checkbox("Replace a dataset of the same name", key="data-replace")
-    if st.button("Validate and import", type="primary", disabled=not files, key="data-import"):
+    if not actor.can("import_data"):
+        st.caption(f"Importing needs the planner or admin role; you are a {actor.role}.")
+    if st.button("Validate and import", type="primary", disabled=not files or not actor.can("import_data"), key="data-import"):
         with tempfile.TemporaryDirectory(prefix="rebal-upload-") as tmp:
             folder = Path(tmp)
             for f in files:
@@ -47,7 +49,7 @@ with st.expander("Import a bundle", expanded=not datasets):
             source = archives[0] if len(files) == 1 and archives else folder
             bar = st.progress(0.0, text="Reading the bundle...")
             try:
-                result = services.import_bundle(engine=engine, source=source, name=name, replace=replace, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+                result = services.import_bundle(engine=engine, source=source, name=name, replace=replace, progress=lambda f, m: bar.progress(min(f, 1.0), text=m), actor=actor)
             except BundleInvalid as exc:
                 bar.empty()
                 st.error(f"The bundle has {len(exc.errors) + exc.more} error(s); nothing was imported. Fix them and upload again.")
@@ -77,10 +79,14 @@ if active is not None:
                    "and bias ((forecast - actual) / actual), against a naive forecast (mean of the last 28 days).")
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="data-accuracy",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mase", "mase_naive", "bias", "bias_naive")})
-    with st.popover("Delete this dataset"):
-        st.write(f"Delete **{active.name}** and all its rows? This cannot be undone.")
+    with st.popover("Delete this dataset", disabled=not actor.can("delete_data"), help=None if actor.can("delete_data") else "Needs the admin role"):
+        st.write(f"Delete **{active.name}** with all its rows and saved scenarios? This cannot be undone (the audit log keeps the record).")
         if st.button("Delete", type="primary", key="data-delete"):
-            store.delete_dataset(engine=engine, dataset_id=active.id)
-            st.session_state.pop("dataset_id", None)
-            st.cache_data.clear()
-            st.rerun()
+            try:
+                workflow.delete_dataset(engine=engine, actor=actor, dataset_id=active.id)
+            except workflow.REFUSALS as exc:
+                st.error(str(exc))
+            else:
+                st.session_state.pop("dataset_id", None)
+                st.cache_data.clear()
+                st.rerun()

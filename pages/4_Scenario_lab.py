@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
+from rebal_core import workflow
 from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map
 from rebal_core.optimizer import plan
 from rebal_core.planning import build_problem
@@ -148,6 +149,28 @@ def lab() -> None:
         key="lab-table",
     )
     widgets.download_csv(table, "PLAN.csv", f"Download the plan (PLAN.csv, {len(table):,} lines)", key="lab-download")
+    save(scenario, float(time_limit))
+
+
+def save(scenario: Scenario, time_limit: float) -> None:
+    """Persist these rules as a saved scenario with its plan, for comparison and approval."""
+    actor = state.actor()
+    with st.expander("Save as a scenario (for Compare and Plans)"):
+        name = st.text_input("Scenario name", key="lab-save-name", placeholder="e.g. 98% service, no budget")
+        if st.button("Save and solve", disabled=not name.strip() or not actor.can("save_scenario"), key="lab-save",
+                     help=None if actor.can("save_scenario") else "Needs the planner or admin role"):
+            bar = st.progress(0.0, text="Saving and solving...")
+            try:
+                record = workflow.save_scenario(engine=state.engine(), actor=actor, dataset_id=dataset.id, scenario=scenario, name=name, time_limit=time_limit)
+                record = workflow.solve_scenario(engine=state.engine(), actor=actor, scenario_id=record.id, network=net, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+            except workflow.REFUSALS as exc:
+                st.error(str(exc))
+                return
+            finally:
+                bar.empty()
+            st.session_state["scenario_id"] = record.id
+            st.success(f"Saved {record.name!r} with a plan of {workflow.summary(record).get('lines', 0)} lines.")
+            st.page_link("pages/5_Plans.py", label="Review and approve it on the Plans page", icon=":material/fact_check:")
 
 
 lab()

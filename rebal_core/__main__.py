@@ -362,13 +362,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from rebal_core.accounts import AccountError
-    from rebal_core.identity import PermissionDenied
-    from rebal_core.workflow import WorkflowError
+    from rebal_core.workflow import REFUSALS
 
     try:
         return args.run(args)
-    except (WorkflowError, AccountError, PermissionDenied, LookupError) as exc:  # bad requests: say what is wrong, exit 2
+    except (*REFUSALS, LookupError) as exc:  # bad requests: say what is wrong, exit 2
         print(f"error: {exc}")
         return 2
     except KeyboardInterrupt:

@@ -166,3 +166,10 @@ def set_password(*, engine: Engine, actor: Actor, username: str, password: str, 
         session.commit()
     if username == "admin":
         admin_password_file(engine).unlink(missing_ok=True)  # the first-start password is no longer valid
+
+
+def actor_of(*, engine: Engine, username: str) -> Actor | None:
+    """The current role of a signed-in user (re-read on every page run, so a role change or lock applies at once)."""
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.username == username)).first()
+        return Actor(user.username, user.role) if user is not None and user.active else None

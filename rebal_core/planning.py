@@ -600,7 +600,7 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
 
 def plan_lines(table: pd.DataFrame) -> pd.DataFrame:
     """The (sku, from, to, qty) core of a plan table or PLAN.csv."""
-    return table[LINE_KEYS + ["qty"]].astype({"sku_id": str, "from_site_id": str, "to_site_id": str})
+    return table[LINE_KEYS + ["qty"]].astype({"sku_id": str, "from_site_id": str, "to_site_id": str, "qty": np.int64})
 
 
 # ----------------------------------------------------------------------------- decisions a plan must respect

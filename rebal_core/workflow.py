@@ -40,7 +40,7 @@ from rebal_core.governance import (
     check_line_action,
     next_state,
 )
-from rebal_core.identity import AUTOPILOT, Actor
+from rebal_core.identity import AUTOPILOT, Actor, PermissionDenied
 from rebal_core.models import (
     AuditEvent,
     PlanLine,
@@ -77,6 +77,10 @@ class Conflict(WorkflowError):
 
 def _quiet(fraction: float, message: str) -> None:
     return None
+
+
+# What a user is told in words (pages show it, the CLI exits 2): refusals, not bugs.
+REFUSALS: tuple[type[Exception], ...] = (WorkflowError, IllegalTransition, PermissionDenied, accounts.AccountError)
 
 
 # ----------------------------------------------------------------------------- policy

@@ -9,24 +9,34 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from rebal_core import services, store
+from pages.components import auth
+from rebal_core import accounts, services, store, workflow
+from rebal_core.identity import Actor
 from rebal_core.models import DatasetPublic
 from rebal_core.positions import Network, build_positions, project
 from rebal_core.scenario import Scenario
 
 
-@st.cache_resource
 def engine():
-    return store.make_engine()
+    """The store's engine (one per database URL, so tests pointing elsewhere get their own)."""
+    return _engine(store.database_url())
 
 
-def ensure_started() -> None:
-    """First start: load the sample network with a progress bar (once per store)."""
-    if store.list_datasets(engine=engine()):
-        return
-    bar = st.progress(0.0, text="First start: loading the sample network...")
-    services.ensure_sample(engine=engine(), progress=lambda f, m: bar.progress(min(f, 1.0), text=f"First start: {m}"))
-    bar.empty()
+@st.cache_resource
+def _engine(url: str):
+    return store.make_engine(url)
+
+
+def ensure_started() -> Actor:
+    """First start (sample network, admin account, policy v1), then sign-in; returns who is signed in."""
+    first_start = workflow.ensure_governance(engine=engine())
+    if first_start is None and accounts.admin_password_file(engine()).exists():
+        first_start = f"First start: sign in as admin with the password in {accounts.admin_password_file(engine())}, then change it on the Admin page."
+    if not store.list_datasets(engine=engine()):
+        bar = st.progress(0.0, text="First start: loading the sample network...")
+        services.ensure_sample(engine=engine(), progress=lambda f, m: bar.progress(min(f, 1.0), text=f"First start: {m}"))
+        bar.empty()
+    return auth.require_actor(engine(), first_start)
 
 
 def active_dataset() -> DatasetPublic | None:
@@ -53,13 +63,18 @@ def positions(dataset_id: int, version: str, scenario: Scenario) -> pd.DataFrame
     return project(build_positions(net, scenario), net.inbound, net.as_of)
 
 
+def actor() -> Actor:
+    """Who is signed in (call after :func:`ensure_started` or :func:`require_dataset`)."""
+    return accounts.actor_of(engine=engine(), username=st.session_state[auth.SIGNED_IN])
+
+
 def version(dataset: DatasetPublic) -> str:
     """Cache key that changes when a dataset is replaced under the same id or name."""
-    return f"{dataset.id}:{dataset.imported_at.isoformat()}"
+    return f"{store.database_url()}:{dataset.id}:{dataset.imported_at.isoformat()}"
 
 
 def require_dataset() -> tuple[DatasetPublic, Network, pd.DataFrame]:
-    """The active dataset, its network and default-scenario positions; stops the page if none."""
+    """The active dataset, its network and default-scenario positions; stops the page if none (or nobody signed in)."""
     ensure_started()
     dataset = active_dataset()
     if dataset is None:

@@ -34,3 +34,36 @@ def kpi_cards(pos: pd.DataFrame) -> dict[str, float]:
 
 def download_csv(frame: pd.DataFrame, file_name: str, label: str, key: str) -> None:
     st.download_button(label, to_csv_bytes(frame), file_name=file_name, mime="text/csv", key=key)
+
+
+def flash(message: str | None = None) -> None:
+    """Show the message left by the last action (actions rerun the page), or leave one for the next run."""
+    if message is not None:
+        st.session_state["flash"] = message
+        return
+    left = st.session_state.pop("flash", None)
+    if left:
+        st.success(left)
+
+
+def attempt(action, done: str, refusals: tuple[type[Exception], ...]) -> bool:
+    """Run a core action; on success leave ``done`` for the next run and rerun, on refusal show why."""
+    try:
+        result = action()
+    except refusals as exc:
+        st.error(str(exc))
+        return False
+    flash(done(result) if callable(done) else done)
+    st.rerun()
+    return True
+
+
+def download_orders(orders: pd.DataFrame, stem: str, key: str, on_download=None) -> None:
+    """Transfer orders as CSV and .xlsx (formula-neutralised); ``on_download`` records the export."""
+    from rebal_core.export import to_xlsx_bytes
+
+    left, right = st.columns(2)
+    left.download_button(f"Transfer orders CSV ({len(orders):,})", to_csv_bytes(orders), file_name=f"{stem}.csv", mime="text/csv", key=f"{key}-csv",
+                         on_click=on_download, args=("csv",), type="primary")
+    right.download_button("Transfer orders .xlsx", to_xlsx_bytes(orders), file_name=f"{stem}.xlsx",
+                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}-xlsx", on_click=on_download, args=("xlsx",))

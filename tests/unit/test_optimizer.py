@@ -222,3 +222,47 @@ def test_plan_cli_refuses_bad_scenario(small_bundle, tmp_path, capsys):
     assert "service_level: expected 0.5 to 0.9999" in text
     assert "excess_cover_days: must be >= horizon_days (28), got 7" in text
     assert not (tmp_path / "p.csv").exists()
+
+
+# ----------------------------------------------------------------------------- plans around decisions
+
+
+def test_plan_around_decisions(small_net):
+    from rebal_core.optimizer import CommitmentsInvalid, plan_network
+    from rebal_core.planning import LINE_KEYS, Commitments
+
+    free = plan_network(small_net, Scenario(), time_limit=10)
+    lines = plan_lines(free.table)
+    assert free.solver_status == "OPTIMAL"
+
+    # keeping every line of an optimal plan gives the same plan and a valid bound
+    same = plan_network(small_net, Scenario(), commitments=Commitments(fixed=lines), time_limit=10)
+    assert same.score.network_cost_after == pytest.approx(free.score.network_cost_after)
+    assert same.lower_bound <= same.score.network_cost_after + 1e-6
+
+    # fixed lines kept at their (edited) quantity, forbidden ones out, rule 4 around the fixed ones
+    fixed = lines.iloc[[0]].assign(qty=lines["qty"].iloc[0])
+    forbidden = lines.iloc[1:4]
+    around = plan_network(small_net, Scenario(), commitments=Commitments(fixed=fixed, forbidden=forbidden), time_limit=10)
+    got = plan_lines(around.table)
+    merged = got.merge(fixed, on=LINE_KEYS, suffixes=("", "_fixed"))
+    assert len(merged) == 1 and (merged["qty"] == merged["qty_fixed"]).all()
+    assert got.merge(forbidden[LINE_KEYS], on=LINE_KEYS).empty
+    assert violations(around.problem, got) == []
+    assert around.score.network_cost_after >= free.score.network_cost_after - 1e-6  # fewer options never help
+    assert around.lower_bound <= around.score.network_cost_after + 1e-6
+
+    # the greedy rule honours the same decisions
+    rule = plan_network(small_net, Scenario(), commitments=Commitments(forbidden=lines), method="greedy")
+    assert plan_lines(rule.table).merge(lines[LINE_KEYS], on=LINE_KEYS).empty
+
+    # moves under way: the receivers' positions rise, the same and reverse moves are not proposed
+    moving = plan_network(small_net, Scenario(), commitments=Commitments(in_transit=lines.iloc[:5]), time_limit=10)
+    again = plan_lines(moving.table)
+    reverse = lines.iloc[:5].rename(columns={"from_site_id": "to_site_id", "to_site_id": "from_site_id"})
+    assert again.merge(lines.iloc[:5][LINE_KEYS], on=LINE_KEYS).empty and again.merge(reverse[LINE_KEYS], on=LINE_KEYS).empty
+    assert moving.score.network_cost_before < free.score.network_cost_before
+
+    # fixed lines that break a rule are refused, with the rule
+    with pytest.raises(CommitmentsInvalid, match="may ship at most"):
+        plan_network(small_net, Scenario(), commitments=Commitments(fixed=fixed.assign(qty=fixed["qty"] * 10_000)))

@@ -1,0 +1,101 @@
+"""Compare: 2-4 saved plans side by side (A / B / delta), their maps and differing lines, and the service-level trade-off."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages.components import state, widgets
+from rebal_core import workflow
+from rebal_core.compare import differing_lines, kpi_table, tradeoff, units_by_region
+from rebal_core.figures import compare_bars, cost_waterfall, money, region_units_figure, tradeoff_figure, transfer_map
+from rebal_core.positions import site_summary
+from rebal_core.scenario import Scenario
+
+st.set_page_config(page_title="Compare - Rebal", layout="wide")
+st.title("Compare scenarios")
+dataset, net, pos = state.require_dataset()
+engine, v = state.engine(), state.version(dataset)
+
+solved = [s for s in workflow.list_scenarios(engine=engine, dataset_id=dataset.id) if s.solved_at is not None]
+if len(solved) < 2:
+    st.info("Compare needs at least two solved scenarios of this dataset: save them from the **Scenario lab** or clone one on the **Plans** page.")
+by_id = {s.id: s for s in solved}
+
+
+@st.cache_data(show_spinner="Scoring the plan...", max_entries=16)
+def plan_view(scenario_id: int, revision: int, version: str) -> dict:  # noqa: ARG001 - revision and version key the cache
+    """A stored plan's lines and per-site figures after it (for its map)."""
+    record = workflow.get_scenario(engine=engine, scenario_id=scenario_id)
+    lines = workflow.in_plan(workflow.lines(engine=engine, scenario_id=scenario_id))
+    plan, _ = workflow.score_lines(state.network(dataset.id, version), record, lines)
+    return {"lines": lines, "sites_after": site_summary(plan.score.positions_after, net.sites)}
+
+
+if len(solved) >= 2:
+    default = [s.id for s in solved[:2]]
+    chosen = st.multiselect("Scenarios (2 to 4)", list(by_id), default=default, max_selections=4, format_func=lambda i: f"{by_id[i].name} ({by_id[i].status})", key="cmp-pick")
+    if len(chosen) < 2:
+        st.warning("Pick at least two scenarios.")
+    else:
+        names = [by_id[i].name for i in chosen]
+        base = st.radio("Base (the A in A / B / delta)", names, horizontal=True, key="cmp-base")
+        summaries = {by_id[i].name: workflow.summary(by_id[i]) for i in chosen}
+        table = kpi_table(summaries, base)
+        kinds = dict(zip(table["KPI"], table["kind"]))
+
+        def fmt(value: float, kind: str, delta: bool) -> str:
+            if value != value:
+                return "-"
+            if kind == "rate":
+                return f"{value * 100:+.2f} pts" if delta else f"{value:.2%}"
+            if kind == "count":
+                return f"{value:+,.0f}" if delta else f"{value:,.0f}"
+            return (("+" if value >= 0 else "-") + money(abs(value))) if delta else money(value)
+
+        shown = pd.DataFrame({"KPI": table["KPI"]})
+        for c in table.columns[2:]:
+            shown[c] = [fmt(x, kinds[k], " - " in c) for x, k in zip(table[c], table["KPI"])]
+        st.dataframe(shown, hide_index=True, width="stretch", key="cmp-kpis")
+        st.caption("Expected fill rate: share of expected demand over the horizon served from stock (a fill rate, not a cycle service level). "
+                   f"Deltas are each scenario minus {base}; costs: lower is better.")
+        widgets.download_csv(table, "compare-kpis.csv", "Download the KPI table", key="cmp-kpis-csv")
+
+        views = {by_id[i].name: plan_view(i, by_id[i].revision, v) for i in chosen}
+        cols = st.columns(len(chosen))
+        for col, name in zip(cols, names):
+            col.plotly_chart(cost_waterfall(summaries[name], title=name), width="stretch", key=f"cmp-wf-{name}")
+        c1, c2, c3 = st.columns(3)
+        c1.plotly_chart(compare_bars({n: summaries[n]["fill_rate_after"] for n in names}, "Expected fill rate after", percent=True), width="stretch", key="cmp-fill")
+        c2.plotly_chart(compare_bars({n: summaries[n]["transfer_cost"] for n in names}, "Transfer spend"), width="stretch", key="cmp-spend")
+        c3.plotly_chart(region_units_figure(units_by_region({n: views[n]["lines"] for n in names}, net.sites)), width="stretch", key="cmp-regions")
+
+        st.subheader("Transfers on the map")
+        cols = st.columns(min(len(chosen), 2))
+        for j, name in enumerate(names):
+            with cols[j % len(cols)]:
+                st.markdown(f"**{name}**: {len(views[name]['lines']):,} lines")
+                st.pydeck_chart(transfer_map(views[name]["sites_after"], views[name]["lines"], net.sites), height=360, key=f"cmp-map-{j}")
+
+        st.subheader("Lines that differ")
+        diff = differing_lines({n: views[n]["lines"] for n in names})
+        st.caption(f"{len(diff):,} line(s) with a different quantity (0 = not in that plan), largest difference first.")
+        st.dataframe(diff, hide_index=True, width="stretch", height=320, key="cmp-diff")
+        widgets.download_csv(diff, "lines-that-differ.csv", "Download the differing lines", key="cmp-diff-csv")
+
+st.subheader("Trade-off: what each service level costs")
+st.caption("Solves the chosen scenario's rules at each service level and plots transfer and network cost against the expected fill rate reached. "
+           "Blue points are on the Pareto front: no other level serves as well for less transfer spend.")
+params_from = st.selectbox("Rules from", [None, *by_id], format_func=lambda i: "Default rules" if i is None else by_id[i].name, key="cmp-sweep-base")
+lo, hi = st.slider("Service levels", 0.80, 0.995, (0.90, 0.995), 0.005, format="%.3f", key="cmp-sweep-range")
+points = st.slider("Points", 3, 12, 6, key="cmp-sweep-n")
+limit = st.select_slider("Time limit per solve (s)", [1, 2, 5, 10], value=1, key="cmp-sweep-tl")
+if st.button("Run the sweep", type="primary", key="cmp-sweep"):
+    base_rules = workflow.parameters(by_id[params_from]) if params_from else Scenario()
+    bar = st.progress(0.0, text="Sweeping...")
+    st.session_state["cmp_sweep"] = dataset.id, tradeoff(net, base_rules, np.linspace(lo, hi, points), time_limit=float(limit), progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+    bar.empty()
+swept_on, sweep = st.session_state.get("cmp_sweep", (None, None))
+if sweep is not None and swept_on == dataset.id:
+    st.plotly_chart(tradeoff_figure(sweep), width="stretch", key="cmp-sweep-fig")
+    st.dataframe(sweep, hide_index=True, width="stretch", key="cmp-sweep-table")
+    widgets.download_csv(sweep, "service-tradeoff.csv", "Download the sweep", key="cmp-sweep-csv")

@@ -1,0 +1,329 @@
+"""The S&OP workflow against a real store: lifecycle, roles, re-plans around decisions, in transit,
+export, concurrent approvals, the append-only audit log, autopilot and reproduction."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from rebal_core import audit, services, store, workflow
+from rebal_core.governance import IllegalTransition, Policy, Thresholds
+from rebal_core.identity import Actor, PermissionDenied
+from rebal_core.planning import LINE_KEYS, violations
+from rebal_core.scenario import Scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+PAT, ANN, AMY, VIC = Actor("pat", "planner"), Actor("ann", "approver"), Actor("amy", "approver"), Actor("vic", "viewer")
+
+
+@pytest.fixture
+def eng(workflow_db):
+    return store.make_engine(workflow_db)
+
+
+@pytest.fixture
+def dataset(eng):
+    return store.find_dataset(engine=eng, name="Small network")
+
+
+@pytest.fixture
+def net(eng, dataset):
+    return services.load_network(engine=eng, dataset_id=dataset.id)
+
+
+def solved(eng, dataset, net, name="Base", **params):
+    record = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(name=name, **params), time_limit=5)
+    return workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, network=net)
+
+
+def keys(frame: pd.DataFrame) -> set[tuple]:
+    return set(map(tuple, frame[LINE_KEYS].to_numpy()))
+
+
+def test_lifecycle_from_draft_to_received(eng, dataset, net):
+    workflow.set_policy(engine=eng, actor=Actor("admin", "admin"), policy=Policy(default=Thresholds(line_value=300.0, line_cost=40.0)), note="tighter")
+    record = solved(eng, dataset, net)
+    lines = workflow.lines(engine=eng, scenario_id=record.id)
+    assert len(lines) > 5 and (lines["status"] == "proposed").all()
+    with pytest.raises(IllegalTransition, match="submit it for review first"):
+        workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
+    with pytest.raises(IllegalTransition, match="have it approved first"):
+        workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="release")
+
+    record = workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
+    lines = workflow.lines(engine=eng, scenario_id=record.id)
+    auto = lines[lines["decided_by"] == "policy v2"]
+    assert record.status == "in_review" and len(auto) > 0 and not auto["needs_approval"].any()
+    waiting = workflow.open_decisions(lines)
+    assert len(waiting) >= 2 and waiting["needs_approval"].all()  # the big lines wait for an approver
+    with pytest.raises(IllegalTransition, match=f"{len(waiting)} line\\(s\\) still need a decision"):
+        workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
+    with pytest.raises(IllegalTransition, match="cannot re-plan|only a draft is re-planned"):
+        workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, network=net)
+
+    first = waiting["transfer_id"].iloc[0]
+    with pytest.raises(workflow.WorkflowError, match="needs a reason"):
+        workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=[first], action="reject")
+    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=[first], action="reject", note="receiver is closing", network=net)
+    result = workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    assert first in " ".join(result.skipped) and len(result.changed) == len(waiting) - 1
+    record = workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
+    assert record.status == "approved"
+    with pytest.raises(IllegalTransition, match="cannot approve lines of a plan that is approved"):
+        workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=[first], action="approve")
+
+    orders = workflow.export_orders(engine=eng, actor=PAT, scenario_id=record.id)
+    record = workflow.get_scenario(engine=eng, scenario_id=record.id)
+    assert record.status == "released"
+    assert first not in set(orders["transfer_id"]) and len(orders) == len(lines) - 1  # the rejected line is not ordered
+    assert (pd.to_datetime(orders["ship_by"]) >= pd.Timestamp(dataset.as_of)).all()
+    assert (pd.to_datetime(orders["arrive_by"]) > pd.to_datetime(orders["ship_by"]) - pd.Timedelta(days=1)).all()
+    assert set(orders["approver"]) >= {"ann", "policy v2"}
+    record = workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="receive")
+    assert record.status == "received"
+    events = audit.log(engine=eng, object_id=str(record.id))["action"].tolist()
+    for action in ("scenario_saved", "plan_solved", "plan_submit", "plan_approve", "plan_release", "orders_exported", "plan_receive"):
+        assert action in events
+
+
+def test_roles_are_enforced_in_the_core(eng, dataset, net):
+    with pytest.raises(PermissionDenied, match="vic is a viewer"):
+        workflow.save_scenario(engine=eng, actor=VIC, dataset_id=dataset.id, scenario=Scenario())
+    record = solved(eng, dataset, net)
+    with pytest.raises(PermissionDenied):
+        workflow.solve_scenario(engine=eng, actor=ANN, scenario_id=record.id, network=net)
+    one = workflow.lines(engine=eng, scenario_id=record.id)["transfer_id"].iloc[0]
+    with pytest.raises(PermissionDenied):
+        workflow.firm_line(engine=eng, actor=ANN, scenario_id=record.id, transfer_id=one, qty=1, network=net)
+    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
+    with pytest.raises(PermissionDenied, match="pat is a planner; approving or rejecting lines needs the approver or admin role"):
+        workflow.decide_lines(engine=eng, actor=PAT, scenario_id=record.id, transfer_ids=[one], action="approve")
+    with pytest.raises(PermissionDenied, match="approving plans needs"):
+        workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="approve")
+    with pytest.raises(PermissionDenied):
+        workflow.set_policy(engine=eng, actor=ANN, policy=Policy())
+    with pytest.raises(PermissionDenied):
+        services.import_bundle(engine=eng, source=ROOT, name="x", actor=VIC)
+    with pytest.raises(PermissionDenied):
+        workflow.delete_dataset(engine=eng, actor=PAT, dataset_id=dataset.id)
+
+
+def test_resolve_keeps_decisions_and_replans_the_rest(eng, dataset, net):
+    record = solved(eng, dataset, net)
+    lines = workflow.lines(engine=eng, scenario_id=record.id).sort_values("qty", ascending=False)
+    rejected = lines["transfer_id"].iloc[:2].tolist()
+    workflow.decide_lines(engine=eng, actor=PAT, scenario_id=record.id, transfer_ids=rejected, action="reject", note="not this week", network=net)
+    big = lines[lines["packs"] >= 2].iloc[-1]
+    pack = big["qty"] // big["packs"]
+    workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=big["transfer_id"], qty=int(big["qty"] - pack), note="dock limit", network=net)
+    # approved lines: approve some in review, then send the plan back and re-plan with other rules
+    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
+    approved = workflow.lines(engine=eng, scenario_id=record.id).query("status == 'approved'")[LINE_KEYS + ["transfer_id", "qty"]]
+    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="send_back")
+    record = workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, scenario=Scenario(name="Base", cost_per_move=25.0), network=net)
+
+    after = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id")
+    assert (after.loc[rejected, "status"] == "rejected").all()  # remembered, and out of the plan
+    plan_lines = workflow.in_plan(after.reset_index())
+    assert not set(rejected) & set(plan_lines["transfer_id"])
+    firm = after.loc[big["transfer_id"]]
+    assert firm["status"] == "firm" and firm["qty"] == big["qty"] - pack and firm["proposed_qty"] == big["qty"]
+    kept = after.loc[approved["transfer_id"]]
+    assert (kept["status"] == "approved").all() and (kept["qty"].to_numpy() == approved["qty"].to_numpy()).all()
+    assert workflow.parameters(record).cost_per_move == 25.0
+    plan, broken = workflow.score_lines(net, record, after.reset_index())
+    assert broken == []  # the whole plan, decisions included, obeys every rule
+    assert plan.score.network_cost_after == pytest.approx(workflow.summary(record)["network_cost_after"])
+    stored = workflow.summary(record)
+    assert stored["lower_bound"] <= stored["network_cost_after"] + 1e-6
+
+
+def test_firm_edits_that_break_rules_are_refused(eng, dataset, net):
+    record = solved(eng, dataset, net)
+    lines = workflow.lines(engine=eng, scenario_id=record.id)
+    packed = lines[lines["qty"] // lines["packs"] > 1]
+    if len(packed):
+        row = packed.iloc[0]
+        with pytest.raises(workflow.WorkflowError, match="not a whole number of packs"):
+            workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=row["transfer_id"], qty=int(row["qty"]) + 1, network=net)
+    row = lines.iloc[0]
+    with pytest.raises(workflow.WorkflowError, match="would break the plan's rules: .*may ship at most"):
+        workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=row["transfer_id"], qty=int(row["qty"] // row["packs"]) * 100_000, network=net)
+    with pytest.raises(workflow.WorkflowError, match="whole number > 0"):
+        workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=row["transfer_id"], qty=0, network=net)
+    assert workflow.lines(engine=eng, scenario_id=record.id).equals(lines)  # nothing changed
+
+
+def test_released_lines_count_as_in_transit_and_are_never_proposed_twice(eng, dataset, net):
+    first = solved(eng, dataset, net, name="Week 1")
+    workflow.transition(engine=eng, actor=PAT, scenario_id=first.id, event="submit")
+    waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=first.id))
+    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=first.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.transition(engine=eng, actor=ANN, scenario_id=first.id, event="approve")
+    released = workflow.export_orders(engine=eng, actor=PAT, scenario_id=first.id)
+    assert len(released) > 0
+
+    second = solved(eng, dataset, net, name="Week 1 again")
+    c = workflow.commitments_for(engine=eng, scenario_id=second.id)
+    assert keys(c.in_transit) == keys(released)
+    again = workflow.lines(engine=eng, scenario_id=second.id)
+    reverse = {(s, b, a) for s, a, b in keys(released)}
+    assert not keys(again) & keys(released) and not keys(again) & reverse
+    s1, s2 = workflow.summary(first), workflow.summary(second)
+    assert s2["network_cost_before"] < s1["network_cost_before"]  # the moves under way already help the receivers
+    assert s2["units_moved"] < s1["units_moved"]
+
+    workflow.transition(engine=eng, actor=PAT, scenario_id=first.id, event="receive")  # received: now in the next snapshot's on hand
+    assert workflow.commitments_for(engine=eng, scenario_id=second.id).in_transit.empty
+
+
+def test_export_is_idempotent_and_formula_safe(eng, small_bundle, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "evil"
+    shutil.copytree(small_bundle, bundle)
+    sites = pd.read_csv(bundle / "sites.csv", dtype=str)
+    sites.loc[:, "name"] = ["=HYPERLINK(\"http://x\")", "+1+1", "-2", "@SUM(A1)"] + sites["name"].iloc[4:].tolist()
+    sites.to_csv(bundle / "sites.csv", index=False)
+    d = services.import_bundle(engine=eng, source=bundle, name="Evil names", actor=PAT).dataset
+    evil_net = services.load_network(engine=eng, dataset_id=d.id)
+    record = solved(eng, d, evil_net, name="Evil")
+    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
+    waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=record.id))
+    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
+    first = workflow.export_orders(engine=eng, actor=PAT, scenario_id=record.id)
+    second = workflow.export_orders(engine=eng, actor=PAT, scenario_id=record.id)
+    pd.testing.assert_frame_equal(first, second)
+    assert first["transfer_id"].is_unique
+    releases = audit.log(engine=eng, object_id=str(record.id), actions=["plan_release"])
+    assert len(releases) == 1  # released once, exported twice
+    assert len(audit.log(engine=eng, object_id=str(record.id), actions=["orders_exported"])) == 2
+
+    from rebal_core.export import to_csv_bytes, to_xlsx_bytes
+
+    text_out = to_csv_bytes(first).decode("utf-8-sig")
+    names = set(first["from_site"]) | set(first["to_site"])
+    risky = [n for n in names if n[0] in "=+-@"]
+    assert risky, "the plan should touch a site with a risky name"
+    parsed = pd.read_csv(io.StringIO(text_out), dtype=str)
+    cells = set(parsed["from_site"]) | set(parsed["to_site"])
+    assert all(not c.startswith(("=", "+", "-", "@")) for c in cells)
+    assert {"'" + n for n in risky} <= cells
+    assert (parsed["qty"].astype(int) > 0).all()  # numbers stay numbers
+    book = openpyxl.load_workbook(io.BytesIO(to_xlsx_bytes(first)))
+    sheet = book.active
+    values = [c.value for row in sheet.iter_rows(min_row=2) for c in row if isinstance(c.value, str)]
+    assert all(not v.startswith("=") for v in values) and all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+
+
+def test_two_approvers_at_once_lose_no_decision(eng, dataset, net):
+    record = solved(eng, dataset, net)
+    workflow.set_policy(engine=eng, actor=Actor("admin", "admin"), policy=Policy(default=Thresholds(0.0, 0.0)), note="everything needs approval")
+    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
+    lines = workflow.lines(engine=eng, scenario_id=record.id)
+    assert (lines["status"] == "proposed").all()
+    ids = lines["transfer_id"].tolist()
+    halves = {ANN: ids[0::2], AMY: ids[1::2]}
+    start = threading.Barrier(2)
+    errors = []
+
+    def approve(actor: Actor) -> None:
+        try:
+            start.wait()
+            for tid in halves[actor]:  # one decision at a time, interleaved with the other approver
+                workflow.decide_lines(engine=eng, actor=actor, scenario_id=record.id, transfer_ids=[tid], action="approve")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=approve, args=(a,)) for a in halves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    after = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id")
+    assert (after["status"] == "approved").all()
+    assert after.loc[halves[ANN], "decided_by"].eq("ann").all() and after.loc[halves[AMY], "decided_by"].eq("amy").all()
+    assert len(audit.log(engine=eng, actions=["line_approved"])) == len(ids)
+
+    # the same line decided from the same (now stale) view: one wins, the other is told
+    other = solved(eng, dataset, net, name="Contested")
+    workflow.transition(engine=eng, actor=PAT, scenario_id=other.id, event="submit")
+    line = workflow.lines(engine=eng, scenario_id=other.id).iloc[0]
+    seen = {line["transfer_id"]: int(line["version"])}
+    first = workflow.decide_lines(engine=eng, actor=ANN, scenario_id=other.id, transfer_ids=seen, action="approve", versions=seen)
+    second = workflow.decide_lines(engine=eng, actor=AMY, scenario_id=other.id, transfer_ids=seen, action="reject", note="no", versions=seen, network=net)
+    assert first.changed == [line["transfer_id"]] and second.changed == []
+    assert "changed by ann meanwhile" in second.skipped[0]
+
+
+def test_a_solve_does_not_overwrite_decisions_taken_meanwhile(eng, dataset, net):
+    record = solved(eng, dataset, net)
+    one = workflow.lines(engine=eng, scenario_id=record.id)["transfer_id"].iloc[0]
+    done = []
+
+    def meanwhile(fraction: float, message: str) -> None:
+        if not done:
+            done.append(workflow.decide_lines(engine=eng, actor=PAT, scenario_id=record.id, transfer_ids=[one], action="reject", note="meanwhile", network=net))
+
+    with pytest.raises(workflow.Conflict, match="changed while it was being solved"):
+        workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, network=net, progress=meanwhile)
+    assert workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id").loc[one, "status"] == "rejected"
+
+
+def test_audit_log_is_append_only(eng, dataset, net):
+    solved(eng, dataset, net)
+    with eng.connect() as conn:
+        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log"):
+            with pytest.raises(Exception, match="append-only"):
+                conn.execute(text(sql))
+            conn.rollback()
+    assert "mallory" not in set(audit.log(engine=eng)["username"])
+
+
+def test_scenarios_clone_rename_delete_and_reproduce(eng, dataset, net):
+    record = solved(eng, dataset, net, service_level=0.97)
+    check = workflow.reproduce(engine=eng, scenario_id=record.id, network=net)
+    assert check.same and check.new_cost == pytest.approx(check.stored_cost)
+    clone = workflow.clone_scenario(engine=eng, actor=PAT, scenario_id=record.id, name="Base copy")
+    assert workflow.parameters(clone).service_level == 0.97 and clone.solved_at is None and clone.status == "draft"
+    with pytest.raises(workflow.WorkflowError, match="already exists"):
+        workflow.rename_scenario(engine=eng, actor=PAT, scenario_id=clone.id, name="Base")
+    clone = workflow.rename_scenario(engine=eng, actor=PAT, scenario_id=clone.id, name="97%")
+    workflow.delete_scenario(engine=eng, actor=PAT, scenario_id=clone.id)
+    assert [s.name for s in workflow.list_scenarios(engine=eng, dataset_id=dataset.id)] == ["Base"]
+    assert {"scenario_cloned", "scenario_renamed", "scenario_deleted"} <= set(audit.log(engine=eng)["action"])
+
+
+def test_autopilot_is_idempotent_and_audited(workflow_db, tmp_path, eng):
+    env = {**os.environ, "REBAL_DATABASE_URL": workflow_db, "PYTHONPATH": str(ROOT)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rebal_core", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    assert cli("save-scenario", "Nightly").returncode == 0
+    one = cli("autopilot", "--scenario", "Nightly", "--out", "one.csv", "--quiet")
+    assert one.returncode == 0, one.stderr
+    assert "released" in one.stdout and "created 'Nightly (autopilot)'" in one.stdout
+    two = cli("autopilot", "--scenario", "Nightly", "--out", "two.csv", "--quiet")
+    assert two.returncode == 0, two.stderr
+    assert "not re-planned" in two.stdout and "no new lines to release" in two.stdout
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    log = audit.log(engine=eng, username="system:autopilot")
+    assert {"plan_solved", "plan_submit", "lines_released"} <= set(log["action"])
+    assert len(log[log["action"] == "plan_solved"]) == 1
+    orders = pd.read_csv(tmp_path / "one.csv", encoding="utf-8-sig")
+    assert len(orders) > 0 and orders["approval_status"].str.startswith("approved").all()
+    bad = cli("export", "--scenario", "Nightly", "--out", "x.csv")
+    assert bad.returncode == 2 and "no released lines" in bad.stdout
+    assert not (tmp_path / "x.csv").exists()
