@@ -170,7 +170,7 @@ def save(scenario: Scenario, time_limit: float) -> None:
                 bar.empty()
             st.session_state["scenario_id"] = record.id
             st.success(f"Saved {record.name!r} with a plan of {workflow.summary(record).get('lines', 0)} lines.")
-            st.page_link("pages/5_Plans.py", label="Review and approve it on the Plans page", icon=":material/fact_check:")
+            st.markdown("Review and approve it on the **Plans** page.")
 
 
 lab()

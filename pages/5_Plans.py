@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import workflow
-from rebal_core.figures import cost_waterfall, money
+from rebal_core.figures import cost_waterfall, money, signed_money
 from rebal_core.governance import PLAN_STATES
 from rebal_core.scenario import Scenario
 
@@ -31,9 +31,10 @@ ids = [s.id for s in scenarios]
 by_id = {s.id: s for s in scenarios}
 if st.session_state.get("scenario_id") not in by_id:
     st.session_state["scenario_id"] = ids[0]
-picked = st.selectbox("Scenario", ids, index=ids.index(st.session_state["scenario_id"]), format_func=lambda i: f"{by_id[i].name} - {LABEL[by_id[i].status]}", key="plans-pick")
-st.session_state["scenario_id"] = picked
-record = by_id[picked]
+st.session_state["plans-pick"] = st.session_state["scenario_id"]  # the shared choice (set by the lab, Compare...) wins over stale widget state
+st.selectbox("Scenario", ids, format_func=lambda i: f"{by_id[i].name} - {LABEL[by_id[i].status]}", key="plans-pick",
+             on_change=lambda: st.session_state.update(scenario_id=st.session_state["plans-pick"]))
+record = by_id[st.session_state["scenario_id"]]
 summary = workflow.summary(record)
 lines = workflow.lines(engine=engine, scenario_id=record.id)
 
@@ -81,7 +82,7 @@ if summary.get("edited"):
 
 # ----------------------------------------------------------------------------- KPIs
 k = st.columns(5)
-k[0].metric("Network cost", money(summary["network_cost_after"]), delta=money(summary["network_cost_after"] - summary["network_cost_before"]), delta_color="inverse")
+k[0].metric("Network cost", money(summary["network_cost_after"]), delta=signed_money(summary["network_cost_after"] - summary["network_cost_before"]), delta_color="inverse")
 k[1].metric("Expected fill rate", f"{summary['fill_rate_after']:.2%}", delta=f"{(summary['fill_rate_after'] - summary['fill_rate_before']) * 100:+.2f} pts")
 k[2].metric("Transfer cost", money(summary["transfer_cost"]))
 k[3].metric("Lines", f"{summary['lines']:,}", help=f"{summary['units_moved']:,} units")

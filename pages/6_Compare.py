@@ -55,9 +55,10 @@ if len(solved) >= 2:
         shown = pd.DataFrame({"KPI": table["KPI"]})
         for c in table.columns[2:]:
             shown[c] = [fmt(x, kinds[k], " - " in c) for x, k in zip(table[c], table["KPI"])]
-        st.dataframe(shown, hide_index=True, width="stretch", key="cmp-kpis")
+        st.dataframe(shown, hide_index=True, width="stretch", key="cmp-kpis", height=35 * (len(shown) + 1) + 3)
         st.caption("Expected fill rate: share of expected demand over the horizon served from stock (a fill rate, not a cycle service level). "
-                   f"Deltas are each scenario minus {base}; costs: lower is better.")
+                   f"Deltas are each scenario minus {base}; costs: lower is better. Shortage and network costs are measured against each "
+                   "scenario's own targets, which move with the service level: across service levels compare transfer cost with the fill rate (trade-off below).")
         widgets.download_csv(table, "compare-kpis.csv", "Download the KPI table", key="cmp-kpis-csv")
 
         views = {by_id[i].name: plan_view(i, by_id[i].revision, v) for i in chosen}

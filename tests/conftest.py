@@ -44,24 +44,26 @@ PASSWORDS = {"admin": "admin-password-1", "pat": "planner-password-1", "ann": "a
 ROLES = {"pat": "planner", "ann": "approver", "amy": "approver", "vic": "viewer"}
 
 
-@pytest.fixture
-def workflow_db(loaded_db, tmp_path, monkeypatch) -> str:
-    """A writable copy of the loaded store with users: admin, pat (planner), ann and amy (approvers), vic (viewer)."""
+def workflow_store(loaded_db: str, target: Path) -> str:
+    """A writable copy of the loaded store with users admin, pat (planner), ann and amy (approvers), vic (viewer)."""
     import sqlite3
 
     from rebal_core import accounts, workflow
     from rebal_core.identity import Actor
 
-    target = tmp_path / "workflow.db"
     with sqlite3.connect(loaded_db.removeprefix("sqlite:///")) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)  # consistent copy, WAL included
+        src.backup(dst)  # a consistent copy, WAL included
     url = f"sqlite:///{target}"
     engine = store.make_engine(url)
-    monkeypatch.setenv("REBAL_ADMIN_PASSWORD", PASSWORDS["admin"])
     workflow.ensure_governance(engine=engine)
-    # the source store may already hold a first-start admin with a random password
+    # the source store may hold a first-start admin with a random password: give it a known one
     accounts.set_password(engine=engine, actor=Actor("cli:test", "admin"), username="admin", password=PASSWORDS["admin"])
     admin = Actor("admin", "admin")
     for name, role in ROLES.items():
         accounts.create_user(engine=engine, actor=admin, username=name, role=role, password=PASSWORDS[name])
     return url
+
+
+@pytest.fixture
+def workflow_db(loaded_db, tmp_path) -> str:
+    return workflow_store(loaded_db, tmp_path / "workflow.db")

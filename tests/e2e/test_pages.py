@@ -18,6 +18,11 @@ def _store(loaded_db, monkeypatch):
     monkeypatch.setenv("REBAL_DATABASE_URL", loaded_db)
 
 
+def frame(at: AppTest, column: str):
+    """The first table on the page with ``column`` (dataframes carry no key in AppTest)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
 def run(page: str, user: str | None = "admin") -> AppTest:
     """Run a page signed in as ``user`` (what the sign-in form leaves in the session)."""
     at = AppTest.from_file(str(ROOT / page), default_timeout=120)
@@ -101,3 +106,146 @@ def test_scenario_lab_map_pick_filters_the_plan():
     shown = at.dataframe[1].value
     assert 0 < len(shown) < len(plan)
     assert set(zip(shown["from_site_id"], shown["to_site_id"])) == {lane}
+
+
+# ----------------------------------------------------------------------------- sign-in and the S&OP pages
+
+
+@pytest.fixture
+def writable(workflow_db, monkeypatch):
+    """A store the page may change, with users admin, pat (planner), ann (approver), vic (viewer)."""
+    monkeypatch.setenv("REBAL_DATABASE_URL", workflow_db)
+    from rebal_core import services, store, workflow
+    from rebal_core.identity import Actor
+    from rebal_core.scenario import Scenario
+
+    engine = store.make_engine(workflow_db)
+    dataset = store.find_dataset(engine=engine, name="Small network")
+    net = services.load_network(engine=engine, dataset_id=dataset.id)
+    pat = Actor("pat", "planner")
+    made = []
+    for name, sl in (("95% service", 0.95), ("98% service", 0.98)):
+        record = workflow.save_scenario(engine=engine, actor=pat, dataset_id=dataset.id, scenario=Scenario(name=name, service_level=sl), time_limit=5)
+        made.append(workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id, network=net))
+    return engine, made
+
+
+def test_sign_in_is_required_and_checks_the_password(writable):
+    from tests.conftest import PASSWORDS
+
+    at = run("app.py", user=None)
+    assert not at.metric and at.text_input(key="auth-user")
+    at.text_input(key="auth-user").input("pat")
+    at.text_input(key="auth-password").input("not the password")
+    at.button[0].click().run()
+    assert any("Wrong user name or password" in e.value for e in at.error)
+    at.text_input(key="auth-password").input(PASSWORDS["pat"])
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state["signed_in"] == "pat"
+    assert any("Signed in as **pat** (planner)" in c.value for c in at.sidebar.caption)
+
+
+def test_plans_page_submit_approve_release_export(writable):
+    engine, (record, _) = writable
+    from rebal_core import workflow
+
+    at = run("pages/5_Plans.py", user="pat")
+    at.session_state["scenario_id"] = record.id
+    at.run()
+    assert {"Network cost", "Expected fill rate", "Waiting for a decision"} <= {m.label for m in at.metric}
+    assert at.button(key="plans-approve").disabled  # a planner cannot approve, and a draft is not approvable
+    at.button(key="plans-submit").click().run()
+    assert not at.exception
+    assert any("is now in review" in s.value for s in at.success)
+
+    at = run("pages/5_Plans.py", user="ann")
+    at.session_state["scenario_id"] = record.id
+    at.run()
+    waiting = workflow.open_decisions(workflow.lines(engine=engine, scenario_id=record.id))["transfer_id"].tolist()
+    assert waiting
+    at.multiselect(key="plans-picked").set_value(waiting).run()
+    at.button(key="plans-approve-lines").click().run()
+    assert not at.exception
+    assert any(f"Approve: {len(waiting)} line(s)" in s.value for s in at.success)
+    at.button(key="plans-approve").click().run()
+    at.button(key="plans-release").click().run()
+    assert not at.exception
+    assert workflow.get_scenario(engine=engine, scenario_id=record.id).status == "released"
+    orders = frame(at, "ship_by")
+    assert len(orders) == len(workflow.lines(engine=engine, scenario_id=record.id)) and orders["transfer_id"].is_unique
+
+
+def test_plans_page_viewer_cannot_act(writable):
+    engine, (record, _) = writable
+    at = run("pages/5_Plans.py", user="vic")
+    for key in ("plans-solve", "plans-submit", "plans-approve", "plans-release"):
+        assert at.button(key=key).disabled
+
+
+def test_plans_page_rejection_needs_a_reason(writable):
+    engine, (record, _) = writable
+    from rebal_core import workflow
+
+    at = run("pages/5_Plans.py", user="pat")
+    at.session_state["scenario_id"] = record.id
+    at.run()
+    one = workflow.lines(engine=engine, scenario_id=record.id)["transfer_id"].iloc[0]
+    at.multiselect(key="plans-picked").set_value([one]).run()
+    at.button(key="plans-reject-lines").click().run()
+    assert any("needs a reason" in e.value for e in at.error)
+    at.text_input(key="plans-reason").input("donor is being audited")
+    at.button(key="plans-reject-lines").click().run()
+    assert workflow.lines(engine=engine, scenario_id=record.id).set_index("transfer_id").loc[one, "status"] == "rejected"
+
+
+def test_compare_page_kpis_differences_and_sweep(writable):
+    at = run("pages/6_Compare.py", user="vic")
+    kpis = frame(at, "KPI")
+    base, other = kpis.columns[1], kpis.columns[2]
+    assert {base, other} == {"95% service", "98% service"} and list(kpis.columns) == ["KPI", base, other, f"{other} - {base}"]
+    assert "Expected fill rate after" in kpis["KPI"].tolist()
+    assert len(frame(at, "spread")) > 0
+    at.slider(key="cmp-sweep-n").set_value(3).run()
+    at.button(key="cmp-sweep").click().run()
+    assert not at.exception
+    sweep = frame(at, "pareto")
+    assert len(sweep) == 3 and sweep["pareto"].any()
+
+
+def test_audit_log_page_filters(writable):
+    at = run("pages/7_Audit_log.py", user="vic")
+    events = frame(at, "action")
+    assert {"plan_solved", "scenario_saved"} <= set(events["action"])
+    at.multiselect(key="audit-actions").set_value(["plan_solved"]).run()
+    assert set(frame(at, "action")["action"]) == {"plan_solved"}
+
+
+def test_admin_page_policy_and_users(writable):
+    engine, _ = writable
+    from rebal_core import workflow
+
+    at = run("pages/8_Admin.py", user="pat")
+    assert any("needs the admin role" in c.value for c in at.caption)
+    assert at.button(key="adm-save-policy").disabled
+    at = run("pages/8_Admin.py", user="admin")
+    assert {"pat", "ann", "vic"} <= set(frame(at, "username")["username"])
+    at.number_input(key="adm-value").set_value(1234.0).run()
+    at.text_input(key="adm-note").input("tighter for Q4").run()
+    at.button(key="adm-save-policy").click().run()
+    assert not at.exception
+    policy = workflow.current_policy(engine=engine)
+    assert policy.version == 2 and policy.default.line_value == 1234.0
+
+
+def test_scenario_lab_saves_a_scenario(writable):
+    engine, _ = writable
+    from rebal_core import workflow
+
+    at = run("pages/4_Scenario_lab.py", user="pat")
+    at.text_input(key="lab-save-name").input("From the lab").run()
+    at.button(key="lab-save").click().run()
+    assert not at.exception
+    saved = workflow.find_scenario(engine=engine, name="From the lab")
+    assert saved is not None and saved.solved_at is not None
+    assert any("Saved 'From the lab'" in s.value for s in at.success)

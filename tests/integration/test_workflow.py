@@ -18,7 +18,7 @@ from sqlalchemy import text
 from rebal_core import audit, services, store, workflow
 from rebal_core.governance import IllegalTransition, Policy, Thresholds
 from rebal_core.identity import Actor, PermissionDenied
-from rebal_core.planning import LINE_KEYS, violations
+from rebal_core.planning import LINE_KEYS
 from rebal_core.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
