@@ -249,3 +249,13 @@ def test_scenario_lab_saves_a_scenario(writable):
     saved = workflow.find_scenario(engine=engine, name="From the lab")
     assert saved is not None and saved.solved_at is not None
     assert any("Saved 'From the lab'" in s.value for s in at.success)
+
+
+def test_identity_provider_sign_in_when_configured(writable):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "rebal",
+                          "client_secret": "s", "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in with your identity provider"]
+    assert not at.text_input  # no password form when sign-in is delegated

@@ -62,3 +62,39 @@ def test_import_and_all_or_nothing_on_postgres(pg_url, small_bundle, bundle_copy
         services.import_bundle(engine=engine, source=bundle_copy, name="PG net", replace=True)
     assert store.count_rows(engine=engine, table="demand") == before
     engine.dispose()
+
+
+def test_workflow_on_postgres(pg_url, small_bundle, monkeypatch):
+    """Concurrent approvals and the append-only audit log hold on PostgreSQL too (row locks, a trigger)."""
+    from sqlalchemy import text
+
+    from rebal_core import accounts, audit, workflow
+    from rebal_core.governance import Policy, Thresholds
+    from rebal_core.identity import Actor
+    from rebal_core.scenario import Scenario
+    from tests.integration.test_workflow import approve_concurrently
+
+    monkeypatch.setenv("REBAL_ADMIN_PASSWORD", "admin-password-1")  # no password file under data/
+    engine = store.make_engine(pg_url)
+    workflow.ensure_governance(engine=engine)
+    admin = Actor("cli:test", "admin")
+    for name, role in (("pat", "planner"), ("ann", "approver"), ("amy", "approver")):
+        accounts.create_user(engine=engine, actor=admin, username=name, role=role, password=f"{name}-password-1")
+    d = services.import_bundle(engine=engine, source=small_bundle, name="PG workflow").dataset
+    pat = Actor("pat", "planner")
+    record = workflow.save_scenario(engine=engine, actor=pat, dataset_id=d.id, scenario=Scenario(), time_limit=5)
+    record = workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id)
+    workflow.set_policy(engine=engine, actor=admin, policy=Policy(default=Thresholds(0.0, 0.0)))
+    workflow.transition(engine=engine, actor=pat, scenario_id=record.id, event="submit")
+    after = approve_concurrently(engine, record.id, [Actor("ann", "approver"), Actor("amy", "approver")])
+    assert (after["status"] == "approved").all()
+    record = workflow.transition(engine=engine, actor=Actor("ann", "approver"), scenario_id=record.id, event="approve")
+    orders = workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id)
+    assert len(orders) == len(after)
+    with engine.connect() as conn:
+        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log"):
+            with pytest.raises(Exception, match="append-only"):
+                conn.execute(text(sql))
+            conn.rollback()
+    assert len(audit.log(engine=engine, actions=["line_approved"])) == len(after)
+    engine.dispose()

@@ -226,35 +226,41 @@ def test_export_is_idempotent_and_formula_safe(eng, small_bundle, tmp_path):
     assert all(not v.startswith("=") for v in values) and all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
 
 
-def test_two_approvers_at_once_lose_no_decision(eng, dataset, net):
-    record = solved(eng, dataset, net)
-    workflow.set_policy(engine=eng, actor=Actor("admin", "admin"), policy=Policy(default=Thresholds(0.0, 0.0)), note="everything needs approval")
-    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
-    lines = workflow.lines(engine=eng, scenario_id=record.id)
-    assert (lines["status"] == "proposed").all()
-    ids = lines["transfer_id"].tolist()
-    halves = {ANN: ids[0::2], AMY: ids[1::2]}
-    start = threading.Barrier(2)
+def approve_concurrently(engine, scenario_id: int, approvers: list[Actor]) -> pd.DataFrame:
+    """Approvers approve interleaved halves of a plan's lines at the same time, one line per call; the lines after."""
+    ids = workflow.lines(engine=engine, scenario_id=scenario_id)["transfer_id"].tolist()
+    shares = {a: ids[i :: len(approvers)] for i, a in enumerate(approvers)}
+    start = threading.Barrier(len(approvers))
     errors = []
 
     def approve(actor: Actor) -> None:
         try:
             start.wait()
-            for tid in halves[actor]:  # one decision at a time, interleaved with the other approver
-                workflow.decide_lines(engine=eng, actor=actor, scenario_id=record.id, transfer_ids=[tid], action="approve")
+            for tid in shares[actor]:
+                workflow.decide_lines(engine=engine, actor=actor, scenario_id=scenario_id, transfer_ids=[tid], action="approve")
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=approve, args=(a,)) for a in halves]
+    threads = [threading.Thread(target=approve, args=(a,)) for a in approvers]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
-    after = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id")
+    after = workflow.lines(engine=engine, scenario_id=scenario_id).set_index("transfer_id")
+    for actor, share in shares.items():
+        assert after.loc[share, "decided_by"].eq(actor.username).all()
+    return after
+
+
+def test_two_approvers_at_once_lose_no_decision(eng, dataset, net):
+    record = solved(eng, dataset, net)
+    workflow.set_policy(engine=eng, actor=Actor("admin", "admin"), policy=Policy(default=Thresholds(0.0, 0.0)), note="everything needs approval")
+    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
+    assert (workflow.lines(engine=eng, scenario_id=record.id)["status"] == "proposed").all()
+    after = approve_concurrently(eng, record.id, [ANN, AMY])
     assert (after["status"] == "approved").all()
-    assert after.loc[halves[ANN], "decided_by"].eq("ann").all() and after.loc[halves[AMY], "decided_by"].eq("amy").all()
-    assert len(audit.log(engine=eng, actions=["line_approved"])) == len(ids)
+    assert len(audit.log(engine=eng, actions=["line_approved"])) == len(after)
 
     # the same line decided from the same (now stale) view: one wins, the other is told
     other = solved(eng, dataset, net, name="Contested")
@@ -327,3 +333,32 @@ def test_autopilot_is_idempotent_and_audited(workflow_db, tmp_path, eng):
     bad = cli("export", "--scenario", "Nightly", "--out", "x.csv")
     assert bad.returncode == 2 and "no released lines" in bad.stdout
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_accounts(eng):
+    from rebal_core import accounts
+    from tests.conftest import PASSWORDS
+
+    admin = Actor("admin", "admin")
+    assert accounts.authenticate(engine=eng, username="pat", password=PASSWORDS["pat"]) == PAT
+    assert accounts.authenticate(engine=eng, username="pat", password="wrong password!") is None
+    assert accounts.authenticate(engine=eng, username="nobody", password="whatever it is") is None
+    accounts.update_user(engine=eng, actor=admin, username="pat", active=False)
+    assert accounts.authenticate(engine=eng, username="pat", password=PASSWORDS["pat"]) is None
+    assert accounts.actor_of(engine=eng, username="pat") is None  # a locked user is signed out at the next page run
+    with pytest.raises(accounts.AccountError, match="last active admin"):
+        accounts.update_user(engine=eng, actor=admin, username="admin", role="viewer")
+    with pytest.raises(PermissionDenied):
+        accounts.create_user(engine=eng, actor=ANN, username="eve", role="admin", password="eve-password-1")
+    with pytest.raises(accounts.AccountError, match="already exists"):
+        accounts.create_user(engine=eng, actor=admin, username="ann", role="viewer")
+    with pytest.raises(accounts.AccountError, match="current password is wrong"):
+        accounts.set_password(engine=eng, actor=ANN, username="ann", password="new-password-1", current="nope")
+    accounts.set_password(engine=eng, actor=ANN, username="ann", password="new-password-1", current=PASSWORDS["ann"])
+    assert accounts.authenticate(engine=eng, username="ann", password="new-password-1") == ANN
+    # identity-provider sign-ins: a new e-mail becomes a viewer, a known one gets its user's role
+    assert accounts.actor_for_oidc(engine=eng, email="New.Person@Example.com") == Actor("new.person@example.com", "viewer")
+    accounts.create_user(engine=eng, actor=admin, username="olga", role="approver", email="olga@example.com")
+    assert accounts.actor_for_oidc(engine=eng, email="OLGA@example.com") == Actor("olga", "approver")
+    log = audit.log(engine=eng, actions=["user_created", "user_changed", "password_changed"])
+    assert {"olga", "new.person@example.com", "pat", "ann"} <= set(log["object_id"])
