@@ -111,32 +111,48 @@ st.dataframe(shown[view], hide_index=True, width="stretch", height=360, key="pla
              column_config={"value": st.column_config.NumberColumn(format="$%.0f"), "cost": st.column_config.NumberColumn(format="$%.2f"),
                             "reason": st.column_config.TextColumn(width="large")})
 
-labels = {r.transfer_id: f"{r.transfer_id} · {r.sku_id} {r.from_site} → {r.to_site} · {r.qty} ({r.status})" for r in lines.itertuples()}
-versions = dict(zip(lines["transfer_id"], lines["version"]))
-st.markdown("**Decide**: pick lines (or all shown), then approve, reject with a reason, or undo a decision.")
-if st.button(f"Pick all {len(shown):,} shown", key="plans-pick-shown"):
-    st.session_state["plans-picked"] = shown["transfer_id"].tolist()
-st.session_state["plans-picked"] = [t for t in st.session_state.get("plans-picked", []) if t in labels]  # lines gone after a re-solve
-picked_ids = st.multiselect("Lines", list(labels), format_func=labels.get, key="plans-picked", placeholder="Pick lines")
-reason = st.text_input("Reason (needed to reject)", key="plans-reason")
-b1, b2, b3 = st.columns(3)
-for col, action, label in ((b1, "approve", "Approve"), (b2, "reject", "Reject"), (b3, "reset", "Undo decision")):
-    if col.button(f"{label} {len(picked_ids)} line(s)", disabled=not picked_ids, key=f"plans-{action}-lines"):
-        def run(action=action):
-            return workflow.decide_lines(engine=engine, actor=actor, scenario_id=record.id, transfer_ids=picked_ids, action=action, note=reason,
-                                         versions={t: versions[t] for t in picked_ids}, network=state.network(dataset.id, v))
-        widgets.attempt(run, lambda r, label=label: f"{label}: {len(r.changed)} line(s)." + (" Skipped: " + "; ".join(r.skipped) if r.skipped else ""), REFUSED)
 
-with st.expander("Edit a line's quantity (makes it firm: every re-plan keeps it)"):
-    one = st.selectbox("Line", list(labels), format_func=labels.get, key="plans-edit-line")
-    if one:
-        row = lines.set_index("transfer_id").loc[one]
-        qty = st.number_input("Quantity (units)", min_value=1, value=int(row["qty"]), step=max(1, int(row["proposed_qty"]) // max(1, int(row["packs"]))), key="plans-edit-qty")
-        why = st.text_input("Note", key="plans-edit-note")
-        if st.button("Set quantity", disabled=not actor.can("edit_line"), key="plans-edit"):
-            widgets.attempt(lambda: workflow.firm_line(engine=engine, actor=actor, scenario_id=record.id, transfer_id=one, qty=int(qty), note=why,
-                                                       version=int(row["version"]), network=state.network(dataset.id, v)),
-                            lambda r: f"{one} is firm at {int(qty)} units." if r.changed else "Not changed: " + "; ".join(r.skipped), REFUSED)
+
+def decisions() -> None:
+    """Pick lines and decide them; set one line's quantity (only while the plan is a draft or in review)."""
+    labels = {r.transfer_id: f"{r.transfer_id} · {r.sku_id} {r.from_site} → {r.to_site} · {r.qty} ({r.status})" for r in lines.itertuples()}
+    versions = dict(zip(lines["transfer_id"], lines["version"]))
+    st.markdown("**Decide**: pick lines (or all shown), then approve, reject with a reason, or undo a decision.")
+    if st.session_state.pop("plans_clear", False):
+        st.session_state["plans-picked"] = []
+    if st.button(f"Pick all {len(shown):,} shown", key="plans-pick-shown"):
+        st.session_state["plans-picked"] = shown["transfer_id"].tolist()
+    st.session_state["plans-picked"] = [t for t in st.session_state.get("plans-picked", []) if t in labels]  # lines gone after a re-solve
+    picked = st.multiselect("Lines", list(labels), format_func=labels.get, key="plans-picked", placeholder="Pick lines")
+    reason = st.text_input("Reason (needed to reject)", key="plans-reason")
+    in_review = record.status == "in_review"
+    may = {"approve": actor.can("decide_line"), "reject": actor.can("decide_line" if in_review else "exclude_line"),
+           "reset": actor.can("decide_line") or actor.can("edit_line")}
+    for col, (action, label) in zip(st.columns(3), (("approve", "Approve"), ("reject", "Reject"), ("reset", "Undo decision"))):
+        if col.button(f"{label} {len(picked)} line(s)", disabled=not picked or not may[action] or (action == "approve" and not in_review), key=f"plans-{action}-lines"):
+            def run(action=action):
+                result = workflow.decide_lines(engine=engine, actor=actor, scenario_id=record.id, transfer_ids=picked, action=action, note=reason,
+                                               versions={t: versions[t] for t in picked}, network=state.network(dataset.id, v))
+                st.session_state["plans_clear"] = True  # the next run starts with nothing picked
+                return result
+            widgets.attempt(run, lambda r, label=label: f"{label}: {len(r.changed)} line(s)." + (" Skipped: " + "; ".join(r.skipped) if r.skipped else ""), REFUSED)
+
+    with st.expander("Edit a line's quantity (makes it firm: every re-plan keeps it)"):
+        one = st.selectbox("Line", list(labels), format_func=labels.get, key="plans-edit-line")
+        if one:
+            row = lines.set_index("transfer_id").loc[one]
+            qty = st.number_input("Quantity (units)", min_value=1, value=int(row["qty"]), step=max(1, int(row["proposed_qty"]) // max(1, int(row["packs"]))), key="plans-edit-qty")
+            why = st.text_input("Note", key="plans-edit-note")
+            if st.button("Set quantity", disabled=not actor.can("edit_line"), key="plans-edit"):
+                widgets.attempt(lambda: workflow.firm_line(engine=engine, actor=actor, scenario_id=record.id, transfer_id=one, qty=int(qty), note=why,
+                                                           version=int(row["version"]), network=state.network(dataset.id, v)),
+                                lambda r: f"{one} is firm at {int(qty)} units." if r.changed else "Not changed: " + "; ".join(r.skipped), REFUSED)
+
+
+if record.status in ("draft", "in_review"):
+    decisions()
+else:
+    st.caption(f"The plan is {LABEL[record.status].lower()}: its lines no longer change (send an approved plan back to draft to change it).")
 
 # ----------------------------------------------------------------------------- transfer orders
 st.subheader("Transfer orders")
