@@ -43,8 +43,18 @@ solved = f"solved by {record.solved_by} on {record.solved_at:%Y-%m-%d %H:%M} UTC
 st.caption(f"By {record.author}, {record.created_at:%Y-%m-%d %H:%M} UTC · {solved} · {record.solver_version} · policy v{record.policy_version or '-'} · "
            f"method {record.method}, time limit {record.time_limit:g} s")
 
-with st.expander("Parameters, clone, rename, delete"):
+with st.expander("Parameters, clone, rename, delete, reproduce"):
     st.json(workflow.parameters(record).as_dict(), expanded=False)
+    if st.button("Re-run from the record", disabled=record.solved_at is None, key="plans-reproduce",
+                 help="Solves again with the stored parameters, method, time limit and decisions, and lists any line that comes out different"):
+        with st.spinner("Re-running..."):
+            check = workflow.reproduce(engine=engine, scenario_id=record.id, network=state.network(dataset.id, v))
+        if check.same:
+            st.success(f"Reproduced: the same lines, network cost {money(check.new_cost)}.")
+        else:
+            st.warning(f"{len(check.differences)} line(s) differ (network cost {money(check.stored_cost)} stored, {money(check.new_cost)} now): "
+                       "a time limit that cut a step short, or a different solver version.")
+            st.dataframe(check.differences, hide_index=True, key="plans-repro-diff")
     c1, c2, c3 = st.columns(3)
     clone_name = c1.text_input("Clone as", value=f"{record.name} (copy)", key="plans-clone-name")
     if c1.button("Clone", disabled=not actor.can("save_scenario"), key="plans-clone"):

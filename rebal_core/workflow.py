@@ -397,9 +397,9 @@ def solve_scenario(
     policy = current_policy(engine=engine)
     with Session(engine) as session:
         if not _bump(session, scenario_id, ("draft",), revision=record.revision):
-            raise _refused(engine, scenario_id, "store the new plan") if get_scenario(engine=engine, scenario_id=scenario_id).status != "draft" else Conflict(
-                f"{record.name!r} was changed while it was being solved; solve again to include those changes"
-            )
+            if get_scenario(engine=engine, scenario_id=scenario_id).status != "draft":
+                raise _refused(engine, scenario_id, "store the new plan")
+            raise Conflict(f"{record.name!r} was changed while it was being solved; solve again to include those changes")
         old = {r.transfer_id: r for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id)).all()}
         keep = {t for t, r in old.items() if r.status == "rejected"}
         session.exec(delete(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).not_in(keep)))
@@ -431,6 +431,11 @@ def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tu
 
 
 # ----------------------------------------------------------------------------- line decisions
+
+
+def _pack(line: PlanLine) -> int:
+    """Units per pack of a stored line (qty and packs always agree)."""
+    return max(1, line.qty // line.packs) if line.packs else 1
 
 
 LINE_EVENTS = {"approve": "line_approved", "reject": "line_rejected", "reset": "line_reset"}
@@ -504,8 +509,7 @@ def decide_lines(
             elif action == "reject":
                 line.status, line.note = "rejected", note
             else:
-                line.status, line.qty, line.note = "proposed", line.proposed_qty, ""
-                line.packs = line.qty // max(1, line.proposed_qty // max(1, line.packs))
+                line.status, line.packs, line.qty, line.note = "proposed", line.proposed_qty // _pack(line), line.proposed_qty, ""
             line.decided_by, line.decided_at, line.version = actor.username, now, line.version + 1
             session.add(line)
             result.changed.append(tid)
@@ -545,7 +549,7 @@ def firm_line(*, engine: Engine, actor: Actor, scenario_id: int, transfer_id: st
         if why:
             session.rollback()
             return LineResult(skipped=[why])
-        pack = max(1, line.proposed_qty // max(1, line.packs)) if line.packs else 1
+        pack = _pack(line)
         if qty % pack:
             session.rollback()
             raise WorkflowError(f"{transfer_id}: {qty} is not a whole number of packs of {pack}")
@@ -571,12 +575,13 @@ def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[str
     frame = pd.DataFrame([r.model_dump() for r in rows], columns=list(PlanLine.model_fields))
     plan, broken = score_lines(net, record, frame)
     figures = plan.table.set_index("transfer_id")
+    unit_cost = plan.problem.positions.drop_duplicates("sku_id").set_index("sku_id")["unit_cost"]
     for r in rows:
         if r.status != "rejected" and r.transfer_id in figures.index:
             f = figures.loc[r.transfer_id]
             r.line_cost, r.truck_share = float(f["line_cost"]), float(f["truck_share"])
             r.shortage_avoided, r.excess_avoided = float(f["shortage_avoided"]), float(f["excess_avoided"])
-            r.value = float(r.value / max(1, r.proposed_qty) * r.qty) if r.proposed_qty else r.value
+            r.value = float(r.qty * unit_cost.get(r.sku_id, 0.0))
             r.reason = str(f["reason"])
             session.add(r)
     old = json.loads(record.summary or "{}")

@@ -176,6 +176,16 @@ def test_plans_page_submit_approve_release_export(writable):
     assert len(orders) == len(workflow.lines(engine=engine, scenario_id=record.id)) and orders["transfer_id"].is_unique
 
 
+def test_plans_page_reproduces_a_plan(writable):
+    engine, (record, _) = writable
+    at = run("pages/5_Plans.py", user="vic")
+    at.session_state["scenario_id"] = record.id
+    at.run()
+    at.button(key="plans-reproduce").click().run()
+    assert not at.exception
+    assert any("Reproduced: the same lines" in s.value for s in at.success)
+
+
 def test_plans_page_viewer_cannot_act(writable):
     engine, (record, _) = writable
     at = run("pages/5_Plans.py", user="vic")

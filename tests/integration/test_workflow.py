@@ -45,6 +45,15 @@ def solved(eng, dataset, net, name="Base", **params):
     return workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, network=net)
 
 
+def release(eng, record) -> pd.DataFrame:
+    """Submit, approve every waiting line and the plan, and export: the released orders."""
+    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
+    waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=record.id))
+    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
+    return workflow.export_orders(engine=eng, actor=PAT, scenario_id=record.id)
+
+
 def keys(frame: pd.DataFrame) -> set[tuple]:
     return set(map(tuple, frame[LINE_KEYS].to_numpy()))
 
@@ -165,11 +174,7 @@ def test_firm_edits_that_break_rules_are_refused(eng, dataset, net):
 
 def test_released_lines_count_as_in_transit_and_are_never_proposed_twice(eng, dataset, net):
     first = solved(eng, dataset, net, name="Week 1")
-    workflow.transition(engine=eng, actor=PAT, scenario_id=first.id, event="submit")
-    waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=first.id))
-    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=first.id, transfer_ids=waiting["transfer_id"], action="approve")
-    workflow.transition(engine=eng, actor=ANN, scenario_id=first.id, event="approve")
-    released = workflow.export_orders(engine=eng, actor=PAT, scenario_id=first.id)
+    released = release(eng, first)
     assert len(released) > 0
 
     second = solved(eng, dataset, net, name="Week 1 again")
@@ -197,11 +202,7 @@ def test_export_is_idempotent_and_formula_safe(eng, small_bundle, tmp_path):
     d = services.import_bundle(engine=eng, source=bundle, name="Evil names", actor=PAT).dataset
     evil_net = services.load_network(engine=eng, dataset_id=d.id)
     record = solved(eng, d, evil_net, name="Evil")
-    workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
-    waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=record.id))
-    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
-    workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
-    first = workflow.export_orders(engine=eng, actor=PAT, scenario_id=record.id)
+    first = release(eng, record)
     second = workflow.export_orders(engine=eng, actor=PAT, scenario_id=record.id)
     pd.testing.assert_frame_equal(first, second)
     assert first["transfer_id"].is_unique
@@ -362,3 +363,22 @@ def test_accounts(eng):
     assert accounts.actor_for_oidc(engine=eng, email="OLGA@example.com") == Actor("olga", "approver")
     log = audit.log(engine=eng, actions=["user_created", "user_changed", "password_changed"])
     assert {"olga", "new.person@example.com", "pat", "ann"} <= set(log["object_id"])
+
+
+def test_repeated_edits_keep_packs_and_value_right(eng, dataset, net):
+    record = solved(eng, dataset, net)
+    lines = workflow.lines(engine=eng, scenario_id=record.id)
+    packed = lines[(lines["packs"] >= 3) & (lines["qty"] // lines["packs"] > 1)]
+    assert len(packed), "the small network should have a line of several multi-unit packs"
+    row = packed.iloc[0]
+    pack, tid = int(row["qty"] // row["packs"]), row["transfer_id"]
+    unit_cost = row["value"] / row["qty"]
+    for packs in (1, 2):  # two edits in a row, then undo
+        workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=tid, qty=packs * pack, network=net)
+        line = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id").loc[tid]
+        assert (line["qty"], line["packs"], line["status"]) == (packs * pack, packs, "firm")
+        assert line["value"] == pytest.approx(packs * pack * unit_cost)
+    workflow.decide_lines(engine=eng, actor=PAT, scenario_id=record.id, transfer_ids=[tid], action="reset", network=net)
+    line = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id").loc[tid]
+    assert (line["qty"], line["packs"], line["status"]) == (row["qty"], row["packs"], "proposed")
+    assert line["value"] == pytest.approx(row["value"])
