@@ -7,7 +7,7 @@ from pages.components import state, widgets
 from rebal_core import workflow
 from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map
 from rebal_core.optimizer import plan
-from rebal_core.planning import build_problem
+from rebal_core.planning import LINE_KEYS, problem_with_moves
 from rebal_core.positions import site_summary
 from rebal_core.scenario import Scenario, ScenarioInvalid
 
@@ -19,20 +19,23 @@ v = state.version(dataset)
 
 
 @st.cache_resource(max_entries=4)
-def problem_for(dataset_id: int, version: str, scenario: Scenario):
-    """The planning problem of a scenario, built once for both methods (solvers only read it)."""
-    return build_problem(state.network(dataset_id, version), scenario)
+def problem_for(dataset_id: int, version: str, scenario: Scenario, moving: tuple):
+    """The planning problem of a scenario, built once for both methods (solvers only read it).
+
+    ``moving``: the lines released by saved plans and not yet received; they are in transit, never proposed again.
+    """
+    return problem_with_moves(state.network(dataset_id, version), scenario, pd.DataFrame(list(moving), columns=LINE_KEYS + ["qty"]))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_limit: float) -> dict:
-    """One solve, cached per dataset, scenario, method and limit; progress goes to a bar while it runs.
+def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_limit: float, moving: tuple) -> dict:
+    """One solve, cached per dataset, scenario, method, limit and moves under way; progress goes to a bar while it runs.
 
     Stop (or any change) interrupts it at the next progress update: Streamlit reruns the fragment.
     """
     bar = st.progress(0.0, text=f"Solving ({method})...")
     try:
-        result = plan(problem_for(dataset_id, version, scenario), method=method, time_limit=time_limit, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+        result = plan(problem_for(dataset_id, version, scenario, moving), method=method, time_limit=time_limit, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
     finally:
         bar.empty()
     sites = state.network(dataset_id, version).sites
@@ -78,8 +81,11 @@ def lab() -> None:
     if st.button("Stop", key="lab-stop", help="Interrupts a running solve"):
         st.info("Solve stopped. Change any value to solve again.")
         return
-    best = solve(dataset.id, v, scenario, "optimize", float(time_limit))
-    rule = solve(dataset.id, v, scenario, "greedy", float(time_limit))
+    moving = tuple(workflow.released_in_transit(engine=state.engine(), dataset_id=dataset.id).itertuples(index=False, name=None))
+    if moving:
+        st.caption(f"{len(moving):,} released transfer line(s) not yet received count as in transit and are not proposed again.")
+    best = solve(dataset.id, v, scenario, "optimize", float(time_limit), moving)
+    rule = solve(dataset.id, v, scenario, "greedy", float(time_limit), moving)
     s, g = best["summary"], rule["summary"]
     st.session_state["lab_scenario"] = scenario.as_dict()
 

@@ -8,6 +8,7 @@ from pages.components import state, widgets
 from rebal_core import workflow
 from rebal_core.compare import differing_lines, kpi_table, tradeoff, units_by_region
 from rebal_core.figures import compare_bars, cost_waterfall, money, region_units_figure, tradeoff_figure, transfer_map
+from rebal_core.planning import Commitments
 from rebal_core.positions import site_summary
 from rebal_core.scenario import Scenario
 
@@ -93,7 +94,9 @@ limit = st.select_slider("Time limit per solve (s)", [1, 2, 5, 10], value=1, key
 if st.button("Run the sweep", type="primary", key="cmp-sweep"):
     base_rules = workflow.parameters(by_id[params_from]) if params_from else Scenario()
     bar = st.progress(0.0, text="Sweeping...")
-    st.session_state["cmp_sweep"] = dataset.id, tradeoff(net, base_rules, np.linspace(lo, hi, points), time_limit=float(limit), progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+    moving = Commitments(in_transit=workflow.released_in_transit(engine=engine, dataset_id=dataset.id))
+    st.session_state["cmp_sweep"] = dataset.id, tradeoff(net, base_rules, np.linspace(lo, hi, points), commitments=moving, time_limit=float(limit),
+                                                         progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
     bar.empty()
 swept_on, sweep = st.session_state.get("cmp_sweep", (None, None))
 if sweep is not None and swept_on == dataset.id:

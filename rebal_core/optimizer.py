@@ -76,6 +76,7 @@ from rebal_core.planning import (
     lines_from_arcs,
     plan_lines,
     position_cost,
+    problem_with_moves,
     violations,
 )
 from rebal_core.positions import Network
@@ -1117,11 +1118,11 @@ def plan_network(
     """
     c = commitments or Commitments()
     t0 = time.perf_counter()
+    if c.fixed.empty:
+        problem = around(problem_with_moves(net, scenario, c.in_transit), c)  # forbidden lines too
+        return plan(problem, method=method, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=time.perf_counter() - t0)
     base_net = apply_moves(net, c.in_transit)
     base = build_problem(base_net, scenario)
-    if c.fixed.empty:
-        problem = around(base, c)
-        return plan(problem, method=method, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=time.perf_counter() - t0)
     broken = violations(base, c.fixed)
     if broken:
         raise CommitmentsInvalid(broken)

@@ -706,3 +706,9 @@ def around(problem: PlanningProblem, commitments: Commitments) -> PlanningProble
     """``problem`` planned around ``commitments``: the arcs they rule out are gone (see :func:`banned`)."""
     restricted = replace(problem, commitments=commitments)
     return replace(restricted, arcs=problem.arcs.take(~banned(restricted, problem.arcs.src, problem.arcs.dst)))
+
+
+def problem_with_moves(net: Network, scenario: Scenario, in_transit: pd.DataFrame | None = None) -> PlanningProblem:
+    """The planning problem once ``in_transit`` moves (released by earlier plans) are under way, around them."""
+    moving = Commitments(in_transit=in_transit)
+    return around(build_problem(apply_moves(net, moving.in_transit), scenario), moving)

@@ -319,22 +319,31 @@ def delete_scenario(*, engine: Engine, actor: Actor, scenario_id: int) -> None:
 # ----------------------------------------------------------------------------- solving around decisions
 
 
+def released_in_transit(*, engine: Engine, dataset_id: int, exclude_scenario: int | None = None) -> pd.DataFrame:
+    """Lines released by plans on ``dataset_id`` and not yet received: moving now (sku, from, to, qty).
+
+    The dataset's own in_transit column predates these releases (see the README).
+    """
+    with Session(engine) as session:
+        rows = session.exec(
+            select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.qty)
+            .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
+            .where(SavedScenario.dataset_id == dataset_id, SavedScenario.id != (exclude_scenario or -1), SavedScenario.status != "received",
+                   col(PlanLine.released_at).is_not(None))
+            .order_by(PlanLine.scenario_id, PlanLine.transfer_id)
+        ).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=LINE_KEYS + ["qty"])
+
+
 def commitments_for(*, engine: Engine, scenario_id: int) -> Commitments:
     """What a re-plan of this scenario must respect.
 
     Fixed: its approved, firm and released lines. Forbidden: its rejected lines.
-    In transit: lines released by *other* plans on the same dataset that are not
-    yet received (the dataset's own in_transit column predates them).
+    In transit: lines released by *other* plans on the same dataset (:func:`released_in_transit`).
     """
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     own = lines(engine=engine, scenario_id=scenario_id)
-    with Session(engine) as session:
-        others = session.exec(
-            select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.qty)
-            .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
-            .where(SavedScenario.dataset_id == record.dataset_id, SavedScenario.id != scenario_id, SavedScenario.status != "received", col(PlanLine.released_at).is_not(None))
-        ).all()
-    moving = pd.DataFrame([tuple(r) for r in others], columns=LINE_KEYS + ["qty"])
+    moving = released_in_transit(engine=engine, dataset_id=record.dataset_id, exclude_scenario=scenario_id)
     if own.empty:
         return Commitments(in_transit=moving)
     fixed = own[own["status"].isin(FIXED_STATUSES) | own["released"]]

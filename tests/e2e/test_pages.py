@@ -269,3 +269,20 @@ def test_identity_provider_sign_in_when_configured(writable):
     assert not at.exception
     assert [b.label for b in at.button] == ["Sign in with your identity provider"]
     assert not at.text_input  # no password form when sign-in is delegated
+
+
+def test_scenario_lab_carries_released_lines_as_in_transit(writable):
+    engine, (record, _) = writable
+    from rebal_core import workflow
+    from rebal_core.identity import Actor
+
+    pat, ann = Actor("pat", "planner"), Actor("ann", "approver")
+    workflow.transition(engine=engine, actor=pat, scenario_id=record.id, event="submit")
+    waiting = workflow.open_decisions(workflow.lines(engine=engine, scenario_id=record.id))
+    workflow.decide_lines(engine=engine, actor=ann, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.transition(engine=engine, actor=ann, scenario_id=record.id, event="approve")
+    released = workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id)
+    at = run("pages/4_Scenario_lab.py", user="pat")
+    assert any(f"{len(released):,} released transfer line(s)" in c.value for c in at.caption)
+    plan = frame(at, "reason")
+    assert not set(plan["transfer_id"]) & set(released["transfer_id"])
