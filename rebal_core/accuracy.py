@@ -11,7 +11,8 @@ Disagreements are classified by the first rule that explains them:
    not yet booked), an inbound order due within ``timing_days`` of the count,
    or an open transfer (released, not received) into or out of the site;
 3. ``data_sync``: the difference equals the site's recorded demand of the
-   count day or the ``sync_days`` days before it (sales posted late or twice);
+   count day or the ``sync_days`` days before it (sales posted late or twice),
+   for days of at least ``sync_min_units`` (smaller ones match by chance);
 4. ``receiving_error`` (counted above the record, unexplained): goods received
    but not booked, or an overcount;
 5. ``shrinkage`` (counted below the record, unexplained): loss, theft, damage.
@@ -37,7 +38,8 @@ class Tolerance:
     abs_units: float = 0.0
     rel_share: float = 0.0  # of the system record
     timing_days: int = 3
-    sync_days: int = 2
+    sync_days: int = 1
+    sync_min_units: float = 3.0  # smaller differences match some day's sales by chance too often to call it a posting lag
 
 
 def _matches(diff: np.ndarray, candidates: pd.Series, keys: pd.MultiIndex) -> np.ndarray:
@@ -116,7 +118,7 @@ def classify_counts(
         d["date"] = pd.to_datetime(d["date"])
         d = d.merge(c[keys + ["date"]].rename(columns={"date": "count_date"}), on=keys)
         lag = (d["count_date"] - d["date"]).dt.days
-        d = d[(lag >= 0) & (lag <= tolerance.sync_days)]
+        d = d[(lag >= 0) & (lag <= tolerance.sync_days) & (d["qty"] >= tolerance.sync_min_units)]
         # one day's sales posted twice (record too low) or not yet (record too high)
         hit = _matches(diff, d.set_index(keys)["qty"], key) | _matches(diff, -d.set_index(keys)["qty"], key)
         assign(hit, "data_sync", lambda i: f"difference {diff[i]:+g} = one day's recorded sales within {tolerance.sync_days} days of the count (posting lag)")
