@@ -7,14 +7,23 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.components import state
+from pages.components import state, widgets
 from rebal_core import services, store, workflow
+from rebal_core.accuracy import record_accuracy
 from rebal_core.bundle import BundleInvalid
 
 st.set_page_config(page_title="Data - Rebal", layout="wide")
+
+
+@st.cache_data(show_spinner="Checking the cycle counts...", max_entries=4)
+def counted(dataset_id: int, version: str) -> pd.DataFrame:  # noqa: ARG001 - version keys the cache
+    return workflow.count_discrepancies(engine=state.engine(), dataset_id=dataset_id, network=state.network(dataset_id, version))
+
+
 st.title("Data")
 actor = state.ensure_started()
 engine = state.engine()
+widgets.flash()
 
 st.subheader("Datasets")
 datasets = store.list_datasets(engine=engine)
@@ -79,6 +88,47 @@ if active is not None:
                    "and bias ((forecast - actual) / actual), against a naive forecast (mean of the last 28 days).")
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="data-accuracy",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mase", "mase_naive", "bias", "bias_naive")})
+    st.subheader("Signal quality")
+    findings = services.dataset_signals(active)
+    blocked = services.planning_blocked(active)
+    if blocked:
+        st.error(blocked)
+        if actor.can("override"):
+            why = st.text_input("Why plan anyway (kept in the audit log)", key="data-override-why")
+            if st.button("Allow planning despite the critical findings", disabled=not why.strip(), key="data-override"):
+                widgets.attempt(lambda: workflow.override_signals(engine=engine, actor=actor, dataset_id=active.id, reason=why), "Planning allowed; the override is in the audit log.", workflow.REFUSALS)
+    elif active.signal_override:
+        o = json.loads(active.signal_override)
+        st.info(f"Critical findings overridden by {o['by']} on {o['at']}: {o['reason']}")
+    counts = findings["severity"].value_counts()
+    st.caption(f"{counts.get('critical', 0)} critical, {counts.get('warning', 0)} warning(s), {counts.get('info', 0)} info: stale data, missing days or sites, "
+               "impossible values, spikes, demand shifts, forecast bias, dead stock. Critical findings block planning.")
+    s1, s2 = st.columns(2)
+    severities = s1.multiselect("Severity", ["critical", "warning", "info"], default=["critical", "warning"], key="data-sig-sev")
+    checks = s2.multiselect("Check", sorted(findings["check"].unique()), key="data-sig-check", placeholder="All checks")
+    shown = findings[findings["severity"].isin(severities or ["critical", "warning", "info"])]
+    if checks:
+        shown = shown[shown["check"].isin(checks)]
+    st.dataframe(shown, hide_index=True, width="stretch", height=260, key="data-signals", column_config={"message": st.column_config.TextColumn(width="large")})
+    widgets.download_csv(shown, "signal-findings.csv", "Download these findings", key="data-signals-csv")
+
+    st.subheader("Record accuracy (cycle counts)")
+    discrepancies = counted(active.id, state.version(active))
+    if discrepancies.empty:
+        st.caption("This dataset has no counts.csv.")
+    else:
+        off = discrepancies[discrepancies["discrepancy_class"] != "agrees"]
+        st.caption(f"{len(discrepancies):,} counted positions, {len(off):,} disagree with the system record. Record accuracy = share of counts that agree; "
+                   "the adjustment books the count where the count is the truth (unit of measure, receiving error, shrinkage).")
+        a1, a2 = st.columns(2)
+        a1.dataframe(record_accuracy(discrepancies, ["site_id"]), hide_index=True, width="stretch", key="data-acc-site",
+                     column_config={c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")})
+        a2.dataframe(record_accuracy(discrepancies, ["category"], skus=state.network(active.id, state.version(active)).skus), hide_index=True, width="stretch",
+                     key="data-acc-cat", column_config={c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")})
+        st.dataframe(off[["date", "site_id", "sku_id", "system_qty", "counted_qty", "difference", "abs_value", "discrepancy_class", "evidence", "adjustment", "adjustment_value"]],
+                     hide_index=True, width="stretch", key="data-discrepancies", column_config={"evidence": st.column_config.TextColumn(width="large")})
+        widgets.download_csv(off, "count-discrepancies.csv", "Download the discrepancies", key="data-discrepancies-csv")
+
     with st.popover("Delete this dataset", disabled=not actor.can("delete_data"), help=None if actor.can("delete_data") else "Needs the admin role"):
         st.write(f"Delete **{active.name}** with all its rows and saved scenarios? This cannot be undone (the audit log keeps the record).")
         if st.button("Delete", type="primary", key="data-delete"):

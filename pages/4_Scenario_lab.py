@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import workflow
+from rebal_core import services, workflow
 from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map
 from rebal_core.optimizer import plan
 from rebal_core.planning import LINE_KEYS, problem_with_moves
@@ -76,6 +76,10 @@ def lab() -> None:
         scenario = scenario_inputs()
         time_limit = st.select_slider("Time limit per solve (seconds)", [1, 2, 5, 10, 30, 60, 120], value=1, key="lab-tl", help="A longer limit lets the optimizer refine the plan and tighten its bound")
     if scenario is None:
+        return
+    blocked = services.planning_blocked(dataset)
+    if blocked:
+        st.error(blocked)
         return
     st.caption("Each change re-solves this part of the page only; a running solve stops when you change a value or press Stop.")
     if st.button("Stop", key="lab-stop", help="Interrupts a running solve"):

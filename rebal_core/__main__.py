@@ -27,6 +27,19 @@ def _progress_printer(label: str):
     return show
 
 
+def _print_signals(findings) -> None:
+    """Critical and warning findings one per line (info only counted), so a log shows what to look at."""
+    for r in findings[findings["severity"] != "info"].head(20).itertuples():
+        where = " ".join(x for x in (r.site_id, r.sku_id, r.category) if x)
+        print(f"signal {r.severity}: {r.check}{' at ' + where if where else ''}: {r.message}")
+    rest = len(findings[findings["severity"] != "info"]) - 20
+    if rest > 0:
+        print(f"signal: {rest} more finding(s) (see the Data page)")
+    info = int((findings["severity"] == "info").sum())
+    if info:
+        print(f"signal info: {info} finding(s) such as dead stock (see the Data page)")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         bundle = load_bundle(args.bundle, progress=_progress_printer("validate") if not args.quiet else None)
@@ -61,6 +74,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     for w in result.warnings:
         print(f"warning: {w}")
+    _print_signals(result.signals)
     d = result.dataset
     print(f"imported dataset {d.id} {d.name!r}: {d.sites} sites, {d.skus} skus, {d.positions} positions in {result.seconds:.1f}s")
     return 0
@@ -126,7 +140,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"invalid: {len(exc.errors) + exc.more} error(s); no plan was made")
         return 2
     t0 = time.perf_counter()
-    net = services.network_from_bundle(bundle, progress=show)
+    tables, _, _ = services.bundle_tables(bundle, progress=show)
+    findings = services.signal_findings(bundle, tables["forecast"])
+    critical = findings[findings["severity"] == "critical"]
+    if len(critical) and not args.override_signals:
+        _print_signals(critical)
+        print("planning blocked by critical signal findings; fix the data, or pass --override-signals REASON; no plan was made")
+        return 2
+    if len(critical):
+        print(f"warning: planning despite {len(critical)} critical signal finding(s), overridden: {args.override_signals}", file=sys.stderr)
+    net = services.network_from_tables(tables, bundle.as_of)
     problem = build_problem(net, scenario)
     result = plan(problem, method=args.method, time_limit=args.time_limit, progress=show, build_seconds=time.perf_counter() - t0)
     write_plan(result, args.out, args.summary)
@@ -307,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--method", choices=["optimize", "greedy"], default="optimize", help="optimize (default) or the rules-based greedy baseline")
     pl.add_argument("--time-limit", type=_seconds, default=60.0, help="seconds the optimizer may take (default 60)")
     pl.add_argument("--quiet", action="store_true", help="no progress lines")
+    pl.add_argument("--override-signals", metavar="REASON", help="plan despite critical signal findings (stale or future-dated data), saying why")
     pl.set_defaults(run=cmd_plan)
     s = sub.add_parser("synth", help="generate a realistic network bundle")
     s.add_argument("out")

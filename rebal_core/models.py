@@ -27,6 +27,8 @@ class DatasetBase(SQLModel):
     forecast_accuracy: str = "{}"  # JSON: backtest figures, see forecast.Accuracy
     warnings: str = "[]"  # JSON list of findings
     rate_card: str = "{}"  # JSON, used for derived lanes
+    signals: str = "[]"  # JSON list of signal-quality findings (signals.check_signals) at import
+    signal_override: str = ""  # JSON {by, at, reason} when an admin let planning go ahead despite critical findings
 
 
 class Dataset(DatasetBase, table=True):

@@ -20,6 +20,7 @@ from rebal_core.geo import RateCard, derive_lanes
 from rebal_core.identity import Actor
 from rebal_core.models import AuditEvent, DatasetPublic
 from rebal_core.positions import Network
+from rebal_core.signals import FINDING_COLUMNS, check_signals
 from rebal_core.synth import SynthConfig, synthesize
 
 Progress = Callable[[float, str], None]
@@ -53,6 +54,7 @@ class ImportResult:
     dataset: DatasetPublic
     warnings: list[Finding]
     seconds: float
+    signals: pd.DataFrame  # signal-quality findings (signals.check_signals)
 
 
 def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str, pd.DataFrame], str, dict | None]:
@@ -93,7 +95,9 @@ def import_bundle(
     if not replace and store.find_dataset(engine=engine, name=name.strip()) is not None:
         raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")
     bundle = load_bundle(source, progress=_stage(progress, 0.0, 0.3))
-    tables, method, accuracy = bundle_tables(bundle, _stage(progress, 0.3, 0.7))
+    tables, method, accuracy = bundle_tables(bundle, _stage(progress, 0.3, 0.65))
+    progress(0.65, "checking signal quality")
+    findings = signal_findings(bundle, tables["forecast"])
     dataset = store.save_dataset(
         engine=engine,
         name=name,
@@ -104,16 +108,18 @@ def import_bundle(
         forecast_accuracy=accuracy,
         warnings=[w.as_row() for w in bundle.warnings],
         rate_card=bundle.rate_card.as_dict(),
+        signals=findings.to_dict(orient="records"),
         replace=replace,
         progress=_stage(progress, 0.7, 1.0),
         audit_event=AuditEvent(
             at=now(), username=actor.username, role=actor.role, action="data_imported", object_type="dataset",
             summary=f"imported {Path(source).name} as {name.strip()!r}" + (" (replacing the dataset of that name)" if replace else "")
-            + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s)",
+            + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s), "
+            + f"{int((findings['severity'] == 'critical').sum())} critical signal finding(s)",
             after=json.dumps({"sites": len(tables["sites"]), "skus": len(tables["skus"]), "positions": len(tables["inventory"]), "as_of": str(bundle.as_of)}),
         ),
     )
-    return ImportResult(dataset, bundle.warnings, time.perf_counter() - started)
+    return ImportResult(dataset, bundle.warnings, time.perf_counter() - started, findings)
 
 
 def ensure_sample(*, engine: Engine, progress: Progress = _quiet) -> DatasetPublic | None:
@@ -150,4 +156,28 @@ def rate_card_of(dataset: DatasetPublic) -> RateCard:
 def network_from_bundle(bundle: Bundle, progress: Progress = _quiet) -> Network:
     """A validated bundle as a planning network (forecast from demand.csv when it has none)."""
     tables, _, _ = bundle_tables(bundle, progress)
-    return _network(tables.__getitem__, bundle.as_of)
+    return network_from_tables(tables, bundle.as_of)
+
+
+def network_from_tables(tables: dict[str, pd.DataFrame], as_of) -> Network:
+    """The planning network of :func:`bundle_tables`' output."""
+    return _network(tables.__getitem__, as_of)
+
+
+def signal_findings(bundle: Bundle, forecast: pd.DataFrame) -> pd.DataFrame:
+    """Signal-quality findings of a bundle (with the forecast that will drive planning)."""
+    return check_signals(bundle.sites, bundle.skus, bundle.inventory, bundle.demand, forecast, bundle.as_of)
+
+
+def dataset_signals(dataset: DatasetPublic) -> pd.DataFrame:
+    return pd.DataFrame(json.loads(dataset.signals or "[]"), columns=FINDING_COLUMNS)
+
+
+def planning_blocked(dataset: DatasetPublic) -> str | None:
+    """Why planning must wait (critical findings, not overridden), in words; None when it may go ahead."""
+    critical = dataset_signals(dataset).query("severity == 'critical'")
+    if critical.empty or dataset.signal_override:
+        return None
+    listed = "; ".join(critical["message"].head(3)) + ("..." if len(critical) > 3 else "")
+    return (f"planning on {dataset.name!r} is blocked by {len(critical)} critical signal finding(s): {listed}. "
+            "Fix the data and import it again, or an admin overrides on the Data page.")

@@ -60,8 +60,43 @@ def make_engine(url: str | None = None) -> Engine:
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    _add_new_columns(engine)
     _audit_append_only(engine)
     return engine
+
+
+def _model_default(table_name: str, column: str):
+    """The pydantic default of a table model's field (SQLModel keeps defaults there, not on the column)."""
+    stack = list(SQLModel.__subclasses__())
+    while stack:
+        model = stack.pop()
+        stack.extend(model.__subclasses__())
+        if getattr(model, "__tablename__", None) == table_name and column in model.model_fields:
+            default = model.model_fields[column].default
+            return None if default is None or callable(default) or type(default).__name__ == "PydanticUndefinedType" else default
+    return None
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Additive schema changes for stores made by an earlier version: columns the models have and the tables lack.
+
+    Only nullable-or-defaulted columns are ever added this way, so old rows stay valid.
+    """
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                default = _model_default(table.name, column.name)
+                kind = column.type.compile(dialect=engine.dialect)
+                literal = "" if default is None else " DEFAULT " + (f"'{default}'" if isinstance(default, str) else str(default))
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{literal}')
 
 
 def _audit_append_only(engine: Engine) -> None:
@@ -141,6 +176,7 @@ def save_dataset(
     forecast_accuracy: dict | None = None,
     warnings: Iterable[dict] = (),
     rate_card: dict | None = None,
+    signals: Iterable[dict] = (),
     replace: bool = False,
     progress: Callable[[float, str], None] | None = None,
     audit_event: AuditEvent | None = None,
@@ -175,6 +211,7 @@ def save_dataset(
             forecast_accuracy=json.dumps(forecast_accuracy or {}),
             warnings=json.dumps(list(warnings)),
             rate_card=json.dumps(rate_card or {}),
+            signals=json.dumps(list(signals), default=str),
         )
         dataset_id = conn.execute(Dataset.__table__.insert().values(**record.model_dump(exclude={"id"})).returning(Dataset.__table__.c.id)).scalar_one()
         for key, model in BUNDLE_TABLES.items():
@@ -263,3 +300,12 @@ def count_rows(*, engine: Engine, table: str, dataset_id: int | None = None) -> 
         query = query.where(model.dataset_id == dataset_id)
     with Session(engine) as session:
         return int(session.exec(query).one())
+
+
+def read_demand_since(*, engine: Engine, dataset_id: int, since: dt.date) -> pd.DataFrame:
+    """Demand rows of a dataset from ``since`` on (recent evidence without reading the whole history)."""
+    query = select(DemandRecord.site_id, DemandRecord.sku_id, DemandRecord.date, DemandRecord.qty).where(DemandRecord.dataset_id == dataset_id, DemandRecord.date >= since)
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame

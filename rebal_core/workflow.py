@@ -29,6 +29,7 @@ from sqlalchemy import Engine, and_, exists, or_, update
 from sqlmodel import Session, col, delete, select
 
 from rebal_core import __version__, accounts, audit, services
+from rebal_core.accuracy import Tolerance, classify_counts
 from rebal_core.export import jsonable
 from rebal_core.governance import (
     FIXED_STATUSES,
@@ -394,6 +395,9 @@ def solve_scenario(
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     if record.status != "draft":
         raise IllegalTransition(f"{record.name!r} is {STATE_WORDS[record.status]}; only a draft is re-planned (send it back to draft first)")
+    blocked = services.planning_blocked(services.store.get_dataset(engine=engine, dataset_id=record.dataset_id))
+    if blocked:
+        raise WorkflowError(blocked)
     params = scenario or parameters(record)
     method = method or record.method
     time_limit = time_limit or record.time_limit
@@ -851,3 +855,39 @@ def delete_dataset(*, engine: Engine, actor: Actor, dataset_id: int) -> None:
     event = AuditEvent(at=audit.now(), username=actor.username, role=actor.role, action="data_deleted", object_type="dataset", object_id=str(dataset_id), dataset_id=dataset_id,
                        summary=f"deleted dataset {dataset.name!r} and its scenarios", before=json.dumps({"name": dataset.name, "as_of": str(dataset.as_of), "positions": dataset.positions}))
     services.store.delete_dataset(engine=engine, dataset_id=dataset_id, audit_event=event)
+
+
+def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: str) -> None:
+    """Let planning go ahead on a dataset despite its critical signal findings (admin, reason required, audited)."""
+    actor.require("override")
+    reason = reason.strip()
+    if not reason:
+        raise WorkflowError("an override needs a reason (it is kept in the audit log)")
+    dataset = services.store.get_dataset(engine=engine, dataset_id=dataset_id)
+    if dataset is None:
+        raise WorkflowError(f"no dataset with id {dataset_id}")
+    critical = services.dataset_signals(dataset).query("severity == 'critical'")
+    if critical.empty:
+        raise WorkflowError(f"{dataset.name!r} has no critical signal findings; nothing to override")
+    override = {"by": actor.username, "at": str(audit.now()), "reason": reason}
+    with Session(engine) as session:
+        session.execute(update(services.store.Dataset).where(services.store.Dataset.id == dataset_id).values(signal_override=json.dumps(override)))
+        audit.record(session, actor=actor, action="signals_overridden", object_type="dataset", object_id=dataset_id, dataset_id=dataset_id,
+                     summary=f"planning allowed on {dataset.name!r} despite {len(critical)} critical signal finding(s): {reason}",
+                     before={"critical": critical["message"].tolist()}, after=override)
+        session.commit()
+
+
+def count_discrepancies(*, engine: Engine, dataset_id: int, network: Network | None = None, tolerance: Tolerance | None = None) -> pd.DataFrame:
+    """The dataset's cycle counts classified against its system record (:mod:`rebal_core.accuracy`),
+    with open transfers (released, not received) as timing evidence."""
+    counts = services.store.read_table(engine=engine, dataset_id=dataset_id, table="counts")
+    if counts.empty:
+        return pd.DataFrame()
+    dataset = services.store.get_dataset(engine=engine, dataset_id=dataset_id)
+    net = network if network is not None else services.load_network(engine=engine, dataset_id=dataset_id)
+    tol = tolerance or Tolerance()
+    since = (counts["date"].min() - pd.Timedelta(days=tol.sync_days)).date()
+    demand = services.store.read_demand_since(engine=engine, dataset_id=dataset_id, since=since)
+    moving = released_in_transit(engine=engine, dataset_id=dataset.id)
+    return classify_counts(counts, net.inventory, net.skus, inbound=net.inbound, demand=demand, open_transfers=moving, tolerance=tol)

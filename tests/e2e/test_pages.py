@@ -286,3 +286,10 @@ def test_scenario_lab_carries_released_lines_as_in_transit(writable):
     assert any(f"{len(released):,} released transfer line(s)" in c.value for c in at.caption)
     plan = frame(at, "reason")
     assert not set(plan["transfer_id"]) & set(released["transfer_id"])
+
+
+def test_data_page_shows_signal_quality_and_record_accuracy():
+    at = run("pages/3_Data.py")
+    assert any("Critical findings block planning" in c.value for c in at.caption)
+    assert "record_accuracy" in frame(at, "record_accuracy").columns
+    assert set(frame(at, "discrepancy_class")["discrepancy_class"]) - {"agrees"}

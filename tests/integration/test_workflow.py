@@ -382,3 +382,37 @@ def test_repeated_edits_keep_packs_and_value_right(eng, dataset, net):
     line = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id").loc[tid]
     assert (line["qty"], line["packs"], line["status"]) == (row["qty"], row["packs"], "proposed")
     assert line["value"] == pytest.approx(row["value"])
+
+
+def test_critical_signals_block_planning_until_an_admin_overrides(eng, bundle_copy, tmp_path):
+    demand = pd.read_csv(bundle_copy / "demand.csv", dtype=str)
+    late = demand.iloc[:1].assign(date="2026-06-05")  # dated after the planning date 2026-06-01
+    pd.concat([demand, late]).to_csv(bundle_copy / "demand.csv", index=False)
+    (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-01"\n')
+    result = services.import_bundle(engine=eng, source=bundle_copy, name="Future rows", actor=PAT)
+    assert (result.signals["severity"] == "critical").any()
+    d = result.dataset
+    record = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=d.id, scenario=Scenario(), time_limit=2)
+    with pytest.raises(workflow.WorkflowError, match="blocked by 1 critical signal finding.*on or after the planning date"):
+        workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id)
+    with pytest.raises(PermissionDenied):
+        workflow.override_signals(engine=eng, actor=PAT, dataset_id=d.id, reason="known late feed")
+    with pytest.raises(workflow.WorkflowError, match="needs a reason"):
+        workflow.override_signals(engine=eng, actor=Actor("admin", "admin"), dataset_id=d.id, reason=" ")
+    workflow.override_signals(engine=eng, actor=Actor("admin", "admin"), dataset_id=d.id, reason="one test row, harmless")
+    assert workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id).solved_at is not None
+    event = audit.log(engine=eng, actions=["signals_overridden"])
+    assert len(event) == 1 and event["username"].iloc[0] == "admin" and "harmless" in event["summary"].iloc[0]
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    plan = [sys.executable, "-m", "rebal_core", "plan", str(bundle_copy), "--out", str(tmp_path / "PLAN.csv"), "--quiet", "--time-limit", "2"]
+    refused = subprocess.run(plan, capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2 and "signal critical: impossible" in refused.stdout and not (tmp_path / "PLAN.csv").exists()
+    allowed = subprocess.run([*plan, "--override-signals", "test row"], capture_output=True, text=True, env=env, timeout=300)
+    assert allowed.returncode == 0 and (tmp_path / "PLAN.csv").exists()
+
+
+def test_count_discrepancies_of_a_stored_dataset(eng, dataset, net):
+    found = workflow.count_discrepancies(engine=eng, dataset_id=dataset.id, network=net)
+    assert len(found) > 0 and set(found["discrepancy_class"]) <= {"agrees", "unit_of_measure", "timing", "data_sync", "receiving_error", "shrinkage"}
+    assert (found["discrepancy_class"] != "agrees").any()  # the synthetic network plants some
