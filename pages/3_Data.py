@@ -15,6 +15,27 @@ from rebal_core.bundle import BundleInvalid
 st.set_page_config(page_title="Data - Rebal", layout="wide")
 
 
+def stock_adjustments(dataset) -> None:
+    """Proposed corrections of the record from the counts: approve (they then feed every plan) or reject with a reason."""
+    st.markdown("**Stock adjustments**: approved ones correct the on hand every plan starts from; those under the policy's line-value threshold are approved by it.")
+    if st.button("Propose adjustments from the counts", disabled=not actor.can("save_scenario"), key="data-propose"):
+        widgets.attempt(lambda: workflow.propose_adjustments(engine=engine, actor=actor, dataset_id=dataset.id, network=state.network(dataset.id, state.version(dataset))),
+                        lambda n: f"{n} adjustment(s) proposed.", workflow.REFUSALS)
+    table = workflow.adjustments(engine=engine, dataset_id=dataset.id)
+    if table.empty:
+        return
+    st.dataframe(table.drop(columns=["dataset_id", "version"]), hide_index=True, width="stretch", key="data-adjustments")
+    waiting = table[table["status"] == "proposed"]
+    keys = [f"{r.site_id}/{r.sku_id}" for r in waiting.itertuples()]
+    picked = st.multiselect("Adjustments to decide", keys, key="data-adj-picked", placeholder="Pick proposed adjustments")
+    why = st.text_input("Reason (needed to reject)", key="data-adj-why")
+    c1, c2 = st.columns(2)
+    for col, action in ((c1, "approve"), (c2, "reject")):
+        if col.button(f"{action.title()} {len(picked)}", disabled=not picked or not actor.can("decide_line"), key=f"data-adj-{action}"):
+            widgets.attempt(lambda action=action: workflow.decide_adjustments(engine=engine, actor=actor, dataset_id=dataset.id, positions=[tuple(k.split("/", 1)) for k in picked], action=action, note=why),
+                            lambda r, action=action: f"{action.title()}d {len(r.changed)} adjustment(s)." + (" Skipped: " + "; ".join(r.skipped) if r.skipped else ""), workflow.REFUSALS)
+
+
 @st.cache_data(show_spinner="Checking the cycle counts...", max_entries=4)
 def counted(dataset_id: int, version: str) -> pd.DataFrame:  # noqa: ARG001 - version keys the cache
     return workflow.count_discrepancies(engine=state.engine(), dataset_id=dataset_id, network=state.network(dataset_id, version))
@@ -128,6 +149,7 @@ if active is not None:
         st.dataframe(off[["date", "site_id", "sku_id", "system_qty", "counted_qty", "difference", "abs_value", "discrepancy_class", "evidence", "adjustment", "adjustment_value"]],
                      hide_index=True, width="stretch", key="data-discrepancies", column_config={"evidence": st.column_config.TextColumn(width="large")})
         widgets.download_csv(off, "count-discrepancies.csv", "Download the discrepancies", key="data-discrepancies-csv")
+        stock_adjustments(active)
 
     with st.popover("Delete this dataset", disabled=not actor.can("delete_data"), help=None if actor.can("delete_data") else "Needs the admin role"):
         st.write(f"Delete **{active.name}** with all its rows and saved scenarios? This cannot be undone (the audit log keeps the record).")

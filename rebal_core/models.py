@@ -257,3 +257,24 @@ class AuditEvent(SQLModel, table=True):
     summary: str = ""
     before: str = "null"  # JSON
     after: str = "null"  # JSON
+
+
+class StockAdjustment(SQLModel, table=True):
+    """A proposed correction of a system record from a cycle count; approved ones feed every plan of the dataset."""
+
+    __tablename__ = "stock_adjustment"
+    dataset_id: int = Field(foreign_key="dataset.id", primary_key=True, ondelete="CASCADE")
+    site_id: str = Field(primary_key=True)
+    sku_id: str = Field(primary_key=True)
+    count_date: dt.date
+    system_qty: int
+    counted_qty: int
+    adjustment: int  # counted - system
+    value: float  # adjustment x unit cost
+    discrepancy_class: str
+    evidence: str = ""
+    status: str = "proposed"  # proposed / approved / rejected
+    decided_by: str | None = None
+    decided_at: NaiveDatetime | None = None
+    note: str = ""
+    version: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import time
@@ -137,7 +138,21 @@ def load_network(*, engine: Engine, dataset_id: int) -> Network:
     dataset = store.get_dataset(engine=engine, dataset_id=dataset_id)
     if dataset is None:
         raise LookupError(f"no dataset with id {dataset_id}")
-    return _network(lambda t: store.read_table(engine=engine, dataset_id=dataset_id, table=t), dataset.as_of)
+    net = _network(lambda t: store.read_table(engine=engine, dataset_id=dataset_id, table=t), dataset.as_of)
+    return with_adjustments(net, store.approved_adjustments(engine=engine, dataset_id=dataset_id))
+
+
+def with_adjustments(net: Network, adjustments: pd.DataFrame) -> Network:
+    """The network with approved count adjustments booked: on hand corrected to what was counted."""
+    if adjustments.empty:
+        return net
+    keys = ["site_id", "sku_id"]
+    inv = net.inventory.astype({"site_id": str, "sku_id": str}).set_index(keys)
+    delta = adjustments.astype({"site_id": str, "sku_id": str}).groupby(keys)["adjustment"].sum()
+    inv = inv.reindex(inv.index.union(delta.index))
+    inv["on_hand"] = (inv["on_hand"].fillna(0) + delta.reindex(inv.index).fillna(0)).clip(lower=0).astype("int64")
+    inv["in_transit"] = inv["in_transit"].fillna(0).astype("int64")
+    return dataclasses.replace(net, inventory=inv.reset_index())
 
 
 def _network(table: Callable[[str], pd.DataFrame], as_of) -> Network:

@@ -309,3 +309,24 @@ def read_demand_since(*, engine: Engine, dataset_id: int, since: dt.date) -> pd.
         frame = pd.read_sql(query, conn)
     frame["date"] = pd.to_datetime(frame["date"])
     return frame
+
+
+def approved_adjustments(*, engine: Engine, dataset_id: int) -> pd.DataFrame:
+    """Approved stock adjustments of a dataset (site_id, sku_id, adjustment): they correct its on-hand for every plan."""
+    from rebal_core.models import StockAdjustment
+
+    query = select(StockAdjustment.site_id, StockAdjustment.sku_id, StockAdjustment.adjustment).where(
+        StockAdjustment.dataset_id == dataset_id, StockAdjustment.status == "approved"
+    )
+    with engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def adjustment_stamp(*, engine: Engine, dataset_id: int) -> str:
+    """Changes whenever an adjustment of the dataset is decided (cache keys of the network use it)."""
+    from rebal_core.models import StockAdjustment
+
+    query = select(func.count(), func.max(StockAdjustment.decided_at)).where(StockAdjustment.dataset_id == dataset_id, StockAdjustment.status == "approved")
+    with engine.connect() as conn:
+        n, last = conn.execute(query).one()
+    return f"{n}:{last}"

@@ -48,6 +48,7 @@ from rebal_core.models import (
     PolicyVersion,
     SavedScenario,
     ScenarioPublic,
+    StockAdjustment,
 )
 from rebal_core.optimizer import plan_network
 from rebal_core.planning import (
@@ -891,3 +892,74 @@ def count_discrepancies(*, engine: Engine, dataset_id: int, network: Network | N
     demand = services.store.read_demand_since(engine=engine, dataset_id=dataset_id, since=since)
     moving = released_in_transit(engine=engine, dataset_id=dataset.id)
     return classify_counts(counts, net.inventory, net.skus, inbound=net.inbound, demand=demand, open_transfers=moving, tolerance=tol)
+
+
+# ----------------------------------------------------------------------------- stock adjustments from cycle counts
+
+
+def adjustments(*, engine: Engine, dataset_id: int) -> pd.DataFrame:
+    with Session(engine) as session:
+        rows = [r.model_dump() for r in session.exec(select(StockAdjustment).where(StockAdjustment.dataset_id == dataset_id).order_by(StockAdjustment.site_id, StockAdjustment.sku_id)).all()]
+    return pd.DataFrame(rows, columns=list(StockAdjustment.model_fields))
+
+
+def propose_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, network: Network | None = None) -> int:
+    """Propose booking the count where the count is the truth; those under the policy's value threshold are approved by it.
+
+    Positions that already have a proposal or a decision keep it (nothing is proposed twice).
+    """
+    actor.require("save_scenario")
+    found = count_discrepancies(engine=engine, dataset_id=dataset_id, network=network)
+    if found.empty:
+        return 0
+    found = found[found["adjustment"] != 0]
+    policy = current_policy(engine=engine)
+    limit = policy.default.line_value
+    existing = adjustments(engine=engine, dataset_id=dataset_id)
+    taken = set(zip(existing["site_id"], existing["sku_id"]))
+    now, n = audit.now(), 0
+    with Session(engine) as session:
+        for r in found.itertuples():
+            if (r.site_id, r.sku_id) in taken:
+                continue
+            small = limit is not None and abs(r.adjustment_value) <= limit
+            session.add(StockAdjustment(
+                dataset_id=dataset_id, site_id=r.site_id, sku_id=r.sku_id, count_date=r.date.date(), system_qty=int(r.system_qty), counted_qty=int(r.counted_qty),
+                adjustment=int(r.adjustment), value=float(r.adjustment_value), discrepancy_class=r.discrepancy_class, evidence=r.evidence,
+                status="approved" if small else "proposed", decided_by=f"policy v{policy.version}" if small else None, decided_at=now if small else None,
+            ))  # fmt: skip
+            n += 1
+        if n:
+            audit.record(session, actor=actor, action="adjustments_proposed", object_type="dataset", object_id=dataset_id, dataset_id=dataset_id,
+                         summary=f"proposed {n} stock adjustment(s) from cycle counts (those under ${limit:,.0f} approved by policy v{policy.version})" if limit is not None
+                         else f"proposed {n} stock adjustment(s) from cycle counts", after={"proposed": n})
+        session.commit()
+    return n
+
+
+def decide_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, positions: Iterable[tuple[str, str]], action: str, note: str = "") -> LineResult:
+    """Approve or reject (with a reason) proposed adjustments; approved ones change the on-hand every plan starts from."""
+    actor.require("decide_line")
+    if action not in ("approve", "reject"):
+        raise WorkflowError(f"unknown adjustment action {action!r}; expected approve or reject")
+    if action == "reject" and not note.strip():
+        raise WorkflowError("a rejection needs a reason (it is kept in the audit log)")
+    result = LineResult()
+    with Session(engine) as session:
+        for site, sku in positions:
+            row = session.get(StockAdjustment, (dataset_id, site, sku))
+            if row is None or row.status != "proposed":
+                result.skipped.append(f"{site}/{sku}: " + ("no such adjustment" if row is None else f"already {row.status}"))
+                continue
+            done = session.execute(update(StockAdjustment).where(StockAdjustment.dataset_id == dataset_id, StockAdjustment.site_id == site, StockAdjustment.sku_id == sku,
+                                                                 StockAdjustment.version == row.version, StockAdjustment.status == "proposed")
+                                   .values(status="approved" if action == "approve" else "rejected", decided_by=actor.username, decided_at=audit.now(), note=note.strip(), version=row.version + 1))
+            if done.rowcount != 1:
+                result.skipped.append(f"{site}/{sku}: changed meanwhile; reload")
+                continue
+            result.changed.append(f"{site}/{sku}")
+            audit.record(session, actor=actor, action=f"adjustment_{action}d" if action == "approve" else "adjustment_rejected", object_type="stock_adjustment",
+                         object_id=f"{site}/{sku}", dataset_id=dataset_id, summary=f"{action} stock adjustment {row.adjustment:+d} at {site}/{sku} ({row.discrepancy_class})" + (f": {note.strip()}" if note.strip() else ""),
+                         before={"status": "proposed", "on_hand": row.system_qty}, after={"status": "approved" if action == "approve" else "rejected", "on_hand": row.counted_qty if action == "approve" else row.system_qty})
+        session.commit()
+    return result

@@ -70,7 +70,8 @@ def actor() -> Actor:
 
 def version(dataset: DatasetPublic) -> str:
     """Cache key that changes when a dataset is replaced under the same id or name."""
-    return f"{store.database_url()}:{dataset.id}:{dataset.imported_at.isoformat()}"
+    stamp = store.adjustment_stamp(engine=engine(), dataset_id=dataset.id)  # approved count adjustments change the on hand
+    return f"{store.database_url()}:{dataset.id}:{dataset.imported_at.isoformat()}:{stamp}"
 
 
 def require_dataset() -> tuple[DatasetPublic, Network, pd.DataFrame]:

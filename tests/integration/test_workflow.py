@@ -416,3 +416,37 @@ def test_count_discrepancies_of_a_stored_dataset(eng, dataset, net):
     found = workflow.count_discrepancies(engine=eng, dataset_id=dataset.id, network=net)
     assert len(found) > 0 and set(found["discrepancy_class"]) <= {"agrees", "unit_of_measure", "timing", "data_sync", "receiving_error", "shrinkage"}
     assert (found["discrepancy_class"] != "agrees").any()  # the synthetic network plants some
+
+
+def test_count_adjustments_are_approved_and_feed_the_next_plan(eng, bundle_copy):
+    inventory = pd.read_csv(bundle_copy / "inventory.csv", dtype={"site_id": str, "sku_id": str})
+    held = inventory[inventory["on_hand"] > 20].head(6)
+    wrong = held["on_hand"].to_numpy() + [-7, -13, 9, -2, -18, 11]  # shrinkage and surplus of different values
+    counts = pd.DataFrame({"date": "2026-05-28", "site_id": held["site_id"], "sku_id": held["sku_id"], "counted_qty": wrong})
+    counts.to_csv(bundle_copy / "counts.csv", index=False)
+    dataset = services.import_bundle(engine=eng, source=bundle_copy, name="Counted", actor=PAT).dataset
+    net = services.load_network(engine=eng, dataset_id=dataset.id)
+    admin = Actor("admin", "admin")
+    workflow.set_policy(engine=eng, actor=admin, policy=Policy(default=Thresholds(line_value=30.0, line_cost=500.0)), note="small adjustments flow")
+    n = workflow.propose_adjustments(engine=eng, actor=PAT, dataset_id=dataset.id, network=net)
+    table = workflow.adjustments(engine=eng, dataset_id=dataset.id)
+    assert n == len(table) > 0 and set(table["discrepancy_class"]) <= {"unit_of_measure", "receiving_error", "shrinkage"}
+    auto = table[table["status"] == "approved"]
+    assert (auto["value"].abs() <= 30).all() and (auto["decided_by"] == "policy v2").all()
+    assert workflow.propose_adjustments(engine=eng, actor=PAT, dataset_id=dataset.id, network=net) == 0  # nothing proposed twice
+    waiting = table[table["status"] == "proposed"]
+    assert len(waiting) >= 2
+    positions = list(zip(waiting["site_id"], waiting["sku_id"]))
+    with pytest.raises(PermissionDenied):
+        workflow.decide_adjustments(engine=eng, actor=PAT, dataset_id=dataset.id, positions=positions, action="approve")
+    with pytest.raises(workflow.WorkflowError, match="needs a reason"):
+        workflow.decide_adjustments(engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions[:1], action="reject")
+    workflow.decide_adjustments(engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions[:1], action="reject", note="recount first")
+    done = workflow.decide_adjustments(engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions, action="approve")
+    assert len(done.changed) == len(positions) - 1 and "already rejected" in done.skipped[0]
+
+    adjusted = services.load_network(engine=eng, dataset_id=dataset.id).inventory.set_index(["site_id", "sku_id"])["on_hand"]
+    final = workflow.adjustments(engine=eng, dataset_id=dataset.id).set_index(["site_id", "sku_id"])
+    for key, row in final.iterrows():
+        assert adjusted[key] == (row["counted_qty"] if row["status"] == "approved" else row["system_qty"])
+    assert {"adjustments_proposed", "adjustment_approved", "adjustment_rejected"} <= set(audit.log(engine=eng)["action"])
