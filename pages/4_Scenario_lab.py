@@ -5,13 +5,15 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services, workflow
-from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map
+from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map, uncertainty_bands
+from rebal_core.montecarlo import bands, plan_positions, simulate
 from rebal_core.optimizer import plan
 from rebal_core.planning import LINE_KEYS, problem_with_moves
 from rebal_core.positions import site_summary
 from rebal_core.scenario import Scenario, ScenarioInvalid
 
 st.set_page_config(page_title="Scenario lab - Rebal", layout="wide")
+MC_DRAWS = 500
 st.title("Scenario lab")
 
 dataset, net, pos = state.require_dataset()
@@ -39,7 +41,9 @@ def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_l
     finally:
         bar.empty()
     sites = state.network(dataset_id, version).sites
-    return {"summary": result.summary(), "table": result.table, "sites_after": site_summary(result.score.positions_after, sites)}
+    before, after = plan_positions(result)
+    return {"summary": result.summary(), "table": result.table, "sites_after": site_summary(result.score.positions_after, sites),
+            "uncertainty": bands(simulate(before, after, draws=MC_DRAWS))}
 
 
 def scenario_inputs() -> Scenario | None:
@@ -101,6 +105,11 @@ def lab() -> None:
     cols[4].metric("Transfer cost", money(s["transfer_cost"]), help=f"{s['lines']:,} lines, {s['units_moved']:,} units, {sum(s['trucks'].values()):,} trucks")
     st.caption(f"Solver: {s['solver_status']}, proven gap {s['gap']:.2%} (lower bound {money(s['lower_bound'])}), {s['solve_seconds']:.1f} s.")
 
+    with st.expander(f"Uncertainty: {MC_DRAWS} demand draws from the forecast, without and with the plan"):
+        u1, u2 = st.columns(2)
+        u1.plotly_chart(uncertainty_bands({"with the plan": best["uncertainty"]}, "fill_rate", "Fill rate", percent=True), width="stretch", key="lab-mc-fill")
+        u2.plotly_chart(uncertainty_bands({"with the plan": best["uncertainty"]}, "shortage_cost", "Shortage cost (units lost x penalty)"), width="stretch", key="lab-mc-cost")
+        st.caption("Thin line: 5th to 95th percentile; thick: 25th to 75th; mark: median. The same draws for both, so the gap is the plan's.")
     left, right = st.columns([3, 2])
     left.plotly_chart(cost_waterfall(s), width="stretch", key="lab-waterfall")
     rows = [

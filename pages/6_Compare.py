@@ -7,7 +7,8 @@ import streamlit as st
 from pages.components import state, widgets
 from rebal_core import workflow
 from rebal_core.compare import differing_lines, kpi_table, tradeoff, units_by_region
-from rebal_core.figures import compare_bars, cost_waterfall, money, region_units_figure, tradeoff_figure, transfer_map
+from rebal_core.figures import compare_bars, cost_waterfall, money, region_units_figure, tradeoff_figure, transfer_map, uncertainty_bands
+from rebal_core.montecarlo import bands, plan_positions, simulate
 from rebal_core.planning import Commitments
 from rebal_core.positions import site_summary
 from rebal_core.scenario import Scenario
@@ -29,7 +30,8 @@ def plan_view(scenario_id: int, revision: int, version: str) -> dict:  # noqa: A
     record = workflow.get_scenario(engine=engine, scenario_id=scenario_id)
     lines = workflow.in_plan(workflow.lines(engine=engine, scenario_id=scenario_id))
     plan, _ = workflow.score_lines(state.network(dataset.id, version), record, lines)
-    return {"lines": lines, "sites_after": site_summary(plan.score.positions_after, net.sites)}
+    before, after = plan_positions(plan)
+    return {"lines": lines, "sites_after": site_summary(plan.score.positions_after, net.sites), "uncertainty": bands(simulate(before, after, draws=500))}
 
 
 if len(solved) >= 2:
@@ -70,6 +72,12 @@ if len(solved) >= 2:
         c1.plotly_chart(compare_bars({n: summaries[n]["fill_rate_after"] for n in names}, "Expected fill rate after", percent=True), width="stretch", key="cmp-fill")
         c2.plotly_chart(compare_bars({n: summaries[n]["transfer_cost"] for n in names}, "Transfer spend"), width="stretch", key="cmp-spend")
         c3.plotly_chart(region_units_figure(units_by_region({n: views[n]["lines"] for n in names}, net.sites)), width="stretch", key="cmp-regions")
+
+        st.subheader("Uncertainty")
+        st.caption("500 demand draws from the forecast (the same draws for every plan): thin line 5th-95th percentile, thick 25th-75th, mark the median.")
+        u1, u2 = st.columns(2)
+        u1.plotly_chart(uncertainty_bands({n: views[n]["uncertainty"] for n in names}, "fill_rate", "Fill rate", percent=True), width="stretch", key="cmp-mc-fill")
+        u2.plotly_chart(uncertainty_bands({n: views[n]["uncertainty"] for n in names}, "shortage_cost", "Shortage cost (units lost x penalty)"), width="stretch", key="cmp-mc-cost")
 
         st.subheader("Transfers on the map")
         cols = st.columns(min(len(chosen), 2))

@@ -309,3 +309,26 @@ def tradeoff_figure(sweep: pd.DataFrame) -> go.Figure:
         height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.2},
     )  # fmt: skip
     return fig
+
+
+def uncertainty_bands(bands_by_plan: dict[str, pd.DataFrame], figure: str, title: str, percent: bool = False) -> go.Figure:
+    """Monte Carlo p5-p95 (thin) and p25-p75 (thick) ranges with the median, without and with each plan."""
+    fig = go.Figure()
+    rows = []
+    for name, b in bands_by_plan.items():
+        for tag, label in (("before", "no transfers"), ("after", name)):
+            r = b.loc[f"{figure}_{tag}"]
+            if tag == "before" and rows and any(lbl == label for lbl, _ in rows):
+                continue
+            rows.append((label, r))
+    colors = {"no transfers": "#94A3B8"}
+    for label, r in rows:
+        color = colors.get(label, "#2563EB")
+        fig.add_scatter(x=[r["p5"], r["p95"]], y=[label, label], mode="lines", line={"color": color, "width": 3}, showlegend=False, hoverinfo="skip")
+        fig.add_scatter(x=[r["p25"], r["p75"]], y=[label, label], mode="lines", line={"color": color, "width": 12}, showlegend=False, hoverinfo="skip")
+        text = f"{r['p50']:.2%}" if percent else money(r["p50"])
+        fig.add_scatter(x=[r["p50"]], y=[label], mode="markers+text", marker={"color": "#0F172A", "size": 10, "symbol": "line-ns-open"}, text=[text],
+                        textposition="top center", showlegend=False, hovertemplate=f"{label}<br>median {text}<extra></extra>")
+    fig.update_layout(title=title, height=110 + 45 * len(rows), margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis={"tickformat": ".1%" if percent else "$,.0f"})
+    return fig
