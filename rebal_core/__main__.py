@@ -205,6 +205,40 @@ def cmd_save_scenario(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from rebal_core import services
+    from rebal_core.backtest import Replay, backtest, totals
+    from rebal_core.export import to_csv_bytes
+    from rebal_core.scenario import Scenario, ScenarioInvalid
+
+    try:
+        scenario = Scenario.from_toml(args.scenario) if args.scenario else Scenario()
+    except ScenarioInvalid as exc:
+        for problem in exc.problems:
+            print(f"scenario: {problem}")
+        return 2
+    show = _progress_printer("backtest") if not args.quiet else (lambda f, m: None)
+    try:
+        bundle = load_bundle(args.bundle, progress=show)
+    except BundleInvalid as exc:
+        print(exc.report())
+        return 2
+    history = (bundle.demand["date"].max() - bundle.demand["date"].min()).days + 1
+    if args.days + args.lookback > history:
+        print(f"error: replaying {args.days} days with a {args.lookback}-day lookback needs {args.days + args.lookback} days of history; the bundle has {history}")
+        return 2
+    net = services.network_from_bundle(bundle, progress=show)
+    replay = Replay(days=args.days, every=args.every, lookback=args.lookback, supply_lead=args.supply_lead, replenish=not args.no_replenishment, time_limit=args.time_limit)
+    periods = backtest(net, bundle.demand, scenario, replay, progress=show)
+    if args.out:
+        Path(args.out).write_bytes(to_csv_bytes(periods))
+    for r in totals(periods).itertuples():
+        gain = f", net gain vs none {r.net_gain_vs_none:,.0f}" if hasattr(r, "net_gain_vs_none") else ""
+        print(f"{r.arm:<9} fill rate {r.fill_rate:.2%}  lost {r.lost_units:,.0f} units ({r.lost_value:,.0f})  transfer spend {r.transfer_spend:,.0f}  "
+              f"moved {r.units_moved:,.0f} units  mean excess value {r.excess_value:,.0f}{gain}")
+    return 0
+
+
 def cmd_autopilot(args: argparse.Namespace) -> int:
     from rebal_core import store, workflow
 
@@ -345,6 +379,18 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--dataset", help="only this dataset (name or id)")
     sc.add_argument("--database")
     sc.set_defaults(run=cmd_scenarios)
+    bt = sub.add_parser("backtest", help="replay history: rebalancing (optimizer, greedy rule) against none, same replenishment in every arm")
+    bt.add_argument("bundle")
+    bt.add_argument("--scenario", help="scenario TOML file")
+    bt.add_argument("--days", type=_positive, default=364, help="days replayed, ending the day before the planning date (default 364)")
+    bt.add_argument("--every", type=_positive, default=7, help="plan every N days (default 7)")
+    bt.add_argument("--lookback", type=_positive, default=56, help="days of history behind each forecast (default 56)")
+    bt.add_argument("--supply-lead", type=_positive, default=14, help="supplier lead time of the replenishment orders, days (default 14)")
+    bt.add_argument("--no-replenishment", action="store_true", help="no supplier orders: stock only moves by transfers")
+    bt.add_argument("--time-limit", type=_seconds, default=2.0, help="optimizer seconds per planning day (default 2)")
+    bt.add_argument("--out", help="CSV of every arm and period")
+    bt.add_argument("--quiet", action="store_true")
+    bt.set_defaults(run=cmd_backtest)
     ss = sub.add_parser("save-scenario", help="save a scenario (parameters from a TOML file, else the spec's defaults) for the app and the autopilot")
     ss.add_argument("name")
     ss.add_argument("--params", help="scenario TOML file")

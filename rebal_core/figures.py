@@ -332,3 +332,20 @@ def uncertainty_bands(bands_by_plan: dict[str, pd.DataFrame], figure: str, title
     fig.update_layout(title=title, height=110 + 45 * len(rows), margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis={"tickformat": ".1%" if percent else "$,.0f"})
     return fig
+
+
+ARM_COLORS = {"none": "#94A3B8", "greedy": "#F59E0B", "optimize": "#2563EB"}
+
+
+def backtest_figures(periods: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
+    """Realized fill rate per period, and cumulative lost value + transfer spend, one line per arm."""
+    fill, money_fig = go.Figure(), go.Figure()
+    for arm, part in periods.groupby("arm", sort=False):
+        color = ARM_COLORS.get(str(arm), "#0F172A")
+        fill.add_scatter(x=part["period_start"], y=part["fill_rate"], mode="lines+markers", name=str(arm), line={"color": color})
+        cost = (part["lost_value"] + part["transfer_spend"]).cumsum()
+        money_fig.add_scatter(x=part["period_start"], y=cost, mode="lines", name=f"{arm}: lost value + transfer spend", line={"color": color})
+    fill.update_layout(title="Realized fill rate per replay period", yaxis={"tickformat": ".1%"}, height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    money_fig.update_layout(title="Cumulative cost: lost sales value + transfer spend", yaxis={"tickformat": "$,.0f"}, height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                            legend={"orientation": "h"})
+    return fill, money_fig

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py", "pages/4_Scenario_lab.py", "pages/5_Plans.py", "pages/6_Compare.py",
+PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py", "pages/4_Scenario_lab.py", "pages/5_Plans.py", "pages/6_Compare.py", "pages/9_Backtest.py",
          "pages/7_Audit_log.py", "pages/8_Admin.py"]
 
 
@@ -30,6 +30,8 @@ def run(page: str, user: str | None = "admin") -> AppTest:
         at.session_state["signed_in"] = user
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    if user:
+        assert "signed_in" in at.session_state, f"{user} is not a user of this store: the page stopped at the sign-in form"
     return at
 
 
@@ -293,3 +295,14 @@ def test_data_page_shows_signal_quality_and_record_accuracy():
     assert any("Critical findings block planning" in c.value for c in at.caption)
     assert "record_accuracy" in frame(at, "record_accuracy").columns
     assert set(frame(at, "discrepancy_class")["discrepancy_class"]) - {"agrees"}
+
+
+def test_backtest_page_runs_a_short_replay():
+    at = run("pages/9_Backtest.py")
+    at.slider(key="bt-days").set_value(14).run()
+    at.slider(key="bt-every").set_value(7).run()
+    at.button(key="bt-run").click().run()
+    assert not at.exception
+    t = frame(at, "net_gain_vs_none")
+    assert list(t["arm"]) == ["none", "greedy", "optimize"] and (t["demand_units"] > 0).all()
+    assert {"Realized fill rate, optimized", "Net gain vs no rebalancing"} <= {m.label for m in at.metric}
