@@ -963,3 +963,18 @@ def decide_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, positio
                          before={"status": "proposed", "on_hand": row.system_qty}, after={"status": "approved" if action == "approve" else "rejected", "on_hand": row.counted_qty if action == "approve" else row.system_qty})
         session.commit()
     return result
+
+
+def plan_outcomes(*, engine: Engine, scenario_id: int, later_dataset_id: int, network: Network | None = None, later: Network | None = None) -> pd.DataFrame:
+    """What a plan's released lines did, read from a later snapshot (:func:`rebal_core.monitor.line_outcomes`)."""
+    from rebal_core.monitor import line_outcomes
+
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    frame = lines(engine=engine, scenario_id=scenario_id)
+    released = frame[frame["released"]] if len(frame) else frame
+    if released.empty:
+        raise WorkflowError(f"{record.name!r} has no released lines to follow up")
+    net = _network(engine, record, network)
+    plan, _ = score_lines(net, record, frame)
+    later = later if later is not None else services.load_network(engine=engine, dataset_id=later_dataset_id)
+    return line_outcomes(released[["transfer_id", *LINE_KEYS, "qty", "released_at"]], plan.problem.positions, plan.score.positions_after.iloc[: len(plan.problem.positions)], later)

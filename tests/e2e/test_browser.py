@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"home": "", "network": "Network", "hotspots": "Hotspots", "data": "Data", "lab": "Scenario_lab", "plans": "Plans", "compare": "Compare",
-         "audit": "Audit_log", "admin": "Admin"}
+         "audit": "Audit_log", "admin": "Admin", "backtest": "Backtest", "monitor": "Monitor"}
 # What each page must have drawn before its screenshot is taken.
 READY = {"home": ".js-plotly-plot", "network": '[data-testid="stDeckGlJsonChart"]', "hotspots": ".js-plotly-plot", "data": '[data-testid="stDataFrame"]',
          "lab": '[data-testid="stDeckGlJsonChart"]', "plans": '[data-testid="stDataFrame"]', "compare": ".js-plotly-plot", "audit": '[data-testid="stDataFrame"]',
-         "admin": '[data-testid="stDataFrame"]'}
+         "admin": '[data-testid="stDataFrame"]', "backtest": '[data-testid="stSlider"]', "monitor": ".js-plotly-plot"}
 TITLES = {"Audit_log": "Audit log", "Compare": "Compare scenarios"}
 
 pytestmark = pytest.mark.browser

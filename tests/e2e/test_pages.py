@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py", "pages/4_Scenario_lab.py", "pages/5_Plans.py", "pages/6_Compare.py", "pages/9_Backtest.py",
+PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py", "pages/4_Scenario_lab.py", "pages/5_Plans.py", "pages/6_Compare.py", "pages/9_Backtest.py", "pages/10_Monitor.py",
          "pages/7_Audit_log.py", "pages/8_Admin.py"]
 
 

@@ -450,3 +450,25 @@ def test_count_adjustments_are_approved_and_feed_the_next_plan(eng, bundle_copy)
     for key, row in final.iterrows():
         assert adjusted[key] == (row["counted_qty"] if row["status"] == "approved" else row["system_qty"])
     assert {"adjustments_proposed", "adjustment_approved", "adjustment_rejected"} <= set(audit.log(engine=eng)["action"])
+
+
+def test_monitor_a_released_plan_with_a_later_snapshot(eng, dataset, net, bundle_copy):
+    from rebal_core.monitor import snapshot_trend
+
+    record = solved(eng, dataset, net)
+    orders = release(eng, record)
+    inventory = pd.read_csv(bundle_copy / "inventory.csv", dtype={"site_id": str, "sku_id": str})
+    got = orders.groupby(["to_site_id", "sku_id"])["qty"].sum().rename_axis(["site_id", "sku_id"])
+    inventory = inventory.set_index(["site_id", "sku_id"])
+    inventory = inventory.reindex(inventory.index.union(got.index)).fillna(0).astype({"on_hand": int, "in_transit": int})
+    inventory["on_hand"] += got.reindex(inventory.index).fillna(0).astype(int)  # the transfers arrived
+    inventory.reset_index().to_csv(bundle_copy / "inventory.csv", index=False)
+    (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-08"\n')
+    later = services.import_bundle(engine=eng, source=bundle_copy, name="A week later", actor=PAT).dataset
+    out = workflow.plan_outcomes(engine=eng, scenario_id=record.id, later_dataset_id=later.id, network=net)
+    assert len(out) == len(orders)
+    short = out[out["stockout_avoided"].notna()]
+    assert len(short) > 0 and short["stockout_avoided"].astype(bool).all()  # every short receiver has stock now
+    assert (out["receiver_position_planned"] >= out["receiver_position_before"]).all()
+    trend = snapshot_trend([("later", services.load_network(engine=eng, dataset_id=later.id)), ("first", net)])
+    assert list(trend["snapshot"]) == ["first", "later"] and (trend["turns"] > 0).all()
