@@ -50,6 +50,7 @@ bench: install
 	PYTHONPATH=. $(VPY) bench/bench_kpis.py
 	PYTHONPATH=. $(VPY) bench/bench_plan.py
 	PYTHONPATH=. $(VPY) bench/bench_workflow.py
+	PYTHONPATH=. $(VPY) bench/bench_backtest.py
 
 clean:
 	rm -rf $(VENV) .stamp-* data/*.db data/sample data/bench

@@ -1,0 +1,52 @@
+"""Backtest speed (issue 5 target: a year of weekly replays on the sample in minutes), and the Monte Carlo check.
+
+Baselines in the same run: the ``none`` arm alone (the simulation without any
+planning) and one optimizer solve at the same limit, times the planning days.
+
+    .venv/bin/python bench/bench_backtest.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _measure import network  # noqa: E402
+
+from bench_plan import ensure  # noqa: E402
+from rebal_core.backtest import Replay, backtest, totals  # noqa: E402
+from rebal_core.bundle import load_bundle  # noqa: E402
+from rebal_core.montecarlo import plan_positions, simulate  # noqa: E402
+from rebal_core.optimizer import plan_network  # noqa: E402
+from rebal_core.scenario import Scenario  # noqa: E402
+
+
+def main() -> None:
+    sample = ensure(ROOT / "data" / "sample")
+    net = network(str(sample), "as-is")
+    demand = load_bundle(sample).demand
+    replay = Replay(days=364, every=7, time_limit=1.0)
+    t0 = time.perf_counter()
+    backtest(net, demand, Scenario(), replay, arms=("none",))
+    t_none = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    periods = backtest(net, demand, Scenario(), replay)
+    t_all = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    one = plan_network(net, Scenario(), time_limit=1.0)
+    t_solve = time.perf_counter() - t0
+    print(f"sample backtest, 364 days weekly, 3 arms, 1 s per solve: {t_all:6.1f} s   (the none arm alone {t_none:.1f} s; one solve {t_solve:.2f} s x 52 = {t_solve * 52:.0f} s)")
+    print(totals(periods).to_string(index=False))
+    before, after = plan_positions(one)
+    t0 = time.perf_counter()
+    simulate(before, after, draws=1000)
+    print(f"Monte Carlo, {len(before):,} positions x 1,000 draws: {time.perf_counter() - t0:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
