@@ -306,3 +306,27 @@ def test_backtest_page_runs_a_short_replay():
     t = frame(at, "net_gain_vs_none")
     assert list(t["arm"]) == ["none", "greedy", "optimize"] and (t["demand_units"] > 0).all()
     assert {"Realized fill rate, optimized", "Net gain vs no rebalancing"} <= {m.label for m in at.metric}
+
+
+def test_monitor_page_follows_a_released_plan(writable, bundle_copy):
+    engine, (record, _) = writable
+    from rebal_core import services, workflow
+    from rebal_core.identity import Actor
+
+    pat, ann = Actor("pat", "planner"), Actor("ann", "approver")
+    workflow.transition(engine=engine, actor=pat, scenario_id=record.id, event="submit")
+    waiting = workflow.open_decisions(workflow.lines(engine=engine, scenario_id=record.id))
+    workflow.decide_lines(engine=engine, actor=ann, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.transition(engine=engine, actor=ann, scenario_id=record.id, event="approve")
+    workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id)
+    (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-15"\n')
+    services.import_bundle(engine=engine, source=bundle_copy, name="Two weeks later", actor=pat)
+    at = AppTest.from_file(str(ROOT / "pages/10_Monitor.py"), default_timeout=120)
+    at.session_state["signed_in"] = "admin"
+    at.session_state["dataset_id"] = record.dataset_id
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = {m.label for m in at.metric}
+    assert {"Released lines followed", "Stockouts avoided", "Donors out of stock later"} <= labels
+    assert len(frame(at, "stockout_avoided")) == len(workflow.lines(engine=engine, scenario_id=record.id))
+    assert list(frame(at, "turns")["snapshot"]) == ["Small network", "Two weeks later"]
