@@ -118,18 +118,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scenario(path: str | None, name: str | None = None):
+    """The scenario of a TOML file (the spec's defaults without one); None after printing every problem."""
+    from rebal_core.scenario import Scenario, ScenarioInvalid
+
+    try:
+        return Scenario.from_toml(path) if path else Scenario(**({"name": name} if name else {}))
+    except ScenarioInvalid as exc:
+        for problem in exc.problems:
+            print(f"scenario: {problem}")
+        return None
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from rebal_core import services
     from rebal_core.export import write_plan
     from rebal_core.optimizer import plan
     from rebal_core.planning import build_problem
-    from rebal_core.scenario import Scenario, ScenarioInvalid
 
-    try:
-        scenario = Scenario.from_toml(args.scenario) if args.scenario else Scenario()
-    except ScenarioInvalid as exc:
-        for problem in exc.problems:
-            print(f"scenario: {problem}")
+    scenario = _scenario(args.scenario)
+    if scenario is None:
         print("invalid scenario; no plan was made")
         return 2
     show = _progress_printer("plan") if not args.quiet else (lambda f, m: None)
@@ -189,14 +197,10 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 def cmd_save_scenario(args: argparse.Namespace) -> int:
     from rebal_core import store, workflow
-    from rebal_core.scenario import Scenario, ScenarioInvalid
 
     engine = store.make_engine(args.database)
-    try:
-        params = Scenario.from_toml(args.params) if args.params else Scenario(name=args.name)
-    except ScenarioInvalid as exc:
-        for problem in exc.problems:
-            print(f"scenario: {problem}")
+    params = _scenario(args.params, name=args.name)
+    if params is None:
         print("invalid scenario; nothing was saved")
         return 2
     dataset_id = _dataset_id(engine, args.dataset) or store.list_datasets(engine=engine)[0].id
@@ -209,13 +213,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from rebal_core import services
     from rebal_core.backtest import Replay, backtest, totals
     from rebal_core.export import to_csv_bytes
-    from rebal_core.scenario import Scenario, ScenarioInvalid
 
-    try:
-        scenario = Scenario.from_toml(args.scenario) if args.scenario else Scenario()
-    except ScenarioInvalid as exc:
-        for problem in exc.problems:
-            print(f"scenario: {problem}")
+    scenario = _scenario(args.scenario)
+    if scenario is None:
         return 2
     show = _progress_printer("backtest") if not args.quiet else (lambda f, m: None)
     try:

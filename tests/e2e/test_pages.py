@@ -18,6 +18,9 @@ def _store(loaded_db, monkeypatch):
     monkeypatch.setenv("REBAL_DATABASE_URL", loaded_db)
 
 
+from tests.integration.test_workflow import release  # noqa: E402 - submit, approve, release: one helper for every test
+
+
 def frame(at: AppTest, column: str):
     """The first table on the page with ``column`` (dataframes carry no key in AppTest)."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
@@ -275,15 +278,8 @@ def test_identity_provider_sign_in_when_configured(writable):
 
 def test_scenario_lab_carries_released_lines_as_in_transit(writable):
     engine, (record, _) = writable
-    from rebal_core import workflow
-    from rebal_core.identity import Actor
 
-    pat, ann = Actor("pat", "planner"), Actor("ann", "approver")
-    workflow.transition(engine=engine, actor=pat, scenario_id=record.id, event="submit")
-    waiting = workflow.open_decisions(workflow.lines(engine=engine, scenario_id=record.id))
-    workflow.decide_lines(engine=engine, actor=ann, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
-    workflow.transition(engine=engine, actor=ann, scenario_id=record.id, event="approve")
-    released = workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id)
+    released = release(engine, record)
     at = run("pages/4_Scenario_lab.py", user="pat")
     assert any(f"{len(released):,} released transfer line(s)" in c.value for c in at.caption)
     plan = frame(at, "reason")
@@ -313,12 +309,8 @@ def test_monitor_page_follows_a_released_plan(writable, bundle_copy):
     from rebal_core import services, workflow
     from rebal_core.identity import Actor
 
-    pat, ann = Actor("pat", "planner"), Actor("ann", "approver")
-    workflow.transition(engine=engine, actor=pat, scenario_id=record.id, event="submit")
-    waiting = workflow.open_decisions(workflow.lines(engine=engine, scenario_id=record.id))
-    workflow.decide_lines(engine=engine, actor=ann, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
-    workflow.transition(engine=engine, actor=ann, scenario_id=record.id, event="approve")
-    workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id)
+    release(engine, record)
+    pat = Actor("pat", "planner")
     (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-15"\n')
     services.import_bundle(engine=engine, source=bundle_copy, name="Two weeks later", actor=pat)
     at = AppTest.from_file(str(ROOT / "pages/10_Monitor.py"), default_timeout=120)
