@@ -12,7 +12,8 @@ st.title("Monitor")
 dataset, net, pos = state.require_dataset()
 engine, v = state.engine(), state.version(dataset)
 sites = set(net.sites["site_id"])
-same = [d for d in store.list_datasets(engine=engine) if d.id == dataset.id or set(state.network(d.id, state.version(d)).sites["site_id"]) == sites]
+# the sites table is small: compare it before loading any other snapshot's network
+same = [d for d in store.list_datasets(engine=engine) if d.id == dataset.id or set(store.read_table(engine=engine, dataset_id=d.id, table="sites")["site_id"].astype(str)) == sites]
 
 
 @st.cache_data(show_spinner="Reading the snapshots...", max_entries=4)

@@ -40,6 +40,21 @@ def _print_signals(findings) -> None:
         print(f"signal info: {info} finding(s) such as dead stock (see the Data page)")
 
 
+def _progress(args: argparse.Namespace, label: str):
+    """Progress lines unless ``--quiet``."""
+    return (lambda f, m: None) if args.quiet else _progress_printer(label)
+
+
+def _bundle(path: str, show, outcome: str):
+    """The validated bundle, or None after printing every error and ``outcome`` (what did not happen)."""
+    try:
+        return load_bundle(path, progress=show)
+    except BundleInvalid as exc:
+        print(exc.report())
+        print(f"invalid: {len(exc.errors) + exc.more} error(s); {outcome}")
+        return None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         bundle = load_bundle(args.bundle, progress=_progress_printer("validate") if not args.quiet else None)
@@ -140,12 +155,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if scenario is None:
         print("invalid scenario; no plan was made")
         return 2
-    show = _progress_printer("plan") if not args.quiet else (lambda f, m: None)
-    try:
-        bundle = load_bundle(args.bundle, progress=show)
-    except BundleInvalid as exc:
-        print(exc.report())
-        print(f"invalid: {len(exc.errors) + exc.more} error(s); no plan was made")
+    show = _progress(args, "plan")
+    bundle = _bundle(args.bundle, show, "no plan was made")
+    if bundle is None:
         return 2
     t0 = time.perf_counter()
     tables, _, _ = services.bundle_tables(bundle, progress=show)
@@ -169,6 +181,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         + f", solved in {s['solve_seconds']:.1f}s"
     )
     return 0
+
+
+def _cli_actor():
+    """Who the command line acts as (services.CLI), imported late like the rest of the engine."""
+    from rebal_core.services import CLI
+
+    return CLI
 
 
 def _dataset_id(engine, name: str | None) -> int | None:
@@ -204,7 +223,7 @@ def cmd_save_scenario(args: argparse.Namespace) -> int:
         print("invalid scenario; nothing was saved")
         return 2
     dataset_id = _dataset_id(engine, args.dataset) or store.list_datasets(engine=engine)[0].id
-    record = workflow.save_scenario(engine=engine, actor=services_cli_actor(), dataset_id=dataset_id, scenario=params, name=args.name, method=args.method, time_limit=args.time_limit)
+    record = workflow.save_scenario(engine=engine, actor=_cli_actor(), dataset_id=dataset_id, scenario=params, name=args.name, method=args.method, time_limit=args.time_limit)
     print(f"saved scenario {record.id} {record.name!r} on dataset {dataset_id} (draft, not solved yet)")
     return 0
 
@@ -217,11 +236,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     scenario = _scenario(args.scenario)
     if scenario is None:
         return 2
-    show = _progress_printer("backtest") if not args.quiet else (lambda f, m: None)
-    try:
-        bundle = load_bundle(args.bundle, progress=show)
-    except BundleInvalid as exc:
-        print(exc.report())
+    show = _progress(args, "backtest")
+    bundle = _bundle(args.bundle, show, "nothing was replayed")
+    if bundle is None:
         return 2
     history = (bundle.demand["date"].max() - bundle.demand["date"].min()).days + 1
     if args.days + args.lookback > history:
@@ -245,7 +262,7 @@ def cmd_autopilot(args: argparse.Namespace) -> int:
     engine = store.make_engine(args.database)
     workflow.ensure_governance(engine=engine)
     report = workflow.autopilot(engine=engine, scenario_name=args.scenario, dataset_id=_dataset_id(engine, args.dataset), time_limit=args.time_limit,
-                                progress=_progress_printer("autopilot") if not args.quiet else (lambda f, m: None))
+                                progress=_progress(args, "autopilot"))
     for m in report.messages:
         print(m)
     if args.out:
@@ -270,16 +287,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if record is None:
         print(f"error: no saved scenario named {args.scenario!r} (see `python -m rebal_core scenarios`)")
         return 2
-    orders = workflow.export_orders(engine=engine, actor=services_cli_actor(), scenario_id=record.id, file_format=Path(args.out).suffix.lstrip(".") or "csv")
+    orders = workflow.export_orders(engine=engine, actor=_cli_actor(), scenario_id=record.id, file_format=Path(args.out).suffix.lstrip(".") or "csv")
     _write_orders(orders, args.out)
     print(f"wrote {len(orders)} transfer order(s) of {record.name!r} ({workflow.get_scenario(engine=engine, scenario_id=record.id).status}) to {args.out}")
     return 0
-
-
-def services_cli_actor():
-    from rebal_core.services import CLI
-
-    return CLI
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -288,7 +299,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     from rebal_core import accounts, store
 
     engine = store.make_engine(args.database)
-    actor = services_cli_actor()
+    actor = _cli_actor()
     if args.action == "list":
         for u in accounts.list_users(engine=engine):
             print(f"{u.username}\t{u.role}\t{'active' if u.active else 'locked'}\t{u.email or ''}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -58,8 +59,6 @@ def write_plan(plan: Plan, out: str | Path, summary: str | Path | None = None) -
 
 def to_xlsx_bytes(frame: pd.DataFrame, sheet: str = "transfer orders") -> bytes:
     """An Excel workbook of ``frame``; text cells that would run as formulas are neutralised here too."""
-    import io
-
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         neutralize_formulas(frame).to_excel(writer, index=False, sheet_name=sheet[:31])

@@ -650,6 +650,20 @@ class Commitments:
         return cls(**{k: pd.DataFrame(raw.get(k) or [], columns=LINE_KEYS + ["qty"]) for k in ("fixed", "forbidden", "in_transit")})
 
 
+def add_to_inventory(inventory: pd.DataFrame, on_hand: pd.Series | None = None, in_transit: pd.Series | None = None) -> pd.DataFrame:
+    """``inventory`` with quantities (Series on site_id, sku_id) added to on hand (never below 0) and in transit;
+    positions it lacks are added."""
+    keys = ["site_id", "sku_id"]
+    inv = inventory.astype({"site_id": str, "sku_id": str}).set_index(keys)
+    empty = pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=keys))
+    on_hand = empty if on_hand is None else on_hand
+    in_transit = empty if in_transit is None else in_transit
+    inv = inv.reindex(inv.index.union(on_hand.index).union(in_transit.index))
+    inv["on_hand"] = (inv["on_hand"].fillna(0) + on_hand.reindex(inv.index).fillna(0)).clip(lower=0).astype(np.int64)
+    inv["in_transit"] = (inv["in_transit"].fillna(0) + in_transit.reindex(inv.index).fillna(0)).astype(np.int64)
+    return inv.reset_index()
+
+
 def apply_moves(net: Network, moves: pd.DataFrame, consume_capacity: bool = False) -> Network:
     """The network once ``moves`` are under way: donors hold less on hand, receivers more in transit.
 
@@ -660,13 +674,9 @@ def apply_moves(net: Network, moves: pd.DataFrame, consume_capacity: bool = Fals
     if moves.empty:
         return net
     keys = ["site_id", "sku_id"]
-    inv = net.inventory.astype({"site_id": str, "sku_id": str}).set_index(keys)
     out_qty = moves.groupby(["from_site_id", "sku_id"])["qty"].sum().rename_axis(keys)
     in_qty = moves.groupby(["to_site_id", "sku_id"])["qty"].sum().rename_axis(keys)
-    inv = inv.reindex(inv.index.union(in_qty.index).union(out_qty.index))
-    inv["on_hand"] = (inv["on_hand"].fillna(0) - out_qty.reindex(inv.index).fillna(0)).clip(lower=0).astype(np.int64)
-    inv["in_transit"] = (inv["in_transit"].fillna(0) + in_qty.reindex(inv.index).fillna(0)).astype(np.int64)
-    changed = {"inventory": inv.reset_index()}
+    changed = {"inventory": add_to_inventory(net.inventory, on_hand=-out_qty, in_transit=in_qty)}
     if consume_capacity:
         lanes = net.lanes.astype({"from_site_id": str, "to_site_id": str}).copy()
         used = moves.groupby(["from_site_id", "to_site_id"])["qty"].sum()

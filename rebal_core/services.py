@@ -20,6 +20,7 @@ from rebal_core.forecast import forecast_demand
 from rebal_core.geo import RateCard, derive_lanes
 from rebal_core.identity import Actor
 from rebal_core.models import AuditEvent, DatasetPublic
+from rebal_core.planning import add_to_inventory
 from rebal_core.positions import Network
 from rebal_core.signals import FINDING_COLUMNS, check_signals
 from rebal_core.synth import SynthConfig, synthesize
@@ -146,13 +147,8 @@ def with_adjustments(net: Network, adjustments: pd.DataFrame) -> Network:
     """The network with approved count adjustments booked: on hand corrected to what was counted."""
     if adjustments.empty:
         return net
-    keys = ["site_id", "sku_id"]
-    inv = net.inventory.astype({"site_id": str, "sku_id": str}).set_index(keys)
-    delta = adjustments.astype({"site_id": str, "sku_id": str}).groupby(keys)["adjustment"].sum()
-    inv = inv.reindex(inv.index.union(delta.index))
-    inv["on_hand"] = (inv["on_hand"].fillna(0) + delta.reindex(inv.index).fillna(0)).clip(lower=0).astype("int64")
-    inv["in_transit"] = inv["in_transit"].fillna(0).astype("int64")
-    return dataclasses.replace(net, inventory=inv.reset_index())
+    delta = adjustments.astype({"site_id": str, "sku_id": str}).groupby(["site_id", "sku_id"])["adjustment"].sum()
+    return dataclasses.replace(net, inventory=add_to_inventory(net.inventory, on_hand=delta))
 
 
 def _network(table: Callable[[str], pd.DataFrame], as_of) -> Network:

@@ -639,9 +639,8 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
     actor.require(TRANSITIONS[event][2])
     if event == "submit" and record.solved_at is None:
         raise IllegalTransition(f"{record.name!r} has no plan yet; solve it before submitting it")
-    current = lines(engine=engine, scenario_id=scenario_id)
     if event == "approve":
-        waiting = open_decisions(current)
+        waiting = open_decisions(lines(engine=engine, scenario_id=scenario_id))
         if len(waiting):
             raise IllegalTransition(f"cannot approve {record.name!r}: {len(waiting)} line(s) still need a decision ({', '.join(waiting['transfer_id'].head(5))}{'...' if len(waiting) > 5 else ''})")
     policy = current_policy(engine=engine)
