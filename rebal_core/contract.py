@@ -100,6 +100,7 @@ SKUS = Table(
         Column("pack_size", "whole", required=False, default=1, minimum=1),
         Column("criticality", "number", required=False, default=1.0, minimum=0, minimum_inclusive=False),
         Column("shelf_life_days", "whole", required=False, minimum=0, minimum_inclusive=False),
+        Column("replenishment_days", "number", required=False, minimum=0),
     ),
     required=True,
     key=("sku_id",),
@@ -109,7 +110,12 @@ _PAIR = (Column("site_id", "id", references="site"), Column("sku_id", "id", refe
 
 INVENTORY = Table(
     "inventory",
-    (*_PAIR, Column("on_hand", "whole", minimum=0), Column("in_transit", "whole", required=False, default=0, minimum=0)),
+    (
+        *_PAIR,
+        Column("on_hand", "whole", minimum=0),
+        Column("in_transit", "whole", required=False, default=0, minimum=0),
+        Column("replenishment_days", "number", required=False, minimum=0),
+    ),
     required=True,
     key=("site_id", "sku_id"),
 )

@@ -18,6 +18,22 @@ Method (documented in the README):
 Accuracy is reported on the hold-out as MASE (scaled by the in-sample one-step
 naive error, averaged over series) and bias ``(sum f - sum y) / sum y``, for
 the chosen models and for the naive forecast (last 28 days' mean).
+
+The spread of demand over a horizon (:func:`horizon_errors`)
+--------------------------------------------------------------
+``sd sqrt(H)`` assumes days are independent; real demand is autocorrelated
+(promotions, weather, trends), so H-day totals vary more than that. The
+measured error of H-day totals is the root mean square of ``actual H-day
+total - forecast H-day total`` over rolling origins every
+:data:`SPREAD_STEP` days of the history, the forecast at each origin being
+the mean of the :data:`SPREAD_LOOKBACK` days before it (the flat level
+forecast the backtest uses; refitting statsforecast at every origin would cost
+a model fit per origin). It is stored for H in :data:`SPREAD_HORIZONS` and
+interpolated between them (:func:`spread_at`). With few origins a series'
+squared error is shrunk toward its demand pattern's: ``(n e^2 + k r_g b^2) /
+(n + k)`` with ``b = sd sqrt(H)``, ``r_g`` the pattern's ratio of squared
+error to ``b^2`` and ``k`` = :data:`SHRINK_ORIGINS`. Planning never uses less
+than ``sd sqrt(H)``.
 """
 
 from __future__ import annotations
@@ -36,6 +52,11 @@ BACKTEST_MAX_SERIES = 200_000
 """Above this many series the model choice is fixed per pattern (no hold-out fit) to bound time."""
 CHUNK_SERIES = 50_000
 PATTERNS = ("smooth", "erratic", "intermittent", "lumpy")
+SPREAD_HORIZONS = (7, 14, 28, 56, 91)
+SPREAD_LOOKBACK = 56
+SPREAD_STEP = 7
+SHRINK_ORIGINS = 8
+SPREAD_COLUMNS = [f"err_{h}" for h in SPREAD_HORIZONS]
 DEFAULT_CHOICE = {"smooth": "SeasESOpt", "erratic": "SeasESOpt", "intermittent": "ADIDA", "lumpy": "ADIDA"}
 
 
@@ -50,6 +71,7 @@ class Accuracy:
     bias: float | None
     bias_naive: float | None
     chosen: dict[str, str] = field(default_factory=dict)
+    calibration: dict[str, float | None] = field(default_factory=dict)  # see horizon_errors
     pattern_counts: dict[str, int] = field(default_factory=dict)
     by_pattern: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
@@ -142,6 +164,7 @@ def forecast_demand(
     pairs, matrix, dates = demand_matrix(demand, as_of)
     if len(pairs) == 0:
         empty = pd.DataFrame({"site_id": pairs.get("site_id"), "sku_id": pairs.get("sku_id"), "mean_daily": [], "std_daily": [], "method": [], "pattern": []})
+        empty = empty.assign(**{c: pd.Series(dtype=float) for c in SPREAD_COLUMNS}, origins=pd.Series(dtype="int64"))
         return ForecastResult(empty, "no demand history", None)
     patterns = classify(matrix)
     names = list(_models())
@@ -194,7 +217,97 @@ def forecast_demand(
         method[rows] = choice[p]
     recent = matrix[:, -STD_WINDOW:]
     std = np.sqrt(((recent - mean[:, None]) ** 2).mean(axis=1))
+    spread = horizon_errors(matrix, std, patterns)
+    if accuracy is not None:
+        accuracy.calibration = spread.calibration
     table = pairs.assign(mean_daily=np.round(mean, 5), std_daily=np.round(std, 5), method=method, pattern=patterns)
+    table = pd.concat([table, spread.table], axis=1)
     label = "statsforecast per pattern: " + ", ".join(f"{p}={choice[p]}" for p in PATTERNS if (patterns == p).any())
     progress(1.0, "forecast done")
     return ForecastResult(table, label, accuracy)
+
+
+# ----------------------------------------------------------------------------- spread of H-day totals
+
+
+@dataclass
+class Spread:
+    table: pd.DataFrame  # err_H per SPREAD_HORIZONS and origins, one row per series (same order as the matrix)
+    calibration: dict[str, float | None]
+
+
+def horizon_errors(matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray, horizons: tuple[int, ...] = SPREAD_HORIZONS) -> Spread:
+    """Measured error of H-day totals per series, shrunk toward its group (module doc).
+
+    ``calibration`` (for H = 28, or the longest horizon with origins): the share
+    of actual H-day totals inside the central 80 % and 95 % normal intervals
+    around the rolling forecast, with ``sigma = sd sqrt(H)`` alone and with the
+    measured spread (the larger of the two, as planning uses it).
+    """
+    n, days = matrix.shape
+    std_daily = np.asarray(std_daily, dtype=float)
+    groups = np.asarray(groups)
+    out = {"origins": np.zeros(n, dtype=np.int64)}
+    calibration: dict[str, float | None] = {"horizon_days": None, "origins": 0, "inside80_sd": None, "inside95_sd": None, "inside80_measured": None, "inside95_measured": None}
+    cum = np.zeros((n, days + 1))
+    np.cumsum(matrix, axis=1, dtype=float, out=cum[:, 1:])
+    checked = 28 if 28 in horizons else horizons[-1]
+    for H in horizons:
+        lookback = min(SPREAD_LOOKBACK, days - H)
+        if lookback < 7:
+            out[f"err_{H}"] = np.full(n, np.nan)
+            continue
+        origins = np.arange(days - H, lookback - 1, -SPREAD_STEP)[::-1]  # newest origin ends on the last day
+        actual = cum[:, origins + H] - cum[:, origins]
+        forecast = H * (cum[:, origins] - cum[:, origins - lookback]) / lookback
+        err = actual - forecast
+        k = len(origins)
+        mse = (err**2).mean(axis=1)
+        base = std_daily**2 * H
+        shrunk = mse.copy()
+        for g in np.unique(groups):
+            rows = groups == g
+            ratio = mse[rows].sum() / base[rows].sum() if base[rows].sum() > 0 else 1.0
+            shrunk[rows] = (k * mse[rows] + SHRINK_ORIGINS * ratio * base[rows]) / (k + SHRINK_ORIGINS)
+        out[f"err_{H}"] = np.sqrt(shrunk)
+        out["origins"] = np.maximum(out["origins"], k)
+        if H == checked:
+            from scipy.stats import norm
+
+            active = forecast + actual > 0  # series with no demand at all say nothing about calibration
+            sd_sigma = np.sqrt(base)[:, None] * np.ones_like(err)
+            measured = np.maximum(sd_sigma, np.sqrt(shrunk)[:, None])
+            calibration.update(horizon_days=H, origins=int(k))
+            for level in (0.80, 0.95):
+                z = float(norm.ppf(0.5 + level / 2))
+                for name, sigma in (("sd", sd_sigma), ("measured", measured)):
+                    inside = np.abs(err) <= z * sigma + 1e-9
+                    calibration[f"inside{int(level * 100)}_{name}"] = float(inside[active].mean()) if active.any() else None
+    cols = {c: np.round(out.get(c, np.full(n, np.nan)), 5) for c in SPREAD_COLUMNS}
+    return Spread(pd.DataFrame({**cols, "origins": out["origins"]}), calibration)
+
+
+def spread_at(errors: pd.DataFrame, horizon: np.ndarray) -> np.ndarray:
+    """Measured error of ``horizon``-day totals per row, interpolated in log-log between SPREAD_HORIZONS.
+
+    Below the shortest horizon it scales by ``sqrt``; beyond the longest it follows
+    the last measured slope (between 0.5, independent days, and 1, fully persistent).
+    NaN where nothing was measured.
+    """
+    hs = np.asarray(SPREAD_HORIZONS, dtype=float)
+    grid = np.column_stack([errors[c].to_numpy(float) if c in errors else np.full(len(errors), np.nan) for c in SPREAD_COLUMNS])
+    H = np.asarray(horizon, dtype=float) * np.ones(len(grid))
+    for c in range(1, len(hs)):  # a horizon the history was too short for: from the one below, as if independent
+        grid[:, c] = np.where(np.isnan(grid[:, c]), grid[:, c - 1] * np.sqrt(hs[c] / hs[c - 1]), grid[:, c])
+    logg = np.log(np.maximum(grid, 1e-12))
+    rows = np.arange(len(grid))
+    j = np.clip(np.searchsorted(hs, H) - 1, 0, len(hs) - 2)
+    w = (np.log(np.clip(H, hs[0], hs[-1])) - np.log(hs[j])) / (np.log(hs[j + 1]) - np.log(hs[j]))
+    out = np.exp(logg[rows, j] + w * (logg[rows, j + 1] - logg[rows, j]))
+    below = H < hs[0]
+    out[below] = (grid[:, 0] * np.sqrt(H / hs[0]))[below]
+    slope = np.clip((logg[:, -1] - logg[:, -2]) / (np.log(hs[-1]) - np.log(hs[-2])), 0.5, 1.0)
+    above = H > hs[-1]
+    out[above] = (grid[:, -1] * (H / hs[-1]) ** slope)[above]
+    out = np.where(out < 1e-9, 0.0, out)
+    return out

@@ -61,6 +61,7 @@ class Sku(SQLModel, table=True):
     pack_size: int = 1
     criticality: float = 1.0
     shelf_life_days: float | None = None
+    replenishment_days: float | None = None  # days until a supplier order can arrive; None = not within the horizon
 
 
 class InventoryRecord(SQLModel, table=True):
@@ -71,6 +72,7 @@ class InventoryRecord(SQLModel, table=True):
     sku_id: str = Field(primary_key=True)
     on_hand: int
     in_transit: int = 0
+    replenishment_days: float | None = None  # this position's own value; None = the sku's
 
 
 class DemandRecord(SQLModel, table=True):
@@ -95,6 +97,14 @@ class ForecastRecord(SQLModel, table=True):
     std_daily: float
     method: str = ""
     pattern: str = ""
+    # Measured error of H-day demand totals (root mean square over rolling origins,
+    # shrunk toward the series' group; see forecast.horizon_errors), per H in SPREAD_HORIZONS.
+    err_7: float | None = None
+    err_14: float | None = None
+    err_28: float | None = None
+    err_56: float | None = None
+    err_91: float | None = None
+    origins: int = 0
 
 
 class InboundOrder(SQLModel, table=True):

@@ -58,6 +58,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.special import ndtri as norm_ppf
 from ortools.graph.python import min_cost_flow
 from ortools.linear_solver.python import model_builder_helper as mbh
 
@@ -79,7 +80,7 @@ from rebal_core.planning import (
     problem_with_moves,
     violations,
 )
-from rebal_core.positions import Network
+from rebal_core.positions import Network, is_expected, marginal_cost
 from rebal_core.scenario import Scenario
 
 Progress = Callable[[float, str], None]
@@ -114,24 +115,55 @@ class Solution:
 # ----------------------------------------------------------------------------- helpers
 
 
+KNOT_QUANTILES = np.array([0.01, 0.04, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.96, 0.99])
+"""Where the expected cost's slope is linearised: these quantiles of demand over the horizon and over
+the excess window (the slope of ``p ELS + h EEX`` is ``-p (1 - Phi) + h Phi_C``, so equal steps in
+probability are equal steps in slope)."""
+
+
+def cost_knots(pos, rows: np.ndarray) -> np.ndarray:
+    """Positions (in units) where a position's cost is linearised: rows x knots, NaN where unused.
+
+    Target objective: the kinks T and X. Expected: demand quantiles around ``mu`` and
+    ``m C`` (and one unit either side of them, where sigma = 0 makes them kinks)."""
+    if not is_expected(pos):
+        return np.stack([np.asarray(pos["target"], float)[rows], np.asarray(pos["excess_level"], float)[rows]], axis=1)
+    z = norm_ppf(KNOT_QUANTILES)
+    parts = []
+    for mean, sigma in (("mu", "sigma"), ("cover_mean", "cover_sigma")):
+        m = np.asarray(pos[mean], float)[rows][:, None]
+        s = np.asarray(pos[sigma], float)[rows][:, None]
+        parts.append(np.where(s > 0, m + s * z, np.nan))
+        parts.append(np.where(s > 0, np.nan, m + np.array([-1.0, 0.0, 1.0])))
+    return np.concatenate(parts, axis=1)
+
+
 def _segments(problem: PlanningProblem, rows: np.ndarray, base: np.ndarray, pack: np.ndarray, cap: np.ndarray):
     """Convex cost of ``P = base + pack * phi`` for integer ``phi`` in ``[0, cap]`` as rising-cost segments.
 
-    Between the knots where ``P`` crosses ``T`` or ``X`` the cost is linear; the
-    one step that straddles a knot gets its own segment, so each step's cost is
-    exact. Returns (row index into ``rows``, width, cost per step).
+    Knots (:func:`cost_knots`) are rounded to whole steps both ways. Target objective:
+    the cost is linear between knots, so each step's cost is exact. Expected: between
+    knots the chord lies above the convex cost by at most ``L (f'(b) - f'(a)) / 4`` on
+    a segment of length ``L`` from ``a`` to ``b``; that largest error per row is returned,
+    so a flow's value less these errors is a lower bound (the chord less its error lies
+    under the cost everywhere). Returns (row index into ``rows``, width, cost per step, error per row).
     """
     pos = problem.positions
-    T = pos["target"].to_numpy(float)[rows]
-    X = pos["excess_level"].to_numpy(float)[rows]
-    kT, kX = (T - base) / pack, (X - base) / pack
-    knots = np.stack([np.zeros_like(kT), np.floor(kT), np.ceil(kT), np.floor(kX), np.ceil(kX), cap.astype(float)], axis=1)
+    k = (cost_knots(pos, rows) - base[:, None]) / pack[:, None]
+    k = np.where(np.isfinite(k), k, 0.0)
+    knots = np.concatenate([np.zeros((len(rows), 1)), np.floor(k), np.ceil(k), cap.astype(float)[:, None]], axis=1)
     knots = np.sort(np.clip(knots, 0, cap[:, None]), axis=1)
-    f = position_cost(pos, base[:, None] + pack[:, None] * knots, rows[:, None])
+    P = base[:, None] + pack[:, None] * knots
+    f = position_cost(pos, P, rows[:, None])
     width = np.diff(knots, axis=1)
     cost = np.diff(f, axis=1)
-    which, k = np.nonzero(width > 0)
-    return which, width[which, k].astype(np.int64), cost[which, k] / width[which, k]
+    which, j = np.nonzero(width > 0)
+    error = np.zeros(len(rows))
+    if is_expected(pos) and len(which):
+        slope = marginal_cost(pos, P, rows[:, None])
+        seg_err = (pack[:, None] * width) * np.diff(slope, axis=1) / 4.0
+        error = np.max(np.where(width > 0, seg_err, 0.0), axis=1)
+    return which, width[which, j].astype(np.int64), cost[which, j] / width[which, j], error
 
 
 def _sku_of(problem: PlanningProblem, arcs: Arcs) -> np.ndarray:
@@ -222,8 +254,8 @@ def flow_batch(
     nD, nR = len(donors), len(receivers)
     sink = nD + nR
     d_base = P0[donors] - pack_of[donors] * supply
-    dw, dwidth, dcost = _segments(problem, donors, d_base, pack_of[donors], supply)
-    rw, rwidth, rcost = _segments(problem, receivers, P0[receivers], pack_of[receivers], r_cap)
+    dw, dwidth, dcost, derr = _segments(problem, donors, d_base, pack_of[donors], supply)
+    rw, rwidth, rcost, rerr = _segments(problem, receivers, P0[receivers], pack_of[receivers], r_cap)
 
     tails = np.concatenate([d_of, dw, nD + rw])
     heads = np.concatenate([nD + r_of, np.full(len(dw) + len(rw), sink)])
@@ -262,7 +294,9 @@ def flow_batch(
     value = np.bincount(owner, weights=f * cost, minlength=n_copies) + np.bincount(d_copy, weights=offsets, minlength=n_copies)
     value += np.bincount(copy, weights=forced * cost_per_pack[arc_idx], minlength=n_copies)
     # Each unit of supply crosses at most two arcs; any flow's rounded cost is within 0.5/scale per arc.
+    # Plus the linearisation's largest error per position (expected objective, see _segments).
     slack = 2.0 * np.bincount(d_copy, weights=supply, minlength=n_copies) / scale
+    slack += np.bincount(d_copy, weights=derr, minlength=n_copies) + np.bincount(r_copy, weights=rerr, minlength=n_copies)
     return f[: len(arc_idx)].astype(np.int64) + forced, value, slack
 
 
@@ -849,7 +883,7 @@ def solve_mip(
         lo.append(lower), hi.append(upper)
         n_rows += len(lower)
 
-    # Variables: x (packs) | y (line on) | u, v per touched position | s (role) | t (trucks)
+    # Variables: x (packs) | y (line on) | u, v (target) or c (expected) per touched position | s (role) | t (trucks)
     var_lb, var_ub, obj, integral = [], [], [], []
     x0 = 0
     var_lb.append(np.zeros(A)), var_ub.append(arcs.ub.astype(float)), obj.append(arcs.pack * arcs.cost_per_unit), integral.append(np.ones(A, bool))
@@ -865,18 +899,50 @@ def solve_mip(
     touched, t_src = np.unique(np.r_[arcs.src, arcs.dst], return_inverse=True)
     q_src, q_dst = t_src[:A], t_src[A:]
     Q = len(touched)
-    u0 = n_vars
-    n_vars += 2 * Q
-    var_lb.append(np.zeros(2 * Q)), var_ub.append(np.full(2 * Q, np.inf))
-    obj.append(np.r_[pos["p"].to_numpy(float)[touched], pos["h"].to_numpy(float)[touched]]), integral.append(np.zeros(2 * Q, bool))
     P0 = pos["position"].to_numpy(float)[touched]
-    T = pos["target"].to_numpy(float)[touched]
-    X = pos["excess_level"].to_numpy(float)[touched]
     ar = np.arange(A)
     pk = arcs.pack.astype(float)
-    # u_q + pack*(in - out) >= T - P0 ;  v_q - pack*(in - out) >= P0 - X
-    add(np.r_[np.arange(Q), q_dst, q_src], np.r_[u0 + np.arange(Q), ar, ar], np.r_[np.ones(Q), pk, -pk], T - P0, np.full(Q, np.inf))
-    add(np.r_[np.arange(Q), q_dst, q_src], np.r_[u0 + Q + np.arange(Q), ar, ar], np.r_[np.ones(Q), -pk, pk], P0 - X, np.full(Q, np.inf))
+    u0 = n_vars
+    expected = is_expected(pos)
+    if not expected:
+        T = pos["target"].to_numpy(float)[touched]
+        X = pos["excess_level"].to_numpy(float)[touched]
+        n_vars += 2 * Q
+        var_lb.append(np.zeros(2 * Q)), var_ub.append(np.full(2 * Q, np.inf))
+        obj.append(np.r_[pos["p"].to_numpy(float)[touched], pos["h"].to_numpy(float)[touched]]), integral.append(np.zeros(2 * Q, bool))
+        # u_q + pack*(in - out) >= T - P0 ;  v_q - pack*(in - out) >= P0 - X
+        add(np.r_[np.arange(Q), q_dst, q_src], np.r_[u0 + np.arange(Q), ar, ar], np.r_[np.ones(Q), pk, -pk], T - P0, np.full(Q, np.inf))
+        add(np.r_[np.arange(Q), q_dst, q_src], np.r_[u0 + Q + np.arange(Q), ar, ar], np.r_[np.ones(Q), -pk, pk], P0 - X, np.full(Q, np.inf))
+    else:
+        # Expected objective: one cost variable c_q per touched position above tangents of its
+        # convex cost, c_q >= f(P_k) + f'(P_k) (P - P_k) at the knots and at P0. Tangents lie
+        # under f, so the MIP's bound stays a lower bound; its plan is scored exactly after.
+        n_vars += Q
+        var_lb.append(np.full(Q, -np.inf)), var_ub.append(np.full(Q, np.inf)), obj.append(np.ones(Q)), integral.append(np.zeros(Q, bool))
+        points = np.concatenate([cost_knots(pos, touched), P0[:, None]], axis=1)
+        tq, tk = np.nonzero(np.isfinite(points))
+        Pk = points[tq, tk]
+        fk = position_cost(pos, Pk, touched[tq])
+        gk = marginal_cost(pos, Pk, touched[tq])
+        # c_q - g pack (in - out) >= f(P_k) + g (P0 - P_k), one row per tangent (row r of tangent tq[r])
+        R = len(tq)
+        tr = np.arange(R)
+        into = {}
+        for sel, sign in ((q_dst, 1.0), (q_src, -1.0)):
+            order = np.argsort(sel, kind="stable")
+            starts = np.searchsorted(sel[order], tq)
+            ends = np.searchsorted(sel[order], tq, side="right")
+            counts = ends - starts
+            rr = np.repeat(tr, counts)
+            arc = order[np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))]
+            into[sign] = (rr, arc, -sign * gk[rr] * pk[arc])
+        add(
+            np.r_[tr, into[1.0][0], into[-1.0][0]],
+            np.r_[u0 + tq, into[1.0][1], into[-1.0][1]],
+            np.r_[np.ones(R), into[1.0][2], into[-1.0][2]],
+            fk + gk * (P0[tq] - Pk),
+            np.full(R, np.inf),
+        )
     # Rule 3: packs shipped per donor.
     donors, d_of = np.unique(q_src, return_inverse=True)
     add(d_of, ar, np.ones(A), np.full(len(donors), -np.inf), problem.ship_packs[touched[donors]].astype(float))
@@ -910,10 +976,13 @@ def solve_mip(
         var_lb.append(np.zeros(len(truck_lanes))), var_ub.append(t_ub), obj.append(lanes["cost_per_truck"].to_numpy(float)[truck_lanes]), integral.append(np.ones(len(truck_lanes), bool))
         nl = np.arange(len(truck_lanes))
         add(np.r_[nl, l_of], np.r_[t0 + nl, trucked], np.r_[cap, -load], np.zeros(len(truck_lanes)), np.full(len(truck_lanes), np.inf))
-        # Disaggregated form (fixed-charge network design): an arc carries at most
-        # min(ub, one truckload) packs per truck. Implied for integers, but it lifts
-        # the LP bound from "trucks = volume / capacity" to "a used lane needs a truck".
-        per_truck = np.minimum(arcs.ub[trucked], np.floor(cap[l_of] / load)).clip(min=1)
+        # Disaggregated form (fixed-charge network design): x_a <= min(ub_a, cap / load_a) t.
+        # Valid: t = 0 forces x_a = 0; for t >= 1 either x_a <= ub_a <= ub_a t, or
+        # x_a load_a <= (lane volume) <= cap t. Not floor(cap / load_a) t: volume is shared
+        # across trucks (rule 5 counts ceil(total volume / capacity)), so 466 packs of 0.3
+        # fit 7 trucks of 20 while the floored cut allows 462. It lifts the LP bound from
+        # "trucks = volume / capacity" toward "a used lane needs a truck".
+        per_truck = np.minimum(arcs.ub[trucked].astype(float), cap[l_of] / load)
         nt = np.arange(len(trucked))
         add(np.r_[nt, nt], np.r_[trucked, t0 + l_of], np.r_[np.ones(len(trucked)), -per_truck], np.full(len(trucked), -np.inf), np.zeros(len(trucked)))
     # Rules 5-6: lane max units and receive capacity.
@@ -946,8 +1015,14 @@ def solve_mip(
         if need_y:
             full[y0 : y0 + A] = hx > 0
         delta = np.bincount(q_dst, weights=hx * pk, minlength=Q) - np.bincount(q_src, weights=hx * pk, minlength=Q)
-        full[u0 : u0 + Q] = np.maximum(0.0, T - P0 - delta)
-        full[u0 + Q : u0 + 2 * Q] = np.maximum(0.0, P0 + delta - X)
+        if expected:
+            tangent = fk + gk * (P0[tq] + delta[tq] - Pk)
+            lifted = np.full(Q, -np.inf)
+            np.maximum.at(lifted, tq, tangent)
+            full[u0 : u0 + Q] = lifted
+        else:
+            full[u0 : u0 + Q] = np.maximum(0.0, T - P0 - delta)
+            full[u0 + Q : u0 + 2 * Q] = np.maximum(0.0, P0 + delta - X)
         if len(both):
             full[s0 : s0 + len(both)] = np.bincount(bo, weights=hx[out_sel], minlength=len(both)) > 0
         if len(truck_lanes):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from rebal_core.positions import Network, build_positions, kpis, project, with_position
+from rebal_core.positions import Network, build_positions, kpis, marginal_cost, position_costs, project, with_position
 from rebal_core.scenario import Scenario
 
 LINE_KEYS = ["sku_id", "from_site_id", "to_site_id"]
@@ -92,14 +92,38 @@ class PlanningProblem:
 
 
 def position_cost(pos, P: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """``f(P) = p max(0, T - P) + h max(0, P - X)`` for the given rows (any shape that broadcasts with ``P``).
+    """A position's cost ``f(P)`` (shortage + excess cost under the scenario's objective) for the given rows.
 
-    ``pos`` is the positions table or a mapping of its columns as arrays (hot loops).
+    ``pos`` is the positions table or a mapping of its columns as arrays (hot loops);
+    ``rows`` must broadcast with ``P``. See :func:`rebal_core.positions.position_costs`.
     """
-    sel = slice(None) if rows is None else rows
-    T = np.asarray(pos["target"], dtype=float)[sel]
-    X = np.asarray(pos["excess_level"], dtype=float)[sel]
-    return np.asarray(pos["p"], dtype=float)[sel] * np.maximum(0.0, T - P) + np.asarray(pos["h"], dtype=float)[sel] * np.maximum(0.0, P - X)
+    shortage, excess = position_costs(pos, P, rows)
+    return shortage + excess
+
+
+def shippable_units(pos: pd.DataFrame, scenario: Scenario) -> np.ndarray:
+    """Rule 3: most units each position may ship, ``on_hand - donor_reserve SS`` (at least 0); with the
+    expected objective a donor also keeps its own expected demand ``mu`` over its horizon."""
+    keep = scenario.donor_reserve * pos["safety_stock"].to_numpy(float)
+    if scenario.objective == "expected":
+        keep = np.maximum(keep, pos["mu"].to_numpy(float))
+    return np.maximum(0.0, pos["on_hand"].to_numpy(float) - keep)
+
+
+def _level_where_slope(pos: pd.DataFrame, rows: np.ndarray, slope: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper: bool) -> np.ndarray:
+    """For each row, the least P in ``[lo, hi]`` where the cost's slope reaches ``slope`` (``hi`` if never).
+
+    The slope is non-decreasing in P (convex cost), so bisection brackets it; ``upper``
+    returns the bracket's upper end (the safe side for a receiver's bound), else its lower.
+    """
+    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
+    never = marginal_cost(pos, hi, rows) < slope
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        up = marginal_cost(pos, mid, rows) >= slope
+        hi = np.where(up, mid, hi)
+        lo = np.where(up, lo, mid)
+    return np.where(never, hi, hi if upper else lo)
 
 
 def allowed_lanes(net: Network, scenario: Scenario, sites: pd.DataFrame) -> pd.DataFrame:
@@ -168,6 +192,25 @@ def same_sku_pairs(d_rows: np.ndarray, r_rows: np.ndarray, sku: np.ndarray) -> t
     return src, dst
 
 
+PAIR_BLOCK = 2_000_000  # donor x receiver pairs formed at once (memory)
+
+
+def _pairs_in_blocks(d_rows, r_rows, sku, d_slope, r_slope, cheapest) -> tuple[np.ndarray, np.ndarray]:
+    """Same-sku (donor, receiver) pairs whose slopes differ by more than the cheapest lane, a block of skus at a time."""
+    if not len(d_rows) or not len(r_rows):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    n_sku = int(sku.max()) + 1
+    per_sku = np.bincount(sku[d_rows], minlength=n_sku) * np.bincount(sku[r_rows], minlength=n_sku)
+    block = np.cumsum(per_sku) // PAIR_BLOCK
+    d_block, r_block = block[sku[d_rows]], block[sku[r_rows]]
+    src_parts, dst_parts = [], []
+    for b in np.unique(d_block):
+        src, dst = same_sku_pairs(d_rows[d_block == b], r_rows[r_block == b], sku)
+        ok = d_slope[src] - r_slope[dst] > cheapest
+        src_parts.append(src[ok]), dst_parts.append(dst[ok])
+    return np.concatenate(src_parts), np.concatenate(dst_parts)
+
+
 def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | None = None) -> PlanningProblem:
     """Positions, lanes and safely pruned candidate arcs for ``scenario`` (see the module doc)."""
     if positions is None:
@@ -188,28 +231,48 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
     P0 = pos["position"].to_numpy(float)
     T = pos["target"].to_numpy(float)
     X = pos["excess_level"].to_numpy(float)
-    p = pos["p"].to_numpy(float)
-    h = pos["h"].to_numpy(float)
-    shippable = np.maximum(0.0, pos["on_hand"].to_numpy(float) - scenario.donor_reserve * pos["safety_stock"].to_numpy(float))
-    ship_packs = np.floor(shippable / pack + 1e-9).astype(np.int64)
-
+    ship_packs = np.floor(shippable_units(pos, scenario) / pack + 1e-9).astype(np.int64)
     scope = in_scope(pos, scenario)
+    lane_of = lane_lookup(lanes, len(sites))
+    allowed_cpu = lanes["cost_per_unit"].to_numpy(float)[lanes["allowed"].to_numpy()]
+    cheapest = float(allowed_cpu.min()) if len(allowed_cpu) else np.inf
 
+    # Safe pruning (module doc): a line i -> j can only pay when the donor's cost falls
+    # faster than the receiver's rises at the start, by more than the lane's cost per unit:
+    # c_ij < f_i'(P0_i-) - f_j'(P0_j+). Per sku, donors must beat the receiver slope of the
+    # shortest receiver and receivers the donor slope of the longest donor.
+    d_slope = marginal_cost(pos, P0, side="left")
+    r_slope = marginal_cost(pos, P0, side="right")
+    can_ship = scope & (ship_packs > 0)
+    n_sku = int(sku_codes.max()) + 1 if len(sku_codes) else 0
+    best_donor = np.full(n_sku, -np.inf)
+    np.maximum.at(best_donor, sku_codes[can_ship], d_slope[can_ship])
+    best_receiver = np.full(n_sku, np.inf)
+    np.minimum.at(best_receiver, sku_codes[scope], r_slope[scope])
+    donor = can_ship & (d_slope - best_receiver[sku_codes] > cheapest)
+    receiver = scope & (best_donor[sku_codes] - r_slope > cheapest)
+
+    # Bounds that some optimal plan respects (same argument, for the last pack of a line): a
+    # donor ships no pack once its slope falls to minus the best receiver's gain, a receiver
+    # takes none once its slope rises to the best donor's. With a minimum move above one
+    # pack a line may rightly overshoot, so then only on-hand limits the donor.
     tight = np.ceil(scenario.min_move_units / pack - 1e-9) <= 1  # every whole pack already meets the minimum
-    # Bounds that some optimal plan respects (module doc): a donor ships no pack
-    # that starts below target, a receiver takes no pack that starts above its
-    # excess level. With a minimum move above one pack a line may rightly
-    # overshoot, so then only on-hand limits the donor.
-    donor_ub = np.where(tight, np.minimum(ship_packs, np.ceil((P0 - T) / pack - 1e-9).clip(min=0)), ship_packs).astype(np.int64)
-    receive_ub = np.where(tight, np.ceil((X - P0) / pack - 1e-9).clip(min=0), np.inf)
-    donor = scope & (P0 > T) & (donor_ub > 0)
-    receiver = scope & (P0 < X)
+    d_rows = np.flatnonzero(donor)
+    floor_level = _level_where_slope(pos, d_rows, best_receiver[sku_codes[d_rows]] + cheapest, P0[d_rows] - ship_packs[d_rows] * pack[d_rows], P0[d_rows], upper=False)
+    donor_ub = np.zeros(len(pos), dtype=np.int64)
+    donor_ub[d_rows] = np.minimum(ship_packs[d_rows], np.ceil((P0[d_rows] - floor_level) / pack[d_rows] - 1e-9).clip(min=0)).astype(np.int64)
+    donor_ub = np.where(tight, donor_ub, np.where(donor, ship_packs, 0)).astype(np.int64)
+    r_rows = np.flatnonzero(receiver)
+    supply = np.bincount(sku_codes[d_rows], weights=(ship_packs * pack)[d_rows], minlength=n_sku)
+    top_level = _level_where_slope(pos, r_rows, best_donor[sku_codes[r_rows]] - cheapest, P0[r_rows], P0[r_rows] + supply[sku_codes[r_rows]], upper=True)
+    receive_ub = np.full(len(pos), np.inf)
+    receive_ub[r_rows] = np.ceil((top_level - P0[r_rows]) / pack[r_rows] - 1e-9).clip(min=0)
+    receive_ub = np.where(tight, receive_ub, np.where(receiver, np.inf, 0))
+    donor &= donor_ub > 0
+    receiver &= receive_ub > 0
 
-    # Only pairs that can gain: a donor in excess with any receiver, or any donor with a short receiver.
-    src_a, dst_a = same_sku_pairs(np.flatnonzero(donor & (P0 > X)), np.flatnonzero(receiver), sku_codes)
-    src_b, dst_b = same_sku_pairs(np.flatnonzero(donor & (P0 <= X)), np.flatnonzero(receiver & (P0 < T)), sku_codes)
-    src, dst = np.r_[src_a, src_b], np.r_[dst_a, dst_b]
-    lane = lane_lookup(lanes, len(sites))[site_idx[src], site_idx[dst]] if len(src) else np.zeros(0, dtype=np.int64)
+    src, dst = _pairs_in_blocks(np.flatnonzero(donor), np.flatnonzero(receiver), sku_codes, d_slope, r_slope, cheapest)
+    lane = lane_of[site_idx[src], site_idx[dst]] if len(src) else np.zeros(0, dtype=np.int64)
     keep = lane >= 0
     src, dst, lane = src[keep], dst[keep], lane[keep]
     cpu = lanes["cost_per_unit"].to_numpy(float)[lane]
@@ -217,8 +280,7 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
     keep = np.ones(len(src), dtype=bool)
     if scenario.max_unit_cost_ratio is not None:
         keep &= cpu <= scenario.max_unit_cost_ratio * unit_cost[src]
-    gain = np.where(P0[src] > X[src], h[src], 0.0) + np.where(P0[dst] < T[dst], p[dst], 0.0)
-    keep &= cpu < gain
+    keep &= cpu < d_slope[src] - r_slope[dst]
     src, dst, lane, cpu = src[keep], dst[keep], lane[keep], cpu[keep]
 
     arc_pack = pack[src]
@@ -417,12 +479,11 @@ def violations(problem: PlanningProblem, lines: pd.DataFrame) -> list[str]:
     each(ln["qty"] < sc.min_move_units, f"quantity below the minimum move of {sc.min_move_units}")
 
     shipped = ln.groupby(["from_site_id", "sku_id"])["qty"].sum()
-    on_hand = pos["on_hand"].reindex(shipped.index).fillna(0).to_numpy(float)
-    ss = pos["safety_stock"].reindex(shipped.index).fillna(0).to_numpy(float)
-    limit = np.maximum(0.0, on_hand - sc.donor_reserve * ss)
+    limit = pd.Series(shippable_units(pos, sc), index=pos.index).reindex(shipped.index).fillna(0).to_numpy(float)
+    keeps = "donor reserve and its own expected demand" if sc.objective == "expected" else "donor reserve"
     for (site, sku), q, lim in zip(shipped.index, shipped.to_numpy(float), limit):
         if q > lim + 1e-9:
-            out.append(f"{site} ships {q:g} of {sku} but may ship at most {lim:g} (on hand less donor reserve)")
+            out.append(f"{site} ships {q:g} of {sku} but may ship at most {lim:g} (on hand less {keeps})")
     received = set(zip(ln["to_site_id"], ln["sku_id"]))
     for site, sku in shipped.index:
         if (site, sku) in received:

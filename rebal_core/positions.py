@@ -80,26 +80,69 @@ def unit_shortage_penalty(skus: pd.DataFrame, shortage_cost_factor: float) -> np
     return crit * np.where(np.isfinite(margin), margin, shortage_cost_factor * cost)
 
 
+def replenishment_days(net: Network, pairs: pd.DataFrame) -> np.ndarray:
+    """Days until a supplier order can reach each (site, sku) of ``pairs``: the position's own value, else the sku's; NaN = none expected."""
+    keys = ["site_id", "sku_id"]
+    out = np.full(len(pairs), np.nan)
+    if "replenishment_days" in net.skus:
+        per_sku = net.skus.astype({"sku_id": str}).set_index("sku_id")["replenishment_days"]
+        out = pairs["sku_id"].astype(str).map(per_sku).to_numpy(float)
+    if "replenishment_days" in net.inventory:
+        inv = net.inventory.astype({"site_id": str, "sku_id": str}).set_index(keys)["replenishment_days"]
+        own = inv.reindex(pd.MultiIndex.from_frame(pairs[keys].astype(str))).to_numpy(float)
+        out = np.where(np.isfinite(own), own, out)
+    return out
+
+
+def position_horizon(scenario: Scenario, replenishment: np.ndarray) -> np.ndarray:
+    """Each position's horizon H: ``horizon_days``, or with the expected objective
+    ``min(horizon_days, max(R, 1))`` where a replenishment time R is known (spec)."""
+    H = np.full(len(replenishment), float(scenario.horizon_days))
+    if scenario.objective == "expected":
+        R = np.asarray(replenishment, dtype=float)
+        H = np.where(np.isfinite(R), np.minimum(H, np.maximum(R, 1.0)), H)
+    return H
+
+
 def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
     """One row per (site, sku) position with every quantity and KPI the spec defines.
 
     The universe is every pair with an inventory row, a forecast or an inbound
     order; absent pairs hold zero stock and have zero demand, so they cannot
-    contribute shortage, excess or cost.
+    contribute shortage, excess or cost. ``sigma`` is ``sd sqrt(H)``, raised to
+    the measured error of H-day totals where the forecast table carries it
+    (:func:`rebal_core.forecast.spread_at`).
     """
-    H = int(scenario.horizon_days)
+    from rebal_core.forecast import SPREAD_COLUMNS, spread_at
+
     keys = ["site_id", "sku_id"]
     inv = net.inventory[keys + ["on_hand", "in_transit"]]
-    fc = net.forecast[keys + ["mean_daily", "std_daily"]]
-    inbound = inbound_within(net.inbound, net.as_of, H)
-    pos = inv.merge(fc, on=keys, how="outer").merge(inbound, on=keys, how="outer")
-    pos = pos.fillna({"on_hand": 0, "in_transit": 0, "mean_daily": 0.0, "std_daily": 0.0, "inbound": 0})
-    pos = pos.astype({"on_hand": "int64", "in_transit": "int64", "inbound": "int64"})
+    spread_cols = [c for c in SPREAD_COLUMNS if c in net.forecast]
+    fc = net.forecast[keys + ["mean_daily", "std_daily"] + spread_cols]
+    pos = inv.merge(fc, on=keys, how="outer")
+    longest = int(scenario.horizon_days)
+    due = inbound_within(net.inbound, net.as_of, longest)  # every position's own H is at most the scenario's
+    if len(net.inbound):
+        days = (net.inbound["eta"] - pd.Timestamp(net.as_of)).dt.days.clip(lower=0)
+        due_by_day = net.inbound.assign(day=days)[days <= longest].groupby(keys + ["day"], as_index=False, observed=True)["qty"].sum()
+    else:
+        due_by_day = pd.DataFrame({"site_id": [], "sku_id": [], "day": [], "qty": []})
+    pos = pos.merge(due[keys], on=keys, how="outer")
+    pos = pos.fillna({"on_hand": 0, "in_transit": 0, "mean_daily": 0.0, "std_daily": 0.0})
+    pos = pos.astype({"on_hand": "int64", "in_transit": "int64", "site_id": str, "sku_id": str})
+    H = position_horizon(scenario, replenishment_days(net, pos))
+    inbound = np.zeros(len(pos))
+    if len(due_by_day):
+        due_by_day = due_by_day.astype({"site_id": str, "sku_id": str})
+        row = pd.MultiIndex.from_frame(pos[keys]).get_indexer(pd.MultiIndex.from_frame(due_by_day[keys]))
+        within = due_by_day["day"].to_numpy(float) <= H[row]
+        np.add.at(inbound, row[within], due_by_day["qty"].to_numpy(float)[within])
+    pos["inbound"] = inbound.astype(np.int64)
 
     sku_cols = ["sku_id", "name", "category", "unit_cost", "unit_price", "unit_volume", "pack_size", "criticality"]
-    skus = net.skus[sku_cols].rename(columns={"name": "sku_name"})
+    skus = net.skus[sku_cols].rename(columns={"name": "sku_name"}).astype({"sku_id": str})
     skus = skus.assign(p=unit_shortage_penalty(net.skus, scenario.shortage_cost_factor), h=scenario.excess_cost_rate * net.skus["unit_cost"].to_numpy(float))
-    sites = net.sites[["site_id", "name", "kind", "region"]].rename(columns={"name": "site_name"})
+    sites = net.sites[["site_id", "name", "kind", "region"]].rename(columns={"name": "site_name"}).astype({"site_id": str})
     pos = pos.merge(sites, on="site_id", how="left").merge(skus, on="sku_id", how="left")
 
     m = pos["mean_daily"].to_numpy(float)
@@ -107,9 +150,79 @@ def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
     z = float(norm.ppf(scenario.service_level))
     mu = m * H
     sigma = sd * np.sqrt(H)
+    if spread_cols:
+        measured = spread_at(pos[spread_cols], H)
+        sigma = np.where(np.isfinite(measured), np.maximum(sigma, measured), sigma)
+        pos = pos.drop(columns=spread_cols)
     ss = z * sigma
-    pos = pos.assign(mu=mu, sigma=sigma, safety_stock=ss, target=mu + ss, excess_level=m * float(scenario.excess_cover_days) + ss)
+    C = float(scenario.excess_cover_days)
+    pos = pos.assign(
+        horizon=H,
+        mu=mu,
+        sigma=sigma,
+        safety_stock=ss,
+        target=mu + ss,
+        excess_level=m * C + ss,
+        cover_mean=m * C,
+        cover_sigma=sigma * np.sqrt(C / H),
+        expected_cost=scenario.objective == "expected",
+    )
     return with_position(pos, (pos["on_hand"] + pos["in_transit"] + pos["inbound"]).to_numpy(float))
+
+
+def expected_excess(mean: np.ndarray, sigma: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """``E[(P - D)+]`` for ``D ~ Normal(mean, sigma)`` = ``P - mean + E[(D - P)+]``; ``max(0, P - mean)`` where sigma = 0."""
+    return position - mean + expected_shortage(mean, sigma, position)
+
+
+def position_costs(pos, P: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """(shortage cost, excess cost) of positions at ``P`` under the scenario's objective (spec "The score").
+
+    ``expected``: ``p ELS(P)`` and ``h EEX(P)`` with ELS over the horizon and EEX
+    over the excess window; ``target``: ``p (T - P)+`` and ``h (P - X)+``.
+    ``pos`` is a positions table or a mapping of its columns as arrays (hot loops);
+    ``rows`` selects rows and must broadcast with ``P``.
+    """
+    sel = slice(None) if rows is None else rows
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(pos[name], dtype=float)[sel]
+
+    p, h = col("p"), col("h")
+    if is_expected(pos):
+        return p * expected_shortage(col("mu"), col("sigma"), P), h * expected_excess(col("cover_mean"), col("cover_sigma"), P)
+    return p * np.maximum(0.0, col("target") - P), h * np.maximum(0.0, P - col("excess_level"))
+
+
+def is_expected(pos) -> bool:
+    """Whether a positions table (or a mapping of its columns) is scored with the expected objective."""
+    return "expected_cost" in pos and bool(np.asarray(pos["expected_cost"])[:1].any())
+
+
+def marginal_cost(pos, P: np.ndarray, rows=None, side: str = "right") -> np.ndarray:
+    """Slope of a position's cost ``f(P)`` (one-sided where ``f`` has kinks: ``side`` "left" or "right").
+
+    Expected: ``-p (1 - Phi((P - mu) / sigma)) + h Phi((P - m C) / sigma_C)``;
+    target: ``-p`` below T, ``h`` above X, 0 between (at a kink the side decides).
+    """
+    sel = slice(None) if rows is None else rows
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(pos[name], dtype=float)[sel]
+
+    p, h = col("p"), col("h")
+    if is_expected(pos):
+        def cdf(mean, sigma):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                smooth = norm.cdf((P - mean) / np.where(sigma > 0, sigma, 1.0))
+            step = (P > mean) | ((P == mean) & (side == "right"))
+            return np.where(sigma > 0, smooth, step.astype(float))
+
+        return -p * (1.0 - cdf(col("mu"), col("sigma"))) + h * cdf(col("cover_mean"), col("cover_sigma"))
+    T, X = col("target"), col("excess_level")
+    if side == "left":
+        return np.where(P <= T, -p, np.where(P > X, h, 0.0))
+    return np.where(P < T, -p, np.where(P >= X, h, 0.0))
 
 
 def with_position(pos: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
@@ -126,6 +239,8 @@ def with_position(pos: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
     u = np.maximum(0.0, target - P)
     v = np.maximum(0.0, P - excess_level)
     cost = pos["unit_cost"].to_numpy(float)
+    shortage_cost, excess_cost = position_costs(pos, P)
+    expected_short = expected_shortage(mu, pos["sigma"].to_numpy(float), P)
     status = np.select(
         [(m == 0) & (P > 0), P < mu, P < target, P <= excess_level],
         ["no_demand", "stockout_risk", "below_target", "balanced"],
@@ -140,9 +255,10 @@ def with_position(pos: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
         excess_units=v,
         shortage_value=u * cost,
         excess_value=v * cost,
-        shortage_cost=u * pos["p"].to_numpy(float),
-        excess_cost=v * pos["h"].to_numpy(float),
-        expected_short=expected_shortage(mu, pos["sigma"].to_numpy(float), P),
+        shortage_cost=shortage_cost,
+        excess_cost=excess_cost,
+        expected_short=expected_short,
+        expected_lost_value=expected_short * pos["p"].to_numpy(float),
         stock_value=pos["on_hand"].to_numpy(float) * cost,
         days_of_cover=cover,
         target_cover_days=target_cover,
@@ -164,6 +280,8 @@ def kpis(pos: pd.DataFrame) -> dict[str, float]:
         "excess_cost": float(pos["excess_cost"].sum()),
         "stock_value": float(pos["stock_value"].sum()),
         "fill_rate": 1.0 - float(pos["expected_short"].sum()) / mu_total if mu_total > 0 else 1.0,
+        "expected_lost_units": float(pos["expected_short"].sum()),
+        "expected_lost_value": float(pos["expected_lost_value"].sum()) if "expected_lost_value" in pos else float("nan"),
     }
     out["network_cost"] = out["shortage_cost"] + out["excess_cost"]
     out["value_at_risk"] = out["shortage_value"] + out["excess_value"]

@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 
+OBJECTIVES = ("expected", "target")
+"""``expected``: expected lost sales and excess (the default); ``target``: shortfall below target and stock above the excess level."""
+
+
 class ScenarioInvalid(ValueError):
     """Raised with every problem of a scenario, one per line."""
 
@@ -33,6 +37,8 @@ class Scenario:
     excess_cost_rate: float = 0.05
     categories: tuple[str, ...] = field(default_factory=tuple)
     regions: tuple[str, ...] = field(default_factory=tuple)
+    objective: str = "expected"
+    target_fill_rate: float | None = None
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -74,6 +80,13 @@ class Scenario:
             v = number(name)
             if v is not None and v < 0:
                 p.append(f"{name}: expected a number >= 0 or none, got {v}")
+        if self.objective not in OBJECTIVES:
+            p.append(f"objective: expected one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        fr = number("target_fill_rate")
+        if fr is not None and not 0.5 <= fr <= 0.999:
+            p.append(f"target_fill_rate: expected a share from 0.5 to 0.999 or none, got {fr}")
+        if fr is not None and self.objective != "expected":
+            p.append("target_fill_rate: needs objective = \"expected\" (the fill rate is an expected one)")
         for name in ("categories", "regions"):
             v = getattr(self, name)
             if not isinstance(v, (tuple, list)) or not all(isinstance(s, str) for s in v):

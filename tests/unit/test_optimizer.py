@@ -53,7 +53,7 @@ CASES = {
 def test_optimal_against_exact_monolithic_solve(small_net, case):
     params, changes = CASES[case]
     net = _tight(small_net, **changes)
-    problem = build_problem(net, Scenario(**params))
+    problem = build_problem(net, Scenario(**{"objective": "target", **params}))
     result = plan(problem, time_limit=30)
     exact = solve_reference(problem, time_limit=30)
     assert exact["status"] == "OPTIMAL"
@@ -72,7 +72,7 @@ def test_optimal_against_exact_monolithic_solve(small_net, case):
 def test_search_alone_is_feasible_with_a_valid_bound(small_net, case):
     """Without the exact MIP (what large networks get): a feasible plan and a true lower bound."""
     params, changes = CASES[case]
-    problem = build_problem(_tight(small_net, **changes), Scenario(**params))
+    problem = build_problem(_tight(small_net, **changes), Scenario(**{"objective": "target", **params}))
     solution = optimize(problem, time_limit=30, use_mip=False)
     lines = plan_lines_of(problem, solution.packs)
     exact = solve_reference(problem, time_limit=30)
@@ -85,7 +85,7 @@ def test_search_alone_is_feasible_with_a_valid_bound(small_net, case):
 def test_branch_and_bound_is_exact_without_coupling(small_net):
     """No trucks, caps or minimum move: the per-sku flows with rule 4 by branch and bound are optimal."""
     net = _tight(small_net, cost_per_truck=0.0, max_units=np.nan, receive_capacity_units=np.nan)
-    for scenario in (Scenario(), Scenario(excess_cover_days=28, donor_reserve=0.0), Scenario(service_level=0.99, max_lead_time_days=3.0)):
+    for scenario in (Scenario(objective="target"), Scenario(excess_cover_days=28, donor_reserve=0.0, objective="target"), Scenario(service_level=0.99, max_lead_time_days=3.0, objective="target")):
         problem = build_problem(net, scenario)
         solution = optimize(problem, time_limit=30, use_mip=False)
         exact = evaluate(problem, solve_reference(problem, time_limit=30)["lines"]).network_cost_after
@@ -231,19 +231,19 @@ def test_plan_around_decisions(small_net):
     from rebal_core.optimizer import CommitmentsInvalid, plan_network
     from rebal_core.planning import LINE_KEYS, Commitments
 
-    free = plan_network(small_net, Scenario(), time_limit=10)
+    free = plan_network(small_net, Scenario(objective="target"), time_limit=10)
     lines = plan_lines(free.table)
     assert free.solver_status == "OPTIMAL"
 
     # keeping every line of an optimal plan gives the same plan and a valid bound
-    same = plan_network(small_net, Scenario(), commitments=Commitments(fixed=lines), time_limit=10)
+    same = plan_network(small_net, Scenario(objective="target"), commitments=Commitments(fixed=lines), time_limit=10)
     assert same.score.network_cost_after == pytest.approx(free.score.network_cost_after)
     assert same.lower_bound <= same.score.network_cost_after + 1e-6
 
     # fixed lines kept at their (edited) quantity, forbidden ones out, rule 4 around the fixed ones
     fixed = lines.iloc[[0]].assign(qty=lines["qty"].iloc[0])
     forbidden = lines.iloc[1:4]
-    around = plan_network(small_net, Scenario(), commitments=Commitments(fixed=fixed, forbidden=forbidden), time_limit=10)
+    around = plan_network(small_net, Scenario(objective="target"), commitments=Commitments(fixed=fixed, forbidden=forbidden), time_limit=10)
     got = plan_lines(around.table)
     merged = got.merge(fixed, on=LINE_KEYS, suffixes=("", "_fixed"))
     assert len(merged) == 1 and (merged["qty"] == merged["qty_fixed"]).all()
@@ -253,11 +253,11 @@ def test_plan_around_decisions(small_net):
     assert around.lower_bound <= around.score.network_cost_after + 1e-6
 
     # the greedy rule honours the same decisions
-    rule = plan_network(small_net, Scenario(), commitments=Commitments(forbidden=lines), method="greedy")
+    rule = plan_network(small_net, Scenario(objective="target"), commitments=Commitments(forbidden=lines), method="greedy")
     assert plan_lines(rule.table).merge(lines[LINE_KEYS], on=LINE_KEYS).empty
 
     # moves under way: the receivers' positions rise, the same and reverse moves are not proposed
-    moving = plan_network(small_net, Scenario(), commitments=Commitments(in_transit=lines.iloc[:5]), time_limit=10)
+    moving = plan_network(small_net, Scenario(objective="target"), commitments=Commitments(in_transit=lines.iloc[:5]), time_limit=10)
     again = plan_lines(moving.table)
     reverse = lines.iloc[:5].rename(columns={"from_site_id": "to_site_id", "to_site_id": "from_site_id"})
     assert again.merge(lines.iloc[:5][LINE_KEYS], on=LINE_KEYS).empty and again.merge(reverse[LINE_KEYS], on=LINE_KEYS).empty
@@ -265,4 +265,4 @@ def test_plan_around_decisions(small_net):
 
     # fixed lines that break a rule are refused, with the rule
     with pytest.raises(CommitmentsInvalid, match="may ship at most"):
-        plan_network(small_net, Scenario(), commitments=Commitments(fixed=fixed.assign(qty=fixed["qty"] * 10_000)))
+        plan_network(small_net, Scenario(objective="target"), commitments=Commitments(fixed=fixed.assign(qty=fixed["qty"] * 10_000)))

@@ -90,7 +90,7 @@ def random_network(seed: int) -> tuple[Network, Scenario]:
     if rng.random() < 0.3:
         params["donor_reserve"] = float(rng.choice([0.0, 0.5]))
     params["excess_cover_days"] = max(params["excess_cover_days"], params["horizon_days"])
-    return net, Scenario(**params)
+    return net, Scenario(**{"objective": "target", **params})
 
 
 @pytest.mark.parametrize("seed", range(RANDOM_NETWORKS))
