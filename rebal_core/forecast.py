@@ -311,3 +311,22 @@ def spread_at(errors: pd.DataFrame, horizon: np.ndarray) -> np.ndarray:
     out[above] = (grid[:, -1] * (H / hs[-1]) ** slope)[above]
     out = np.where(out < 1e-9, 0.0, out)
     return out
+
+
+def with_measured_spread(forecast: pd.DataFrame, demand: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """A given forecast (forecast.csv) with the measured spread of its positions' history added.
+
+    The error is measured with the product's rolling forecast (module doc), since the
+    user's forecasts at past origins are not known; pairs without history get none.
+    """
+    keys = ["site_id", "sku_id"]
+    out = forecast.astype({"site_id": str, "sku_id": str}).reset_index(drop=True)
+    pairs, matrix, _ = demand_matrix(demand, as_of)
+    if len(pairs) == 0:
+        return out.assign(**{c: np.nan for c in SPREAD_COLUMNS}, origins=0)
+    pairs = pairs.astype({"site_id": str, "sku_id": str})
+    std = pairs.merge(out[keys + ["std_daily"]], on=keys, how="left")["std_daily"].fillna(0.0).to_numpy(float)
+    spread = horizon_errors(matrix, std, classify(matrix))
+    measured = pd.concat([pairs.reset_index(drop=True), spread.table], axis=1)
+    out = out.drop(columns=[c for c in [*SPREAD_COLUMNS, "origins"] if c in out]).merge(measured, on=keys, how="left")
+    return out.fillna({"origins": 0}).astype({"origins": "int64"})

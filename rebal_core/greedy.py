@@ -3,10 +3,14 @@
 Largest shortage first (by shortage value), each filled from the nearest
 donor (shortest lead time, then cheapest) that holds stock above its target,
 up to what the donor has above target and may ship, in whole packs and at
-least the minimum move, within lane, receiving and budget limits. No network
-view: it never weighs one receiver against another, never moves excess to
-where it merely has room, and pays trucks as they come. It obeys every rule of
-a feasible plan, so its score is directly comparable with the optimizer's.
+least the minimum move, within lane, receiving and budget limits. A line is
+only made when it pays under the scenario's objective: what it saves at the
+receiver and the donor must exceed its unit cost, cost per move and its share
+of a truck (its volume at the lane's full-truck rate), as a planner would
+check a transfer against a freight quote. No network view: it never weighs
+one receiver against another and never moves excess to where it merely has
+room. It obeys every rule of a feasible plan, so its score is directly
+comparable with the optimizer's.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from rebal_core.planning import (
     in_scope,
     lane_lookup,
 )
+from rebal_core.positions import is_expected
 
 DONORS_PER_RECEIVER = 5
 
@@ -68,6 +73,7 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     truck_cost = lanes["cost_per_truck"].to_numpy(float)
     budget_left = math.inf if sc.budget is None else float(sc.budget)
     volume = pos["unit_volume"].to_numpy(float)
+    cost_of = _position_cost_fn(pos)
     out = []
     for dst, src, lane, cpu in zip(pairs["dst"].tolist(), pairs["src"].tolist(), pairs["lane"].tolist(), pairs["cpu"].tolist()):
         pk = int(pack[dst])
@@ -81,6 +87,10 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
         if packs <= 0 or qty < sc.min_move_units:
             continue
         cost = qty * cpu + sc.cost_per_move
+        share = truck_cost[lane] * qty * volume[dst] / truck_cap[lane] if truck_cost[lane] > 0 else 0.0
+        saved = cost_of(dst, P[dst]) - cost_of(dst, P[dst] + qty) + cost_of(src, P[src]) - cost_of(src, P[src] - qty)
+        if saved <= cost + share:
+            continue  # does not pay its way, truck share included
         if truck_cost[lane] > 0:
             new_vol = lane_vol[lane] + qty * volume[dst]
             cost += truck_cost[lane] * (_trucks(new_vol, truck_cap[lane]) - _trucks(lane_vol[lane], truck_cap[lane]))
@@ -105,6 +115,33 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
             "qty": qty.astype(np.int64),
         }
     )
+
+
+def _position_cost_fn(pos: pd.DataFrame):
+    """``f(row, P)`` for one position at a time (scalar maths: the greedy loop visits lines one by one).
+
+    The same cost as :func:`rebal_core.planning.position_cost` (tested against it)."""
+    p, h = pos["p"].to_numpy(float), pos["h"].to_numpy(float)
+    if is_expected(pos):
+        mu, sigma = pos["mu"].to_numpy(float), pos["sigma"].to_numpy(float)
+        mc, sc = pos["cover_mean"].to_numpy(float), pos["cover_sigma"].to_numpy(float)
+
+        def loss(mean: float, sd: float, level: float) -> float:
+            if sd <= 0:
+                return max(0.0, mean - level)
+            z = (level - mean) / sd
+            return sd * (math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) - z * 0.5 * math.erfc(z / math.sqrt(2)))
+
+        def expected(i: int, level: float) -> float:
+            return p[i] * loss(mu[i], sigma[i], level) + h[i] * (level - mc[i] + loss(mc[i], sc[i], level))
+
+        return expected
+    T, X = pos["target"].to_numpy(float), pos["excess_level"].to_numpy(float)
+
+    def target(i: int, level: float) -> float:
+        return p[i] * max(0.0, T[i] - level) + h[i] * max(0.0, level - X[i])
+
+    return target
 
 
 def _trucks(volume: float, capacity: float) -> int:

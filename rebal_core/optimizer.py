@@ -78,8 +78,10 @@ from rebal_core.planning import (
     plan_lines,
     position_cost,
     problem_with_moves,
+    repriced,
     violations,
 )
+from rebal_core.planning import in_scope
 from rebal_core.positions import Network, is_expected, marginal_cost
 from rebal_core.scenario import Scenario
 
@@ -1132,31 +1134,121 @@ def plan(
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
 ) -> Plan:
-    """Solve with ``method`` ("optimize" or "greedy") and return the scored, explained plan."""
-    t0 = time.perf_counter()
-    if method == "optimize":
-        sol = optimize(problem, time_limit=time_limit, progress=progress, cancel=cancel)
-        lines = lines_from_arcs(problem, sol.packs)
-    elif method == "greedy":
-        lines = greedy(problem)
-        sol = None
-    else:
+    """Solve with ``method`` ("optimize" or "greedy") and return the scored, explained plan.
+
+    The optimizer is never worse than the greedy rule: the rule's plan is made first
+    (its time counts against the limit) and kept when the search does not beat it.
+    With ``target_fill_rate`` the plan is the least-cost one that reaches it (see
+    :func:`plan_for_fill_rate`).
+    """
+    if method not in ("optimize", "greedy"):
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
-    solve_seconds = time.perf_counter() - t0
-    score = sol.score if sol is not None and sol.score is not None else evaluate(problem, lines)
-    bound = sol.lower_bound if sol is not None else float("nan")  # the greedy rule proves nothing
+    if method == "optimize" and problem.scenario.target_fill_rate is not None:
+        return plan_for_fill_rate(problem, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=build_seconds)
+    t0 = time.perf_counter()
+    rule = greedy(problem)
+    if method == "greedy":
+        score = evaluate(problem, rule)
+        return _scored_plan(problem, score, method, "HEURISTIC", float("nan"), build_seconds, time.perf_counter() - t0, {})
+    rule_score = evaluate(problem, rule)
+    sol = optimize(problem, time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), progress=progress, cancel=cancel)
+    score = sol.score if sol.score is not None else evaluate(problem, lines_from_arcs(problem, sol.packs))
+    stats = dict(sol.stats)
+    stats["greedy_network_cost"] = rule_score.network_cost_after
+    if rule_score.network_cost_after < score.network_cost_after - 1e-9:
+        score = rule_score  # the search did not beat the rule of thumb within its limit: keep the rule's plan
+        stats["kept_greedy"] = True
+    status = sol.status
+    if status == "OPTIMAL" and score.network_cost_after - sol.lower_bound > 1e-6 * max(1.0, abs(score.network_cost_after)):
+        status = "FEASIBLE"
+    return _scored_plan(problem, score, method, status, sol.lower_bound, build_seconds, time.perf_counter() - t0, stats)
+
+
+def _scored_plan(problem: PlanningProblem, score: Score, method: str, status: str, bound: float, build_seconds: float, solve_seconds: float, stats: dict) -> Plan:
     return Plan(
         problem=problem,
         score=score,
         table=explain(problem, score),
         method=method,
-        solver_status=sol.status if sol is not None else "HEURISTIC",
-        lower_bound=min(bound, score.network_cost_after) if sol is not None else bound,
+        solver_status=status,
+        lower_bound=min(bound, score.network_cost_after) if np.isfinite(bound) else bound,
         build_seconds=build_seconds,
         solve_seconds=solve_seconds,
-        stats=sol.stats if sol is not None else {},
+        stats=stats,
     )
 
+
+FILL_RATE_SOLVES = 7  # bisection steps on the fill-rate price (each gets an equal share of the time limit)
+
+
+def plan_for_fill_rate(
+    problem: PlanningProblem, *, time_limit: float, progress: Progress = _quiet, cancel: threading.Event | None = None, build_seconds: float = 0.0
+) -> Plan:
+    """The least expected-cost plan whose expected fill rate over the positions in scope reaches
+    ``target_fill_rate``; when none does, the plan that comes closest (``stats["fill_rate_met"]`` False).
+
+    One Lagrangian price ``lambda`` on the fill-rate row ``sum ELS <= (1 - target) sum mu``: each
+    position in scope is planned with ``p + lambda`` (lost sales cost more) and scored with ``p``.
+    ``lambda`` is found by bisection. Bound: for every ``lambda >= 0`` the priced problem's bound
+    less ``lambda (1 - target) sum mu`` bounds the constrained problem (weak duality).
+    """
+    sc = problem.scenario
+    target = float(sc.target_fill_rate)
+    scope = in_scope(problem.positions, sc)
+    mu_total = float(problem.positions["mu"].to_numpy(float)[scope].sum())
+    allowance = (1.0 - target) * mu_total
+    started = time.perf_counter()
+    free = replace(sc, target_fill_rate=None)
+    base = replace(problem, scenario=free)
+    share = time_limit / FILL_RATE_SOLVES
+
+    def scope_fill(score: Score) -> float:
+        after = score.positions_after.iloc[: len(scope)]
+        lost = float(after["expected_short"].to_numpy(float)[scope].sum())
+        return 1.0 - lost / mu_total if mu_total > 0 else 1.0
+
+    def solve(lam: float) -> tuple[Plan, float]:
+        priced = base if lam == 0 else repriced(base, lam * scope)
+        left = time_limit - (time.perf_counter() - started)
+        inner = plan(priced, time_limit=max(0.05, min(share, left)), cancel=cancel)
+        score = evaluate(base, plan_lines(inner.table))
+        bound = inner.lower_bound - lam * allowance if np.isfinite(inner.lower_bound) else -np.inf
+        return _scored_plan(base, score, "optimize", inner.solver_status, bound, 0.0, 0.0, inner.stats), scope_fill(score)
+
+    tried: list[tuple[float, Plan, float]] = []
+    first, fill = solve(0.0)
+    tried.append((0.0, first, fill))
+    lo, hi = 0.0, None
+    if fill < target:
+        lam = float(np.nanmax(problem.positions["p"].to_numpy(float)[scope])) if scope.any() else 1.0
+        for k in range(1, FILL_RATE_SOLVES):
+            if cancel is not None and cancel.is_set():
+                break
+            p_k, fill = solve(lam)
+            tried.append((lam, p_k, fill))
+            progress(k / FILL_RATE_SOLVES, f"fill-rate price {lam:,.2f}: expected fill rate {fill:.2%} (target {target:.2%})")
+            if fill >= target:
+                hi = lam
+            else:
+                lo = lam
+            lam = (lo + hi) / 2 if hi is not None else lam * 4
+            if time.perf_counter() - started > time_limit:
+                break
+    reaching = [(lam, p_k, f) for lam, p_k, f in tried if f >= target - 1e-12]
+    if reaching:
+        _, best, fill = min(reaching, key=lambda t: t[1].score.network_cost_after)
+    else:
+        _, best, fill = max(tried, key=lambda t: (t[2], -t[1].score.network_cost_after))
+    # Weak duality bounds the constrained problem; when the target is out of reach there is no
+    # feasible plan to bound (the dual grows without limit), so none is claimed.
+    finite = [t[1].lower_bound for t in tried if np.isfinite(t[1].lower_bound)]
+    bound = max(finite) if reaching and finite else float("nan")
+    stats = {**best.stats, "fill_rate_target": target, "fill_rate_in_scope": fill, "fill_rate_met": bool(reaching), "fill_rate_solves": len(tried)}
+    status = best.solver_status if reaching else "TARGET_NOT_REACHED"
+    result = _scored_plan(problem, best.score, "optimize", status, bound, build_seconds, time.perf_counter() - started, stats)
+    if reaching and status == "OPTIMAL" and result.gap > 1e-6:
+        result.solver_status = "FEASIBLE"
+    return result
 
 
 class CommitmentsInvalid(ValueError):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from rebal_core.positions import Network, build_positions, kpis, marginal_cost, position_costs, project, with_position
+from rebal_core.positions import Network, build_positions, is_expected, kpis, marginal_cost, position_costs, project, with_position
 from rebal_core.scenario import Scenario
 
 LINE_KEYS = ["sku_id", "from_site_id", "to_site_id"]
@@ -84,6 +84,7 @@ class PlanningProblem:
     as_of: object = None
     inbound: pd.DataFrame | None = None  # for the days-until-stockout of lines' receivers
     commitments: Commitments | None = None  # decisions the plan is made around (arcs already restricted)
+    network: Network | None = None  # what it was built from (to re-price it, see :func:`repriced`)
 
     @property
     def receive_capacity(self) -> np.ndarray:
@@ -315,6 +316,7 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
         cost_before=float(position_cost(pos, P0).sum()),
         as_of=net.as_of,
         inbound=net.inbound,
+        network=net,
     )
 
 
@@ -447,9 +449,11 @@ def _empty_positions(problem: PlanningProblem, pairs: pd.DataFrame) -> pd.DataFr
     out["site_name"] = out["site_id"].map(sites["name"])
     out["region"] = out["site_id"].map(sites["region"])
     out["kind"] = out["site_id"].map(sites["kind"])
-    zero = ["on_hand", "in_transit", "inbound", "mean_daily", "std_daily", "mu", "sigma", "safety_stock", "target", "excess_level", "position"]
+    zero = ["on_hand", "in_transit", "inbound", "mean_daily", "std_daily", "mu", "sigma", "safety_stock", "target", "excess_level", "position", "cover_mean", "cover_sigma"]
     for col in zero:
         out[col] = 0.0
+    out["horizon"] = float(problem.scenario.horizon_days)
+    out["expected_cost"] = problem.scenario.objective == "expected"
     return out
 
 
@@ -549,11 +553,20 @@ class Plan:
             "units_moved": a["units_moved"],
             "trucks": self.score.trucks,
             "lanes_used": a["lanes_used"],
+            "objective": self.problem.scenario.objective,
+            "expected_lost_units_before": b["expected_lost_units"],
+            "expected_lost_units_after": a["expected_lost_units"],
+            "expected_lost_value_before": b["expected_lost_value"],
+            "expected_lost_value_after": a["expected_lost_value"],
+            "nothing_pays": nothing_pays_message(self.problem) if a["lines"] == 0 else None,
             "solver_status": self.solver_status,
             "lower_bound": self.lower_bound,
             "gap": self.gap,
             "build_seconds": self.build_seconds,
             "solve_seconds": self.solve_seconds,
+            "fill_rate_target": self.stats.get("fill_rate_target"),
+            "fill_rate_target_met": self.stats.get("fill_rate_met"),
+            "kept_greedy_plan": bool(self.stats.get("kept_greedy", False)),
             "kpis_before": b,
             "kpis_after": a,
         }
@@ -568,6 +581,23 @@ PLAN_COLUMNS = [
 
 def _money(x: float) -> str:
     return f"${x:,.0f}"
+
+
+def _expected_reason(to_name: str, from_name: str, qty: float, horizon: float, lost_before: float, lost_after: float, shortage_avoided: float, excess_avoided: float, donor_more: float, cost: float) -> str:
+    """One line's reason under the expected objective, in a planner's words."""
+    if lost_before >= 0.5:
+        need = f"{to_name} expected to lose {lost_before:,.0f} sales in the next {horizon:,.0f} days; {qty:,.0f} units from {from_name} cut that to {lost_after:,.0f}"
+    else:
+        need = f"{to_name} has room for {qty:,.0f} units from {from_name}"
+    worth = []
+    if shortage_avoided > 0.5:
+        worth.append(f"{_money(shortage_avoided)} of lost margin")
+    if excess_avoided > 0.5:
+        worth.append(f"{_money(excess_avoided)} of excess at {from_name}")
+    text = f"{need}, worth {' and '.join(worth) or 'little'}, for {_money(cost)} of transfer"
+    if donor_more >= 0.5:
+        text += f" ({from_name} then expects {donor_more:,.1f} more lost sales)"
+    return text
 
 
 def _reason(to_name: str, from_name: str, short: float, days: float, over_x: float, over_t: float, shortage_avoided: float, excess_avoided: float, donor_shortage: float, cost: float) -> str:
@@ -628,10 +658,20 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     over_x = (fr_b["position"] - fr_b["excess_level"]).to_numpy(float).tolist()
     over_t = (fr_b["position"] - fr_b["target"]).to_numpy(float).tolist()
     cost = (ln["line_cost"].to_numpy(float) + truck_share).tolist()
-    reasons = [
-        _reason(*row)
-        for row in zip(to_names, from_names, short, days, over_x, over_t, shortage_avoided.tolist(), excess_avoided.tolist(), donor_shortage.tolist(), cost)
-    ]
+    if is_expected(problem.positions):
+        lost_b = to_b["expected_short"].fillna(0.0).to_numpy(float)
+        lost_a = to_a["expected_short"].to_numpy(float)
+        donor_more = (fr_a["expected_short"].to_numpy(float) - fr_b["expected_short"].fillna(0.0).to_numpy(float)) * qty / out_total
+        horizon = to_b["horizon"].fillna(problem.scenario.horizon_days).to_numpy(float)
+        reasons = [
+            _expected_reason(*row)
+            for row in zip(to_names, from_names, qty.tolist(), horizon.tolist(), lost_b.tolist(), lost_a.tolist(), shortage_avoided.tolist(), excess_avoided.tolist(), donor_more.tolist(), cost)
+        ]
+    else:
+        reasons = [
+            _reason(*row)
+            for row in zip(to_names, from_names, short, days, over_x, over_t, shortage_avoided.tolist(), excess_avoided.tolist(), donor_shortage.tolist(), cost)
+        ]
 
     skus = problem.positions.drop_duplicates("sku_id").set_index("sku_id")["sku_name"]
     table = pd.DataFrame(
@@ -657,6 +697,55 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
         }
     )
     return table.sort_values(["shortage_avoided", "transfer_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def best_candidate(problem: PlanningProblem) -> dict | None:
+    """When no transfer pays: the candidate line that comes closest, with what it would cost and save.
+
+    Each candidate arc is tried alone at its least quantity (the minimum move) and at its
+    largest; its cost includes the cost per move and the trucks it alone would need. None when
+    there is no candidate at all (no donor and receiver of a sku on an allowed lane could gain).
+    """
+    arcs = problem.arcs
+    if len(arcs) == 0:
+        return None
+    pos = problem.positions
+    P0 = pos["position"].to_numpy(float)
+    lanes = problem.lanes
+    best: dict | None = None
+    for packs in (arcs.min_packs, arcs.ub):
+        q = (packs * arcs.pack).astype(float)
+        saved = (position_cost(pos, P0[arcs.src], arcs.src) - position_cost(pos, P0[arcs.src] - q, arcs.src)) + (
+            position_cost(pos, P0[arcs.dst], arcs.dst) - position_cost(pos, P0[arcs.dst] + q, arcs.dst)
+        )
+        cap = lanes["truck_capacity"].to_numpy(float)[arcs.lane]
+        trucks = np.where(np.isfinite(cap) & (cap > 0), np.ceil(q * arcs.volume / np.where(cap > 0, cap, 1.0) * (1 - VOLUME_TOLERANCE)), 0)
+        cost = q * arcs.cost_per_unit + problem.scenario.cost_per_move + trucks * lanes["cost_per_truck"].to_numpy(float)[arcs.lane]
+        k = int(np.argmax(saved - cost))
+        if best is None or saved[k] - cost[k] > best["net"]:
+            best = {
+                "sku_id": str(pos["sku_id"].iat[arcs.src[k]]),
+                "from_site_id": str(pos["site_id"].iat[arcs.src[k]]),
+                "to_site_id": str(pos["site_id"].iat[arcs.dst[k]]),
+                "qty": int(q[k]),
+                "saves": float(saved[k]),
+                "costs": float(cost[k]),
+                "net": float(saved[k] - cost[k]),
+            }
+    names = problem.sites.set_index("site_id")["name"]
+    best["message"] = (
+        f"No transfer pays today. The closest: {best['qty']:,} of {best['sku_id']} from {names.get(best['from_site_id'], best['from_site_id'])} "
+        f"to {names.get(best['to_site_id'], best['to_site_id'])} would save {_money(best['saves'])} for {_money(best['costs'])} of transfer."
+    )
+    return best
+
+
+def nothing_pays_message(problem: PlanningProblem) -> str:
+    """Why a plan is empty, in words (see :func:`best_candidate`)."""
+    best = best_candidate(problem)
+    if best is None:
+        return "No transfer pays today: no sku has a site that could give and another that would gain more than the cheapest lane costs."
+    return best["message"]
 
 
 def plan_lines(table: pd.DataFrame) -> pd.DataFrame:
@@ -777,6 +866,14 @@ def around(problem: PlanningProblem, commitments: Commitments) -> PlanningProble
     """``problem`` planned around ``commitments``: the arcs they rule out are gone (see :func:`banned`)."""
     restricted = replace(problem, commitments=commitments)
     return replace(restricted, arcs=problem.arcs.take(~banned(restricted, problem.arcs.src, problem.arcs.dst)))
+
+
+def repriced(problem: PlanningProblem, extra_shortage_price: np.ndarray) -> PlanningProblem:
+    """The same problem with each position's unit shortage penalty ``p`` raised by the given amount
+    (arcs re-pruned for the new prices, decisions kept). Used to price a fill-rate target."""
+    positions = problem.positions.assign(p=problem.positions["p"].to_numpy(float) + extra_shortage_price)
+    rebuilt = build_problem(problem.network, problem.scenario, positions=positions.drop(columns=["site_idx", "sku_code"]))
+    return around(rebuilt, problem.commitments) if problem.commitments is not None else rebuilt
 
 
 def problem_with_moves(net: Network, scenario: Scenario, in_transit: pd.DataFrame | None = None) -> PlanningProblem:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from rebal_core import store
 from rebal_core.audit import now
 from rebal_core.bundle import Bundle, Finding, load_bundle
-from rebal_core.forecast import forecast_demand
+from rebal_core.forecast import forecast_demand, with_measured_spread
 from rebal_core.geo import RateCard, derive_lanes
 from rebal_core.identity import Actor
 from rebal_core.models import AuditEvent, DatasetPublic
@@ -70,7 +70,7 @@ def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str
         "counts": bundle.counts.reset_index(names="line").assign(line=lambda f: f["line"] + 2),
     }
     if bundle.forecast is not None:
-        tables["forecast"] = bundle.forecast.assign(method="forecast.csv", pattern="")
+        tables["forecast"] = with_measured_spread(bundle.forecast, bundle.demand, bundle.as_of).assign(method="forecast.csv", pattern="")
         method, accuracy = "given in forecast.csv", None
     else:
         result = forecast_demand(bundle.demand, bundle.as_of, progress=progress)

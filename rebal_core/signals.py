@@ -53,6 +53,12 @@ def _finding(check: str, severity: str, message: str, figure: float = np.nan, si
     return {"check": check, "severity": severity, "site_id": site_id, "sku_id": sku_id, "category": category, "message": message, "figure": figure}
 
 
+def _day(value) -> str:
+    """A date as YYYY-MM-DD; never raises (a missing date reads "an unknown day")."""
+    stamp = pd.Timestamp(value) if value is not None else pd.NaT
+    return "an unknown day" if pd.isna(stamp) else f"{stamp:%Y-%m-%d}"
+
+
 def check_signals(
     sites: pd.DataFrame,
     skus: pd.DataFrame,
@@ -130,7 +136,7 @@ def check_signals(
         calm_after = around[after].groupby("index")["qty"].median().reindex(candidates.index).fillna(0.0).to_numpy() <= lvl
         spikes = candidates[calm_before & calm_after]
         for r in spikes.itertuples():
-            out.append(_finding("spike", "warning", f"{r.qty:g} units on {r.date:%Y-%m-%d} against a typical {r.median:g} a day (promotion, bulk order or a keying error?)",
+            out.append(_finding("spike", "warning", f"{r.qty:g} units on {_day(r.date)} against a typical {r.median:g} a day (promotion, bulk order or a keying error?)",
                                 r.qty, site_id=r.site_id, sku_id=r.sku_id, category=str(category.get(r.sku_id, ""))))
 
     # sudden shifts per site x category, and forecast bias against recent actuals

@@ -128,11 +128,63 @@ def _two_sites(cost_per_truck: float = 0.0) -> Network:
 def test_hand_computed_plan():
     # Boston: mu = T = 140 (sd 0), p = 20 - 10 = 10; Austin: X = 0, excess 100, h = 0.05 x 10 = 0.5.
     # Before: 10 x 140 + 0.5 x 100 = 1450. Ship all 100: 10 x 40 + 100 x 1 = 500.
-    result = plan(build_problem(_two_sites(), Scenario()))
+    result = plan(build_problem(_two_sites(), Scenario(objective="target")))
     assert result.score.network_cost_before == pytest.approx(1450)
     assert result.score.network_cost_after == pytest.approx(500)
     assert result.table["qty"].tolist() == [100]
+    # With sd = 0 the expected objective gives the same numbers, told as lost sales.
+    same = plan(build_problem(_two_sites(), Scenario()))
+    assert same.score.network_cost_after == pytest.approx(500) and same.table["qty"].tolist() == [100]
+    assert same.table["reason"].iat[0] == (
+        "Boston expected to lose 140 sales in the next 28 days; 100 units from Austin cut that to 40, "
+        "worth $1,000 of lost margin and $50 of excess at Austin, for $100 of transfer"
+    )
     assert result.table["reason"].iat[0] == "Boston short 140 units, out of stock now; Austin 100 above its excess level; avoids $1,000 of shortage and $50 of excess for $100 of transfer"
+
+
+def test_expected_cost_plan_computed_by_hand():
+    """Boston: daily demand 5 +- 2 over H = 28 days, so D ~ N(140, 2 sqrt(28)); Austin holds 100 it never sells.
+
+    Under the expected objective moving q units costs q (lane) and changes Boston's expected lost
+    margin 10 ELS(q) and Austin's expected excess 0.5 (100 - q); the optimum is where the marginal
+    lost margin saved, 10 (1 - Phi((q - 140) / sigma)), equals the unit cost 1 - 0.5 = 0.5, i.e.
+    q* = 140 + sigma Phi^-1(0.95), capped at the 100 Austin holds: all 100 move.
+    Checked against a brute-force search over every q with the spec's formulas.
+    """
+    from scipy.stats import norm
+
+    net = _two_sites()
+    net.forecast.loc[net.forecast["site_id"] == "B", "std_daily"] = 2.0
+    sigma = 2.0 * np.sqrt(28)
+
+    def by_hand(q: int) -> float:
+        els = sigma * (norm.pdf((q - 140) / sigma) - (q - 140) / sigma * norm.sf((q - 140) / sigma))
+        return 10 * els + 0.5 * (100 - q) + (1.0 * q if q else 0.0)
+
+    costs = [by_hand(q) for q in range(101)]
+    assert int(np.argmin(costs)) == 100
+    result = plan(build_problem(net, Scenario()))
+    assert result.table["qty"].tolist() == [100]
+    assert result.score.network_cost_before == pytest.approx(costs[0])
+    assert result.score.network_cost_after == pytest.approx(costs[100])
+    assert result.lower_bound <= result.score.network_cost_after + 1e-9
+    # Austin keeps enough only when it has its own demand: with 2/day it must keep mu = 56.
+    net.forecast.loc[net.forecast["site_id"] == "A", "mean_daily"] = 2.0
+    kept = plan(build_problem(net, Scenario(donor_reserve=0.0)))
+    assert kept.table["qty"].sum() <= 100 - 56
+
+
+def test_els_and_eex_match_numerical_integration():
+    from scipy import integrate
+    from scipy.stats import norm
+
+    from rebal_core.positions import expected_excess, expected_shortage
+
+    for mu, sigma, P in ((140.0, 10.6, 100.0), (140.0, 10.6, 160.0), (5.0, 3.0, 0.0), (50.0, 20.0, 51.0)):
+        els = integrate.quad(lambda d: max(0.0, d - P) * norm.pdf(d, mu, sigma), mu - 12 * sigma, mu + 12 * sigma, points=[P], limit=200)[0]
+        eex = integrate.quad(lambda d: max(0.0, P - d) * norm.pdf(d, mu, sigma), mu - 12 * sigma, mu + 12 * sigma, points=[P], limit=200)[0]
+        assert expected_shortage(np.array([mu]), np.array([sigma]), np.array([P]))[0] == pytest.approx(els, rel=1e-6, abs=1e-9)
+        assert expected_excess(np.array([mu]), np.array([sigma]), np.array([P]))[0] == pytest.approx(eex, rel=1e-6, abs=1e-9)
 
 
 def test_trucks_are_counted_as_ceil_of_volume():
