@@ -250,7 +250,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_bytes(to_csv_bytes(periods))
     for r in totals(periods).itertuples():
-        gain = f", net gain vs none {r.net_gain_vs_none:,.0f}" if hasattr(r, "net_gain_vs_none") else ""
+        gain = f", realised net vs none {r.realised_net:,.0f}" if hasattr(r, "realised_net") else ""
+        if r.arm in ("greedy", "optimize") and hasattr(r, "promised_net"):
+            gain += f" (promised {r.promised_net:,.0f})"
+        if r.arm != "none" and hasattr(r, "share_of_hindsight") and r.share_of_hindsight == r.share_of_hindsight:
+            gain += f", {r.share_of_hindsight:.0%} of hindsight"
         print(f"{r.arm:<9} fill rate {r.fill_rate:.2%}  lost {r.lost_units:,.0f} units ({r.lost_value:,.0f})  transfer spend {r.transfer_spend:,.0f}  "
               f"moved {r.units_moved:,.0f} units  mean excess value {r.excess_value:,.0f}{gain}")
     return 0
@@ -390,7 +394,7 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--dataset", help="only this dataset (name or id)")
     sc.add_argument("--database")
     sc.set_defaults(run=cmd_scenarios)
-    bt = sub.add_parser("backtest", help="replay history: rebalancing (optimizer, greedy rule) against none, same replenishment in every arm")
+    bt = sub.add_parser("backtest", help="replay history: rebalancing (optimizer, greedy rule, hindsight) against none, same replenishment in every arm; promised against realised")
     bt.add_argument("bundle")
     bt.add_argument("--scenario", help="scenario TOML file")
     bt.add_argument("--days", type=_positive, default=364, help="days replayed, ending the day before the planning date (default 364)")

@@ -3,13 +3,22 @@
 Replay ``days`` of history ending the day before the planning date. Every
 ``every`` days each arm plans with only what was known then, and the actual
 demand is played forward day by day. Arms: ``none`` (no transfers),
-``greedy`` (the rules-based baseline) and ``optimize``. Documented rules,
+``greedy`` (the rules-based baseline), ``optimize`` and ``hindsight`` (the
+optimizer with the same constraints, told the demand that actually came in the
+planning window: each position's daily mean over its horizon, no spread; the
+most a plan could have earned, up to the optimizer's gap). Documented rules,
 the same in every arm:
 
 * **Start**: the snapshot's on hand (``inventory.csv``) is the stock at the
   first replayed day; nothing is in transit.
 * **Forecast** at a planning day: mean and standard deviation of each
-  position's daily demand over the previous ``lookback`` days.
+  position's daily demand over the previous ``lookback`` days, and the
+  measured error of H-day totals over the history before that day
+  (:func:`rebal_core.forecast.horizon_errors`), as planning uses them.
+* **Replenishment time**: with replenishment, an order placed at a planning
+  day arrives ``supply_lead`` days later, so each position's
+  ``replenishment_days`` is ``supply_lead`` (the horizon of the expected
+  objective stops there); without, none is expected.
 * **Replenishment** (supplier orders) at each planning day, unless
   ``replenish=False``: every position orders up to
   ``S = m (every + supply_lead) + z s sqrt(every + supply_lead)`` against its
@@ -24,6 +33,11 @@ the same in every arm:
   (margin when the price is known, else the scenario's share of cost).
 * **Excess value** at each planning day: stock above the excess level
   (``m x excess_cover_days + safety stock``) at unit cost.
+* **Promised and realised** (per period): ``promised_net`` is the plan's own
+  net benefit (what the model expected to save less transfer cost),
+  ``promised_lost_value_avoided`` its expected lost margin avoided;
+  ``realised_net`` is the lost value avoided against ``none`` in the same
+  period less the transfer spend.
 """
 
 from __future__ import annotations
@@ -39,10 +53,12 @@ from scipy.stats import norm
 
 from rebal_core.optimizer import plan
 from rebal_core.planning import build_problem
-from rebal_core.positions import Network, unit_shortage_penalty
+from rebal_core.forecast import classify, horizon_errors
+from rebal_core.positions import Network, position_horizon, unit_shortage_penalty
 from rebal_core.scenario import Scenario
 
-ARMS = ("none", "greedy", "optimize")
+ARMS = ("none", "greedy", "optimize", "hindsight")
+HISTORY_FOR_SPREAD = 365  # days of history before a planning day used to measure the spread
 Progress = Callable[[float, str], None]
 
 
@@ -74,13 +90,16 @@ def backtest(
     index = pd.MultiIndex.from_frame(pos)
     end = pd.Timestamp(net.as_of) - pd.Timedelta(days=1)
     first = end - pd.Timedelta(days=replay.days - 1)
-    dates = pd.date_range(first - pd.Timedelta(days=replay.lookback), end)
+    earliest = d["date"].min() if len(d) else first
+    history_start = max(earliest, first - pd.Timedelta(days=HISTORY_FOR_SPREAD)) if pd.notna(earliest) else first
+    history_start = min(history_start, first - pd.Timedelta(days=replay.lookback))
+    dates = pd.date_range(history_start, end)
     row = index.get_indexer(pd.MultiIndex.from_frame(d[keys]))
     col = dates.get_indexer(d["date"])
     keep = col >= 0
     matrix = np.zeros((len(pos), len(dates)))
     np.add.at(matrix, (row[keep], col[keep]), d["qty"].to_numpy(float)[keep])
-    offset = replay.lookback  # column of the first replayed day
+    offset = int((first - history_start).days)  # column of the first replayed day
 
     skus = net.skus.astype({"sku_id": str}).set_index("sku_id")
     sku_rows = skus.reindex(pos["sku_id"])
@@ -93,6 +112,16 @@ def backtest(
     row_of = {k: i for i, k in enumerate(zip(pos["site_id"], pos["sku_id"]))}
 
     events = list(range(0, replay.days, replay.every))
+    supply_days = float(replay.supply_lead) if replay.replenish else np.nan
+    horizon = position_horizon(scenario, np.full(len(pos), supply_days))
+    spread_cache: dict[int, pd.DataFrame] = {}
+
+    def spread(day0: int, std: np.ndarray) -> pd.DataFrame:
+        """Measured error of H-day totals from the history before ``day0`` (same in every arm)."""
+        if day0 not in spread_cache:
+            past = matrix[:, max(0, offset + day0 - HISTORY_FOR_SPREAD) : offset + day0]
+            spread_cache[day0] = horizon_errors(past, std, classify(past)).table.drop(columns=["origins"])
+        return spread_cache[day0]
     rows = []
     total_steps = len(arms) * len(events)
     for a, arm in enumerate(arms):
@@ -105,17 +134,28 @@ def backtest(
             history = matrix[:, offset + day0 - replay.lookback : offset + day0]
             mean, std = history.mean(axis=1), history.std(axis=1)
             pipeline = arrivals[:, day0:].sum(axis=1)
-            spend = moved = 0.0
+            spend = moved = promised = promised_lost = 0.0
             lines = 0
             if arm != "none":
                 today = (first + pd.Timedelta(days=day0)).date()
                 inbound = _pipeline(pos, arrivals, day0, today)
+                if arm == "hindsight":
+                    # the demand that actually came over each position's horizon, known exactly
+                    cum = np.cumsum(np.c_[np.zeros(len(pos)), matrix[:, offset + day0 :]], axis=1)
+                    reach = np.minimum(horizon.astype(int), cum.shape[1] - 1)
+                    known = np.where(reach > 0, cum[np.arange(len(pos)), reach] / np.maximum(reach, 1), mean)
+                    forecast = pos.assign(mean_daily=known, std_daily=0.0)
+                else:
+                    forecast = pd.concat([pos.assign(mean_daily=mean, std_daily=std), spread(day0, std)], axis=1)
                 at = Network(
                     sites=net.sites, skus=net.skus, lanes=net.lanes, as_of=today,
-                    inventory=pos.assign(on_hand=np.floor(stock).astype(np.int64), in_transit=0),
-                    forecast=pos.assign(mean_daily=mean, std_daily=std), inbound=inbound,
+                    inventory=pos.assign(on_hand=np.floor(stock).astype(np.int64), in_transit=0, replenishment_days=supply_days),
+                    forecast=forecast, inbound=inbound,
                 )  # fmt: skip
-                result = plan(build_problem(at, scenario), method=arm, time_limit=replay.time_limit, cancel=cancel)
+                method = "greedy" if arm == "greedy" else "optimize"
+                result = plan(build_problem(at, scenario), method=method, time_limit=replay.time_limit, cancel=cancel)
+                promised = float(result.score.after["net_benefit"])
+                promised_lost = float(result.score.before["expected_lost_value"] - result.score.after["expected_lost_value"])
                 for t in result.table.itertuples():
                     i, j = row_of[(t.from_site_id, t.sku_id)], row_of[(t.to_site_id, t.sku_id)]
                     stock[i] -= t.qty
@@ -142,10 +182,14 @@ def backtest(
             rows.append({
                 "arm": arm, "period_start": (first + pd.Timedelta(days=day0)).date(), "demand_units": want, "lost_units": lost,
                 "lost_value": lost_value, "transfer_spend": spend, "units_moved": moved, "lines": lines, "excess_value": excess_value,
-                "fill_rate": 1 - lost / want if want > 0 else 1.0,
+                "fill_rate": 1 - lost / want if want > 0 else 1.0, "promised_net": promised, "promised_lost_value_avoided": promised_lost,
             })  # fmt: skip
     progress(1.0, "done")
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if "none" in arms and len(out):
+        base = out[out["arm"] == "none"].set_index("period_start")["lost_value"]
+        out["realised_net"] = out["period_start"].map(base).to_numpy(float) - out["lost_value"] - out["transfer_spend"]
+    return out
 
 
 def _pipeline(pos: pd.DataFrame, arrivals: np.ndarray, day0: int, today: dt.date) -> pd.DataFrame:
@@ -164,6 +208,14 @@ def totals(periods: pd.DataFrame) -> pd.DataFrame:
         transfer_spend=("transfer_spend", "sum"), units_moved=("units_moved", "sum"), lines=("lines", "sum"), excess_value=("excess_value", "mean"),
     )  # fmt: skip
     g["fill_rate"] = 1 - g["lost_units"] / g["demand_units"].where(g["demand_units"] > 0, 1)
+    if "promised_net" in periods:
+        g["promised_net"] = periods.groupby("arm", sort=False)["promised_net"].sum()
     if "none" in g.index:
         g["net_gain_vs_none"] = (g.loc["none", "lost_value"] - g["lost_value"]) - g["transfer_spend"]
+        g["realised_net"] = g["net_gain_vs_none"]
+        if "hindsight" in g.index:
+            best = float(g.loc["hindsight", "realised_net"])
+            g["share_of_hindsight"] = g["realised_net"] / best if best > 0 else np.nan
+        if "promised_net" in g:
+            g["realised_over_promised"] = np.where(g["promised_net"].abs() > 1e-9, g["realised_net"] / g["promised_net"].where(g["promised_net"].abs() > 1e-9, 1.0), np.nan)
     return g.reset_index()

@@ -43,7 +43,10 @@ def test_known_result_without_replenishment():
     assert t.loc["optimize", "lost_value"] == pytest.approx(70 * 5.0)  # margin 15 - 10
     assert t.loc["optimize", "net_gain_vs_none"] == pytest.approx(200 * 5.0 - 20.0)
     assert t.loc["optimize", "fill_rate"] == pytest.approx(1 - 70 / 280)
-    assert len(periods) == 3 * 4 and set(periods["arm"]) == {"none", "greedy", "optimize"}
+    assert len(periods) == 4 * 4 and set(periods["arm"]) == {"none", "greedy", "optimize", "hindsight"}
+    # knowing the demand cannot do worse here, and the optimizer captures all of it
+    assert t.loc["hindsight", "realised_net"] >= t.loc["optimize", "realised_net"] - 1e-6 >= t.loc["none", "realised_net"] - 1e-6
+    assert t.loc["optimize", "share_of_hindsight"] == pytest.approx(1.0)
 
 
 def test_replenishment_is_the_same_in_every_arm():
