@@ -10,6 +10,7 @@ import streamlit as st
 from pages.components import state, widgets
 from rebal_core import services, store, workflow
 from rebal_core.accuracy import record_accuracy
+from rebal_core.forecast import calibration_sentence, calibration_table
 from rebal_core.bundle import BundleInvalid
 
 st.set_page_config(page_title="Data - Rebal", layout="wide")
@@ -102,7 +103,12 @@ if active is not None:
         st.dataframe(warnings, hide_index=True, width="stretch", key="data-warnings")
     st.markdown(f"**Demand forecast:** {active.forecast_method}")
     accuracy = json.loads(active.forecast_accuracy or "{}")
-    if accuracy:
+    calibration = accuracy.get("calibration") or {}
+    if calibration.get("horizon_days"):
+        st.markdown(f"**Spread of demand over {calibration['horizon_days']} days** (measured on {calibration['origins']} rolling forecast origins)")
+        st.caption(calibration_sentence(calibration))
+        st.dataframe(calibration_table(calibration), hide_index=True, width="stretch", key="data-calibration")
+    if accuracy.get("series"):
         rows = [{"pattern": "all", "series": accuracy["series"], **{k: accuracy[k] for k in ("mase", "mase_naive", "bias", "bias_naive")}}]
         rows += [{"pattern": p, "series": accuracy["pattern_counts"].get(p, 0), "model": accuracy["chosen"].get(p), **v} for p, v in accuracy["by_pattern"].items()]
         st.caption(f"Back-test on the last {accuracy['horizon_days']} days of history: MASE (lower is better, scaled by the one-step naive error) "

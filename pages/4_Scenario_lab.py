@@ -65,6 +65,11 @@ def scenario_inputs() -> Scenario | None:
         values["max_unit_cost_ratio"] = c4.slider("Max lane cost / unit cost", 0.0, 1.0, 0.10, 0.01, key="lab-ratio")
     if c4.toggle("Budget", key="lab-budget-on"):
         values["budget"] = float(c4.number_input("Budget ($)", min_value=0.0, value=50_000.0, step=1_000.0, key="lab-budget"))
+    expected = c1.toggle("Expected lost sales (spec default)", value=True, key="lab-objective",
+                         help="On: expected lost sales and expected excess over each position's horizon (up to its replenishment). Off: shortfall below target and stock above the excess level (rules-based reading).")
+    values["objective"] = "expected" if expected else "target"
+    if expected and c2.toggle("Fill-rate target", key="lab-fr-on", help="The least-cost plan whose expected fill rate over the positions in scope reaches the target"):
+        values["target_fill_rate"] = c2.slider("Target expected fill rate", 0.50, 0.999, 0.95, 0.005, format="%.3f", key="lab-fr")
     values["categories"] = tuple(c4.multiselect("Categories in scope", sorted(pos["category"].unique()), key="lab-cat", placeholder="All"))
     values["regions"] = tuple(c4.multiselect("Regions in scope", sorted(pos["region"].unique()), key="lab-reg", placeholder="All"))
     try:
@@ -103,7 +108,14 @@ def lab() -> None:
     cols[2].metric("Shortage value", money(s["kpis_after"]["shortage_value"]), delta=signed_money(s["kpis_after"]["shortage_value"] - s["kpis_before"]["shortage_value"]), delta_color="inverse")
     cols[3].metric("Excess value", money(s["kpis_after"]["excess_value"]), delta=signed_money(s["kpis_after"]["excess_value"] - s["kpis_before"]["excess_value"]), delta_color="inverse")
     cols[4].metric("Transfer cost", money(s["transfer_cost"]), help=f"{s['lines']:,} lines, {s['units_moved']:,} units, {sum(s['trucks'].values()):,} trucks")
-    st.caption(f"Solver: {s['solver_status']}, proven gap {s['gap']:.2%} (lower bound {money(s['lower_bound'])}), {s['solve_seconds']:.1f} s.")
+    bound = f"proven gap {s['gap']:.2%} (lower bound {money(s['lower_bound'])})" if s["gap"] == s["gap"] else "no proven bound"
+    st.caption(f"Solver: {s['solver_status']}, {bound}, {s['solve_seconds']:.1f} s."
+               + (" The greedy rule's plan was better within the time limit and is kept." if s["kept_greedy_plan"] else ""))
+    if s["nothing_pays"]:
+        st.info(s["nothing_pays"])
+    if s["fill_rate_target"] is not None and not s["fill_rate_target_met"]:
+        st.warning(f"No plan reaches an expected fill rate of {s['fill_rate_target']:.1%} over the positions in scope: this is the plan that comes closest "
+                   f"({s['fill_rate_after']:.2%} over the whole network). Transfers cannot create stock the network does not hold.")
 
     with st.expander(f"Uncertainty: {MC_DRAWS} demand draws from the forecast, without and with the plan"):
         u1, u2 = st.columns(2)

@@ -180,6 +180,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         + (f"gap {s['gap']:.4%}" if s["gap"] == s["gap"] else "no bound (greedy rule)")
         + f", solved in {s['solve_seconds']:.1f}s"
     )
+    if s["nothing_pays"]:
+        print(s["nothing_pays"])
+    if s["fill_rate_target"] is not None:
+        met = "reached" if s["fill_rate_target_met"] else "NOT reached: the plan that comes closest"
+        print(f"fill-rate target {s['fill_rate_target']:.2%}: {met}")
     return 0
 
 

@@ -15,10 +15,13 @@ the same in every arm:
   position's daily demand over the previous ``lookback`` days, and the
   measured error of H-day totals over the history before that day
   (:func:`rebal_core.forecast.horizon_errors`), as planning uses them.
-* **Replenishment time**: with replenishment, an order placed at a planning
-  day arrives ``supply_lead`` days later, so each position's
-  ``replenishment_days`` is ``supply_lead`` (the horizon of the expected
-  objective stops there); without, none is expected.
+* **Replenishment time**: when the bundle gives ``replenishment_days``, a
+  position with a value orders every ``every`` days and its order arrives
+  that many days later; a position without one is not replenished at all
+  (seasonal stock: what is there is all there is). A bundle without the
+  column gets ``supply_lead`` for every position. The arms plan with the
+  same replenishment times (the horizon of the expected objective stops
+  there). ``replenish=False`` turns supplier orders off everywhere.
 * **Replenishment** (supplier orders) at each planning day, unless
   ``replenish=False``: every position orders up to
   ``S = m (every + supply_lead) + z s sqrt(every + supply_lead)`` against its
@@ -54,7 +57,7 @@ from scipy.stats import norm
 from rebal_core.optimizer import plan
 from rebal_core.planning import build_problem
 from rebal_core.forecast import classify, horizon_errors
-from rebal_core.positions import Network, position_horizon, unit_shortage_penalty
+from rebal_core.positions import Network, position_horizon, replenishment_days, unit_shortage_penalty
 from rebal_core.scenario import Scenario
 
 ARMS = ("none", "greedy", "optimize", "hindsight")
@@ -112,8 +115,16 @@ def backtest(
     row_of = {k: i for i, k in enumerate(zip(pos["site_id"], pos["sku_id"]))}
 
     events = list(range(0, replay.days, replay.every))
-    supply_days = float(replay.supply_lead) if replay.replenish else np.nan
-    horizon = position_horizon(scenario, np.full(len(pos), supply_days))
+    given = replenishment_days(net, pos)
+    if not replay.replenish:
+        supply_days = np.full(len(pos), np.nan)
+    elif np.isfinite(given).any():
+        supply_days = given
+    else:
+        supply_days = np.full(len(pos), float(replay.supply_lead))
+    supplied = np.isfinite(supply_days)
+    supply_lead = np.ceil(np.where(supplied, supply_days, 0)).astype(int)
+    horizon = position_horizon(scenario, supply_days)
     spread_cache: dict[int, pd.DataFrame] = {}
 
     def spread(day0: int, std: np.ndarray) -> pd.DataFrame:
@@ -126,7 +137,7 @@ def backtest(
     total_steps = len(arms) * len(events)
     for a, arm in enumerate(arms):
         stock = start_stock.copy()
-        arrivals = np.zeros((len(pos), replay.days + replay.supply_lead + 400))
+        arrivals = np.zeros((len(pos), replay.days + int(supply_lead.max(initial=0)) + 400))
         for e, day0 in enumerate(events):
             if cancel is not None and cancel.is_set():
                 raise InterruptedError("backtest stopped")
@@ -161,11 +172,11 @@ def backtest(
                     stock[i] -= t.qty
                     arrivals[j, day0 + lead[(t.from_site_id, t.to_site_id)]] += t.qty
                 spend, moved, lines = result.score.transfer_cost, float(result.table["qty"].sum()) if len(result.table) else 0.0, len(result.table)
-            if replay.replenish:
-                cover = replay.every + replay.supply_lead
+            if supplied.any():
+                cover = replay.every + supply_lead
                 target = mean * cover + z * std * np.sqrt(cover)
-                order = np.maximum(0.0, np.ceil(target - stock - arrivals[:, day0:].sum(axis=1)))
-                arrivals[:, day0 + replay.supply_lead] += order
+                order = np.where(supplied, np.maximum(0.0, np.ceil(target - stock - arrivals[:, day0:].sum(axis=1))), 0.0)
+                arrivals[np.arange(len(pos)), day0 + supply_lead] += order
             excess_level = mean * scenario.excess_cover_days + z * std * np.sqrt(scenario.horizon_days)
             excess_value = float((np.maximum(0.0, stock + pipeline - excess_level) * unit_cost).sum())
             want = lost = 0.0

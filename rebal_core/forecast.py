@@ -215,6 +215,11 @@ def forecast_demand(
             continue
         mean[rows] = final[choice[p]][rows]
         method[rows] = choice[p]
+    # A model that cannot fit a series (a day or two of history) gives NaN: the history's mean instead.
+    unfit = ~np.isfinite(mean)
+    if unfit.any():
+        mean[unfit] = matrix[unfit].mean(axis=1)
+        method[unfit] = "history mean"
     recent = matrix[:, -STD_WINDOW:]
     std = np.sqrt(((recent - mean[:, None]) ** 2).mean(axis=1))
     spread = horizon_errors(matrix, std, patterns)
@@ -248,7 +253,7 @@ def horizon_errors(matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray
     std_daily = np.asarray(std_daily, dtype=float)
     groups = np.asarray(groups)
     out = {"origins": np.zeros(n, dtype=np.int64)}
-    calibration: dict[str, float | None] = {"horizon_days": None, "origins": 0, "inside80_sd": None, "inside95_sd": None, "inside80_measured": None, "inside95_measured": None}
+    calibration: dict[str, float | None] = {"horizon_days": None, "origins": 0, "spread_ratio_median": None, "inside80_sd": None, "inside95_sd": None, "inside80_measured": None, "inside95_measured": None}
     cum = np.zeros((n, days + 1))
     np.cumsum(matrix, axis=1, dtype=float, out=cum[:, 1:])
     checked = 28 if 28 in horizons else horizons[-1]
@@ -277,7 +282,10 @@ def horizon_errors(matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray
             active = forecast + actual > 0  # series with no demand at all say nothing about calibration
             sd_sigma = np.sqrt(base)[:, None] * np.ones_like(err)
             measured = np.maximum(sd_sigma, np.sqrt(shrunk)[:, None])
-            calibration.update(horizon_days=H, origins=int(k))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.sqrt(shrunk) / np.sqrt(base)
+            ok = np.isfinite(ratio) & (base > 0)
+            calibration.update(horizon_days=H, origins=int(k), spread_ratio_median=float(np.median(ratio[ok])) if ok.any() else None)
             for level in (0.80, 0.95):
                 z = float(norm.ppf(0.5 + level / 2))
                 for name, sigma in (("sd", sd_sigma), ("measured", measured)):
@@ -313,20 +321,38 @@ def spread_at(errors: pd.DataFrame, horizon: np.ndarray) -> np.ndarray:
     return out
 
 
-def with_measured_spread(forecast: pd.DataFrame, demand: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+def with_measured_spread(forecast: pd.DataFrame, demand: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame, dict]:
     """A given forecast (forecast.csv) with the measured spread of its positions' history added.
 
     The error is measured with the product's rolling forecast (module doc), since the
     user's forecasts at past origins are not known; pairs without history get none.
+    Returns the table and the calibration (see :func:`horizon_errors`).
     """
     keys = ["site_id", "sku_id"]
     out = forecast.astype({"site_id": str, "sku_id": str}).reset_index(drop=True)
     pairs, matrix, _ = demand_matrix(demand, as_of)
     if len(pairs) == 0:
-        return out.assign(**{c: np.nan for c in SPREAD_COLUMNS}, origins=0)
+        return out.assign(**{c: np.nan for c in SPREAD_COLUMNS}, origins=0), {}
     pairs = pairs.astype({"site_id": str, "sku_id": str})
     std = pairs.merge(out[keys + ["std_daily"]], on=keys, how="left")["std_daily"].fillna(0.0).to_numpy(float)
     spread = horizon_errors(matrix, std, classify(matrix))
     measured = pd.concat([pairs.reset_index(drop=True), spread.table], axis=1)
     out = out.drop(columns=[c for c in [*SPREAD_COLUMNS, "origins"] if c in out]).merge(measured, on=keys, how="left")
-    return out.fillna({"origins": 0}).astype({"origins": "int64"})
+    return out.fillna({"origins": 0}).astype({"origins": "int64"}), spread.calibration
+
+
+def calibration_table(calibration: dict) -> pd.DataFrame:
+    """Share of actual H-day totals inside the central 80 % and 95 % intervals, by spread used (Data page)."""
+    rows = []
+    for name, label in (("sd", "sd x sqrt(H): days independent"), ("measured", "measured error of H-day totals (planning)")):
+        rows.append({"spread": label, "inside 80 % interval": calibration.get(f"inside80_{name}"), "inside 95 % interval": calibration.get(f"inside95_{name}")})
+    return pd.DataFrame(rows)
+
+
+def calibration_sentence(calibration: dict) -> str:
+    """The calibration in one sentence: how far ``sd sqrt(H)`` understates the spread."""
+    ratio = calibration.get("spread_ratio_median")
+    text = f"Actual {calibration['horizon_days']}-day totals against the rolling forecast: a well-calibrated spread holds 80 % and 95 % of them inside its intervals."
+    if ratio:
+        text += f" The measured spread is {ratio:.1f}x what independent days imply (median series), and planning uses it."
+    return text

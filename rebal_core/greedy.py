@@ -7,7 +7,8 @@ least the minimum move, within lane, receiving and budget limits. A line is
 only made when it pays under the scenario's objective: what it saves at the
 receiver and the donor must exceed its unit cost, cost per move and its share
 of a truck (its volume at the lane's full-truck rate), as a planner would
-check a transfer against a freight quote. No network view: it never weighs
+check a transfer against a freight quote; at the end a lane whose lines earn
+less than its trucks cost is cancelled. No network view: it never weighs
 one receiver against another and never moves excess to where it merely has
 room. It obeys every rule of a feasible plan, so its score is directly
 comparable with the optimizer's.
@@ -103,10 +104,18 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
         ship_left[src] -= packs
         lane_units[lane] -= qty
         recv_left[d_site] -= qty
-        out.append((src, dst, qty))
+        out.append((src, dst, qty, lane, saved - qty * cpu - sc.cost_per_move))
+    # A truck must pay for itself: lanes whose lines together earn less than their trucks cost
+    # are cancelled, as a planner would cancel a half-empty truck.
+    earned = np.zeros(len(lanes))
+    for _, _, _, lane, net in out:
+        earned[lane] += net
+    trucks = np.array([_trucks(v, c) if t > 0 else 0 for v, c, t in zip(lane_vol, truck_cap, truck_cost)])
+    unpaid = earned <= trucks * np.nan_to_num(truck_cost)
+    out = [line for line in out if not (truck_cost[line[3]] > 0 and unpaid[line[3]])]
     if not out:
         return empty
-    src, dst, qty = (np.array(c) for c in zip(*out))
+    src, dst, qty = (np.array(c) for c in list(zip(*out))[:3])
     return pd.DataFrame(
         {
             "sku_id": pos["sku_id"].to_numpy()[src],

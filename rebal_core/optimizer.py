@@ -58,7 +58,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import ndtri as norm_ppf
 from ortools.graph.python import min_cost_flow
 from ortools.linear_solver.python import model_builder_helper as mbh
 
@@ -117,10 +116,14 @@ class Solution:
 # ----------------------------------------------------------------------------- helpers
 
 
-KNOT_QUANTILES = np.array([0.01, 0.04, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.96, 0.99])
-"""Where the expected cost's slope is linearised: these quantiles of demand over the horizon and over
-the excess window (the slope of ``p ELS + h EEX`` is ``-p (1 - Phi) + h Phi_C``, so equal steps in
-probability are equal steps in slope)."""
+KNOT_Z = np.arange(-3.0, 3.01, 0.25)
+"""Where the expected cost is linearised, in standard deviations around ``mu`` and around ``m C``:
+the slope of ``p ELS + h EEX`` is ``-p (1 - Phi) + h Phi_C``, so knots are densest where the slope
+turns. 25 knots per term keep the linearisation's share of the gap near 1 % on the sample (13: 2.5 %,
+49: 0.3 % at twice the flow size)."""
+
+
+EXACT_STEPS = 24  # positions that can move at most this many steps are linearised at every step (exact)
 
 
 def cost_knots(pos, rows: np.ndarray) -> np.ndarray:
@@ -130,7 +133,7 @@ def cost_knots(pos, rows: np.ndarray) -> np.ndarray:
     ``m C`` (and one unit either side of them, where sigma = 0 makes them kinks)."""
     if not is_expected(pos):
         return np.stack([np.asarray(pos["target"], float)[rows], np.asarray(pos["excess_level"], float)[rows]], axis=1)
-    z = norm_ppf(KNOT_QUANTILES)
+    z = KNOT_Z
     parts = []
     for mean, sigma in (("mu", "sigma"), ("cover_mean", "cover_sigma")):
         m = np.asarray(pos[mean], float)[rows][:, None]
@@ -154,6 +157,13 @@ def _segments(problem: PlanningProblem, rows: np.ndarray, base: np.ndarray, pack
     k = (cost_knots(pos, rows) - base[:, None]) / pack[:, None]
     k = np.where(np.isfinite(k), k, 0.0)
     knots = np.concatenate([np.zeros((len(rows), 1)), np.floor(k), np.ceil(k), cap.astype(float)[:, None]], axis=1)
+    if is_expected(pos):
+        # Short ranges get a knot at every step (exact: only whole steps are feasible), as many
+        # knots as the quantiles would use anyway.
+        short = cap <= EXACT_STEPS
+        if short.any():
+            steps = np.minimum(np.arange(knots.shape[1], dtype=float)[None, :], cap.astype(float)[:, None])
+            knots = np.where(short[:, None], steps, knots)
     knots = np.sort(np.clip(knots, 0, cap[:, None]), axis=1)
     P = base[:, None] + pack[:, None] * knots
     f = position_cost(pos, P, rows[:, None])
@@ -162,8 +172,15 @@ def _segments(problem: PlanningProblem, rows: np.ndarray, base: np.ndarray, pack
     which, j = np.nonzero(width > 0)
     error = np.zeros(len(rows))
     if is_expected(pos) and len(which):
+        # The chord lies under the two end tangents' corner: with end slopes s_a <= s_b and chord
+        # slope c over length L the gap is at most (c - s_a)(s_b - c) L / (s_b - s_a), never more
+        # than L (s_b - s_a) / 4 and far less where the cost is nearly straight (the tails).
         slope = marginal_cost(pos, P, rows[:, None])
-        seg_err = (pack[:, None] * width) * np.diff(slope, axis=1) / 4.0
+        length = pack[:, None] * width
+        s_a, s_b = slope[:, :-1], slope[:, 1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chord = np.clip(cost / np.where(length > 0, length, 1.0), s_a, s_b)
+            seg_err = np.where((s_b > s_a) & (width > 1), (chord - s_a) * (s_b - chord) * length / (s_b - s_a), 0.0)  # one step: exact
         error = np.max(np.where(width > 0, seg_err, 0.0), axis=1)
     return which, width[which, j].astype(np.int64), cost[which, j] / width[which, j], error
 
@@ -362,7 +379,8 @@ def solve_skus(
         for s in np.unique(sku[lower[active] > 0]):
             best_value[int(s)] = np.inf
     best_entries: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    leaf_bound = {int(s): np.inf for s in skus}
+    leaf_bound = {int(s): np.inf for s in skus}  # branches the beam or the round limit left unexplored
+    finished_bound = {int(s): np.inf for s in skus}  # leaves explored to the end
     # A branch: (sku, ships forbidden at rows, receipts forbidden at rows)
     branches: list[tuple[int, tuple[int, ...], tuple[int, ...]]] = [(int(s), (), ()) for s in skus]
     nodes = 0
@@ -412,6 +430,9 @@ def solve_skus(
             if lb >= best_value[s] - 1e-9:
                 continue  # cannot beat the sku's best plan
             if row is None:
+                # A finished leaf: its flow's value is exact for the target objective but a chord
+                # (an over-estimate) for the expected one, so its bound is value - slack.
+                finished_bound[s] = min(finished_bound[s], lb)
                 if value[c] < best_value[s]:
                     best_value[s] = float(value[c])
                     sel = slice(bounds[c], bounds[c + 1])
@@ -434,7 +455,9 @@ def solve_skus(
     for s, (idx, f) in best_entries.items():
         packs[idx] = f
     total = problem.cost_before + sum(best_value.values())
-    bound = problem.cost_before + sum(min(best_value[int(s)], leaf_bound[int(s)]) for s in skus)
+    # The optimum of a sku lies in a pruned branch (>= its bound >= the best value), a finished
+    # leaf or an unexplored branch: the least of these bounds it.
+    bound = problem.cost_before + sum(min(best_value[int(s)], leaf_bound[int(s)], finished_bound[int(s)]) for s in skus)
     return SkuSolve(packs, total, bound, nodes, unresolved)
 
 

@@ -70,8 +70,9 @@ def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str
         "counts": bundle.counts.reset_index(names="line").assign(line=lambda f: f["line"] + 2),
     }
     if bundle.forecast is not None:
-        tables["forecast"] = with_measured_spread(bundle.forecast, bundle.demand, bundle.as_of).assign(method="forecast.csv", pattern="")
-        method, accuracy = "given in forecast.csv", None
+        given, calibration = with_measured_spread(bundle.forecast, bundle.demand, bundle.as_of)
+        tables["forecast"] = given.assign(method="forecast.csv", pattern="")
+        method, accuracy = "given in forecast.csv", ({"calibration": calibration} if calibration else None)
     else:
         result = forecast_demand(bundle.demand, bundle.as_of, progress=progress)
         tables["forecast"] = result.table
