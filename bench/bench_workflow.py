@@ -95,7 +95,7 @@ def sample_workflow() -> None:
 
         levels = np.linspace(0.90, 0.995, 6)
         per_point = [timed(lambda sl=sl: plan_network(net, Scenario(service_level=float(sl)), time_limit=1.0))[1] for sl in levels]
-        _, t_sweep = timed(lambda: tradeoff(net, Scenario(), levels, time_limit=1.0))
+        _, t_sweep = timed(lambda: tradeoff(net, Scenario(), levels, over="service_level", time_limit=1.0))
 
     print(f"sample ({len(net.sites)} sites x {len(net.skus)} skus), {n} lines")
     print(f"  baseline: plan_network alone, 5 s limit        {t_free:6.2f} s  (network cost {free.score.network_cost_after:,.0f})")

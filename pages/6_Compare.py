@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import workflow
-from rebal_core.compare import differing_lines, kpi_table, tradeoff, units_by_region
+from rebal_core.compare import SWEEPS, differing_lines, kpi_table, tradeoff, tradeoff_notes, units_by_region
 from rebal_core.figures import compare_bars, cost_waterfall, money, region_units_figure, tradeoff_figure, transfer_map, uncertainty_bands
 from rebal_core.montecarlo import bands, plan_positions, simulate
 from rebal_core.planning import Commitments
@@ -92,22 +92,28 @@ if len(solved) >= 2:
         st.dataframe(diff, hide_index=True, width="stretch", height=320, key="cmp-diff")
         widgets.download_csv(diff, "lines-that-differ.csv", "Download the differing lines", key="cmp-diff-csv")
 
-st.subheader("Trade-off: what each service level costs")
-st.caption("Solves the chosen scenario's rules at each service level and plots transfer and network cost against the expected fill rate reached. "
-           "Blue points are on the Pareto front: no other level serves as well for less transfer spend.")
+st.subheader("Trade-off: what service costs")
+st.caption("Solves the chosen scenario's rules at each fill-rate target (the least-cost plan that reaches it) or each service level, and plots transfer "
+           "and network cost against the expected fill rate reached. Blue points are on the Pareto front: no other point serves as well for less transfer spend.")
 params_from = st.selectbox("Rules from", [None, *by_id], format_func=lambda i: "Default rules" if i is None else by_id[i].name, key="cmp-sweep-base")
-lo, hi = st.slider("Service levels", 0.80, 0.995, (0.90, 0.995), 0.005, format="%.3f", key="cmp-sweep-range")
+over = st.radio("Sweep over", list(SWEEPS), format_func=lambda k: SWEEPS[k].capitalize(), horizontal=True, key="cmp-sweep-over")
+if over == "target_fill_rate":
+    lo, hi = st.slider("Fill-rate targets", 0.50, 0.999, (0.90, 0.99), 0.005, format="%.3f", key="cmp-sweep-fr")
+else:
+    lo, hi = st.slider("Service levels", 0.80, 0.995, (0.90, 0.995), 0.005, format="%.3f", key="cmp-sweep-range")
 points = st.slider("Points", 3, 12, 6, key="cmp-sweep-n")
 limit = st.select_slider("Time limit per solve (s)", [1, 2, 5, 10], value=1, key="cmp-sweep-tl")
 if st.button("Run the sweep", type="primary", key="cmp-sweep"):
     base_rules = workflow.parameters(by_id[params_from]) if params_from else Scenario()
     bar = st.progress(0.0, text="Sweeping...")
     moving = Commitments(in_transit=workflow.released_in_transit(engine=engine, dataset_id=dataset.id))
-    st.session_state["cmp_sweep"] = dataset.id, tradeoff(net, base_rules, np.linspace(lo, hi, points), commitments=moving, time_limit=float(limit),
+    st.session_state["cmp_sweep"] = dataset.id, tradeoff(net, base_rules, np.linspace(lo, hi, points), over=over, commitments=moving, time_limit=float(limit),
                                                          progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
     bar.empty()
 swept_on, sweep = st.session_state.get("cmp_sweep", (None, None))
 if sweep is not None and swept_on == dataset.id:
+    for note in tradeoff_notes(sweep):
+        st.info(note)
     st.plotly_chart(tradeoff_figure(sweep), width="stretch", key="cmp-sweep-fig")
     st.dataframe(sweep, hide_index=True, width="stretch", key="cmp-sweep-table")
     widgets.download_csv(sweep, "service-tradeoff.csv", "Download the sweep", key="cmp-sweep-csv")

@@ -97,42 +97,72 @@ def pareto(frame: pd.DataFrame, cost: str = "transfer_cost", benefit: str = "fil
     return out
 
 
+SWEEPS = {"target_fill_rate": "fill-rate target", "service_level": "service level"}
+
+
 def tradeoff(
     net: Network,
     scenario: Scenario,
-    service_levels: Sequence[float],
+    values: Sequence[float],
     *,
+    over: str = "target_fill_rate",
     commitments: Commitments | None = None,
     time_limit: float = 2.0,
     progress: Progress = lambda f, m: None,
     cancel: threading.Event | None = None,
 ) -> pd.DataFrame:
-    """Solve ``scenario`` at each service level; what the plan costs and the expected fill rate it reaches.
+    """Solve ``scenario`` at each value of ``over`` (a fill-rate target, or the service level);
+    what the plan costs and the expected fill rate it reaches.
 
     The network cost is not comparable across service levels by itself (targets,
     hence shortage costs, move with the level); transfer cost against the
     resulting expected fill rate is, and its Pareto front is what planners read.
+    A fill-rate target needs the expected objective; the scenario's is used as given otherwise.
     """
-    levels = sorted({round(float(x), 6) for x in service_levels})
+    if over not in SWEEPS:
+        raise ValueError(f"cannot sweep over {over!r}; expected one of {', '.join(SWEEPS)}")
+    points = sorted({round(float(x), 6) for x in values})
     rows = []
-    for i, level in enumerate(levels):
-        progress(i / len(levels), f"service level {level:.1%} ({i + 1} of {len(levels)})")
-        sc = Scenario.from_mapping({**scenario.as_dict(), "service_level": level})
+    for i, value in enumerate(points):
+        progress(i / len(points), f"{SWEEPS[over]} {value:.1%} ({i + 1} of {len(points)})")
+        changed = {over: value, **({"objective": "expected"} if over == "target_fill_rate" else {})}
+        sc = Scenario.from_mapping({**scenario.as_dict(), **changed})
         p = plan_network(net, sc, commitments=commitments, time_limit=time_limit, cancel=cancel)
         s = p.summary()
         rows.append({
-            "service_level": level,
+            "setting": f"{SWEEPS[over]} {value:.1%}",
+            over: value,
+            "service_level": sc.service_level,
             "fill_rate_before": s["fill_rate_before"],
             "fill_rate_after": s["fill_rate_after"],
+            "target_met": s["fill_rate_target_met"] if over == "target_fill_rate" else None,
             "transfer_cost": s["transfer_cost"],
             "network_cost_after": s["network_cost_after"],
             "shortage_value_after": s["kpis_after"]["shortage_value"],
             "lines": s["lines"],
             "units_moved": s["units_moved"],
             "gap": s["gap"],
-        })
+        })  # fmt: skip
     progress(1.0, "done")
     out = pd.DataFrame(rows)
     if len(out):
         out["pareto"] = pareto(out)
     return out
+
+
+def tradeoff_notes(sweep: pd.DataFrame) -> list[str]:
+    """Why a sweep's fill rate falls where its setting rises, in words (the page shows these)."""
+    notes = []
+    if "service_level" in sweep and "target_fill_rate" not in sweep and len(sweep) > 1:
+        s = sweep.sort_values("service_level")
+        fell = s["fill_rate_after"].diff() < -1e-4
+        if fell.any():
+            at = s["service_level"][fell].iloc[0]
+            notes.append(
+                f"The expected fill rate falls as the service level rises (first at {at:.1%}): a higher service level raises the safety stock "
+                "every donor must keep (donor reserve), so fewer units may move. To buy fill rate, sweep over a fill-rate target instead."
+            )
+    if "target_met" in sweep and (sweep["target_met"] == False).any():  # noqa: E712 - None means not applicable
+        first = sweep.loc[sweep["target_met"] == False, "target_fill_rate"].min()  # noqa: E712
+        notes.append(f"Fill-rate targets from {first:.1%} cannot be reached by transfers: those points show the plan that comes closest.")
+    return notes

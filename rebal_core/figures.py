@@ -213,7 +213,9 @@ def cost_waterfall(summary: dict, title: str = "Network cost: inaction to plan")
     excess_avoided = summary["excess_cost_before"] - summary["excess_cost_after"]
     fig = go.Figure(
         go.Waterfall(
-            x=["cost of inaction", "transfer cost", "shortage avoided", "excess avoided", "after the plan"],
+            x=["cost of inaction", "transfer cost", "shortage avoided", "excess avoided", "after the plan"]
+            if summary.get("objective", "expected") == "target"
+            else ["cost of inaction", "transfer cost", "expected lost margin avoided", "expected excess avoided", "after the plan"],
             measure=["absolute", "relative", "relative", "relative", "total"],
             y=[summary["network_cost_before"], summary["transfer_cost"], -shortage_avoided, -excess_avoided, summary["network_cost_after"]],
             text=[money(summary["network_cost_before"]), signed_money(summary["transfer_cost"]), signed_money(-shortage_avoided), signed_money(-excess_avoided), money(summary["network_cost_after"])],
@@ -283,16 +285,17 @@ def region_units_figure(units: pd.DataFrame) -> go.Figure:
 
 
 def tradeoff_figure(sweep: pd.DataFrame) -> go.Figure:
-    """Transfer cost and network cost against expected fill rate across service levels; the Pareto front marked."""
+    """Transfer cost and network cost against expected fill rate across the swept settings; the Pareto front marked."""
     fig = go.Figure()
     if sweep.empty:
         return fig
-    label = [f"service level {s:.1%}" for s in sweep["service_level"]]
+    label = sweep["setting"].tolist() if "setting" in sweep else [f"service level {s:.1%}" for s in sweep["service_level"]]
+    swept = sweep["target_fill_rate"] if "target_fill_rate" in sweep else sweep["service_level"]
     front = sweep[sweep["pareto"]].sort_values("fill_rate_after")
     fig.add_scatter(x=front["fill_rate_after"], y=front["transfer_cost"], mode="lines", name="Pareto front (transfer cost)", line={"color": "#2563EB", "width": 3})
     fig.add_scatter(
         x=sweep["fill_rate_after"], y=sweep["transfer_cost"], mode="markers+text", name="transfer cost",
-        text=[f"{s:.1%}" for s in sweep["service_level"]], textposition="top center", customdata=label,
+        text=[f"{s:.1%}" for s in swept], textposition="top center", customdata=label,
         marker={"size": 10, "color": np.where(sweep["pareto"], "#2563EB", "#94A3B8")},
         hovertemplate="%{customdata}<br>fill rate %{x:.2%}<br>transfer cost $%{y:,.0f}<extra></extra>",
     )  # fmt: skip

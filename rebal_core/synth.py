@@ -15,10 +15,10 @@ doing, all placed relative to the planning date:
 
 Supply (``skus.csv`` ``replenishment_days``): everyday items are reordered
 weekly from suppliers 14 days away, so a transfer only has to carry a store
-two weeks; seasonal items (Outdoor & Garden, Heating & Cooling) are bought
-before the season and not replenished within it (blank), so the network's
-stock is all there is and moving it is the only lever; spare parts come from
-60 days away.
+two weeks; seasonal items (Outdoor & Garden, Heating & Cooling) are re-bought
+from overseas 42 days away, so within a 28-day horizon the network's stock is
+all there is and moving it is the only lever; spare parts come from 60 days
+away.
 
 Stock levels were set by a replenishment rule that looked at demand *before*
 those events, so the snapshot is out of balance the way real networks are.
@@ -61,6 +61,7 @@ CATEGORIES = {
 }
 SEASONAL = ("Outdoor & Garden", "Heating & Cooling")
 EVERYDAY_SUPPLY_DAYS = 14.0
+SEASONAL_SUPPLY_DAYS = 42.0
 SPARE_PARTS_SUPPLY_DAYS = 60.0
 NOUNS = {
     "Power Tools": ["Cordless Drill", "Impact Driver", "Circular Saw", "Jigsaw", "Orbital Sander", "Angle Grinder", "Rotary Hammer", "Oscillating Tool", "Heat Gun", "Router"],
@@ -169,11 +170,11 @@ def _skus(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     skus["_rate"] = np.where(is_part, rng.uniform(0.03, 0.12, len(skus)), np.where(fast, rng.lognormal(np.log(5), 0.5, len(skus)), rng.lognormal(np.log(0.6 * tail**0.3), 0.6, len(skus))))
     skus["_trend"] = rng.uniform(-0.10, 0.15, len(skus))  # per year
     # Supply (no random draws, so every other column stays as it was): everyday items are
-    # reordered weekly from suppliers 14 days away; seasonal items are bought once before
-    # the season (no replenishment within it: what is in the network is all there is);
-    # spare parts come from overseas, 60 days away. Transfers matter for the last two.
+    # reordered weekly from suppliers 14 days away; seasonal items are re-bought from overseas
+    # 42 days away (nothing can arrive within a 28-day horizon: in season, what the network
+    # holds is all there is); spare parts come 60 days away. Transfers matter for the last two.
     skus["replenishment_days"] = np.select(
-        [skus["category"].isin(SEASONAL).to_numpy(), is_part], [np.nan, SPARE_PARTS_SUPPLY_DAYS], EVERYDAY_SUPPLY_DAYS
+        [skus["category"].isin(SEASONAL).to_numpy(), is_part], [SEASONAL_SUPPLY_DAYS, SPARE_PARTS_SUPPLY_DAYS], EVERYDAY_SUPPLY_DAYS
     )
     return skus
 

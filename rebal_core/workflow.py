@@ -156,7 +156,11 @@ def find_scenario(*, engine: Engine, name: str, dataset_id: int | None = None) -
 
 
 def parameters(record: ScenarioPublic) -> Scenario:
-    return Scenario.from_mapping(json.loads(record.params))
+    """A saved scenario's rules. Scenarios saved before the expected objective existed were
+    planned on the target objective, and keep it (so re-running them reproduces them)."""
+    raw = json.loads(record.params)
+    raw.setdefault("objective", "target")
+    return Scenario.from_mapping(raw)
 
 
 def summary(record: ScenarioPublic) -> dict:

@@ -237,9 +237,10 @@ def test_bad_scenarios_are_refused_with_clear_messages():
         Scenario(service_level=1.0)
 
 
-def test_plan_cli_summary_agrees_with_plan_csv(small_bundle, small_net, tmp_path, capsys):
+@pytest.mark.parametrize("objective", ["expected", "target"])
+def test_plan_cli_summary_agrees_with_plan_csv(small_bundle, small_net, tmp_path, capsys, objective):
     toml = tmp_path / "s.toml"
-    toml.write_text("service_level = 0.97\nmin_move_units = 4\ncost_per_move = 7.5\n")
+    toml.write_text(f'service_level = 0.97\nmin_move_units = 4\ncost_per_move = 7.5\nobjective = "{objective}"\n')
     out, summary = tmp_path / "PLAN.csv", tmp_path / "SUMMARY.json"
     assert cli(["plan", str(small_bundle), "--scenario", str(toml), "--out", str(out), "--summary", str(summary), "--quiet"]) == 0
     table = pd.read_csv(out, dtype={"sku_id": str, "from_site_id": str, "to_site_id": str}, encoding="utf-8-sig")
@@ -255,6 +256,8 @@ def test_plan_cli_summary_agrees_with_plan_csv(small_bundle, small_net, tmp_path
     assert s["network_cost_after"] == pytest.approx(s["transfer_cost"] + s["shortage_cost_after"] + s["excess_cost_after"], rel=1e-9)
     assert s["fill_rate_after"] == pytest.approx(score.after["fill_rate"], rel=1e-9)
     assert s["lines"] == len(table) and s["units_moved"] == table["qty"].sum()
+    assert s["objective"] == objective
+    assert s["expected_lost_value_after"] == pytest.approx(score.after["expected_lost_value"], rel=1e-9)
     assert s["trucks"] == score.trucks
     assert s["gap"] == pytest.approx((s["network_cost_after"] - s["lower_bound"]) / s["network_cost_after"], abs=1e-12)
     assert np.allclose(table["line_cost"], table["qty"] * table["cost_per_unit"] + 7.5)
