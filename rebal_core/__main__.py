@@ -238,6 +238,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from rebal_core.backtest import Replay, backtest, totals
     from rebal_core.export import to_csv_bytes
 
+    import pandas as pd
+
     scenario = _scenario(args.scenario)
     if scenario is None:
         return 2
@@ -260,6 +262,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             gain += f" (promised {r.promised_net:,.0f})"
         if r.arm != "none" and hasattr(r, "share_of_hindsight") and r.share_of_hindsight == r.share_of_hindsight:
             gain += f", {r.share_of_hindsight:.0%} of hindsight"
+        if r.arm == "optimize" and pd.notna(getattr(r, "inside_80", None)):
+            gain += f"; forecast intervals held {r.inside_80:.0%} (80 %) and {r.inside_95:.0%} (95 %) of actual demand"
         print(f"{r.arm:<9} fill rate {r.fill_rate:.2%}  lost {r.lost_units:,.0f} units ({r.lost_value:,.0f})  transfer spend {r.transfer_spend:,.0f}  "
               f"moved {r.units_moved:,.0f} units  mean excess value {r.excess_value:,.0f}{gain}")
     return 0

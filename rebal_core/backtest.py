@@ -41,6 +41,11 @@ the same in every arm:
   ``promised_lost_value_avoided`` its expected lost margin avoided;
   ``realised_net`` is the lost value avoided against ``none`` in the same
   period less the transfer spend.
+* **Forecast calibration** (per period, the same in every arm that plans on the
+  forecast): ``inside_80`` and ``inside_95`` are the shares of positions whose
+  actual demand over their horizon fell inside the central 80 % and 95 %
+  intervals of the demand the plans priced (``mu H``, ``max(sd sqrt(H), e_H)``);
+  near 0.80 and 0.95 when the spread is right.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from scipy.stats import norm
 
 from rebal_core.optimizer import plan
 from rebal_core.planning import build_problem
-from rebal_core.forecast import classify, horizon_errors
+from rebal_core.forecast import classify, horizon_errors, spread_at
 from rebal_core.positions import Network, position_horizon, replenishment_days, unit_shortage_penalty
 from rebal_core.scenario import Scenario
 
@@ -147,6 +152,7 @@ def backtest(
             pipeline = arrivals[:, day0:].sum(axis=1)
             spend = moved = promised = promised_lost = 0.0
             lines = 0
+            inside = _inside_intervals(matrix[:, offset + day0 :], mean, std, spread(day0, std), horizon) if arm != "hindsight" else (np.nan, np.nan)
             if arm != "none":
                 today = (first + pd.Timedelta(days=day0)).date()
                 inbound = _pipeline(pos, arrivals, day0, today)
@@ -194,6 +200,7 @@ def backtest(
                 "arm": arm, "period_start": (first + pd.Timedelta(days=day0)).date(), "demand_units": want, "lost_units": lost,
                 "lost_value": lost_value, "transfer_spend": spend, "units_moved": moved, "lines": lines, "excess_value": excess_value,
                 "fill_rate": 1 - lost / want if want > 0 else 1.0, "promised_net": promised, "promised_lost_value_avoided": promised_lost,
+                "inside_80": inside[0], "inside_95": inside[1],
             })  # fmt: skip
     progress(1.0, "done")
     out = pd.DataFrame(rows)
@@ -201,6 +208,25 @@ def backtest(
         base = out[out["arm"] == "none"].set_index("period_start")["lost_value"]
         out["realised_net"] = out["period_start"].map(base).to_numpy(float) - out["lost_value"] - out["transfer_spend"]
     return out
+
+
+def _inside_intervals(ahead: np.ndarray, mean: np.ndarray, std: np.ndarray, errors: pd.DataFrame, horizon: np.ndarray) -> tuple[float, float]:
+    """Share of positions whose actual demand over their horizon fell inside the central 80 % and 95 % intervals planned with.
+
+    The interval is ``mu H +- z sigma`` with ``sigma = max(sd sqrt(H), e_H)``, as planning
+    prices it; only positions with demand in the lookback and a whole horizon left in the
+    replay count (NaN when none do).
+    """
+    H = np.minimum(horizon.astype(int), ahead.shape[1])
+    ok = (H >= 1) & (mean > 0) & (H == horizon.astype(int))
+    if not ok.any():
+        return (np.nan, np.nan)
+    cum = np.cumsum(np.c_[np.zeros(len(ahead)), ahead], axis=1)
+    actual = cum[np.arange(len(ahead)), H][ok]
+    measured = spread_at(errors, H.astype(float))[ok]
+    sigma = np.fmax(std[ok] * np.sqrt(H[ok]), np.nan_to_num(measured, nan=0.0))
+    gap = np.abs(actual - mean[ok] * H[ok])
+    return tuple(float(np.mean(gap <= z * sigma + 1e-9)) for z in (norm.ppf(0.9), norm.ppf(0.975)))  # type: ignore[return-value]
 
 
 def _pipeline(pos: pd.DataFrame, arrivals: np.ndarray, day0: int, today: dt.date) -> pd.DataFrame:
@@ -221,6 +247,9 @@ def totals(periods: pd.DataFrame) -> pd.DataFrame:
     g["fill_rate"] = 1 - g["lost_units"] / g["demand_units"].where(g["demand_units"] > 0, 1)
     if "promised_net" in periods:
         g["promised_net"] = periods.groupby("arm", sort=False)["promised_net"].sum()
+    for c in ("inside_80", "inside_95"):
+        if c in periods:
+            g[c] = periods.groupby("arm", sort=False)[c].mean()
     if "none" in g.index:
         g["net_gain_vs_none"] = (g.loc["none", "lost_value"] - g["lost_value"]) - g["transfer_spend"]
         g["realised_net"] = g["net_gain_vs_none"]

@@ -24,6 +24,8 @@ KPI_ROWS: list[tuple[str, str, str]] = [
     ("Shortage cost after", "shortage_cost_after", "cost"),
     ("Excess cost after", "excess_cost_after", "cost"),
     ("Expected fill rate after", "fill_rate_after", "rate"),
+    ("Expected lost sales after (units)", "kpis_after.expected_lost_units", "count"),
+    ("Expected lost margin after", "kpis_after.expected_lost_value", "cost"),
     ("Shortage value after", "kpis_after.shortage_value", "cost"),
     ("Excess value after", "kpis_after.excess_value", "cost"),
     ("Transfer lines", "lines", "count"),

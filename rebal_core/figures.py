@@ -337,7 +337,7 @@ def uncertainty_bands(bands_by_plan: dict[str, pd.DataFrame], figure: str, title
     return fig
 
 
-ARM_COLORS = {"none": "#94A3B8", "greedy": "#F59E0B", "optimize": "#2563EB"}
+ARM_COLORS = {"none": "#94A3B8", "greedy": "#F59E0B", "optimize": "#2563EB", "hindsight": "#16A34A"}
 
 
 def backtest_figures(periods: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
@@ -352,3 +352,19 @@ def backtest_figures(periods: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
     money_fig.update_layout(title="Cumulative cost: lost sales value + transfer spend", yaxis={"tickformat": "$,.0f"}, height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                             legend={"orientation": "h"})
     return fill, money_fig
+
+
+def promise_figure(periods: pd.DataFrame) -> go.Figure:
+    """Cumulative promised against realised net value per arm (calibration: the lines should meet)."""
+    fig = go.Figure()
+    for arm, part in periods.groupby("arm", sort=False):
+        if arm == "none":
+            continue
+        color = ARM_COLORS.get(str(arm), "#0F172A")
+        fig.add_scatter(x=part["period_start"], y=part["realised_net"].cumsum(), mode="lines", name=f"{arm}: realised", line={"color": color})
+        if arm != "hindsight":
+            fig.add_scatter(x=part["period_start"], y=part["promised_net"].cumsum(), mode="lines", name=f"{arm}: promised", line={"color": color, "dash": "dash"})
+    fig.add_hline(y=0, line={"color": "#64748B", "width": 1})
+    fig.update_layout(title="Promised against realised: cumulative net value against no rebalancing", yaxis={"tickformat": "$,.0f"}, height=360,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    return fig

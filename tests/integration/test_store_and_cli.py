@@ -138,9 +138,9 @@ def test_cli_backtest(small_bundle, tmp_path):
     done = subprocess.run([sys.executable, "-m", "rebal_core", "backtest", str(small_bundle), "--days", "14", "--every", "7", "--time-limit", "1", "--quiet", "--out", str(out)],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["none", "greedy", "optimize"]
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["none", "greedy", "optimize", "hindsight"]
     periods = pd.read_csv(out, encoding="utf-8-sig")
-    assert len(periods) == 3 * 2 and {"fill_rate", "lost_value", "transfer_spend"} <= set(periods.columns)
+    assert len(periods) == 4 * 2 and {"fill_rate", "lost_value", "transfer_spend"} <= set(periods.columns)
     too_long = subprocess.run([sys.executable, "-m", "rebal_core", "backtest", str(small_bundle), "--days", "400", "--quiet"], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert too_long.returncode == 2 and "needs 456 days of history; the bundle has 150" in too_long.stdout

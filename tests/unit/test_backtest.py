@@ -56,3 +56,22 @@ def test_replenishment_is_the_same_in_every_arm():
     assert t.loc["none", "lost_units"] == t.loc["optimize", "lost_units"] == t.loc["greedy", "lost_units"]
     assert t.loc["none", "lost_units"] < 350 - 10  # replenishment arrived and sold
     assert (t["transfer_spend"] == 0).all()
+
+
+def test_forecast_intervals_hold_their_share_when_the_spread_is_right():
+    from rebal_core.backtest import _inside_intervals
+    from rebal_core.forecast import SPREAD_COLUMNS
+
+    rng = np.random.default_rng(7)
+    n, H, mu, sd = 20_000, 28, 10.0, 3.0
+    ahead = rng.normal(mu, sd, size=(n, 40))
+    unmeasured = pd.DataFrame({c: np.full(n, np.nan) for c in SPREAD_COLUMNS})
+    inside80, inside95 = _inside_intervals(ahead, np.full(n, mu), np.full(n, sd), unmeasured, np.full(n, float(H)))
+    assert inside80 == pytest.approx(0.80, abs=0.015) and inside95 == pytest.approx(0.95, abs=0.01)
+    # days that move together: sd sqrt(H) alone is too narrow, the measured spread puts it right
+    together = mu + sd * rng.normal(size=(n, 1)) + rng.normal(0, sd, size=(n, 40))
+    narrow, _ = _inside_intervals(together, np.full(n, mu), np.full(n, sd), unmeasured, np.full(n, float(H)))
+    true_sigma = sd * np.sqrt(H + H**2)
+    measured = pd.DataFrame({c: np.full(n, true_sigma * (int(c.split("_")[1]) / H) ** 0.97) for c in SPREAD_COLUMNS})
+    right, _ = _inside_intervals(together, np.full(n, mu), np.full(n, sd), measured, np.full(n, float(H)))
+    assert narrow < 0.4 and right == pytest.approx(0.80, abs=0.02)
