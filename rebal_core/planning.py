@@ -344,6 +344,16 @@ def transfer_id(sku_id: str, from_site_id: str, to_site_id: str) -> str:
     return f"TR-{digest[:10].upper()}"
 
 
+def money_exact(amount: float) -> float:
+    """An amount as the plan reports it: rounded to 1e-6 of the currency."""
+    return round(float(amount), 6)
+
+
+def over_budget(transfer_cost: float, budget: float | None) -> bool:
+    """Rule 7 on the reported numbers, with no tolerance: a plan at 5000.003 breaks a 5000 budget."""
+    return budget is not None and money_exact(transfer_cost) > float(budget)
+
+
 @dataclass
 class Score:
     """A plan scored by the spec: lines with their lane data, trucks, KPIs before and after."""
@@ -413,7 +423,9 @@ def evaluate(problem: PlanningProblem, lines: pd.DataFrame) -> Score:
 
     trucks = trucks_per_lane(lines)
     truck_cost = float((trucks["trucks"] * trucks["cost_per_truck"]).sum())
-    transfer_cost = float(lines["line_cost"].sum()) + truck_cost
+    # Rounded to the micro-unit (the flows' cost resolution, SCALE_CAP): float summation noise
+    # must not decide rule 7, and the budget is checked on exactly the number reported.
+    transfer_cost = money_exact(float(lines["line_cost"].sum()) + truck_cost)
     before = kpis(pos)
     after = kpis(after_pos)
     for k, n in ((before, 0.0), (after, transfer_cost)):
@@ -502,7 +514,7 @@ def violations(problem: PlanningProblem, lines: pd.DataFrame) -> list[str]:
         out.append(f"{site} receives {got[site]:g} units, above its receive capacity {cap[site]:g}")
     if sc.budget is not None:
         score = evaluate(problem, lines)
-        if score.transfer_cost > sc.budget + 1e-6:
+        if over_budget(score.transfer_cost, sc.budget):
             out.append(f"transfer cost {score.transfer_cost:,.2f} exceeds the budget {sc.budget:,.2f}")
     return out
 

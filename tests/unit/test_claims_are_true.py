@@ -84,3 +84,29 @@ def test_claimed_bound_and_status_are_true(seed):
     assert violations(problem, plan_lines(result.table)) == []
     if scenario.budget is not None:
         assert result.score.transfer_cost <= scenario.budget, "the budget holds on the reported transfer cost, to the cent"
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5, 9])
+def test_a_budget_that_binds_by_a_hair_holds_on_the_reported_cost(seed):
+    """The free plan's transfer cost less 0.4 thousandths: inside SCIP's feasibility tolerance
+    (1e-6 relative), so only a check on the reported number keeps rule 7."""
+    from dataclasses import replace
+
+    net, scenario = trucked_network(seed)
+    free = plan(build_problem(net, replace(scenario, budget=None)), time_limit=2.0)
+    assert free.score.transfer_cost > 1
+    tight = replace(scenario, budget=round(free.score.transfer_cost - 0.0004, 6))
+    problem = build_problem(net, tight)
+    result = plan(problem, time_limit=2.0)
+    assert result.score.transfer_cost <= tight.budget
+    assert violations(problem, plan_lines(result.table)) == []
+    exact = solve_reference(problem, time_limit=120)
+    assert exact["status"] == "OPTIMAL"
+    assert result.lower_bound <= evaluate(problem, exact["lines"]).network_cost_after + 1e-6
+
+
+def test_rule_7_has_no_tolerance():
+    from rebal_core.planning import money_exact, over_budget
+
+    assert over_budget(5000.003, 5000.0) and not over_budget(5000.0, 5000.0) and not over_budget(0.1 + 0.2 + 100.0, 100.3)
+    assert not over_budget(1e9, None) and money_exact(100.30000000000001) == 100.3
