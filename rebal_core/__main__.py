@@ -156,12 +156,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print("invalid scenario; no plan was made")
         return 2
     show = _progress(args, "plan")
+    phases: dict[str, float] = {}
+    t = time.perf_counter()
     bundle = _bundle(args.bundle, show, "no plan was made")
     if bundle is None:
         return 2
     t0 = time.perf_counter()
+    phases["load and validate"] = t0 - t
     tables, _, _ = services.bundle_tables(bundle, progress=show)
+    t = time.perf_counter()
+    phases["forecast"] = t - t0
     findings = services.signal_findings(bundle, tables["forecast"])
+    phases["signals"] = time.perf_counter() - t
     critical = findings[findings["severity"] == "critical"]
     if len(critical) and not args.override_signals:
         _print_signals(critical)
@@ -169,10 +175,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 2
     if len(critical):
         print(f"warning: planning despite {len(critical)} critical signal finding(s), overridden: {args.override_signals}", file=sys.stderr)
+    t = time.perf_counter()
     net = services.network_from_tables(tables, bundle.as_of)
     problem = build_problem(net, scenario)
+    t1 = time.perf_counter()
+    phases["build"] = t1 - t
     result = plan(problem, method=args.method, time_limit=args.time_limit, progress=show, build_seconds=time.perf_counter() - t0)
+    t2 = time.perf_counter()
+    phases["solve"] = result.solve_seconds
+    phases["score and reasons"] = t2 - t1 - result.solve_seconds
     write_plan(result, args.out, args.summary)
+    phases["write"] = time.perf_counter() - t2
     s = result.summary()
     print(
         f"{s['lines']} lines, {s['units_moved']:,} units; network cost {s['network_cost_before']:,.2f} -> {s['network_cost_after']:,.2f} "
@@ -185,6 +198,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if s["fill_rate_target"] is not None:
         met = "reached" if s["fill_rate_target_met"] else "NOT reached: the plan that comes closest"
         print(f"fill-rate target {s['fill_rate_target']:.2%}: {met}")
+    print("time by phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()) + f"; {sum(phases.values()):.2f} s in all")
     return 0
 
 

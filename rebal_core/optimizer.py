@@ -94,11 +94,29 @@ BOUND_MIP_SECONDS = 10.0
 LAGRANGE_ROUNDS = 3
 TRUCK_ROUNDS = 3
 REFLOW_ROUNDS = 3
+GATED_OVER_PER_SKU = 2.0  # the gated flow took 1.0-1.6x the per-sku relaxation (sample, 50 x 5,000), 2.8x on stress.coupled_network
 SCIP_PARAMETERS = "limits/gap = 1e-9\nlimits/absgap = 1e-6\ndisplay/verblevel = 0"
 
 
 def _quiet(fraction: float, message: str) -> None:
     return None
+
+
+class OutOfTime(Exception):
+    """A step found the deadline passed before its next flow: the caller keeps what it has.
+
+    From :func:`flow_batch`'s chunks it carries what was solved: ``partial = (flows, value,
+    slack, done)`` with ``done`` marking the copies whose flows finished.
+    """
+
+    def __init__(self, partial: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None):
+        super().__init__("out of time")
+        self.partial = partial
+
+
+def _check_time(deadline: float | None) -> None:
+    if deadline is not None and time.perf_counter() > deadline:
+        raise OutOfTime
 
 
 class Cancelled(Exception):
@@ -225,6 +243,7 @@ def flow_batch(
     gates: np.ndarray | None = None,
     scale: float | None = None,
     lower: np.ndarray | None = None,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One min-cost flow over many independent sub-networks ("copies") at once.
 
@@ -240,6 +259,7 @@ def flow_batch(
     capacity, exact, as long as each sku has one copy and flows are in units.
     ``lower`` (packs per entry) forces at least that much onto an arc: it
     leaves its donor and arrives at its receiver before the flow is solved.
+    ``deadline`` (perf_counter time): :class:`OutOfTime` before any flow that would start after it.
     """
     arcs = problem.arcs
     n_copies = int(copy.max()) + 1 if len(copy) else 0
@@ -263,12 +283,18 @@ def flow_batch(
             for end in cuts:
                 if end > start:
                     part = order[start:end]
-                    f, v, s = flow_batch(problem, arc_idx[part], copy[part], cost_per_pack, scale=scale, lower=None if lower is None else lower[part])
+                    try:
+                        f, v, s = flow_batch(problem, arc_idx[part], copy[part], cost_per_pack, scale=scale, lower=None if lower is None else lower[part], deadline=deadline)
+                    except OutOfTime:
+                        done = np.zeros(n_copies, dtype=bool)
+                        done[copy[order[:start]]] = True
+                        raise OutOfTime((flows, value, slack, done)) from None
                     flows[part] = f
                     value[: len(v)] += v
                     slack[: len(s)] += s
                 start = end
             return flows, value, slack
+    _check_time(deadline)
     src, dst, ub = arcs.src[arc_idx], arcs.dst[arc_idx], arcs.ub[arc_idx]
     pos = problem.positions
     P0 = pos["position"].to_numpy(float)
@@ -366,7 +392,13 @@ class SkuSolve:
 
 
 def solve_skus(
-    problem: PlanningProblem, cost_per_pack: np.ndarray, keep: np.ndarray | None = None, max_rounds: int = 12, beam: int = 8, lower: np.ndarray | None = None
+    problem: PlanningProblem,
+    cost_per_pack: np.ndarray,
+    keep: np.ndarray | None = None,
+    max_rounds: int = 12,
+    beam: int = 8,
+    lower: np.ndarray | None = None,
+    deadline: float | None = None,
 ) -> SkuSolve:
     """Every sku's best plan under linear arc costs, rule 4 exact, by batched branch and bound.
 
@@ -377,6 +409,8 @@ def solve_skus(
     A branch whose relaxed value cannot beat its sku's best plan is pruned.
     The bound is, per sku, the least relaxed value among the leaves not
     explored to the end (or the optimum when the search finished).
+    Past ``deadline`` the open branches stop where they are (their parents'
+    bounds stay valid); :class:`OutOfTime` only when the root flows cannot finish.
     """
     arcs = problem.arcs
     active = np.arange(len(arcs)) if keep is None else np.flatnonzero(keep)
@@ -398,9 +432,14 @@ def solve_skus(
     finished_bound = {int(s): np.inf for s in skus}  # leaves explored to the end
     # A branch: (sku, ships forbidden at rows, receipts forbidden at rows)
     branches: list[tuple[int, tuple[int, ...], tuple[int, ...]]] = [(int(s), (), ()) for s in skus]
+    branch_lb: list[float] = [-np.inf] * len(branches)
     nodes = 0
     for round_ in range(max_rounds):
         if not branches:
+            break
+        if round_ > 0 and deadline is not None and time.perf_counter() > deadline:
+            for lb, (s, _, _) in zip(branch_lb, branches):  # unexplored: their parent's relaxed value bounds them
+                leaf_bound[s] = min(leaf_bound[s], lb)
             break
         idx_parts, copy_parts = [], []
         for c, (s, no_ship, no_recv) in enumerate(branches):
@@ -412,7 +451,22 @@ def solve_skus(
             copy_parts.append(np.full(len(idx), c))
         arc_idx = np.concatenate(idx_parts)
         copy = np.concatenate(copy_parts)
-        flows, value, slack = flow_batch(problem, arc_idx, copy, cost_per_pack, lower=None if lower is None else lower[arc_idx])
+        undone = np.zeros(len(branches), dtype=bool)
+        try:
+            flows, value, slack = flow_batch(problem, arc_idx, copy, cost_per_pack, lower=None if lower is None else lower[arc_idx], deadline=deadline)
+        except OutOfTime as stop:
+            if stop.partial is None:
+                raise
+            flows, value, slack, done = stop.partial
+            undone = ~np.r_[done, np.zeros(len(branches) - len(done), dtype=bool)]
+            # Copies the deadline left unsolved keep their parent's bound; at the root the
+            # trivial one: a sku's positions cannot cost less than nothing.
+            floor = _sku_cost_floor(problem, skus)
+            for c in np.flatnonzero(undone):
+                s = branches[c][0]
+                leaf_bound[s] = min(leaf_bound[s], branch_lb[c] if np.isfinite(branch_lb[c]) else floor[s])
+            flows = np.where(undone[copy], 0, flows)
+            max_rounds = round_ + 1  # this round is the last
         value = np.r_[value, np.zeros(len(branches) - len(value))]
         slack = np.r_[slack, np.zeros(len(branches) - len(slack))]
         nodes += len(branches)
@@ -434,6 +488,8 @@ def solve_skus(
         children: list[tuple[float, tuple]] = []
         bounds = np.searchsorted(copy, np.arange(len(branches) + 1))  # copy ids are grouped in order
         for c, (s, no_ship, no_recv) in enumerate(branches):
+            if undone[c]:
+                continue
             lb = value[c] - slack[c]
             row = branch_row.get(c)
             if row is not None and incumbent[c] < best_value[s]:
@@ -457,13 +513,14 @@ def solve_skus(
             children.append((lb, (s, no_ship, no_recv + (row,))))
         # Beam: per sku, the most promising branches go on; the others leave their bound behind.
         children.sort(key=lambda t: (t[1][0], t[0]))
-        branches = []
+        branches, branch_lb = [], []
         count: dict[int, int] = {}
         for lb, br in children:
             s = br[0]
             if count.get(s, 0) < beam and round_ < max_rounds - 1:
                 count[s] = count.get(s, 0) + 1
                 branches.append(br)
+                branch_lb.append(lb)
             else:
                 leaf_bound[s] = min(leaf_bound[s], lb)
     unresolved = sum(1 for s in skus if np.isfinite(leaf_bound[int(s)]))
@@ -474,6 +531,15 @@ def solve_skus(
     # leaf or an unexplored branch: the least of these bounds it.
     bound = problem.cost_before + sum(min(best_value[int(s)], leaf_bound[int(s)], finished_bound[int(s)]) for s in skus)
     return SkuSolve(packs, total, bound, nodes, unresolved)
+
+
+def _sku_cost_floor(problem: PlanningProblem, skus: np.ndarray) -> dict[int, float]:
+    """Per sku, the least change a plan can make to its positions' cost: all of it gone (costs are >= 0)."""
+    pos = problem.positions
+    code = pos["sku_code"].to_numpy()
+    before = position_cost(pos, pos["position"].to_numpy(float), np.arange(len(pos)))
+    per_sku = np.bincount(code, weights=before, minlength=int(code.max(initial=0)) + 1)
+    return {int(s): -float(per_sku[int(s)]) for s in skus}
 
 
 def bound_costs(problem: PlanningProblem, arcs: Arcs) -> np.ndarray:
@@ -558,7 +624,7 @@ def unit_view(problem: PlanningProblem) -> PlanningProblem:
     return replace(problem, arcs=units, positions=positions, donor_packs=problem.donor_packs * pack, receive_packs=receive, ship_packs=problem.ship_packs * pack)
 
 
-def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: np.ndarray, lower: np.ndarray | None = None) -> np.ndarray:
+def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: np.ndarray, lower: np.ndarray | None = None, deadline: float | None = None) -> np.ndarray:
     """A plan whose receipts respect every receive capacity exactly: one flow in units through site gates.
 
     Rule 4 is kept by fixing roles from ``roles_from`` (who shipped only ships,
@@ -571,7 +637,7 @@ def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: 
     keep = np.flatnonzero(~received[arcs.src] & ~shipped[arcs.dst])
     view = unit_view(problem)
     forced = None if lower is None else (lower * arcs.pack)[keep]
-    units, _, _ = flow_batch(view, keep, np.zeros(len(keep), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity, lower=forced)
+    units, _, _ = flow_batch(view, keep, np.zeros(len(keep), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity, lower=forced, deadline=deadline)
     packs = np.zeros(len(arcs), dtype=np.int64)
     packs[keep] = units // arcs.pack[keep]
     return packs
@@ -593,15 +659,15 @@ class Relaxed:
     bound: float  # cost before + the relaxation's optimum (a lower bound for the priced costs)
 
 
-def relax(problem: PlanningProblem, cost_per_pack: np.ndarray, gated: bool) -> Relaxed:
+def relax(problem: PlanningProblem, cost_per_pack: np.ndarray, gated: bool, deadline: float | None = None) -> Relaxed:
     """The relaxation used for bounds: per-sku branch and bound (rule 4 exact), or with receive
     capacities one flow in units through site gates (capacities exact; rule 4 and packs relaxed)."""
     if not gated:
-        solved = solve_skus(problem, cost_per_pack)
+        solved = solve_skus(problem, cost_per_pack, deadline=deadline)
         return Relaxed(solved.packs, solved.bound)
     arcs = problem.arcs
     every = np.arange(len(arcs))
-    units, value, slack = flow_batch(unit_view(problem), every, np.zeros(len(arcs), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity)
+    units, value, slack = flow_batch(unit_view(problem), every, np.zeros(len(arcs), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity, deadline=deadline)
     return Relaxed(units / arcs.pack, problem.cost_before + float(value.sum() - slack.sum()))
 
 
@@ -613,16 +679,21 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     cap)]`` is a lower bound for every ``lambda >= 0``. Prices move by Polyak
     steps ``theta (UB - L) / |g|^2`` toward the best plan's cost ``UB``,
     ``theta`` halving when the bound stalls.
+
+    The time limit is kept: the gated flow is one call that cannot be stopped,
+    so with receive capacities the per-sku relaxation runs first (it stops
+    between flows), and the gated one only when GATED_OVER_PER_SKU times that
+    fits within three quarters of the limit; otherwise receive capacities
+    are dualised too. Every later step starts only when it is likely to finish
+    (its last duration, with 20 % to spare), and a step overtaken by the
+    deadline ends with :class:`OutOfTime`: the best plan and bound so far stand.
     """
     arcs = problem.arcs
     base = bound_costs(problem, arcs)
     plain = truck_free_costs(problem, arcs)
-    gated = bool(np.isfinite(problem.receive_capacity).any())
-    res = resources(problem, arcs, receive=not gated)
-    lam = np.zeros(len(res.capacity))
     started = time.perf_counter()
-    budget_end = started + 0.6 * (deadline - started)  # leave time for the plan after the bound
-    best = Search(np.zeros(len(arcs), dtype=np.int64), problem.cost_before, -np.inf, np.zeros(len(arcs)), 0)
+    budget_end = started + 0.5 * (deadline - started)  # leave time for the repair and the plan after the bound
+    best = Search(np.zeros(len(arcs), dtype=np.int64), problem.cost_before, 0.0, np.zeros(len(arcs)), 0)  # costs are >= 0: 0 bounds any plan
 
     def consider(packs: np.ndarray) -> np.ndarray:
         """Repair, score, keep if best; returns the repaired plan (the next step starts from it)."""
@@ -633,62 +704,88 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
             best.packs, best.cost, best.score = plan, cost, score
         return plan
 
+    gated = bool(np.isfinite(problem.receive_capacity).any())
+    step = 0.0
+    first = None
+    if gated:
+        try:
+            t_step = time.perf_counter()
+            first = relax(problem, base, False, deadline=budget_end)
+            step = time.perf_counter() - t_step
+            best.bound = max(best.bound, first.bound)  # receive capacities dropped: still a relaxation
+            consider(np.floor(first.packs + 1e-9).astype(np.int64))
+        except OutOfTime:
+            return best
+        # The gated flow's bound is much stronger where receive capacities bind (50 x 5,000:
+        # 13.5 M against 6.7 M), so it may use up to three quarters of the limit.
+        gated = time.perf_counter() + GATED_OVER_PER_SKU * step <= started + 0.75 * (deadline - started)
+    res = resources(problem, arcs, receive=not gated)
+    lam = np.zeros(len(res.capacity))
+
     def resolve(current: np.ndarray, price: np.ndarray) -> np.ndarray:
         """Re-solve with the truck slopes ``current`` pays; capacity-exact when gated."""
         slopes = truck_slopes(problem, current)
         if gated:
-            return consider(gated_plan(problem, current, plain + price + slopes))
-        return consider(solve_skus(problem, plain + price + slopes).packs)
+            return consider(gated_plan(problem, current, plain + price + slopes, deadline=deadline))
+        return consider(solve_skus(problem, plain + price + slopes, deadline=deadline).packs)
 
-    theta, stall, step = 0.2, 0, 0.0
+    theta, stall = 0.2, 0
     rounds = LAGRANGE_ROUNDS if len(res.capacity) else 1
-    for k in range(rounds):
-        price = res.usage.T @ lam if len(lam) else np.zeros(len(arcs))
-        t_step = time.perf_counter()
-        relaxed = relax(problem, base + price, gated)
-        step = max(step, time.perf_counter() - t_step)  # what one more solve is likely to take
-        value = relaxed.bound - float(lam @ res.capacity)
-        if value > best.bound + 1e-9:
-            best.bound, best.price, stall = value, price, 0
-        else:
-            stall += 1
-            if stall >= 2:
-                theta, stall = theta / 2, 0
-                if theta < 0.02:
-                    break  # the bound has stopped moving
-        best.rounds = k + 1
-        g = (res.usage @ relaxed.packs - res.capacity) if len(lam) else np.zeros(0)
-        if k % 2 == 0 or (g <= 1e-9).all():
-            consider(np.floor(relaxed.packs + 1e-9).astype(np.int64))
-        progress(0.05 + 0.35 * (k + 1) / rounds, f"bound {best.bound:,.0f}, best plan {best.cost:,.0f} (round {k + 1})")
-        check_cancel()
-        # Rounds end on their own (stalled bound, round cap) so a plan does not depend on
-        # the machine's speed; the time limit only cuts in when it must.
-        if not len(lam) or time.perf_counter() + step > budget_end or (best.cost - best.bound) <= 1e-9 * abs(best.cost):
-            break
-        g = np.where((lam > 0) | (g > 0), g, 0.0)
-        norm = float(g @ g)
-        if norm == 0:
-            break
-        lam = np.maximum(0.0, lam + theta * max(best.cost - value, 0.0) / norm * g)
-    # Re-flow: arcs into full resources keep at most what they carry now, the rest
-    # of the network re-plans around them (stock freed by trimming finds another
-    # receiver); repeated, as each pass may fill other resources. Cheap, so first.
-    current = best.packs
-    for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
-        if time.perf_counter() + 1.2 * step > deadline:
-            break
-        current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current)))
-    # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
-    # last plan (not the best), a fixed number of times, so the search is reproducible.
-    current = best.packs  # after re-flow
-    if gated or (problem.lanes["truck_rate"].to_numpy(float)[arcs.lane] > 0).any():
-        for k in range(TRUCK_ROUNDS):
-            if time.perf_counter() + 1.2 * step > deadline:
-                break  # another solve would not finish in time
-            current = resolve(current, best.price)
-            progress(0.4 + 0.1 * (k + 1) / TRUCK_ROUNDS, f"truck slopes: best plan {best.cost:,.0f}")
+    try:
+        for k in range(rounds):
+            if k > 0 and time.perf_counter() + 1.2 * step > budget_end:
+                break
+            price = res.usage.T @ lam if len(lam) else np.zeros(len(arcs))
+            if k == 0 and first is not None and not gated:
+                relaxed = first  # the same relaxation at zero prices, already solved and considered
+            else:
+                t_step = time.perf_counter()
+                relaxed = relax(problem, base + price, gated, deadline=budget_end)
+                step = max(step, time.perf_counter() - t_step)  # what one more solve is likely to take
+            value = relaxed.bound - float(lam @ res.capacity)
+            if value > best.bound + 1e-9:
+                best.bound, best.price, stall = value, price, 0
+            else:
+                stall += 1
+                if stall >= 2:
+                    theta, stall = theta / 2, 0
+                    if theta < 0.02:
+                        break  # the bound has stopped moving
+            best.rounds = k + 1
+            g = (res.usage @ relaxed.packs - res.capacity) if len(lam) else np.zeros(0)
+            if (k % 2 == 0 or (g <= 1e-9).all()) and relaxed is not first:
+                consider(np.floor(relaxed.packs + 1e-9).astype(np.int64))
+            progress(0.05 + 0.35 * (k + 1) / rounds, f"bound {best.bound:,.0f}, best plan {best.cost:,.0f} (round {k + 1})")
             check_cancel()
+            # Rounds end on their own (stalled bound, round cap) so a plan does not depend on
+            # the machine's speed; the time limit only cuts in when it must.
+            if not len(lam) or (best.cost - best.bound) <= 1e-9 * abs(best.cost):
+                break
+            g = np.where((lam > 0) | (g > 0), g, 0.0)
+            norm = float(g @ g)
+            if norm == 0:
+                break
+            lam = np.maximum(0.0, lam + theta * max(best.cost - value, 0.0) / norm * g)
+        # Re-flow: arcs into full resources keep at most what they carry now, the rest
+        # of the network re-plans around them (stock freed by trimming finds another
+        # receiver); repeated, as each pass may fill other resources. Cheap, so first.
+        current = best.packs
+        for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
+            if time.perf_counter() + 1.2 * step > deadline:
+                break
+            current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current), deadline=deadline))
+        # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
+        # last plan (not the best), a fixed number of times, so the search is reproducible.
+        current = best.packs  # after re-flow
+        if gated or (problem.lanes["truck_rate"].to_numpy(float)[arcs.lane] > 0).any():
+            for k in range(TRUCK_ROUNDS):
+                if time.perf_counter() + 1.2 * step > deadline:
+                    break  # another solve would not finish in time
+                current = resolve(current, best.price)
+                progress(0.4 + 0.1 * (k + 1) / TRUCK_ROUNDS, f"truck slopes: best plan {best.cost:,.0f}")
+                check_cancel()
+    except OutOfTime:
+        pass  # the best plan and bound so far stand
     return best
 
 
@@ -869,7 +966,7 @@ def _meet_budget(problem: PlanningProblem, led: _Ledger, packs: np.ndarray) -> n
             packs[a] = 0
 
 
-def reflow(problem: PlanningProblem, packs: np.ndarray, costs: np.ndarray) -> np.ndarray:
+def reflow(problem: PlanningProblem, packs: np.ndarray, costs: np.ndarray, deadline: float | None = None) -> np.ndarray:
     """Re-solve the flow with arcs into saturated capacities capped at their current packs, then repair."""
     arcs = problem.arcs
     res = resources(problem, arcs)
@@ -879,7 +976,7 @@ def reflow(problem: PlanningProblem, packs: np.ndarray, costs: np.ndarray) -> np
     touches = np.asarray((res.usage[np.flatnonzero(full)] != 0).sum(axis=0)).ravel() > 0
     capped = replace(arcs, ub=np.where(touches, packs, arcs.ub))
     view = replace(problem, arcs=capped)
-    return solve_skus(view, costs).packs
+    return solve_skus(view, costs, deadline=deadline).packs
 
 
 # ----------------------------------------------------------------------------- stage 3: MIP
@@ -901,7 +998,11 @@ def solve_mip(
     cancel: threading.Event | None = None,
     solver: str = "scip",
 ) -> MipResult | None:
-    """The spec's MIP over the arcs in ``keep``, built from sparse arrays in one call."""
+    """The spec's MIP over the arcs in ``keep``, built from sparse arrays in one call.
+
+    ``time_limit`` is the wall time from the call: building the model counts against it.
+    """
+    deadline = time.perf_counter() + time_limit
     arcs = problem.arcs.take(keep)
     sc = problem.scenario
     pos = problem.positions
@@ -1071,7 +1172,10 @@ def solve_mip(
             model.add_hint(j, value)
     constant = problem.cost_before - float(position_cost(problem.positions, P0, touched).sum())
     engine = mbh.ModelSolverHelper(solver)
-    engine.set_time_limit_in_seconds(max(0.1, time_limit))
+    left = deadline - time.perf_counter()
+    if left < 0.05:
+        return None  # the build took the time: no solve
+    engine.set_time_limit_in_seconds(left)
     if solver == "scip":
         engine.set_solver_specific_parameters(SCIP_PARAMETERS)
     watcher = None
