@@ -50,9 +50,13 @@ def _bundle(path: str, show, outcome: str):
     try:
         return load_bundle(path, progress=show)
     except BundleInvalid as exc:
-        print(exc.report())
-        print(f"invalid: {len(exc.errors) + exc.more} error(s); {outcome}")
+        _report_invalid(exc, outcome)
         return None
+
+
+def _report_invalid(exc: BundleInvalid, outcome: str) -> None:
+    print(exc.report())
+    print(f"invalid: {len(exc.errors) + exc.more} error(s); {outcome}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -156,18 +160,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print("invalid scenario; no plan was made")
         return 2
     show = _progress(args, "plan")
-    phases: dict[str, float] = {}
-    t = time.perf_counter()
-    bundle = _bundle(args.bundle, show, "no plan was made")
-    if bundle is None:
-        return 2
     t0 = time.perf_counter()
-    phases["load and validate"] = t0 - t
-    tables, _, _ = services.bundle_tables(bundle, progress=show)
-    t = time.perf_counter()
-    phases["forecast"] = t - t0
-    findings = services.signal_findings(bundle, tables["forecast"])
-    phases["signals"] = time.perf_counter() - t
+    try:
+        prepared = services.prepared_network(args.bundle, progress=show, use_cache=not args.no_cache)
+    except BundleInvalid as exc:
+        _report_invalid(exc, "no plan was made")
+        return 2
+    phases = dict(prepared.phases)
+    findings = prepared.findings
     critical = findings[findings["severity"] == "critical"]
     if len(critical) and not args.override_signals:
         _print_signals(critical)
@@ -176,8 +176,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if len(critical):
         print(f"warning: planning despite {len(critical)} critical signal finding(s), overridden: {args.override_signals}", file=sys.stderr)
     t = time.perf_counter()
-    net = services.network_from_tables(tables, bundle.as_of)
-    problem = build_problem(net, scenario)
+    problem = build_problem(prepared.network, scenario)
     t1 = time.perf_counter()
     phases["build"] = t1 - t
     result = plan(problem, method=args.method, time_limit=args.time_limit, progress=show, build_seconds=time.perf_counter() - t0)
@@ -402,6 +401,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--method", choices=["optimize", "greedy"], default="optimize", help="optimize (default) or the rules-based greedy baseline")
     pl.add_argument("--time-limit", type=_seconds, default=60.0, help="seconds the optimizer may take (default 60)")
     pl.add_argument("--quiet", action="store_true", help="no progress lines")
+    pl.add_argument("--no-cache", action="store_true", help="prepare the bundle afresh (by default a bundle whose files have not changed is taken from REBAL_CACHE_DIR or ~/.cache/rebal)")
     pl.add_argument("--override-signals", metavar="REASON", help="plan despite critical signal findings (stale or future-dated data), saying why")
     pl.set_defaults(run=cmd_plan)
     s = sub.add_parser("synth", help="generate a realistic network bundle")
@@ -470,18 +470,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from rebal_core.workflow import REFUSALS
-
     try:
         return args.run(args)
-    except (*REFUSALS, LookupError) as exc:  # bad requests: say what is wrong, exit 2
-        print(f"error: {exc}")
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # last line of defence: one readable line, no traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        # imported here, not at the top: `plan` should not pay for the store and the workflow
+        from rebal_core.workflow import REFUSALS
+
+        if isinstance(exc, (*REFUSALS, LookupError)):  # bad requests: say what is wrong, exit 2
+            print(f"error: {exc}")
+            return 2
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)  # last line of defence: one readable line, no traceback
         return 1
 
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 
 from rebal_core.scenario import Scenario
 
@@ -149,7 +148,7 @@ def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
 
     m = pos["mean_daily"].to_numpy(float)
     sd = pos["std_daily"].to_numpy(float)
-    z = float(norm.ppf(scenario.service_level))
+    z = float(ndtri(scenario.service_level))
     mu = m * H
     sigma = sd * np.sqrt(H)
     if spread_cols:

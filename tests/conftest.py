@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from rebal_core import services, store
 from rebal_core.synth import SynthConfig, synthesize
+
+# The command line's prepared-bundle cache: never the user's own ~/.cache during tests.
+os.environ.setdefault("REBAL_CACHE_DIR", tempfile.mkdtemp(prefix="rebal-test-cache-"))
 
 SMALL = SynthConfig(sites=8, skus=40, days=150, seed=3, as_of=dt.date(2026, 6, 1))
 

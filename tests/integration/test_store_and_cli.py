@@ -144,3 +144,47 @@ def test_cli_backtest(small_bundle, tmp_path):
     too_long = subprocess.run([sys.executable, "-m", "rebal_core", "backtest", str(small_bundle), "--days", "400", "--quiet"], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert too_long.returncode == 2 and "needs 456 days of history; the bundle has 150" in too_long.stdout
+
+
+def _plan_cli(bundle: Path, out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rebal_core", "plan", str(bundle), "--out", str(out), "--method", "greedy", "--quiet", *extra],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "REBAL_CACHE_DIR": str(cache)}, timeout=300)
+
+
+def test_cli_plan_takes_an_unchanged_bundle_from_the_cache(bundle_copy, tmp_path):
+    cache = tmp_path / "cache"
+    first = _plan_cli(bundle_copy, tmp_path / "a.csv", cache)
+    assert first.returncode == 0, first.stderr
+    assert "time by phase: load and validate" in first.stdout and "forecast" in first.stdout and "solve" in first.stdout
+    assert len(list(cache.glob("prepared-*.pkl"))) == 1 and (cache.stat().st_mode & 0o077) == 0
+    again = _plan_cli(bundle_copy, tmp_path / "b.csv", cache)
+    assert "load prepared bundle from cache" in again.stdout
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    # one changed byte in one file: prepared afresh, and the plan follows the new stock
+    inv = pd.read_csv(bundle_copy / "inventory.csv")
+    inv.loc[0, "on_hand"] = int(inv.loc[0, "on_hand"]) + 500
+    inv.to_csv(bundle_copy / "inventory.csv", index=False)
+    changed = _plan_cli(bundle_copy, tmp_path / "c.csv", cache)
+    assert "load and validate" in changed.stdout and len(list(cache.glob("prepared-*.pkl"))) == 2
+    # a damaged entry is prepared again, not trusted; --no-cache never reads it
+    for entry in cache.glob("prepared-*.pkl"):
+        entry.write_bytes(b"not a pickle")
+    damaged = _plan_cli(bundle_copy, tmp_path / "d.csv", cache)
+    assert damaged.returncode == 0 and "load and validate" in damaged.stdout
+    assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
+    fresh = _plan_cli(bundle_copy, tmp_path / "e.csv", cache, "--no-cache")
+    assert fresh.returncode == 0 and "load and validate" in fresh.stdout
+
+
+def test_cli_plan_refuses_a_broken_bundle_with_its_errors(bundle_copy, tmp_path):
+    (bundle_copy / "sites.csv").write_text("site_id,name\nS1,x\n")
+    done = _plan_cli(bundle_copy, tmp_path / "x.csv", tmp_path / "cache")
+    assert done.returncode == 2 and "no plan was made" in done.stdout and not (tmp_path / "x.csv").exists()
+
+
+def test_cli_plan_never_reads_a_cache_others_can_write(bundle_copy, tmp_path):
+    cache = tmp_path / "cache"
+    assert _plan_cli(bundle_copy, tmp_path / "a.csv", cache).returncode == 0
+    cache.chmod(0o777)
+    again = _plan_cli(bundle_copy, tmp_path / "b.csv", cache)
+    assert again.returncode == 0 and "load and validate" in again.stdout
