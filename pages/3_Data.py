@@ -88,10 +88,18 @@ with st.expander("Import a bundle", expanded=not datasets):
             except store.DatasetExists as exc:
                 bar.empty()
                 st.error(f"{exc}. Tick 'Replace' to overwrite it.")
+            except workflow.REFUSALS as exc:  # a replace that would delete plans under way, or not the user's to make
+                bar.empty()
+                st.error(str(exc))
+            except Exception as exc:  # noqa: BLE001 - never a traceback: say what failed; the import is all or nothing
+                bar.empty()
+                st.error(f"The upload could not be imported ({type(exc).__name__}: {exc}); nothing was stored.")
             else:
                 bar.empty()
                 st.session_state["dataset_id"] = result.dataset.id
                 st.success(f"Imported {result.dataset.name!r}: {result.dataset.sites} sites, {result.dataset.skus} SKUs, {result.dataset.positions:,} positions in {result.seconds:.1f} s.")
+                if result.deleted_plans:
+                    st.warning(f"{len(result.deleted_plans)} saved plan(s) on the replaced dataset were deleted with it: " + ", ".join(repr(n) for n, _ in result.deleted_plans))
                 if result.warnings:
                     st.dataframe(pd.DataFrame([w.as_row() for w in result.warnings]), hide_index=True, width="stretch", key="data-import-warnings")
 

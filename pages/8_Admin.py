@@ -42,6 +42,8 @@ edited = st.data_editor(overrides, num_rows="dynamic", width="stretch", key=f"ad
                                        "key": st.column_config.TextColumn(help="lane as FROM>TO site ids, or a category name", required=True),
                                        "line_value": st.column_config.NumberColumn(min_value=0.0, format="$%.0f"),
                                        "line_cost": st.column_config.NumberColumn(min_value=0.0, format="$%.0f")})
+four_eyes = st.toggle("Four eyes: a plan's approver is not its author, a line's approver not who set its quantity", value=policy.four_eyes, key="adm-four-eyes",
+                      disabled=not actor.can("set_policy"), help="Switch off only for a one-person business; the change is audited.")
 note = st.text_input("Why this change", key="adm-note")
 if st.button(f"Save as policy v{policy.version + 1}", disabled=not actor.can("set_policy"), type="primary", key="adm-save-policy"):
     def none(x):
@@ -49,7 +51,7 @@ if st.button(f"Save as policy v{policy.version + 1}", disabled=not actor.can("se
 
     lanes = {str(r["key"]).strip(): Thresholds(none(r["line_value"]), none(r["line_cost"])) for _, r in edited.iterrows() if r["applies to"] == "lane" and str(r["key"]).strip()}
     cats = {str(r["key"]).strip(): Thresholds(none(r["line_value"]), none(r["line_cost"])) for _, r in edited.iterrows() if r["applies to"] == "category" and str(r["key"]).strip()}
-    new_policy = Policy(default=Thresholds(float(value), float(cost)), lanes=lanes, categories=cats)
+    new_policy = Policy(default=Thresholds(float(value), float(cost)), lanes=lanes, categories=cats, four_eyes=bool(four_eyes))
     widgets.attempt(lambda: workflow.set_policy(engine=engine, actor=actor, policy=new_policy, note=note), lambda p: f"Policy v{p.version} is in force.", REFUSED)
 with st.expander("Policy history"):
     history = pd.DataFrame([{"version": p.version, "created (UTC)": p.created_at, "by": p.created_by, "note": p.note, "thresholds": json.loads(p.thresholds)}
@@ -83,6 +85,10 @@ with right:
         widgets.attempt(lambda: accounts.update_user(engine=engine, actor=actor, username=who, role=new_role), f"{who} is now {new_role}.", REFUSED)
     if b2.button("Unlock" if not target.active else "Lock", key="adm-lock"):
         widgets.attempt(lambda: accounts.update_user(engine=engine, actor=actor, username=who, active=not target.active), f"{who} {'unlocked' if not target.active else 'locked'}.", REFUSED)
+    if target.failed_sign_ins or target.locked_until is not None:
+        st.caption(f"{target.failed_sign_ins} failed sign-in(s) in a row" + (f"; locked until {target.locked_until:%Y-%m-%d %H:%M:%S} UTC" if target.locked_until else ""))
+        if st.button("Lift the sign-in lock", key="adm-unlock-sign-in"):
+            widgets.attempt(lambda: accounts.unlock_user(engine=engine, actor=actor, username=who), f"{who} may sign in again.", REFUSED)
     reset = st.text_input("New password for this user", type="password", key="adm-reset")
     if st.button("Reset password", disabled=not reset, key="adm-reset-btn"):
         widgets.attempt(lambda: accounts.set_password(engine=engine, actor=actor, username=who, password=reset), f"Password of {who} reset.", REFUSED)

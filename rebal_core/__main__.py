@@ -93,6 +93,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     for w in result.warnings:
         print(f"warning: {w}")
+    if result.deleted_plans:
+        print(f"replaced: {len(result.deleted_plans)} saved plan(s) on the old dataset were deleted with it: " + ", ".join(repr(n) for n, _ in result.deleted_plans))
     _print_signals(result.signals)
     d = result.dataset
     print(f"imported dataset {d.id} {d.name!r}: {d.sites} sites, {d.skus} skus, {d.positions} positions in {result.seconds:.1f}s")

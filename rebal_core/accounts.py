@@ -5,6 +5,7 @@ Role checks happen here and in :mod:`rebal_core.workflow`, never only in the pag
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -65,17 +66,74 @@ def ensure_admin(*, engine: Engine) -> str | None:
     return f"Sign in as admin with the password in {password_file}, then change it on the Admin page."
 
 
+LOCK_AFTER = 5  # failed sign-ins in a row before the account is locked
+LOCK_SECONDS = 60  # the first lock; doubled for every further failure, at most MAX_LOCK_SECONDS
+MAX_LOCK_SECONDS = 3600
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(24))  # checked for unknown users: the same work either way
+
+
+class AccountLocked(AccountError):
+    """Too many failed sign-ins in a row: refused until the lock ends or an admin unlocks."""
+
+
+def lock_seconds(failures: int) -> int:
+    """Back-off: 0 below LOCK_AFTER failures, then 60 s, 120 s, 240 s... up to an hour."""
+    if failures < LOCK_AFTER:
+        return 0
+    return int(min(MAX_LOCK_SECONDS, LOCK_SECONDS * 2 ** (failures - LOCK_AFTER)))
+
+
 def authenticate(*, engine: Engine, username: str, password: str) -> Actor | None:
-    """The actor for a correct local sign-in, else None (same answer for unknown user and wrong password)."""
+    """The actor for a correct local sign-in, else None (same answer and the same work for an unknown
+    user and a wrong password). Failures are audited; after LOCK_AFTER in a row the account locks
+    with back-off (:class:`AccountLocked`, even for the right password) until the time is up or an
+    admin unlocks it."""
+    name = username.strip()
     with Session(engine) as session:
-        user = session.exec(select(User).where(User.username == username.strip())).first()
-        if user is None or not user.active or not verify_password(user.password_hash, password):
+        user = session.exec(select(User).where(User.username == name)).first()
+        ok = verify_password(user.password_hash if user is not None and user.password_hash else _DUMMY_HASH, password)
+        if user is not None and ok and user.password_hash is None:
+            ok = False
+        now = audit.now()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            wait = int((user.locked_until - now).total_seconds()) + 1
+            audit.record(session, actor=Actor(name[:120] or "?", "viewer"), action="sign_in_failed", object_type="user", object_id=name[:120],
+                         summary=f"sign-in as {name!r} refused: the account is locked for {wait} s more")
+            session.commit()
+            raise AccountLocked(f"too many failed sign-ins: this account is locked for {wait} more second(s); try later, or ask an admin to unlock it")
+        if user is None or not user.active or not ok:
+            audit.record(session, actor=Actor(name[:120] or "?", "viewer"), action="sign_in_failed", object_type="user", object_id=name[:120],
+                         summary=f"failed sign-in as {name[:120]!r}" + ("" if user is not None else " (no such user)"))
+            if user is not None:
+                user.failed_sign_ins += 1
+                seconds = lock_seconds(user.failed_sign_ins)
+                if seconds:
+                    user.locked_until = now + dt.timedelta(seconds=seconds)
+                    audit.record(session, actor=Actor(name, "viewer"), action="account_locked", object_type="user", object_id=name,
+                                 summary=f"{name} locked for {seconds} s after {user.failed_sign_ins} failed sign-ins in a row")
+                session.add(user)
+            session.commit()
             return None
+        if user.failed_sign_ins or user.locked_until is not None:
+            user.failed_sign_ins, user.locked_until = 0, None
+            session.add(user)
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
             session.add(user)
-            session.commit()
+        session.commit()
         return Actor(user.username, user.role)
+
+
+def unlock_user(*, engine: Engine, actor: Actor, username: str) -> None:
+    """An admin lifts a sign-in lock (audited)."""
+    actor.require("manage_users")
+    with Session(engine) as session:
+        user = _user(session, username)
+        before = {"failed_sign_ins": user.failed_sign_ins, "locked_until": str(user.locked_until) if user.locked_until else None}
+        user.failed_sign_ins, user.locked_until = 0, None
+        session.add(user)
+        audit.record(session, actor=actor, action="account_unlocked", object_type="user", object_id=username, summary=f"{username} unlocked", before=before)
+        session.commit()
 
 
 def actor_for_oidc(*, engine: Engine, email: str, name: str = "") -> Actor | None:

@@ -103,6 +103,9 @@ class Policy:
     default: Thresholds = field(default_factory=lambda: Thresholds(line_value=5_000.0, line_cost=500.0))
     lanes: dict[str, Thresholds] = field(default_factory=dict)
     categories: dict[str, Thresholds] = field(default_factory=dict)
+    # A plan's approver is not its author, a line's approver not who set its quantity.
+    # An admin may switch it off (a one-person business); the policy change is audited.
+    four_eyes: bool = True
 
     def problems(self) -> list[str]:
         out = []
@@ -128,6 +131,7 @@ class Policy:
 
         return cls(
             version=version,
+            four_eyes=bool(raw.get("four_eyes", True)),
             default=t(raw.get("default")),
             lanes={k: t(v) for k, v in (raw.get("lanes") or {}).items()},
             categories={k: t(v) for k, v in (raw.get("categories") or {}).items()},

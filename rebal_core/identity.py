@@ -21,6 +21,7 @@ PERMISSIONS: dict[str, set[str]] = {
     "view": _ALL,
     "import_data": {"planner", "admin", SYSTEM_ROLE},
     "delete_data": {"admin"},
+    "replace_planned_data": {"admin"},  # import --replace over a dataset that holds saved plans
     "save_scenario": {"planner", "admin", SYSTEM_ROLE},
     "edit_scenario": {"planner", "admin", SYSTEM_ROLE},  # rename, clone, delete, re-solve
     "edit_line": {"planner", "admin"},  # firm quantities
@@ -40,6 +41,7 @@ PERMISSIONS: dict[str, set[str]] = {
 ACTION_WORDS = {
     "import_data": "importing data",
     "delete_data": "deleting a dataset",
+    "replace_planned_data": "replacing a dataset that holds saved plans",
     "save_scenario": "saving scenarios",
     "edit_scenario": "changing scenarios",
     "edit_line": "editing line quantities",
@@ -90,8 +92,12 @@ MIN_PASSWORD = 10
 
 
 def password_problem(password: str) -> str | None:
+    """The minimum password policy: at least MIN_PASSWORD characters, not blank at either end of
+    its meaning (no all-space or one-character passwords), at least 5 different characters."""
     if len(password) < MIN_PASSWORD:
         return f"a password needs at least {MIN_PASSWORD} characters"
+    if not password.strip() or len(set(password)) < 5:
+        return "a password needs at least 5 different characters (spaces alone or one repeated character are too easy to guess)"
     return None
 
 

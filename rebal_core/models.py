@@ -167,6 +167,8 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str | None = None  # argon2id; None for OIDC-only accounts
     created_at: NaiveDatetime
+    failed_sign_ins: int = 0  # in a row; a correct sign-in or an admin's unlock resets it
+    locked_until: NaiveDatetime | None = None  # sign-in refused until then (accounts.LOCK_AFTER)
 
 
 class UserPublic(UserBase):
@@ -174,6 +176,8 @@ class UserPublic(UserBase):
 
     id: int
     created_at: NaiveDatetime
+    failed_sign_ins: int = 0
+    locked_until: NaiveDatetime | None = None
 
 
 class PolicyVersion(SQLModel, table=True):
@@ -246,6 +250,7 @@ class PlanLine(SQLModel, table=True):
     status: str = "proposed"  # governance.LINE_STATUSES
     decided_by: str | None = None
     decided_at: NaiveDatetime | None = None
+    edited_by: str | None = None  # who set its quantity by hand (firm): never its approver (four eyes)
     note: str = ""  # rejection reason or edit note
     released_at: NaiveDatetime | None = None
     released_by: str | None = None

@@ -57,6 +57,7 @@ class ImportResult:
     warnings: list[Finding]
     seconds: float
     signals: pd.DataFrame  # signal-quality findings (signals.check_signals)
+    deleted_plans: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (name, status) deleted with a replaced dataset
 
 
 def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str, pd.DataFrame], str, dict | None]:
@@ -95,8 +96,10 @@ def import_bundle(
     """
     actor.require("import_data")
     started = time.perf_counter()
-    if not replace and store.find_dataset(engine=engine, name=name.strip()) is not None:
+    existing = store.find_dataset(engine=engine, name=name.strip())
+    if not replace and existing is not None:
         raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")
+    orphaned = _replaceable(engine, actor, existing) if replace and existing is not None else []
     bundle = load_bundle(source, progress=_stage(progress, 0.0, 0.3))
     tables, method, accuracy = bundle_tables(bundle, _stage(progress, 0.3, 0.65))
     progress(0.65, "checking signal quality")
@@ -117,12 +120,13 @@ def import_bundle(
         audit_event=AuditEvent(
             at=now(), username=actor.username, role=actor.role, action="data_imported", object_type="dataset",
             summary=f"imported {Path(source).name} as {name.strip()!r}" + (" (replacing the dataset of that name)" if replace else "")
+            + (f"; deleted {len(orphaned)} saved plan(s) with it: {', '.join(repr(n) for n, _ in orphaned)}" if orphaned else "")
             + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s), "
             + f"{int((findings['severity'] == 'critical').sum())} critical signal finding(s)",
             after=json.dumps({"sites": len(tables["sites"]), "skus": len(tables["skus"]), "positions": len(tables["inventory"]), "as_of": str(bundle.as_of)}),
         ),
     )
-    return ImportResult(dataset, bundle.warnings, time.perf_counter() - started, findings)
+    return ImportResult(dataset, bundle.warnings, time.perf_counter() - started, findings, orphaned)
 
 
 def ensure_sample(*, engine: Engine, progress: Progress = _quiet) -> DatasetPublic | None:
@@ -163,6 +167,27 @@ def dataset_warnings(dataset: DatasetPublic) -> pd.DataFrame:
 
 def rate_card_of(dataset: DatasetPublic) -> RateCard:
     return RateCard.from_mapping(json.loads(dataset.rate_card or "{}"))
+
+
+BUSY_PLAN_STATES = ("in_review", "approved", "released")
+
+
+def _replaceable(engine: Engine, actor: Actor, existing: DatasetPublic) -> list[tuple[str, str]]:
+    """The saved plans a replace would delete with the dataset; refused while any is under way,
+    and an admin's decision otherwise (their decisions and audit trail go with them)."""
+    plans = store.plans_on(engine=engine, dataset_id=existing.id)
+    busy = [(n, st) for n, st in plans if st in BUSY_PLAN_STATES]
+    if busy:
+        listed = ", ".join(f"{n!r} ({st.replace('_', ' ')})" for n, st in busy[:5]) + ("..." if len(busy) > 5 else "")
+        raise store.DatasetInUse(f"cannot replace {existing.name!r}: {len(busy)} plan(s) on it are under way: {listed}. "
+                                 "Import under another name, or finish (receive) or delete those plans first")
+    if plans and not actor.can("replace_planned_data"):
+        from rebal_core.identity import PermissionDenied
+
+        raise PermissionDenied(f"replacing {existing.name!r} would delete {len(plans)} saved plan(s) with their decisions: "
+                               f"{', '.join(repr(n) for n, _ in plans[:5])}{'...' if len(plans) > 5 else ''}; only an admin may do that. "
+                               "Import under another name instead")
+    return plans
 
 
 def network_from_bundle(bundle: Bundle, progress: Progress = _quiet) -> Network:

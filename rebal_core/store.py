@@ -36,6 +36,18 @@ class DatasetExists(Exception):
     """A dataset of that name is already stored and replacing it was not asked for."""
 
 
+class DatasetInUse(Exception):
+    """A dataset cannot be replaced: plans on it are in review, approved or released."""
+
+
+def plans_on(*, engine: Engine, dataset_id: int) -> list[tuple[str, str]]:
+    """(name, status) of every saved plan on a dataset."""
+    from rebal_core.models import SavedScenario
+
+    with Session(engine) as session:
+        return [tuple(r) for r in session.exec(select(SavedScenario.name, SavedScenario.status).where(SavedScenario.dataset_id == dataset_id).order_by(SavedScenario.name)).all()]
+
+
 def database_url() -> str:
     return os.environ.get("REBAL_DATABASE_URL") or f"sqlite:///{DEFAULT_DB}"
 
@@ -44,7 +56,10 @@ def make_engine(url: str | None = None) -> Engine:
     """Create the engine and the schema (idempotent)."""
     url = url or database_url()
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        db = Path(url.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if not db.exists():
+            db.touch(mode=0o600)  # the store holds password hashes and the audit log: its owner's only (SQLite gives -wal/-shm the same mode)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -100,7 +115,15 @@ def _add_new_columns(engine: Engine) -> None:
 
 
 def _audit_append_only(engine: Engine) -> None:
-    """Database triggers that refuse UPDATE and DELETE on the audit log, whatever the client."""
+    """Database triggers that keep the audit log append-only, whatever the client.
+
+    SQLite: UPDATE and DELETE refused, and an INSERT whose id exists (``INSERT OR REPLACE``,
+    ``REPLACE INTO`` would otherwise delete the old row without firing the DELETE trigger).
+    SQLite has no roles: whoever can write the file can drop the table, so the file is the
+    owner's only (0600, see :func:`make_engine`). PostgreSQL: UPDATE, DELETE and TRUNCATE
+    refused by triggers (``INSERT ... ON CONFLICT DO UPDATE`` fires the UPDATE one); DROP by an
+    event trigger when the app's role may create one (a superuser), else by not owning the table.
+    """
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             for op in ("UPDATE", "DELETE"):
@@ -108,6 +131,11 @@ def _audit_append_only(engine: Engine) -> None:
                     f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
                     "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
                 )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER IF NOT EXISTS audit_log_no_replace BEFORE INSERT ON audit_log "
+                "WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id) "
+                "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+            )
         elif conn.dialect.name == "postgresql":
             conn.exec_driver_sql(
                 "CREATE OR REPLACE FUNCTION rebal_audit_append_only() RETURNS trigger AS $$ "
@@ -117,6 +145,19 @@ def _audit_append_only(engine: Engine) -> None:
                 "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
                 "FOR EACH ROW EXECUTE FUNCTION rebal_audit_append_only()"
             )
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+                "FOR EACH STATEMENT EXECUTE FUNCTION rebal_audit_append_only()"
+            )
+            superuser = conn.exec_driver_sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").scalar()
+            exists = conn.exec_driver_sql("SELECT 1 FROM pg_event_trigger WHERE evtname = 'rebal_audit_no_drop'").scalar()
+            if superuser and not exists:
+                conn.exec_driver_sql(
+                    "CREATE OR REPLACE FUNCTION rebal_audit_no_drop() RETURNS event_trigger AS $$ BEGIN "
+                    "IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' AND object_name = 'audit_log') "
+                    "THEN RAISE EXCEPTION 'the audit log is append-only'; END IF; END $$ LANGUAGE plpgsql"
+                )
+                conn.exec_driver_sql("CREATE EVENT TRIGGER rebal_audit_no_drop ON sql_drop EXECUTE FUNCTION rebal_audit_no_drop()")
 
 
 # ----------------------------------------------------------------------------- writing

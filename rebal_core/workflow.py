@@ -82,7 +82,7 @@ def _quiet(fraction: float, message: str) -> None:
 
 
 # What a user is told in words (pages show it, the CLI exits 2): refusals, not bugs.
-REFUSALS: tuple[type[Exception], ...] = (WorkflowError, IllegalTransition, PermissionDenied, accounts.AccountError)
+REFUSALS: tuple[type[Exception], ...] = (WorkflowError, IllegalTransition, PermissionDenied, accounts.AccountError, services.store.DatasetInUse)
 
 
 # ----------------------------------------------------------------------------- policy
@@ -120,7 +120,8 @@ def set_policy(*, engine: Engine, actor: Actor, policy: Policy, note: str = "") 
     with Session(engine) as session:
         version = before.version + 1
         session.add(PolicyVersion(version=version, created_at=audit.now(), created_by=actor.username, note=note, thresholds=policy.to_json()))
-        audit.record(session, actor=actor, action="policy_changed", object_type="policy", object_id=version, summary=f"approval policy v{version}" + (f": {note}" if note else ""),
+        switched = "" if before.four_eyes == policy.four_eyes else ("; four eyes switched ON" if policy.four_eyes else "; four eyes switched OFF: authors may approve their own plans")
+        audit.record(session, actor=actor, action="policy_changed", object_type="policy", object_id=version, summary=f"approval policy v{version}{switched}" + (f": {note}" if note else ""),
                      before=json.loads(before.to_json()), after=json.loads(policy.to_json()))
         session.commit()
     return current_policy(engine=engine)
@@ -508,6 +509,7 @@ def decide_lines(
     if action == "reject" and not note:
         raise WorkflowError("a rejection needs a reason (it is shown to the planner and kept in the audit log)")
     net = _network(engine, record, network) if action in ("reject", "reset") else None
+    four_eyes = current_policy(engine=engine).four_eyes
     result = LineResult()
     with Session(engine) as session:
         if not _bump(session, scenario_id, LINE_ACTIONS[action][0]):
@@ -518,6 +520,8 @@ def decide_lines(
         for tid in ids:
             line = rows.get(tid)
             why = f"{tid}: not a line of this plan" if line is None else _line_refusal(line, action, (versions or {}).get(tid))
+            if why is None and action == "approve" and four_eyes and line.edited_by == actor.username:
+                why = f"{tid}: you set its quantity; it needs another approver (four eyes)"
             if why:
                 result.skipped.append(why)
                 continue
@@ -573,10 +577,11 @@ def firm_line(*, engine: Engine, actor: Actor, scenario_id: int, transfer_id: st
             raise WorkflowError(f"{transfer_id}: {qty} is not a whole number of packs of {pack}")
         before = {"status": line.status, "qty": line.qty}
         line.qty, line.packs, line.status, line.note = int(qty), int(qty) // pack, "firm", note.strip()
-        line.decided_by, line.decided_at, line.version = actor.username, audit.now(), line.version + 1
+        line.decided_by, line.decided_at, line.version, line.edited_by = actor.username, audit.now(), line.version + 1, actor.username
         session.add(line)
         session.flush()
         broken = _rescore(session, record, net)
+        _reassess(session, record, current_policy(engine=engine))  # a firm line above the policy waits for another approver
         mine = [b for b in broken if line.sku_id in b or line.from_site_id in b or line.to_site_id in b or "budget" in b]
         if mine:
             session.rollback()
@@ -612,17 +617,26 @@ def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[str
 # ----------------------------------------------------------------------------- lifecycle
 
 
-def _approve_by_policy(session: Session, actor: Actor, record: ScenarioPublic, policy: Policy) -> int:
-    """Re-assess every line under the policy in force; approve the proposed ones under its thresholds."""
+def _reassess(session: Session, record: ScenarioPublic, policy: Policy) -> list[PlanLine]:
+    """Every line's ``needs_approval`` under the policy in force, from its current quantity and cost."""
     rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == record.id)).all()
     if not rows:
-        return 0
+        return rows
     frame = pd.DataFrame([{"from_site_id": r.from_site_id, "to_site_id": r.to_site_id, "category": r.category, "value": r.value, "cost": r.line_cost + r.truck_share} for r in rows])
     assessed = policy.assess(frame)
-    now, n = audit.now(), 0
     for r, needs, rule in zip(rows, assessed["needs_approval"], assessed["approval_rule"]):
-        r.needs_approval, r.approval_rule = bool(needs), rule
-        if r.status == "proposed" and not needs and r.released_at is None:
+        if r.released_at is None:
+            r.needs_approval, r.approval_rule = bool(needs), rule
+            session.add(r)
+    return rows
+
+
+def _approve_by_policy(session: Session, actor: Actor, record: ScenarioPublic, policy: Policy) -> int:
+    """Re-assess every line under the policy in force; approve the proposed ones under its thresholds."""
+    rows = _reassess(session, record, policy)
+    now, n = audit.now(), 0
+    for r in rows:
+        if r.status == "proposed" and not r.needs_approval and r.released_at is None:
             r.status, r.decided_by, r.decided_at, r.version = "approved", f"policy v{policy.version}", now, r.version + 1
             n += 1
         session.add(r)
@@ -643,11 +657,15 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
     actor.require(TRANSITIONS[event][2])
     if event == "submit" and record.solved_at is None:
         raise IllegalTransition(f"{record.name!r} has no plan yet; solve it before submitting it")
+    policy = current_policy(engine=engine)
     if event == "approve":
+        if policy.four_eyes and record.author == actor.username:
+            raise IllegalTransition(f"{record.name!r} is your plan: it needs an approver other than its author (four eyes)")
         waiting = open_decisions(lines(engine=engine, scenario_id=scenario_id))
         if len(waiting):
             raise IllegalTransition(f"cannot approve {record.name!r}: {len(waiting)} line(s) still need a decision ({', '.join(waiting['transfer_id'].head(5))}{'...' if len(waiting) > 5 else ''})")
-    policy = current_policy(engine=engine)
+    if event == "release":
+        _refuse_double_moves(engine, record)
     with Session(engine) as session:
         cond = [SavedScenario.id == scenario_id, SavedScenario.status == record.status]
         if event == "approve":  # checked again inside the statement: no decision may have been undone meanwhile
@@ -670,20 +688,53 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
     return get_scenario(engine=engine, scenario_id=scenario_id)
 
 
+def _releasable():
+    """Lines that may go out: approved, or firm within the policy. A firm line above it waits for its approver."""
+    return or_(PlanLine.status == "approved", and_(PlanLine.status == "firm", ~col(PlanLine.needs_approval)))
+
+
 def _stamp_release(session: Session, actor: Actor, scenario_id: int) -> int:
     now = audit.now()
     done = session.execute(
         update(PlanLine)
-        .where(PlanLine.scenario_id == scenario_id, col(PlanLine.status).in_(FIXED_STATUSES), col(PlanLine.released_at).is_(None))
+        .where(PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None))
         .values(released_at=now, released_by=actor.username, version=PlanLine.version + 1)
     )
     return done.rowcount
+
+
+def _refuse_double_moves(engine: Engine, record: ScenarioPublic) -> None:
+    """Execution is idempotent across plans: a line that would move a sku again on a lane (or its
+    reverse) where another plan's released transfer is still in transit is refused with what to do."""
+    with Session(engine) as session:
+        going = session.exec(select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.transfer_id)
+                             .where(PlanLine.scenario_id == record.id, _releasable(), col(PlanLine.released_at).is_(None))).all()
+        moving = session.exec(
+            select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, SavedScenario.name)
+            .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
+            .where(SavedScenario.dataset_id == record.dataset_id, SavedScenario.id != record.id, SavedScenario.status != "received",
+                   col(PlanLine.released_at).is_not(None))
+        ).all()
+    if not going or not moving:
+        return
+    busy = {}
+    for sku, a, b, name in moving:
+        busy.setdefault((sku, a, b), name)
+        busy.setdefault((sku, b, a), name)
+    clash = [(tid, sku, a, b, busy[(sku, a, b)]) for sku, a, b, tid in going if (sku, a, b) in busy]
+    if clash:
+        shown = "; ".join(f"{tid} ({sku} {a} -> {b}, in transit from {name!r})" for tid, sku, a, b, name in clash[:3])
+        raise WorkflowError(
+            f"cannot release {record.name!r}: {len(clash)} line(s) would move a sku again on a lane where a released plan's transfer is still in transit: "
+            f"{shown}{'...' if len(clash) > 3 else ''}. Re-solve this plan (it then counts what is in transit) or mark the other plan received first."
+        )
 
 
 def release_approved(*, engine: Engine, actor: Actor, scenario_id: int) -> int:
     """Release the approved lines of a plan still in review (the rest wait for their approver)."""
     actor.require("release")
     record = get_scenario(engine=engine, scenario_id=scenario_id)
+    _refuse_double_moves(engine, record)
     with Session(engine) as session:
         if not _bump(session, scenario_id, ("in_review",)):
             raise IllegalTransition(f"approved lines are released early only from a plan in review; {record.name!r} is {STATE_WORDS[record.status]}")
@@ -701,7 +752,7 @@ def release_approved(*, engine: Engine, actor: Actor, scenario_id: int) -> int:
 
 
 ORDER_COLUMNS = [
-    "transfer_id", "scenario", "sku_id", "sku_name", "from_site_id", "from_site", "to_site_id", "to_site", "qty", "packs",
+    "transfer_id", "line_id", "scenario", "sku_id", "sku_name", "from_site_id", "from_site", "to_site_id", "to_site", "qty", "packs",
     "ship_by", "arrive_by", "lane_id", "lead_time_days", "lane_trucks", "line_cost", "truck_share", "cost", "reason",
     "approval_status", "approver", "decided_at", "released_at", "released_by",
 ]  # fmt: skip
@@ -709,6 +760,10 @@ ORDER_COLUMNS = [
 
 def transfer_orders(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
     """The released lines of a plan as transfer orders for the ERP/WMS (same ids and rows on every export).
+
+    ``transfer_id`` is the line's id qualified by the plan (``TR-...-P12``): the same sku
+    and lane released again by a later plan (after the first was received) is another
+    order, never the same id with another quantity; ``line_id`` is the plan line's id.
 
     Dates: a line must arrive before its receiver runs out, and within the
     horizon: ``arrive_by = as_of + clip(floor(days until stockout), L, H)`` with
@@ -728,6 +783,8 @@ def transfer_orders(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
     as_of = pd.Timestamp(dataset.as_of)
     trucks = summary(record).get("trucks_by_lane", {})
     out = frame.assign(
+        line_id=frame["transfer_id"],
+        transfer_id=frame["transfer_id"] + f"-P{scenario_id}",
         scenario=record.name,
         arrive_by=(as_of + pd.to_timedelta(arrive, unit="D")).date,
         ship_by=(as_of + pd.to_timedelta(arrive - lead, unit="D")).date,

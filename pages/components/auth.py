@@ -38,7 +38,11 @@ def _sign_in_form(engine, first_start: str | None) -> None:
         password = st.text_input("Password", type="password", key="auth-password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        actor = accounts.authenticate(engine=engine, username=username, password=password)
+        try:
+            actor = accounts.authenticate(engine=engine, username=username, password=password)
+        except accounts.AccountLocked as exc:
+            st.error(str(exc).capitalize() + ".")
+            return
         if actor is None:
             time.sleep(0.5)  # slows password guessing a little; argon2 does the rest
             st.error("Wrong user name or password (or the account is locked).")

@@ -92,7 +92,8 @@ def test_workflow_on_postgres(pg_url, small_bundle, monkeypatch):
     orders = workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id)
     assert len(orders) == len(after)
     with engine.connect() as conn:
-        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log"):
+        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log", "DROP TABLE audit_log",
+                    "INSERT INTO audit_log SELECT * FROM audit_log ORDER BY id LIMIT 1 ON CONFLICT (id) DO UPDATE SET summary = 'rewritten'"):
             with pytest.raises(Exception, match="append-only"):
                 conn.execute(text(sql))
             conn.rollback()

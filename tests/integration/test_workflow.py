@@ -290,8 +290,13 @@ def test_a_solve_does_not_overwrite_decisions_taken_meanwhile(eng, dataset, net)
 
 def test_audit_log_is_append_only(eng, dataset, net):
     solved(eng, dataset, net)
+    first = int(audit.log(engine=eng)["id"].min())
     with eng.connect() as conn:
-        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log"):
+        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log",
+                    f"INSERT OR REPLACE INTO audit_log (id, at, username, role, action, object_type, object_id, summary, before, after) "
+                    f"VALUES ({first}, '2026-01-01 00:00:00', 'mallory', 'admin', 'x', 'x', 'x', 'rewritten', '{{}}', '{{}}')",
+                    f"REPLACE INTO audit_log (id, at, username, role, action, object_type, object_id, summary, before, after) "
+                    f"VALUES ({first}, '2026-01-01 00:00:00', 'mallory', 'admin', 'x', 'x', 'x', 'rewritten', '{{}}', '{{}}')"):
             with pytest.raises(Exception, match="append-only"):
                 conn.execute(text(sql))
             conn.rollback()
