@@ -7,7 +7,7 @@ used: mixed with a folder named pages/ it falls back to file-based pages on reru
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.figures import money, status_bar
+from rebal_core.figures import money, plain, status_bar
 
 st.set_page_config(page_title="Rebal - inventory rebalancing", page_icon=":material/swap_horiz:", layout="wide")
 
@@ -15,7 +15,7 @@ st.title("Rebal")
 st.caption("Multi-location inventory rebalancing: see where stock sits idle and where demand has moved, before stockouts or write-offs force the decision.")
 
 dataset, net, pos = state.require_dataset()
-st.markdown(f"**Dataset:** {dataset.name} · planning date **{dataset.as_of}** · {dataset.sites} sites · {dataset.skus} SKUs · {len(pos):,} positions")
+st.markdown(f"**Dataset:** {plain(dataset.name)} · planning date **{dataset.as_of}** · {dataset.sites} sites · {dataset.skus} SKUs · {len(pos):,} positions")
 
 widgets.kpi_cards(pos)
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import store, workflow
+from rebal_core.figures import plain
 from rebal_core.monitor import snapshot_trend
 
 st.set_page_config(page_title="Monitor - Rebal", layout="wide")
@@ -35,7 +36,7 @@ released = [s for s in workflow.list_scenarios(engine=engine, dataset_id=dataset
             and workflow.lines(engine=engine, scenario_id=s.id).get("released", []).any()]
 later = [d for d in same if d.as_of > dataset.as_of]
 if not released:
-    st.info(f"No plan of {dataset.name} has released lines yet (approve and release one on the Plans page).")
+    st.info(f"No plan of {plain(dataset.name)} has released lines yet (approve and release one on the Plans page).")
 elif not later:
     st.info(f"Import a later snapshot of this network (same sites, planning date after {dataset.as_of}) on the Data page to see what the released plans did.")
 else:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services, store, workflow
+from rebal_core.figures import plain
 from rebal_core.accuracy import record_accuracy
 from rebal_core.forecast import calibration_sentence, calibration_table
 from rebal_core.bundle import BundleInvalid
@@ -87,24 +88,24 @@ with st.expander("Import a bundle", expanded=not datasets):
                 st.dataframe(pd.DataFrame([e.as_row() for e in exc.errors + exc.warnings]), hide_index=True, width="stretch", key="data-errors")
             except store.DatasetExists as exc:
                 bar.empty()
-                st.error(f"{exc}. Tick 'Replace' to overwrite it.")
+                st.error(plain(f"{exc}. Tick 'Replace' to overwrite it."))
             except workflow.REFUSALS as exc:  # a replace that would delete plans under way, or not the user's to make
                 bar.empty()
-                st.error(str(exc))
+                st.error(plain(exc))
             except Exception as exc:  # noqa: BLE001 - never a traceback: say what failed; the import is all or nothing
                 bar.empty()
-                st.error(f"The upload could not be imported ({type(exc).__name__}: {exc}); nothing was stored.")
+                st.error(plain(f"The upload could not be imported ({type(exc).__name__}: {exc}); nothing was stored."))
             else:
                 bar.empty()
                 st.session_state["dataset_id"] = result.dataset.id
-                st.success(f"Imported {result.dataset.name!r}: {result.dataset.sites} sites, {result.dataset.skus} SKUs, {result.dataset.positions:,} positions in {result.seconds:.1f} s.")
+                st.success(f"Imported {plain(repr(result.dataset.name))}: {result.dataset.sites} sites, {result.dataset.skus} SKUs, {result.dataset.positions:,} positions in {result.seconds:.1f} s.")
                 if result.deleted_plans:
-                    st.warning(f"{len(result.deleted_plans)} saved plan(s) on the replaced dataset were deleted with it: " + ", ".join(repr(n) for n, _ in result.deleted_plans))
+                    st.warning(f"{len(result.deleted_plans)} saved plan(s) on the replaced dataset were deleted with it: " + plain(", ".join(repr(n) for n, _ in result.deleted_plans)))
                 if result.warnings:
                     st.dataframe(pd.DataFrame([w.as_row() for w in result.warnings]), hide_index=True, width="stretch", key="data-import-warnings")
 
 if active is not None:
-    st.subheader(f"About {active.name}")
+    st.subheader(f"About {plain(active.name)}")
     warnings = services.dataset_warnings(active)
     st.markdown(f"**Warnings at import:** {len(warnings)}")
     if len(warnings):
@@ -166,12 +167,12 @@ if active is not None:
         stock_adjustments(active)
 
     with st.popover("Delete this dataset", disabled=not actor.can("delete_data"), help=None if actor.can("delete_data") else "Needs the admin role"):
-        st.write(f"Delete **{active.name}** with all its rows and saved scenarios? This cannot be undone (the audit log keeps the record).")
+        st.write(f"Delete **{plain(active.name)}** with all its rows and saved scenarios? This cannot be undone (the audit log keeps the record).")
         if st.button("Delete", type="primary", key="data-delete"):
             try:
                 workflow.delete_dataset(engine=engine, actor=actor, dataset_id=active.id)
             except workflow.REFUSALS as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
             else:
                 st.session_state.pop("dataset_id", None)
                 st.cache_data.clear()

@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services, workflow
-from rebal_core.figures import cost_waterfall, money, signed_money, transfer_map, uncertainty_bands
+from rebal_core.figures import cost_waterfall, money, plain, signed_money, transfer_map, uncertainty_bands
 from rebal_core.montecarlo import bands, plan_positions, simulate
 from rebal_core.optimizer import plan
 from rebal_core.planning import LINE_KEYS, problem_with_moves
@@ -200,7 +200,7 @@ def save(scenario: Scenario, time_limit: float) -> None:
             finally:
                 bar.empty()
             st.session_state["scenario_id"] = record.id
-            st.success(f"Saved {record.name!r} with a plan of {workflow.summary(record).get('lines', 0)} lines.")
+            st.success(f"Saved {plain(repr(record.name))} with a plan of {workflow.summary(record).get('lines', 0)} lines.")
             st.markdown("Review and approve it on the **Plans** page.")
 
 

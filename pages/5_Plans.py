@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import workflow
-from rebal_core.figures import cost_waterfall, money, signed_money
+from rebal_core.figures import cost_waterfall, money, plain, signed_money
 from rebal_core.governance import PLAN_STATES
 from rebal_core.scenario import Scenario
 
@@ -24,7 +24,7 @@ with st.expander("New scenario", expanded=not scenarios):
         widgets.attempt(lambda: workflow.save_scenario(engine=engine, actor=actor, dataset_id=dataset.id, scenario=Scenario(name=new_name or "default"), name=new_name),
                         lambda r: (st.session_state.update(scenario_id=r.id), f"Saved {r.name!r}. Solve it to get its plan.")[1], REFUSED)
 if not scenarios:
-    st.info(f"No saved scenarios for {dataset.name} yet.")
+    st.info(f"No saved scenarios for {plain(dataset.name)} yet.")
     st.stop()
 
 ids = [s.id for s in scenarios]
@@ -64,7 +64,7 @@ with st.expander("Parameters, clone, rename, delete, reproduce"):
     if c2.button("Rename", disabled=not actor.can("edit_scenario"), key="plans-rename"):
         widgets.attempt(lambda: workflow.rename_scenario(engine=engine, actor=actor, scenario_id=record.id, name=new), "Renamed.", REFUSED)
     with c3.popover("Delete", disabled=not actor.can("edit_scenario")):
-        st.write(f"Delete **{record.name}** and its plan? The audit log keeps the record.")
+        st.write(f"Delete **{plain(record.name)}** and its plan? The audit log keeps the record.")
         if st.button("Delete", type="primary", key="plans-delete"):
             widgets.attempt(lambda: workflow.delete_scenario(engine=engine, actor=actor, scenario_id=record.id), f"Deleted {record.name!r}.", REFUSED)
 
@@ -81,8 +81,23 @@ events = [("submit", "Submit for review", "submit"), ("approve", "Approve plan",
 for col, (event, label, permission) in zip(cols[1:], events):
     allowed = record.status in workflow.TRANSITIONS[event][0] and actor.can(permission)
     if col.button(label, disabled=not allowed, key=f"plans-{event}", type="primary" if allowed and event in ("submit", "approve", "release") else "secondary"):
-        widgets.attempt(lambda event=event: workflow.transition(engine=engine, actor=actor, scenario_id=record.id, event=event),
+        if event == "release":  # irreversible: confirm with what it hands over
+            st.session_state["plans_confirm_release"] = record.id
+        else:
+            widgets.attempt(lambda event=event: workflow.transition(engine=engine, actor=actor, scenario_id=record.id, event=event),
+                            lambda r: f"{r.name!r} is now {LABEL[r.status].lower()}.", REFUSED)
+if st.session_state.get("plans_confirm_release") == record.id and record.status == "approved":
+    going = workflow.release_preview(engine=engine, scenario_id=record.id)
+    st.warning(f"Release {going.lines:,} line(s), {going.units:,} units worth {money(going.value)}, for {money(going.cost)} of transfer? "
+               "Released transfer orders go to the ERP/WMS and cannot be changed or withdrawn here.")
+    yes, no = st.columns(2)
+    if yes.button("Confirm release", type="primary", key="plans-release-confirm"):
+        st.session_state.pop("plans_confirm_release", None)
+        widgets.attempt(lambda: workflow.transition(engine=engine, actor=actor, scenario_id=record.id, event="release"),
                         lambda r: f"{r.name!r} is now {LABEL[r.status].lower()}.", REFUSED)
+    if no.button("Cancel", key="plans-release-cancel"):
+        st.session_state.pop("plans_confirm_release", None)
+        st.rerun()
 
 if not summary:
     st.info("This scenario has no plan yet: press **Solve**.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,11 +14,24 @@ import pandas as pd
 if TYPE_CHECKING:
     from rebal_core.planning import Plan
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "|", "%")  # after NFKC and leading blanks; "|" and "%" for DDE and LibreOffice
+CONTROL_STARTS = ("\t", "\r", "\n")
+
+
+def is_formula_like(value: object) -> bool:
+    """Would a spreadsheet run this cell (OWASP CSV injection)? Text that starts with ``= + - @``
+    (also ``|``, ``%``), with tab, CR or LF, or with such a character after blanks, in any
+    Unicode form (full-width ``＝``, ideographic space...)."""
+    if not isinstance(value, str) or not value:
+        return False
+    if value.startswith(CONTROL_STARTS):
+        return True
+    return unicodedata.normalize("NFKC", value).lstrip(" \t\r\n\u00a0\u3000\ufeff").startswith(FORMULA_STARTS)
 
 
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with a quote (OWASP CSV injection).
+    """Prefix text cells that a spreadsheet would run as a formula with a quote: the one
+    spreadsheet-safety rule of every export (CSV, xlsx, the pages' download buttons).
 
     Only text columns are touched: numbers such as -3 stay numbers.
     """
@@ -25,14 +39,16 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if out[col].dtype == object or isinstance(out[col].dtype, pd.StringDtype | pd.CategoricalDtype):
             text = out[col].astype(object)
-            risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+            risky = text.map(is_formula_like).astype(bool)
             out[col] = text.where(~risky, "'" + text.astype(str))
+    out.columns = ["'" + c if is_formula_like(c) else c for c in map(str, out.columns)]
     return out
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 with a byte-order mark, so Excel reads accents right; formulas neutralised."""
-    return neutralize_formulas(frame).to_csv(index=False).encode("utf-8-sig")
+    # CRLF rows (what Excel writes) also make the csv module quote any cell holding a bare CR
+    return neutralize_formulas(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
 def jsonable(value):

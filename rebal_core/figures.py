@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import html
 
 import numpy as np
@@ -23,6 +25,16 @@ STATUS_COLORS = {
 }
 SITE_STATUS_RGB = {"short": [220, 38, 38], "mixed": [245, 158, 11], "excess": [37, 99, 235], "balanced": [15, 118, 110]}
 MAP_VIEW = {"us": pdk.ViewState(latitude=38.5, longitude=-96.5, zoom=3.2, pitch=0), "world": pdk.ViewState(latitude=20, longitude=0, zoom=1.2, pitch=0)}
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>$|~])")  # links, images, :colour[...] need "[", formatting the rest
+
+
+def plain(text: object) -> str:
+    """Text to show as is in Streamlit markdown (messages, captions, headers): a name such as
+    ``![x](http://...)`` or ``:red[...]`` becomes characters, never an image, link, colour or formula."""
+    out = _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+    return "\\" + out if out[:1] in ("#", "-", "+", "=") or re.match(r"\d+[.)] ", out) else out  # no heading or list
 
 
 def money(value: float) -> str:

@@ -703,6 +703,22 @@ def _stamp_release(session: Session, actor: Actor, scenario_id: int) -> int:
     return done.rowcount
 
 
+@dataclass
+class ReleasePreview:
+    """What a release would hand over: shown for confirmation before it cannot be undone."""
+
+    lines: int
+    units: int
+    value: float
+    cost: float
+
+
+def release_preview(*, engine: Engine, scenario_id: int) -> ReleasePreview:
+    with Session(engine) as session:
+        rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None))).all()
+    return ReleasePreview(len(rows), sum(r.qty for r in rows), float(sum(r.value for r in rows)), float(sum(r.line_cost + r.truck_share for r in rows)))
+
+
 def _refuse_double_moves(engine: Engine, record: ScenarioPublic) -> None:
     """Execution is idempotent across plans: a line that would move a sku again on a lane (or its
     reverse) where another plan's released transfer is still in transit is refused with what to do."""

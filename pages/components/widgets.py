@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from rebal_core.export import to_csv_bytes
-from rebal_core.figures import money
+from rebal_core.figures import money, plain
 from rebal_core.positions import filter_positions, kpis
 
 
@@ -43,7 +43,7 @@ def flash(message: str | None = None) -> None:
         return
     left = st.session_state.pop("flash", None)
     if left:
-        st.success(left)
+        st.success(plain(left))  # messages carry names: shown as text, never markdown
 
 
 def attempt(action, done: str, refusals: tuple[type[Exception], ...]) -> bool:
@@ -51,7 +51,7 @@ def attempt(action, done: str, refusals: tuple[type[Exception], ...]) -> bool:
     try:
         result = action()
     except refusals as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return False
     flash(done(result) if callable(done) else done)
     st.rerun()

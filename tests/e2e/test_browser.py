@@ -191,7 +191,9 @@ def test_compare_approve_export(server, browser, tmp_path):
     page.get_by_role("button", name="Approve plan").click()
     page.get_by_text("is now approved").wait_for(timeout=60_000)
     _settle(page)
-    page.get_by_role("button", name="Release").click()
+    page.get_by_role("button", name="Release", exact=True).click()
+    _settle(page)
+    page.get_by_role("button", name="Confirm release").click()  # irreversible: the page asks first
     page.get_by_text("is now released").wait_for(timeout=60_000)
     _settle(page)
     with page.expect_download(timeout=60_000) as download:

@@ -179,6 +179,9 @@ def test_plans_page_submit_approve_release_export(writable):
     assert any(f"Approve: {len(waiting)} line(s)" in s.value for s in at.success)
     at.button(key="plans-approve").click().run()
     at.button(key="plans-release").click().run()
+    assert workflow.get_scenario(engine=engine, scenario_id=record.id).status == "approved"  # not before it is confirmed
+    assert any("cannot be changed or withdrawn" in w.value for w in at.warning)
+    at.button(key="plans-release-confirm").click().run()
     assert not at.exception
     assert workflow.get_scenario(engine=engine, scenario_id=record.id).status == "released"
     orders = frame(at, "ship_by")

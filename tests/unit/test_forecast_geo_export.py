@@ -74,3 +74,42 @@ def test_formulas_neutralised_numbers_untouched():
     assert list(out["name"]) == ["'=HYPERLINK(\"x\")", "'+1", "'-cmd", "'@sum", "plain"]
     assert list(out["qty"]) == [-3, 1, 2, 3, 4]
     assert to_csv_bytes(frame).startswith(b"\xef\xbb\xbf")
+
+
+@pytest.mark.parametrize("cell", [
+    "=1+1", "+1", "-1+2", "@SUM(A1)", "\t=1", "\r=1", "\n=1", " =1", "  +cmd", "\u00a0=1", "\u3000=1", "\ufeff=1",
+    "\uff1dHYPERLINK(\"http://x\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "|calc", "%0A=1", "\tplain", "\nplain",
+])
+def test_every_owasp_formula_start_is_neutralised_in_csv_and_xlsx(cell):
+    import io
+
+    import openpyxl
+
+    from rebal_core.export import is_formula_like, to_xlsx_bytes
+
+    assert is_formula_like(cell)
+    frame = pd.DataFrame({"name": [cell], cell: [1]})
+    import csv
+
+    rows = list(csv.reader(io.StringIO(to_csv_bytes(frame).decode("utf-8-sig"), newline="")))
+    assert rows[0][1] == "'" + cell and rows[1][0] == "'" + cell  # header and cell, as written
+    sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx_bytes(frame))).active
+    assert all(str(c.value).startswith("'") for c in (sheet["A2"], sheet["B1"]))
+
+
+@pytest.mark.parametrize("cell", ["plain", "Phoenix DC", "ST-001", "SKU=3", "a-b", "", " leading space", "1e5"])
+def test_ordinary_text_is_left_alone(cell):
+    from rebal_core.export import is_formula_like
+
+    assert not is_formula_like(cell)
+
+
+@pytest.mark.parametrize("name", ["![px](http://127.0.0.1:9/p.png)", "[plan](http://evil)", ":red[alarm]", "<img src=x>", "*bold* _it_ `code` $x$"])
+def test_names_are_shown_as_text_never_markdown(name):
+    import re
+
+    from rebal_core.figures import plain
+
+    shown = plain(name)
+    assert not re.search(r"(?<!\\)[\[\]*_`$<>]", shown)  # every markdown character escaped
+    assert re.sub(r"\\(.)", r"\1", shown) == name  # and nothing else changed
