@@ -15,9 +15,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import os
+import shutil
 import tempfile
 import tomllib
 import zipfile
+from zlib import error as zlib_error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,18 @@ from rebal_core.geo import RateCard
 
 MAX_ERRORS = 200
 """Errors reported per bundle; past it the report says how many more there were."""
+
+# Limits on what a bundle may hold (SECURITY.md): beyond them a bundle is refused with the limit named,
+# before it can exhaust the server. The row limit may be raised with REBAL_MAX_ROWS.
+MAX_ROWS = int(os.environ.get("REBAL_MAX_ROWS", "20000000"))
+MAX_UNPACKED_BYTES = 4 << 30  # a zip's or .gz file's content, in all
+MAX_EXPANSION = 100  # content / compressed size, for anything over BOMB_FLOOR_BYTES unpacked
+BOMB_FLOOR_BYTES = 64 << 20
+MAX_ZIP_MEMBERS = 200
+MAX_TOML_BYTES = 64 << 10
+MAX_TEXT_CHARS = 1000  # an id, name or other text cell
+MAX_NUMBER = 1e12  # no quantity, cost, capacity or rate beyond this (2^53 keeps whole numbers exact)
+EARLIEST_AS_OF, LATEST_AS_OF = dt.date(1970, 1, 1), dt.date(2200, 12, 31)
 EXAMPLES_PER_RULE = 20
 """Errors listed for one rule on one column before summarising the rest."""
 
@@ -168,13 +183,42 @@ def _read_header(path: Path) -> bytes:
         return fh.read(64 * 1024)
 
 
+def _gz_within_limits(path: Path, table: str, found: _Collector) -> bool:
+    """A .gz file's content, measured while streaming (never held): refused past the limits."""
+    packed = max(1, path.stat().st_size)
+    unpacked = 0
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            unpacked += len(chunk)
+            if unpacked > MAX_UNPACKED_BYTES or (unpacked > BOMB_FLOOR_BYTES and unpacked / packed > MAX_EXPANSION):
+                found.error(table, f"expands to more than {unpacked:,} bytes from {packed:,} (over {MAX_EXPANSION}x, or past {MAX_UNPACKED_BYTES:,}): "
+                                   "refused as a compression bomb; send it uncompressed or split it")
+                return False
+    return True
+
+
+def _with_unix_newlines(path: Path, tmp: Path) -> Path:
+    """A copy of a CR-only file (old Mac Excel) with LF line endings, streamed."""
+    target = tmp / path.name.removesuffix(".gz")
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(1 << 22):
+            dst.write(chunk.replace(b"\r", b"\n"))
+    return target
+
+
 def _read_csv_text(path: Path, table: str, found: _Collector) -> pd.DataFrame | None:
     """Read a CSV file with every value as stripped text; None (with errors) when unreadable."""
     try:
+        if path.name.lower().endswith(".gz") and not _gz_within_limits(path, table, found):
+            return None
         head = _read_header(path)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib_error) as exc:
         found.error(table, f"cannot be read ({exc})")
         return None
+    if b"\r" in head and b"\n" not in head:  # old Mac line endings: read a converted copy
+        with tempfile.TemporaryDirectory(prefix="rebal-cr-") as tmp:
+            return _read_csv_text(_with_unix_newlines(path, Path(tmp)), table, found)
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     try:
@@ -205,6 +249,12 @@ def _read_csv_text(path: Path, table: str, found: _Collector) -> pd.DataFrame | 
         else:
             _locate_ragged_row(path, table, len(names), found, text)
         return None
+    except (OSError, EOFError, zlib_error) as exc:
+        found.error(table, f"cannot be read ({exc})")
+        return None
+    if arrow.num_rows > MAX_ROWS:
+        found.error(table, f"has {arrow.num_rows:,} rows; at most {MAX_ROWS:,} are accepted (REBAL_MAX_ROWS raises the limit)")
+        return None
     # Trimming in Arrow (C++) rather than pandas' .str.strip() is ~20x faster on millions of cells.
     import pyarrow.compute as pc
 
@@ -217,12 +267,22 @@ def _read_csv_text(path: Path, table: str, found: _Collector) -> pd.DataFrame | 
 
 
 def _locate_ragged_row(path: Path, table: str, width: int, found: _Collector, detail: str) -> None:
+    """Name the first row whose width differs from the header's (bytes that are not UTF-8 are
+    replaced for the search only; the file was already refused)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            if line_no > 1 and row and len(row) != width:
-                found.error(table, f"has {len(row)} values where the header has {width} columns", line_no)
-                return
+    limit = csv.field_size_limit()
+    try:
+        csv.field_size_limit(1 << 30)  # a long field is not the problem being located
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            for line_no, row in enumerate(csv.reader(fh), start=1):
+                if line_no > 1 and row and len(row) != width:
+                    found.error(table, f"has {len(row)} values where the header has {width} columns", line_no)
+                    return
+    except (csv.Error, OSError, EOFError, zlib_error) as exc:
+        found.error(table, f"cannot be parsed as CSV ({exc}; {detail.splitlines()[0]})")
+        return
+    finally:
+        csv.field_size_limit(limit)
     found.error(table, f"cannot be parsed as CSV ({detail.splitlines()[0]})")
 
 
@@ -243,12 +303,28 @@ def _read_xlsx(path: Path, found: _Collector, progress: Progress) -> tuple[dict[
     from openpyxl import load_workbook
 
     try:
+        with zipfile.ZipFile(path) as archive:  # a workbook is a zip of XML: the same limits
+            _zip_within_limits(archive, path, found)
+    except (zipfile.BadZipFile, OSError) as exc:
+        found.error(path.name, f"cannot be opened as an Excel workbook ({exc})")
+    if found.errors:
+        return {}, {}
+    try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
         found.error(path.name, f"cannot be opened as an Excel workbook ({exc})")
         return {}, {}
     frames: dict[str, pd.DataFrame] = {}
     settings: dict = {}
+    try:
+        _read_sheets(book, frames, settings, found, progress)
+    except Exception as exc:  # noqa: BLE001 - rows are parsed lazily: a damaged or hostile sheet fails here
+        found.error(path.name, f"a sheet cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+    book.close()
+    return frames, settings
+
+
+def _read_sheets(book, frames: dict[str, pd.DataFrame], settings: dict, found: _Collector, progress: Progress) -> None:
     for sheet in book.worksheets:
         name = _table_name(sheet.title + ".csv") if not sheet.title.lower().endswith(".csv") else _table_name(sheet.title)
         progress(0.05, f"reading sheet {sheet.title}")
@@ -274,8 +350,6 @@ def _read_xlsx(path: Path, found: _Collector, progress: Progress) -> tuple[dict[
         data = [(r + [""] * width)[:width] for r in data]
         frame = pd.DataFrame(data, columns=names, dtype=object) if data else pd.DataFrame(columns=names, dtype=object)
         frames[name] = frame.loc[:, [n for n in names if n]]
-    book.close()
-    return frames, settings
 
 
 # ----------------------------------------------------------------------------- column rules
@@ -307,6 +381,8 @@ def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFra
         if col.required:
             found.rows(label, col.name, blank, text, say)
         if col.kind in ("id", "text"):
+            long = (text.str.len() > MAX_TEXT_CHARS).to_numpy()
+            found.rows(label, col.name, long, text, lambda got: f"longer than {MAX_TEXT_CHARS:,} characters: {_quote(got)}")
             out[col.name] = text
         elif col.kind == "choice":
             lowered = text.str.lower()
@@ -328,7 +404,9 @@ def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFra
                     bad |= (arr < col.minimum) if col.minimum_inclusive else (arr <= col.minimum)
                 if col.maximum is not None:
                     bad |= arr > col.maximum
-            found.rows(label, col.name, bad, text, say)
+            huge = np.isfinite(arr) & (np.abs(arr) > MAX_NUMBER)
+            found.rows(label, col.name, bad & ~huge, text, say)
+            found.rows(label, col.name, huge, text, lambda got: f"{_quote(got)} is beyond the largest number accepted ({MAX_NUMBER:,.0f})")
             if col.default is not None:
                 values = values.fillna(col.default)
             out[col.name] = values
@@ -393,9 +471,14 @@ def load_bundle(source: str | Path, progress: Progress | None = None) -> Bundle:
         with tempfile.TemporaryDirectory(prefix="rebal-zip-") as tmp:
             try:
                 with zipfile.ZipFile(path) as archive:
+                    _zip_within_limits(archive, path, found)
+                    if found.errors:
+                        raise BundleInvalid(found.errors, found.warnings)
                     archive.extractall(tmp)
-            except (zipfile.BadZipFile, OSError) as exc:
-                found.error(path.name, f"is not a readable zip archive ({exc})")
+            except (zipfile.BadZipFile, OSError, EOFError, zlib_error, NotImplementedError, RuntimeError, ValueError) as exc:
+                # RuntimeError: encrypted members; NotImplementedError: compression methods zipfile lacks
+                why = "is encrypted; send an unencrypted zip" if "encrypted" in str(exc) or "password" in str(exc) else f"is not a readable zip archive ({exc})"
+                found.error(path.name, why)
                 raise BundleInvalid(found.errors, found.warnings) from None
             bundle = _load_folder(Path(tmp), found, progress)
     elif path.is_file() and path.suffix.lower() in (".xlsx", ".xlsm"):
@@ -413,14 +496,35 @@ def load_bundle(source: str | Path, progress: Progress | None = None) -> Bundle:
     return bundle
 
 
+def _zip_within_limits(archive: zipfile.ZipFile, path: Path, found: _Collector) -> None:
+    """Refuse an archive before unpacking it: too many members, encrypted ones, or content that
+    expands past the limits (sizes from the archive's directory, checked again while unpacking)."""
+    members = archive.infolist()
+    if len(members) > MAX_ZIP_MEMBERS:
+        found.error(path.name, f"holds {len(members):,} files; a bundle has at most {MAX_ZIP_MEMBERS}")
+        return
+    if any(m.flag_bits & 0x1 for m in members):
+        found.error(path.name, "is encrypted; send an unencrypted zip")
+        return
+    unpacked = sum(m.file_size for m in members)
+    packed = max(1, path.stat().st_size)
+    if unpacked > MAX_UNPACKED_BYTES or (unpacked > BOMB_FLOOR_BYTES and unpacked / packed > MAX_EXPANSION):
+        found.error(path.name, f"expands to {unpacked:,} bytes from {packed:,} (over {MAX_EXPANSION}x, or past {MAX_UNPACKED_BYTES:,}): "
+                               "refused as a compression bomb; send the files uncompressed or split them")
+
+
 def _load_folder(folder: Path, found: _Collector, progress: Progress) -> Bundle | None:
     files, toml_path = _find_tables(folder, found)
     settings: dict = {}
     if toml_path is not None:
-        try:
-            settings = tomllib.loads(toml_path.read_text(encoding="utf-8-sig"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            found.error("bundle.toml", f"is not valid TOML ({exc})")
+        size = toml_path.stat().st_size
+        if size > MAX_TOML_BYTES:
+            found.error("bundle.toml", f"is {size:,} bytes; at most {MAX_TOML_BYTES:,} are accepted (it holds a few settings)")
+        else:
+            try:
+                settings = tomllib.loads(toml_path.read_text(encoding="utf-8-sig"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+                found.error("bundle.toml", f"is not valid TOML ({'nested too deeply' if isinstance(exc, RecursionError) else exc})")
     frames: dict[str, pd.DataFrame] = {}
     total = sum(p.stat().st_size for p in files.values()) or 1
     done = 0
@@ -489,12 +593,17 @@ def _as_of(settings: dict, demand: pd.DataFrame | None, found: _Collector) -> dt
     raw = settings.get("as_of")
     if raw is not None:
         if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime):
-            return raw
-        try:
-            return dt.date.fromisoformat(str(raw).strip())
-        except ValueError:
-            found.error("bundle.toml", f"as_of: expected a date as YYYY-MM-DD, got {_quote(str(raw))}")
+            day = raw
+        else:
+            try:
+                day = dt.date.fromisoformat(str(raw).strip())
+            except ValueError:
+                found.error("bundle.toml", f"as_of: expected a date as YYYY-MM-DD, got {_quote(str(raw))}")
+                return None
+        if not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
+            found.error("bundle.toml", f"as_of: {day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()} to {LATEST_AS_OF.isoformat()}")
             return None
+        return day
     if demand is None:
         return None
     latest = demand["date"].max()
