@@ -472,8 +472,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from rebal_core.store import when_busy
+
     try:
-        return args.run(args)
+        return when_busy(lambda: args.run(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -31,6 +31,10 @@ class AccountError(ValueError):
     """A user request that cannot be done (unknown user, taken name, bad password...)."""
 
 
+class ConfigurationError(AccountError):
+    """The environment configures something that cannot work; the message names the variable."""
+
+
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
@@ -53,7 +57,11 @@ def ensure_admin(*, engine: Engine) -> str | None:
     with Session(engine) as session:
         if session.exec(select(func.count()).select_from(User)).one():
             return None
-        password = os.environ.get("REBAL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        given = os.environ.get("REBAL_ADMIN_PASSWORD")
+        if given is not None and password_problem(given):
+            raise ConfigurationError(f"REBAL_ADMIN_PASSWORD: {password_problem(given)}; set a stronger one, or unset it and a random "
+                                     f"password is written to {admin_password_file(engine)}")
+        password = given or secrets.token_urlsafe(12)
         session.add(User(username="admin", display_name="Administrator", role="admin", password_hash=hash_password(password), created_at=audit.now()))
         audit.record(session, actor=FIRST_START, action="user_created", object_type="user", object_id="admin", summary="first start: created user admin (role admin)", after={"role": "admin"})
         session.commit()

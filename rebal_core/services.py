@@ -96,6 +96,8 @@ def import_bundle(
     """
     actor.require("import_data")
     started = time.perf_counter()
+    if not name.strip() or len(name.strip()) > store.DATASET_NAME_CHARS:
+        raise store.DatasetNameInvalid(f"a dataset name needs 1 to {store.DATASET_NAME_CHARS} characters; got {len(name.strip())}")
     existing = store.find_dataset(engine=engine, name=name.strip())
     if not replace and existing is not None:
         raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")

@@ -36,6 +36,33 @@ class DatasetExists(Exception):
     """A dataset of that name is already stored and replacing it was not asked for."""
 
 
+DATASET_NAME_CHARS = 120  # models.Dataset.name
+
+
+class DatasetNameInvalid(ValueError):
+    """A dataset name that is empty or too long."""
+
+
+class StoreBusy(Exception):
+    """The store stayed locked by another writer (an import, usually) through every retry."""
+
+
+def when_busy(action, attempts: int = 3):
+    """Run ``action``; when SQLite reports "database is locked" (another writer held it past the
+    30 s busy timeout) try again, then raise :class:`StoreBusy` in plain words, never the raw SQL.
+    Safe because every use case is one transaction: a locked one changed nothing."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return action()
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            if attempt == attempts - 1:
+                raise StoreBusy("the store is busy with another change (an import, most likely) and stayed locked; nothing was changed, try again in a minute") from None
+
+
 class DatasetInUse(Exception):
     """A dataset cannot be replaced: plans on it are in review, approved or released."""
 

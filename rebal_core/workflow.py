@@ -26,6 +26,7 @@ import numpy as np
 import ortools
 import pandas as pd
 from sqlalchemy import Engine, and_, exists, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from rebal_core import __version__, accounts, audit, services
@@ -64,6 +65,7 @@ from rebal_core.planning import (
 from rebal_core.positions import Network
 from rebal_core.scenario import Scenario
 
+SCENARIO_NAME_CHARS = 160  # models.ScenarioBase.name
 SOLVER_VERSION = f"rebal {__version__}; ortools {ortools.__version__}"
 Progress = Callable[[float, str], None]
 SYSTEM_FIRST_START = services.FIRST_START
@@ -82,7 +84,7 @@ def _quiet(fraction: float, message: str) -> None:
 
 
 # What a user is told in words (pages show it, the CLI exits 2): refusals, not bugs.
-REFUSALS: tuple[type[Exception], ...] = (WorkflowError, IllegalTransition, PermissionDenied, accounts.AccountError, services.store.DatasetInUse)
+REFUSALS: tuple[type[Exception], ...] = (WorkflowError, IllegalTransition, PermissionDenied, accounts.AccountError, services.store.DatasetInUse, services.store.DatasetNameInvalid, services.store.StoreBusy)
 
 
 # ----------------------------------------------------------------------------- policy
@@ -116,6 +118,16 @@ def set_policy(*, engine: Engine, actor: Actor, policy: Policy, note: str = "") 
     problems = policy.problems()
     if problems:
         raise WorkflowError("; ".join(problems))
+    for attempt in range(5):
+        try:
+            return _save_policy(engine, actor, policy, note)
+        except IntegrityError:  # someone saved the same version number at the same moment: take the next
+            if attempt == 4:
+                raise Conflict("the policy was changed by someone else at the same moment; reload and save again") from None
+    raise AssertionError("unreachable")
+
+
+def _save_policy(engine: Engine, actor: Actor, policy: Policy, note: str) -> Policy:
     before = current_policy(engine=engine)
     with Session(engine) as session:
         version = before.version + 1
@@ -251,6 +263,8 @@ def save_scenario(
     name = (name or scenario.name).strip()
     if not name:
         raise WorkflowError("a scenario needs a name")
+    if len(name) > SCENARIO_NAME_CHARS:
+        raise WorkflowError(f"a scenario name has at most {SCENARIO_NAME_CHARS} characters; this one has {len(name)}")
     if services.store.get_dataset(engine=engine, dataset_id=dataset_id) is None:
         raise WorkflowError(f"no dataset with id {dataset_id}")
     if method not in ("optimize", "greedy"):

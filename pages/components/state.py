@@ -29,7 +29,11 @@ def _engine(url: str):
 
 def ensure_started() -> Actor:
     """First start (sample network, admin account, policy v1), then sign-in; returns who is signed in."""
-    first_start = workflow.ensure_governance(engine=engine())
+    try:
+        first_start = workflow.ensure_governance(engine=engine())
+    except accounts.ConfigurationError as exc:  # say which setting is wrong, on every page, instead of a traceback
+        st.error(str(exc))
+        st.stop()
     if first_start is None and accounts.admin_password_file(engine()).exists():
         first_start = f"First start: sign in as admin with the password in {accounts.admin_password_file(engine())}, then change it on the Admin page."
     if not store.list_datasets(engine=engine()):

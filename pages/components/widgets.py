@@ -48,9 +48,11 @@ def flash(message: str | None = None) -> None:
 
 def attempt(action, done: str, refusals: tuple[type[Exception], ...]) -> bool:
     """Run a core action; on success leave ``done`` for the next run and rerun, on refusal show why."""
+    from rebal_core.store import StoreBusy, when_busy
+
     try:
-        result = action()
-    except refusals as exc:
+        result = when_busy(action)
+    except (*refusals, StoreBusy) as exc:
         st.error(plain(exc))
         return False
     flash(done(result) if callable(done) else done)

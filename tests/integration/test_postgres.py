@@ -11,7 +11,8 @@ import tempfile
 
 import pytest
 
-from rebal_core import services, store
+from rebal_core import services, store, workflow
+from rebal_core.identity import Actor
 
 pytestmark = pytest.mark.postgres
 
@@ -98,4 +99,35 @@ def test_workflow_on_postgres(pg_url, small_bundle, monkeypatch):
                 conn.execute(text(sql))
             conn.rollback()
     assert len(audit.log(engine=engine, actions=["line_approved"])) == len(after)
+    engine.dispose()
+
+
+def test_concurrent_policy_saves_and_long_names_on_postgres(pg_url, small_bundle):
+    import threading
+
+    from rebal_core.governance import Policy, Thresholds
+
+    engine = store.make_engine(pg_url)
+    admin = Actor("root", "admin")
+    workflow.ensure_governance(engine=engine)
+    start = workflow.current_policy(engine=engine).version
+    gate = threading.Barrier(4)
+    errors: list[Exception] = []
+
+    def save(i: int) -> None:
+        gate.wait()
+        try:
+            workflow.set_policy(engine=engine, actor=admin, policy=Policy(default=Thresholds(float(100 + i), 50.0)), note=f"writer {i}")
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert workflow.current_policy(engine=engine).version == start + 4
+    with pytest.raises(store.DatasetNameInvalid, match="1 to 120 characters"):
+        services.import_bundle(engine=engine, source=small_bundle, name="N" * 121)
     engine.dispose()

@@ -165,3 +165,40 @@ def test_a_new_sqlite_store_is_its_owners_only(tmp_path):
 
     store.make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert stat.S_IMODE((tmp_path / "fresh.db").stat().st_mode) == 0o600
+
+
+def test_a_weak_admin_password_in_the_environment_is_named(tmp_path, monkeypatch):
+    from rebal_core import accounts
+
+    monkeypatch.setenv("REBAL_ADMIN_PASSWORD", "short")
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'cfg.db'}")
+    with pytest.raises(accounts.ConfigurationError, match="REBAL_ADMIN_PASSWORD: a password needs at least"):
+        workflow.ensure_governance(engine=engine)
+
+
+def test_a_locked_store_is_retried_then_refused_in_plain_words():
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("INSERT INTO policy ...", {}, Exception("database is locked"))
+        return "saved"
+
+    assert store.when_busy(flaky) == "saved" and len(calls) == 3
+
+    def stuck():
+        raise OperationalError("INSERT INTO policy (version, created_at) VALUES (?, ?)", {}, Exception("database is locked"))
+
+    with pytest.raises(store.StoreBusy) as busy:
+        store.when_busy(stuck)
+    assert "INSERT" not in str(busy.value) and "try again" in str(busy.value)
+
+
+def test_long_names_are_refused_not_crashing(eng, dataset, small_bundle):
+    with pytest.raises(store.DatasetNameInvalid):
+        services.import_bundle(engine=eng, source=small_bundle, name="N" * 121, actor=PAT)
+    with pytest.raises(workflow.WorkflowError, match="at most 160"):
+        workflow.save_scenario(engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(name="S" * 161))
