@@ -45,6 +45,7 @@ from rebal_core.governance import (
 from rebal_core.identity import AUTOPILOT, Actor, PermissionDenied
 from rebal_core.models import (
     AuditEvent,
+    Dataset,
     PlanLine,
     PolicyVersion,
     SavedScenario,
@@ -678,8 +679,6 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
         waiting = open_decisions(lines(engine=engine, scenario_id=scenario_id))
         if len(waiting):
             raise IllegalTransition(f"cannot approve {record.name!r}: {len(waiting)} line(s) still need a decision ({', '.join(waiting['transfer_id'].head(5))}{'...' if len(waiting) > 5 else ''})")
-    if event == "release":
-        _refuse_double_moves(engine, record)
     with Session(engine) as session:
         cond = [SavedScenario.id == scenario_id, SavedScenario.status == record.status]
         if event == "approve":  # checked again inside the statement: no decision may have been undone meanwhile
@@ -693,6 +692,7 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
             session.execute(update(SavedScenario).where(SavedScenario.id == scenario_id).values(policy_version=policy.version))
             detail = f"; {n} line(s) under policy v{policy.version} approved automatically"
         if event == "release":
+            _refuse_double_moves(session, record)  # inside the release's transaction: two releases cannot both pass
             n = _stamp_release(session, actor, scenario_id)
             detail = f"; {n} transfer order(s) released"
         audit.record(session, actor=actor, action=f"plan_{event}", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
@@ -733,18 +733,22 @@ def release_preview(*, engine: Engine, scenario_id: int) -> ReleasePreview:
     return ReleasePreview(len(rows), sum(r.qty for r in rows), float(sum(r.value for r in rows)), float(sum(r.line_cost + r.truck_share for r in rows)))
 
 
-def _refuse_double_moves(engine: Engine, record: ScenarioPublic) -> None:
+def _refuse_double_moves(session: Session, record: ScenarioPublic) -> None:
     """Execution is idempotent across plans: a line that would move a sku again on a lane (or its
-    reverse) where another plan's released transfer is still in transit is refused with what to do."""
-    with Session(engine) as session:
-        going = session.exec(select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.transfer_id)
-                             .where(PlanLine.scenario_id == record.id, _releasable(), col(PlanLine.released_at).is_(None))).all()
-        moving = session.exec(
-            select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, SavedScenario.name)
-            .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
-            .where(SavedScenario.dataset_id == record.dataset_id, SavedScenario.id != record.id, SavedScenario.status != "received",
-                   col(PlanLine.released_at).is_not(None))
-        ).all()
+    reverse) where another plan's released transfer is still in transit is refused with what to do.
+
+    Runs in the release's own transaction after its first write, with the dataset's row locked
+    (PostgreSQL; SQLite serialises writers anyway), so two releases cannot both pass the check.
+    """
+    session.exec(select(Dataset.id).where(Dataset.id == record.dataset_id).with_for_update()).first()
+    going = session.exec(select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.transfer_id)
+                         .where(PlanLine.scenario_id == record.id, _releasable(), col(PlanLine.released_at).is_(None))).all()
+    moving = session.exec(
+        select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, SavedScenario.name)
+        .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
+        .where(SavedScenario.dataset_id == record.dataset_id, SavedScenario.id != record.id, SavedScenario.status != "received",
+               col(PlanLine.released_at).is_not(None))
+    ).all()
     if not going or not moving:
         return
     busy = {}
@@ -764,10 +768,10 @@ def release_approved(*, engine: Engine, actor: Actor, scenario_id: int) -> int:
     """Release the approved lines of a plan still in review (the rest wait for their approver)."""
     actor.require("release")
     record = get_scenario(engine=engine, scenario_id=scenario_id)
-    _refuse_double_moves(engine, record)
     with Session(engine) as session:
         if not _bump(session, scenario_id, ("in_review",)):
             raise IllegalTransition(f"approved lines are released early only from a plan in review; {record.name!r} is {STATE_WORDS[record.status]}")
+        _refuse_double_moves(session, record)
         n = _stamp_release(session, actor, scenario_id)
         if n:
             audit.record(session, actor=actor, action="lines_released", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
@@ -819,8 +823,11 @@ def transfer_orders(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
         arrive_by=(as_of + pd.to_timedelta(arrive, unit="D")).date,
         ship_by=(as_of + pd.to_timedelta(arrive - lead, unit="D")).date,
         lane_trucks=frame["lane_id"].map(trucks).fillna(0).astype(int),
-        approval_status=np.where(frame["decided_by"].fillna("").str.startswith("policy"), frame["status"] + " (under policy thresholds)", frame["status"]),
-        approver=frame["decided_by"].fillna(""),
+        # who let each line go: an approver, or the policy (a firm line within it was set by a planner, not approved)
+        approval_status=np.select(
+            [frame["decided_by"].fillna("").str.startswith("policy"), frame["status"] == "firm"],
+            [frame["status"] + " (under policy thresholds)", "firm (within policy thresholds)"], frame["status"]),
+        approver=np.where(frame["status"] == "firm", "policy v" + str(record.policy_version or ""), frame["decided_by"].fillna("")),
     )
     return out[ORDER_COLUMNS].sort_values(["ship_by", "from_site_id", "transfer_id"], kind="stable").reset_index(drop=True)
 
