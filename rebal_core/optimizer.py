@@ -671,7 +671,7 @@ def relax(problem: PlanningProblem, cost_per_pack: np.ndarray, gated: bool, dead
     return Relaxed(units / arcs.pack, problem.cost_before + float(value.sum() - slack.sum()))
 
 
-def search(problem: PlanningProblem, deadline: float, progress: Progress, check_cancel: Callable[[], None]) -> Search:
+def search(problem: PlanningProblem, deadline: float, progress: Progress, check_cancel: Callable[[], None], repair_seconds: float = 0.0) -> Search:
     """Stages 1 and 2: a Lagrangian bound with a plan from every few solves, then truck slope scaling.
 
     Receive capacities are exact in the gated relaxation; lane max units and
@@ -696,7 +696,12 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     best = Search(np.zeros(len(arcs), dtype=np.int64), problem.cost_before, 0.0, np.zeros(len(arcs)), 0)  # costs are >= 0: 0 bounds any plan
 
     def consider(packs: np.ndarray) -> np.ndarray:
-        """Repair, score, keep if best; returns the repaired plan (the next step starts from it)."""
+        """Repair, score, keep if best; returns the repaired plan (the next step starts from it).
+
+        Skipped (OutOfTime) when a repair is not likely to finish: ``repair_seconds`` is the
+        caller's estimate (the greedy rule's time, a walk over lines of the same size)."""
+        if time.perf_counter() + repair_seconds > deadline:
+            raise OutOfTime
         plan = repair(problem, packs)
         score = evaluate(problem, lines_from_arcs(problem, plan))
         cost = score.network_cost_after
@@ -955,11 +960,15 @@ def _meet_budget(problem: PlanningProblem, led: _Ledger, packs: np.ndarray) -> n
         used = np.flatnonzero(packs > 0)
         arcs = problem.arcs
         q = (packs[used] * arcs.pack[used]).astype(float)
-        ratio = led.kept(used, q) / (q * arcs.cost_per_unit[used] + problem.scenario.cost_per_move + 1e-9)
-        order = used[np.argsort(ratio, kind="stable")]
+        # a line's cost with its truck share at the full-truck rate: what dropping it saves, about
+        rate = problem.lanes["truck_rate"].to_numpy(float)[arcs.lane[used]]
+        cost = q * (arcs.cost_per_unit[used] + rate * arcs.volume[used]) + problem.scenario.cost_per_move
+        ratio = led.kept(used, q) / (cost + 1e-9)
+        by = np.argsort(ratio, kind="stable")
+        order = used[by]
         # Drop enough of the worst lines to cover the overrun, then re-score (trucks may drop too).
         over = score.transfer_cost - budget
-        line_cost = packs[order] * arcs.pack[order] * arcs.cost_per_unit[order] + problem.scenario.cost_per_move
+        line_cost = cost[by]
         cut = int(np.searchsorted(np.cumsum(line_cost), over) + 1)
         for a in order[:cut]:
             led.move(a, -packs[a] * arcs.pack[a])
@@ -1213,6 +1222,7 @@ def optimize(
     progress: Progress = _quiet,
     cancel: threading.Event | None = None,
     use_mip: bool = True,
+    repair_seconds: float = 0.0,
 ) -> Solution:
     """Least-network-cost plan with a proven lower bound (see the module doc for the method)."""
     started = time.perf_counter()
@@ -1227,7 +1237,7 @@ def optimize(
             raise Cancelled
 
     progress(0.02, f"relaxation over {len(arcs):,} candidate arcs")
-    found = search(problem, deadline, progress, check_cancel)
+    found = search(problem, deadline, progress, check_cancel, repair_seconds)
     packs, best, bound, score = found.packs, found.cost, found.bound, found.score
     stats["search_seconds"] = time.perf_counter() - started
     stats["lagrange_rounds"] = found.rounds
@@ -1296,11 +1306,12 @@ def plan(
         return plan_for_fill_rate(problem, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=build_seconds)
     t0 = time.perf_counter()
     rule = greedy(problem)
+    rule_seconds = time.perf_counter() - t0
     if method == "greedy":
         score = evaluate(problem, rule)
         return _scored_plan(problem, score, method, "HEURISTIC", float("nan"), build_seconds, time.perf_counter() - t0, {})
     rule_score = evaluate(problem, rule)
-    sol = optimize(problem, time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), progress=progress, cancel=cancel)
+    sol = optimize(problem, time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), progress=progress, cancel=cancel, repair_seconds=rule_seconds)
     score = sol.score if sol.score is not None else evaluate(problem, lines_from_arcs(problem, sol.packs))
     stats = dict(sol.stats)
     stats["greedy_network_cost"] = rule_score.network_cost_after
