@@ -23,6 +23,7 @@ from rebal_core.models import AuditEvent, DatasetPublic
 from rebal_core.planning import add_to_inventory
 from rebal_core.positions import Network
 from rebal_core.signals import FINDING_COLUMNS, check_signals
+from rebal_core.store import StoreBusy, when_busy  # noqa: F401 - pages retry a busy store through services, not the store
 from rebal_core.synth import SynthConfig, synthesize
 
 Progress = Callable[[float, str], None]

@@ -48,7 +48,7 @@ def flash(message: str | None = None) -> None:
 
 def attempt(action, done: str, refusals: tuple[type[Exception], ...]) -> bool:
     """Run a core action; on success leave ``done`` for the next run and rerun, on refusal show why."""
-    from rebal_core.store import StoreBusy, when_busy
+    from rebal_core.services import StoreBusy, when_busy
 
     try:
         result = when_busy(action)

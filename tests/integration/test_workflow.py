@@ -30,16 +30,6 @@ def eng(workflow_db):
     return store.make_engine(workflow_db)
 
 
-@pytest.fixture
-def dataset(eng):
-    return store.find_dataset(engine=eng, name="Small network")
-
-
-@pytest.fixture
-def net(eng, dataset):
-    return services.load_network(engine=eng, dataset_id=dataset.id)
-
-
 def solved(eng, dataset, net, name="Base", **params):
     record = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(name=name, **params), time_limit=5)
     return workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, network=net)
