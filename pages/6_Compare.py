@@ -7,7 +7,7 @@ import streamlit as st
 from pages.components import state, widgets
 from rebal_core import workflow
 from rebal_core.compare import SWEEPS, differing_lines, kpi_table, tradeoff, tradeoff_notes, units_by_region
-from rebal_core.figures import compare_bars, cost_waterfall, money, region_units_figure, tradeoff_figure, transfer_map, uncertainty_bands
+from rebal_core.figures import compare_bars, cost_waterfall, money, region_units_figure, text_label, tradeoff_figure, transfer_map, uncertainty_bands
 from rebal_core.montecarlo import bands, plan_positions, simulate
 from rebal_core.planning import Commitments
 from rebal_core.positions import site_summary
@@ -67,7 +67,7 @@ if len(solved) >= 2:
         views = {by_id[i].name: plan_view(i, by_id[i].revision, v) for i in chosen}
         cols = st.columns(len(chosen))
         for col, name in zip(cols, names):
-            col.plotly_chart(cost_waterfall(summaries[name], title=name), width="stretch", key=f"cmp-wf-{name}")
+            col.plotly_chart(cost_waterfall(summaries[name], title=text_label(name)), width="stretch", key=f"cmp-wf-{name}")
         c1, c2, c3 = st.columns(3)
         c1.plotly_chart(compare_bars({n: summaries[n]["fill_rate_after"] for n in names}, "Expected fill rate after", percent=True), width="stretch", key="cmp-fill")
         c2.plotly_chart(compare_bars({n: summaries[n]["transfer_cost"] for n in names}, "Transfer spend"), width="stretch", key="cmp-spend")

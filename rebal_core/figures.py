@@ -37,6 +37,11 @@ def plain(text: object) -> str:
     return "\\" + out if out[:1] in ("#", "-", "+", "=") or re.match(r"\d+[.)] ", out) else out  # no heading or list
 
 
+def text_label(name: object) -> str:
+    """A name as plotly shows it: its labels, legends and hovers read HTML tags (links included), so escape them."""
+    return html.escape(str(name))
+
+
 def money(value: float) -> str:
     """Compact currency for labels: $1.2M, $34.5k, $870."""
     a = abs(value)
@@ -140,7 +145,7 @@ def heatmap(cells: pd.DataFrame, metric: str, site_names: dict[str, str]) -> go.
     grid = cells.pivot_table(index="site_id", columns="category", values=column, aggfunc="sum", observed=True)
     order = cells.groupby("site_id", observed=True)["value_at_risk"].sum().sort_values(ascending=False).index
     grid = grid.reindex([s for s in order if s in grid.index])
-    labels = [f"{site_names.get(s, s)} ({s})" for s in grid.index]
+    labels = [text_label(f"{site_names.get(s, s)} ({s})") for s in grid.index]
     z = grid.to_numpy(float)
     kwargs: dict = {"colorscale": scale}
     if column == "cover_vs_target_days":
@@ -279,7 +284,7 @@ def compare_bars(values: dict[str, float], title: str, percent: bool = False) ->
     names = list(values)
     y = [values[n] for n in names]
     text = [f"{v:.2%}" if percent else money(v) for v in y]
-    fig = go.Figure(go.Bar(x=names, y=y, text=text, textposition="outside", marker_color="#2563EB"))
+    fig = go.Figure(go.Bar(x=[text_label(n) for n in names], y=y, text=text, textposition="outside", marker_color="#2563EB"))
     if percent and y:
         lo = min(y)
         fig.update_yaxes(range=[max(0.0, lo - (1 - lo) * 0.5 - 0.01), 1.0], tickformat=".1%")
@@ -291,7 +296,7 @@ def region_units_figure(units: pd.DataFrame) -> go.Figure:
     """Units moved into each region, grouped bars per plan (``compare.units_by_region``)."""
     fig = go.Figure()
     for name, part in units.groupby("scenario", sort=False):
-        fig.add_bar(x=part["region"], y=part["units"], name=str(name))
+        fig.add_bar(x=[text_label(r) for r in part["region"]], y=part["units"], name=text_label(name))
     fig.update_layout(title="Units moved by receiving region", barmode="group", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="units", legend={"orientation": "h"})
     return fig
 
@@ -339,6 +344,7 @@ def uncertainty_bands(bands_by_plan: dict[str, pd.DataFrame], figure: str, title
     colors = {"no transfers": "#94A3B8"}
     for label, r in rows:
         color = colors.get(label, "#2563EB")
+        label = text_label(label)
         fig.add_scatter(x=[r["p5"], r["p95"]], y=[label, label], mode="lines", line={"color": color, "width": 3}, showlegend=False, hoverinfo="skip")
         fig.add_scatter(x=[r["p25"], r["p75"]], y=[label, label], mode="lines", line={"color": color, "width": 12}, showlegend=False, hoverinfo="skip")
         text = f"{r['p50']:.2%}" if percent else money(r["p50"])

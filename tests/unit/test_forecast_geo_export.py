@@ -113,3 +113,13 @@ def test_names_are_shown_as_text_never_markdown(name):
     shown = plain(name)
     assert not re.search(r"(?<!\\)[\[\]*_`$<>]", shown)  # every markdown character escaped
     assert re.sub(r"\\(.)", r"\1", shown) == name  # and nothing else changed
+
+
+def test_names_in_figures_cannot_carry_links_or_tags():
+    from rebal_core.figures import compare_bars, region_units_figure
+
+    evil = '<a href="http://evil">click</a>'
+    bars = compare_bars({evil: 0.9, "B": 0.95}, "fill rate", percent=True)
+    assert "<a " not in " ".join(map(str, bars.data[0].x)) and "&lt;a href" in bars.data[0].x[0]
+    units = region_units_figure(pd.DataFrame({"scenario": [evil], "region": ["<b>West</b>"], "units": [3]}))
+    assert "<" not in units.data[0].name and "<" not in units.data[0].x[0]
