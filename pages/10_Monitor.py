@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import store, workflow
+from rebal_core import services, workflow
 from rebal_core.figures import plain
 from rebal_core.monitor import snapshot_trend
 
@@ -13,17 +13,16 @@ st.title("Monitor")
 dataset, net, pos = state.require_dataset()
 engine, v = state.engine(), state.version(dataset)
 sites = set(net.sites["site_id"])
-# the sites table is small: compare it before loading any other snapshot's network
-same = [d for d in store.list_datasets(engine=engine) if d.id == dataset.id or set(store.read_table(engine=engine, dataset_id=d.id, table="sites")["site_id"].astype(str)) == sites]
+same = services.snapshots_of(engine=engine, dataset=dataset, site_ids=sites)
 
 
 @st.cache_data(show_spinner="Reading the snapshots...", max_entries=4)
-def trend(ids: tuple[int, ...], versions: tuple[str, ...]):
-    return snapshot_trend([(store.get_dataset(engine=engine, dataset_id=i).name, state.network(i, ver)) for i, ver in zip(ids, versions)])
+def trend(ids: tuple[int, ...], names: tuple[str, ...], versions: tuple[str, ...]):
+    return snapshot_trend([(name, state.network(i, ver)) for i, name, ver in zip(ids, names, versions)])
 
 
 st.subheader("Across snapshots of this network")
-t = trend(tuple(d.id for d in same), tuple(state.version(d) for d in same))
+t = trend(tuple(d.id for d in same), tuple(d.name for d in same), tuple(state.version(d) for d in same))
 c1, c2, c3 = st.columns(3)
 for col, field, title, fmt in ((c1, "network_cost", "Network cost of inaction", "$,.0f"), (c2, "fill_rate", "Expected fill rate", ".1%"), (c3, "turns", "Inventory turns", ".1f")):
     fig = go.Figure(go.Scatter(x=t["as_of"], y=t[field], mode="lines+markers", text=t["snapshot"], hovertemplate="%{text}<br>%{y}<extra></extra>"))

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import store
+from rebal_core import services
 from rebal_core.figures import HEATMAP_METRICS, heatmap, projection_figure
 from rebal_core.positions import projection_series, summarize, worst_positions, WORST_BY
 
@@ -46,7 +46,7 @@ sku = right.selectbox("SKU", sku_options, index=sku_options.index(focus_sku) if 
 st.session_state["focus_site"], st.session_state["focus_sku"] = site, sku
 position = at_site.set_index("sku_id").loc[sku].copy()
 position["sku_id"], position["site_id"] = sku, site
-history = store.read_demand_history(engine=state.engine(), dataset_id=dataset.id, site_id=site, sku_id=sku)
+history = services.demand_history(engine=state.engine(), dataset_id=dataset.id, site_id=site, sku_id=sku)
 projection = projection_series(position, net.inbound, net.as_of, days=120)
 st.plotly_chart(projection_figure(history, projection, position), width="stretch", key="hotspots-projection")
 st.caption(

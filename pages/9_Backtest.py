@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import store
+from rebal_core import services
 from rebal_core.backtest import Replay, backtest, totals
 from rebal_core.figures import backtest_figures, money, promise_figure
 from rebal_core.scenario import Scenario
@@ -17,7 +17,7 @@ engine, v = state.engine(), state.version(dataset)
 
 @st.cache_data(show_spinner="Reading the demand history...", max_entries=2)
 def history(dataset_id: int, version: str):  # noqa: ARG001 - version keys the cache
-    return store.read_table(engine=engine, dataset_id=dataset_id, table="demand")
+    return services.demand_history(engine=engine, dataset_id=dataset_id)
 
 
 st.caption("Every N days each arm plans with only what was known then (forecast from the last weeks), then the actual demand plays forward. "

@@ -131,6 +131,7 @@ def backtest(
     supply_lead = np.ceil(np.where(supplied, supply_days, 0)).astype(int)
     horizon = position_horizon(scenario, supply_days)
     spread_cache: dict[int, pd.DataFrame] = {}
+    inside_cache: dict[int, tuple[float, float]] = {}
 
     def spread(day0: int, std: np.ndarray) -> pd.DataFrame:
         """Measured error of H-day totals from the history before ``day0`` (same in every arm)."""
@@ -152,7 +153,13 @@ def backtest(
             pipeline = arrivals[:, day0:].sum(axis=1)
             spend = moved = promised = promised_lost = 0.0
             lines = 0
-            inside = _inside_intervals(matrix[:, offset + day0 :], mean, std, spread(day0, std), horizon) if arm != "hindsight" else (np.nan, np.nan)
+            if arm == "hindsight":
+                inside = (np.nan, np.nan)
+            else:  # the same forecast in every other arm: measured once per planning day
+                if day0 not in inside_cache:
+                    ahead = matrix[:, offset + day0 : offset + day0 + int(horizon.max(initial=0))]
+                    inside_cache[day0] = _inside_intervals(ahead, mean, std, spread(day0, std), horizon)
+                inside = inside_cache[day0]
             if arm != "none":
                 today = (first + pd.Timedelta(days=day0)).date()
                 inbound = _pipeline(pos, arrivals, day0, today)

@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import gzip
 import os
-import shutil
 import tempfile
 import tomllib
 import zipfile

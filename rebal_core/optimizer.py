@@ -74,9 +74,9 @@ from rebal_core.planning import (
     evaluate,
     explain,
     lines_from_arcs,
+    over_budget,
     plan_lines,
     position_cost,
-    over_budget,
     problem_with_moves,
     repriced,
     violations,
@@ -535,9 +535,9 @@ def solve_skus(
 
 def _sku_cost_floor(problem: PlanningProblem, skus: np.ndarray) -> dict[int, float]:
     """Per sku, the least change a plan can make to its positions' cost: all of it gone (costs are >= 0)."""
-    pos = problem.positions
-    code = pos["sku_code"].to_numpy()
-    before = position_cost(pos, pos["position"].to_numpy(float), np.arange(len(pos)))
+    pos = problem.columns
+    code = pos["sku_code"]
+    before = position_cost(pos, np.asarray(pos["position"], dtype=float))
     per_sku = np.bincount(code, weights=before, minlength=int(code.max(initial=0)) + 1)
     return {int(s): -float(per_sku[int(s)]) for s in skus}
 

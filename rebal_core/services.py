@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import hashlib
 import json
+import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,6 +167,20 @@ def _network(table: Callable[[str], pd.DataFrame], as_of) -> Network:
     return Network(*(table(t) for t in ("sites", "skus", "inventory", "forecast", "inbound", "lanes")), as_of=as_of)
 
 
+def demand_history(*, engine: Engine, dataset_id: int, site_id: str | None = None, sku_id: str | None = None) -> pd.DataFrame:
+    """A dataset's demand rows: all of them (backtest), or one position's (its projection chart)."""
+    if site_id is None and sku_id is None:
+        return store.read_table(engine=engine, dataset_id=dataset_id, table="demand")
+    return store.read_demand_history(engine=engine, dataset_id=dataset_id, site_id=site_id, sku_id=sku_id)
+
+
+def snapshots_of(*, engine: Engine, dataset: DatasetPublic, site_ids: set[str]) -> list[DatasetPublic]:
+    """Stored datasets that are snapshots of the same network (the same sites); the sites
+    table is small, so it is compared before any other snapshot's network is loaded."""
+    return [d for d in store.list_datasets(engine=engine)
+            if d.id == dataset.id or set(store.read_table(engine=engine, dataset_id=d.id, table="sites")["site_id"].astype(str)) == site_ids]
+
+
 def dataset_warnings(dataset: DatasetPublic) -> pd.DataFrame:
     return pd.DataFrame(json.loads(dataset.warnings or "[]"), columns=["severity", "table", "line", "column", "message"])
 
@@ -240,8 +257,6 @@ class Prepared:
 
 def cache_dir() -> Path:
     """Where prepared bundles are kept: ``REBAL_CACHE_DIR``, else ``$XDG_CACHE_HOME/rebal`` (``~/.cache/rebal``)."""
-    import os
-
     if os.environ.get("REBAL_CACHE_DIR"):
         return Path(os.environ["REBAL_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rebal"
@@ -249,8 +264,6 @@ def cache_dir() -> Path:
 
 def _bundle_key(path: Path) -> str:
     """What a prepared bundle depends on: every byte of its files and the engine's own source."""
-    import hashlib
-
     h = hashlib.blake2b(digest_size=20)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
@@ -265,8 +278,6 @@ def _bundle_key(path: Path) -> str:
 
 def _only_mine(path: Path) -> bool:
     """A pickle runs code when read: only files and a folder that only this user can write to."""
-    import os
-
     if not hasattr(os, "getuid"):
         return True
     mine = os.getuid()
@@ -282,9 +293,6 @@ def prepared_network(path: str | Path, progress: Progress = _quiet, use_cache: b
     :func:`cache_dir`, readable by the user only; a cached file that cannot be read is
     prepared again.
     """
-    import os
-    import pickle
-
     path = Path(path)
     phases: dict[str, float] = {}
     t = time.perf_counter()
