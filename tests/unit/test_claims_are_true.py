@@ -6,7 +6,9 @@ the plan keeps every rule on the numbers it reports (the budget to the cent, no 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from rebal_core.optimizer import plan
@@ -64,3 +66,38 @@ def test_rule_7_has_no_tolerance():
 
     assert over_budget(5000.003, 5000.0) and not over_budget(5000.0, 5000.0) and not over_budget(0.1 + 0.2 + 100.0, 100.3)
     assert not over_budget(1e9, None) and money_exact(100.30000000000001) == 100.3
+
+
+def test_lines_map_back_to_their_arcs():
+    from rebal_core.optimizer import packs_on_arcs
+    from rebal_core.planning import lines_from_arcs
+    from rebal_core.scenario import Scenario
+    from rebal_core.stress import coupled_network
+
+    problem = build_problem(coupled_network(10, 40, seed=2), Scenario(objective="target"))
+    rng = np.random.default_rng(0)
+    packs = np.where(rng.random(len(problem.arcs)) < 0.3, rng.integers(1, 4, len(problem.arcs)), 0)
+    assert (packs_on_arcs(problem, lines_from_arcs(problem, packs)) == packs).all()
+
+
+def test_starting_prices_raise_the_first_bound_where_capacities_bind():
+    """Prices start at the break-even gains of the resources the greedy rule fills, 0 elsewhere;
+    on a network whose lanes and receipts bind, the first relaxation's bound is stronger for it."""
+    from rebal_core.greedy import greedy
+    from rebal_core.optimizer import BINDING_SHARE, bound_costs, initial_prices, packs_on_arcs, resources, solve_skus
+    from rebal_core.scenario import Scenario
+    from rebal_core.stress import coupled_network
+
+    net = coupled_network(20, 300, seed=4)
+    # capacities a tenth of the generator's, so that some bind at this size
+    net = replace(net, sites=net.sites.assign(receive_capacity_units=net.sites["receive_capacity_units"] / 10), lanes=net.lanes.assign(max_units=net.lanes["max_units"] / 10))
+    problem = build_problem(net, Scenario(objective="target", min_move_units=10))
+    res = resources(problem, problem.arcs, receive=True)
+    binding = res.usage @ packs_on_arcs(problem, greedy(problem)) >= BINDING_SHARE * res.capacity
+    assert binding.any() and not binding.all()
+    base = bound_costs(problem, problem.arcs)
+    lam = initial_prices(problem, res, base, binding)
+    assert (lam[~binding] == 0).all() and (lam[binding] > 0).any()
+    at_zero = solve_skus(problem, base).bound
+    priced = solve_skus(problem, base + res.usage.T @ lam).bound - float(lam @ res.capacity)
+    assert priced > at_zero
