@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 PORT    ?= 8501
 
-.PHONY: run test install test-deps system-deps init bench clean
+.PHONY: run test test-fast lint install test-deps system-deps init bench clean
 
 $(VPY):
 	@command -v $(PY) >/dev/null 2>&1 || { echo "$(PY) not found; set PY=python3.x (3.10+)"; exit 1; }
@@ -42,8 +42,17 @@ system-deps:
 
 test-deps: .stamp-test-install system-deps
 
-test: test-deps
+# Style is part of the test: ruff's formatter and linter (isort included), configured in pyproject.toml.
+lint: .stamp-test-install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+test: test-deps lint
 	$(VPY) -m pytest -q tests
+
+# The pure unit tests (no files, no database, no browser): seconds, for the edit-test loop.
+test-fast: .stamp-test-install
+	$(VPY) -m pytest -q -m "not slow" tests/unit
 
 bench: install
 	PYTHONPATH=. $(VPY) bench/bench_import.py

@@ -12,10 +12,14 @@ from rebal_core.figures import money, plain, status_bar
 st.set_page_config(page_title="Rebal - inventory rebalancing", page_icon=":material/swap_horiz:", layout="wide")
 
 st.title("Rebal")
-st.caption("Multi-location inventory rebalancing: see where stock sits idle and where demand has moved, before stockouts or write-offs force the decision.")
+st.caption(
+    "Multi-location inventory rebalancing: see where stock sits idle and where demand has moved, before stockouts or write-offs force the decision."
+)
 
 dataset, net, pos = state.require_dataset()
-st.markdown(f"**Dataset:** {plain(dataset.name)} · planning date **{dataset.as_of}** · {dataset.sites} sites · {dataset.skus} SKUs · {len(pos):,} positions")
+st.markdown(
+    f"**Dataset:** {plain(dataset.name)} · planning date **{dataset.as_of}** · {dataset.sites} sites · {dataset.skus} SKUs · {len(pos):,} positions"
+)
 
 widgets.kpi_cards(pos)
 
@@ -28,7 +32,11 @@ with right:
     st.caption("Projected from on hand + in transit, inbound by ETA and the daily forecast.")
     for days in (7, 14, 28):
         soon = pos[pos["days_until_stockout"] < days]
-        st.metric(f"Stockouts within {days} days", f"{len(soon):,} positions", help=f"Stock value at those positions today: {money(float(soon['stock_value'].sum()))}")
+        st.metric(
+            f"Stockouts within {days} days",
+            f"{len(soon):,} positions",
+            help=f"Stock value at those positions today: {money(float(soon['stock_value'].sum()))}",
+        )
     excess_soon = pos[pos["days_until_excess"] < 28]
     st.metric("Into excess within 28 days", f"{len(excess_soon):,} positions")
 

@@ -58,7 +58,12 @@ def plan_step(bundle: str, variant: str, scenario_json: str, method: str, time_l
             explained.append(0.0)
             cost = evaluate(problem, ref["lines"]).network_cost_after if "lines" in ref else float("nan")
             bound = ref.get("bound", float("nan"))
-            result = {"status": ref["status"], "network_cost": cost, "gap": (cost - bound) / cost if cost == cost else float("nan"), "variables": ref.get("variables")}
+            result = {
+                "status": ref["status"],
+                "network_cost": cost,
+                "gap": (cost - bound) / cost if cost == cost else float("nan"),
+                "variables": ref.get("variables"),
+            }
         else:
             from rebal_core.optimizer import plan
 
@@ -66,7 +71,14 @@ def plan_step(bundle: str, variant: str, scenario_json: str, method: str, time_l
             builds.append(t1 - t0)
             solves.append(p.solve_seconds)
             explained.append(time.perf_counter() - t1 - p.solve_seconds)  # scoring and reasons
-            result = {"status": p.solver_status, "network_cost": p.score.network_cost_after, "gap": p.gap, "lines": int(p.score.after["lines"]), "arcs": len(problem.arcs), "cost_before": p.score.network_cost_before}
+            result = {
+                "status": p.solver_status,
+                "network_cost": p.score.network_cost_after,
+                "gap": p.gap,
+                "lines": int(p.score.after["lines"]),
+                "arcs": len(problem.arcs),
+                "cost_before": p.score.network_cost_before,
+            }
     return {
         "build_s": round(statistics.median(builds), 3),
         "solve_s": round(statistics.median(solves), 3),

@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _measure import network  # noqa: E402
-
 from bench_plan import ensure  # noqa: E402
+
 from rebal_core.backtest import Replay, backtest, totals  # noqa: E402
 from rebal_core.bundle import load_bundle  # noqa: E402
 from rebal_core.montecarlo import plan_positions, simulate  # noqa: E402
@@ -42,7 +42,9 @@ def main() -> None:
     t0 = time.perf_counter()
     one = plan_network(net, Scenario(), time_limit=1.0)
     t_solve = time.perf_counter() - t0
-    print(f"sample backtest, 364 days weekly, 4 arms, 1 s per solve: {t_all:6.1f} s   (the none arm alone {t_none:.1f} s; one solve {t_solve:.2f} s x 52 = {t_solve * 52:.0f} s)")
+    print(
+        f"sample backtest, 364 days weekly, 4 arms, 1 s per solve: {t_all:6.1f} s   (the none arm alone {t_none:.1f} s; one solve {t_solve:.2f} s x 52 = {t_solve * 52:.0f} s)"
+    )
     t = totals(periods).set_index("arm")
     print(t.to_string())
     opt, rule = t.loc["optimize"], t.loc["greedy"]
@@ -50,10 +52,13 @@ def main() -> None:
         "realised net >= 0": opt["realised_net"] >= 0,
         "realised net >= greedy rule's": opt["realised_net"] >= rule["realised_net"],
         ">= 50 % of hindsight": opt["share_of_hindsight"] >= 0.5,
-        "promised within +-25 % of realised": abs(opt["promised_net"] - opt["realised_net"]) <= 0.25 * abs(opt["realised_net"]),
+        "promised within +-25 % of realised": abs(opt["promised_net"] - opt["realised_net"])
+        <= 0.25 * abs(opt["realised_net"]),
     }
-    print(f"optimizer: realised {opt['realised_net']:,.0f}, promised {opt['promised_net']:,.0f}, {opt['share_of_hindsight']:.0%} of hindsight "
-          f"(greedy rule: realised {rule['realised_net']:,.0f}, promised {rule['promised_net']:,.0f})")
+    print(
+        f"optimizer: realised {opt['realised_net']:,.0f}, promised {opt['promised_net']:,.0f}, {opt['share_of_hindsight']:.0%} of hindsight "
+        f"(greedy rule: realised {rule['realised_net']:,.0f}, promised {rule['promised_net']:,.0f})"
+    )
     for name, ok in checks.items():
         print(f"  {name}: {'OK' if ok else 'MISSED'}")
     before, after = plan_positions(one)

@@ -40,10 +40,14 @@ def small(n: int) -> None:
         exact = solve_reference(problem, time_limit=120)
         optimum = evaluate(problem, exact["lines"]).network_cost_after if exact["status"] == "OPTIMAL" else float("nan")
         tol = 1e-6 * max(1.0, abs(optimum))
-        wrong = result.lower_bound > optimum + tol or (result.solver_status == "OPTIMAL" and result.score.network_cost_after > optimum + tol)
+        wrong = result.lower_bound > optimum + tol or (
+            result.solver_status == "OPTIMAL" and result.score.network_cost_after > optimum + tol
+        )
         false_claims += bool(wrong)
-        print(f"  seed {seed:3d}: {result.solver_status:<10} claimed bound {result.lower_bound:12,.2f}  plan {result.score.network_cost_after:12,.2f}  "
-              f"exact optimum {optimum:12,.2f} ({exact['status']}){'  FALSE CLAIM' if wrong else ''}")
+        print(
+            f"  seed {seed:3d}: {result.solver_status:<10} claimed bound {result.lower_bound:12,.2f}  plan {result.score.network_cost_after:12,.2f}  "
+            f"exact optimum {optimum:12,.2f} ({exact['status']}){'  FALSE CLAIM' if wrong else ''}"
+        )
     print(f"  false claims: {false_claims} of {n}")
 
 
@@ -51,7 +55,11 @@ def coupled(limit: float = 5.0, longer: float = 30.0) -> None:
     net = coupled_network(50, 5000, seed=1)
     print(f"\n== coupled 50 x 5,000 (stress.coupled_network, trucks, minimum move 10), limit {limit:g} s")
     free = None
-    for label, budget_share in (("no budget", None), ("budget 50 % of the free plan's spend", 0.5), ("budget 5 %", 0.05)):
+    for label, budget_share in (
+        ("no budget", None),
+        ("budget 50 % of the free plan's spend", 0.5),
+        ("budget 5 %", 0.05),
+    ):
         for objective in ("target", "expected"):
             sc = Scenario(objective=objective, min_move_units=10)
             if budget_share is not None:
@@ -65,13 +73,17 @@ def coupled(limit: float = 5.0, longer: float = 30.0) -> None:
             if budget_share is None:
                 free = {**(free or {}), objective: result.score.transfer_cost}
             kept = "within 10 %" if result.solve_seconds <= 1.1 * limit else "OVER"
-            print(f"  {label:<38} {objective:<8} build {t1 - t0:5.2f} s  solve {result.solve_seconds:5.2f} s ({kept})  score+reasons {t2 - t1 - result.solve_seconds:5.2f} s  "
-                  f"gap {result.gap:7.2%}  network cost {result.score.network_cost_after:14,.0f}  greedy rule {rule.score.network_cost_after:14,.0f} in {rule.solve_seconds:.2f} s"
-                  f"{'  (greedy plan kept)' if result.stats.get('kept_greedy') else ''}")
+            print(
+                f"  {label:<38} {objective:<8} build {t1 - t0:5.2f} s  solve {result.solve_seconds:5.2f} s ({kept})  score+reasons {t2 - t1 - result.solve_seconds:5.2f} s  "
+                f"gap {result.gap:7.2%}  network cost {result.score.network_cost_after:14,.0f}  greedy rule {rule.score.network_cost_after:14,.0f} in {rule.solve_seconds:.2f} s"
+                f"{'  (greedy plan kept)' if result.stats.get('kept_greedy') else ''}"
+            )
     problem = build_problem(net, Scenario(objective="target", min_move_units=10))
     result = plan(problem, time_limit=longer)
-    print(f"  for comparison, no budget, target, limit {longer:g} s: solve {result.solve_seconds:.2f} s, gap {result.gap:.2%}, network cost {result.score.network_cost_after:,.0f}"
-          f"{'  (greedy plan kept)' if result.stats.get('kept_greedy') else ''}")
+    print(
+        f"  for comparison, no budget, target, limit {longer:g} s: solve {result.solve_seconds:.2f} s, gap {result.gap:.2%}, network cost {result.score.network_cost_after:,.0f}"
+        f"{'  (greedy plan kept)' if result.stats.get('kept_greedy') else ''}"
+    )
 
 
 def cli_phases() -> None:
@@ -84,12 +96,38 @@ def cli_phases() -> None:
     cache = tempfile.mkdtemp(prefix="rebal-bench-cache-")
     for label in ("first run (bundle prepared)", "again (prepared bundle from the cache)"):
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "rebal_core", "plan", str(sample), "--out", "/tmp/bench-claims-PLAN.csv", "--time-limit", "1", "--quiet"],
-                             cwd=ROOT, capture_output=True, text=True, check=True, env={**os.environ, "REBAL_CACHE_DIR": cache})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rebal_core",
+                "plan",
+                str(sample),
+                "--out",
+                "/tmp/bench-claims-PLAN.csv",
+                "--time-limit",
+                "1",
+                "--quiet",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "REBAL_CACHE_DIR": cache},
+        )
         wall = time.perf_counter() - t0
-        solve = next((float(x.split("solve ")[1].split(" s")[0]) for x in out.stdout.splitlines() if x.startswith("time by phase")), float("nan"))
-        print(f"\n== python -m rebal_core plan data/sample --time-limit 1, {label}: {wall:.2f} s wall, {wall - solve:.2f} s around the solve "
-              f"(process start and imports included; target < 2 s)")
+        solve = next(
+            (
+                float(x.split("solve ")[1].split(" s")[0])
+                for x in out.stdout.splitlines()
+                if x.startswith("time by phase")
+            ),
+            float("nan"),
+        )
+        print(
+            f"\n== python -m rebal_core plan data/sample --time-limit 1, {label}: {wall:.2f} s wall, {wall - solve:.2f} s around the solve "
+            f"(process start and imports included; target < 2 s)"
+        )
         for line in out.stdout.splitlines():
             print("  " + line)
 

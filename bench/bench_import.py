@@ -23,7 +23,14 @@ PY = sys.executable
 
 
 def measure(*args: str) -> dict:
-    out = subprocess.run([PY, str(ROOT / "bench" / "_measure.py"), *args], cwd=ROOT, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [PY, str(ROOT / "bench" / "_measure.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -40,12 +47,16 @@ def report(label: str, bundle: Path, target_s: float, target_mb: float | None) -
         naive = measure("naive-read", str(bundle))
         valid = measure("validate", str(bundle))
         full = measure("import", str(bundle), url)
-    print(f"\n== {label}: {bundle.name} ({size_mb:,.0f} MB of CSV, {full['positions']:,} positions, {full['demand_rows']:,} demand rows)")
+    print(
+        f"\n== {label}: {bundle.name} ({size_mb:,.0f} MB of CSV, {full['positions']:,} positions, {full['demand_rows']:,} demand rows)"
+    )
     print(f"  baseline pandas.read_csv, no checks : {naive['seconds']:7.2f} s  peak {naive['peak_mb']:6,} MB")
     print(f"  validate only (load_bundle)         : {valid['seconds']:7.2f} s  peak {valid['peak_mb']:6,} MB")
     ok = full["seconds"] <= target_s and (target_mb is None or full["peak_mb"] <= target_mb)
-    print(f"  import (validate+forecast+store)    : {full['seconds']:7.2f} s  peak {full['peak_mb']:6,} MB   "
-          f"target <= {target_s:.0f} s{f' and <= {target_mb:,.0f} MB' if target_mb else ''}: {'OK' if ok else 'MISSED'}")
+    print(
+        f"  import (validate+forecast+store)    : {full['seconds']:7.2f} s  peak {full['peak_mb']:6,} MB   "
+        f"target <= {target_s:.0f} s{f' and <= {target_mb:,.0f} MB' if target_mb else ''}: {'OK' if ok else 'MISSED'}"
+    )
 
 
 def main() -> None:

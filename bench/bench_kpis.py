@@ -11,9 +11,9 @@ Baseline in the same run: recomputing every position from scratch
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,7 +47,11 @@ def main() -> None:
         pos = project(build_positions(net, Scenario()), net.inbound, net.as_of)
         regions = sorted(pos["region"].unique())
         categories = sorted(pos["category"].unique())
-        filters = [dict(regions=[r]) for r in regions] + [dict(categories=[c]) for c in categories[:3]] + [dict(regions=regions[:2], kinds=["store"])]
+        filters = (
+            [dict(regions=[r]) for r in regions]
+            + [dict(categories=[c]) for c in categories[:3]]
+            + [dict(regions=regions[:2], kinds=["store"])]
+        )
         i = iter(range(10**9))
 
         def filter_change():
@@ -62,7 +66,9 @@ def main() -> None:
         fast, slow = timed(filter_change), timed(from_scratch, repeat=5)
     print(f"\n== KPI recompute on the sample ({len(pos):,} positions), median")
     print(f"  baseline: positions + projection from scratch : {slow * 1000:7.1f} ms")
-    print(f"  filter change (filter + KPIs + site summary)  : {fast * 1000:7.1f} ms   target <= 500 ms: {'OK' if fast <= 0.5 else 'MISSED'}")
+    print(
+        f"  filter change (filter + KPIs + site summary)  : {fast * 1000:7.1f} ms   target <= 500 ms: {'OK' if fast <= 0.5 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

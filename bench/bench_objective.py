@@ -21,23 +21,45 @@ from bench_plan import BENCH_DATA, ensure, measure  # noqa: E402
 
 
 def row(label: str, r: dict) -> str:
-    return (f"  {label:<10} build {r.get('build_s', math.nan):6.2f} s  solve {r.get('solve_s', math.nan):6.2f} s  total {r.get('total_s', math.nan):6.2f} s  "
-            f"network cost {r.get('network_cost', math.nan):>14,.0f}  gap {r.get('gap', math.nan):7.2%}  {r.get('status', '')}  ({r.get('arcs', 0):,} arcs)")
+    return (
+        f"  {label:<10} build {r.get('build_s', math.nan):6.2f} s  solve {r.get('solve_s', math.nan):6.2f} s  total {r.get('total_s', math.nan):6.2f} s  "
+        f"network cost {r.get('network_cost', math.nan):>14,.0f}  gap {r.get('gap', math.nan):7.2%}  {r.get('status', '')}  ({r.get('arcs', 0):,} arcs)"
+    )
 
 
-def compare(label: str, bundle: Path, variant: str, scenario: dict, limit: float, target_s: float, repeats: int) -> None:
+def compare(
+    label: str, bundle: Path, variant: str, scenario: dict, limit: float, target_s: float, repeats: int
+) -> None:
     import json
 
-    base = measure("plan", str(bundle), variant, json.dumps({**scenario, "objective": "target"}), "optimize", str(limit), str(repeats))
-    new = measure("plan", str(bundle), variant, json.dumps({**scenario, "objective": "expected"}), "optimize", str(limit), str(repeats))
+    base = measure(
+        "plan",
+        str(bundle),
+        variant,
+        json.dumps({**scenario, "objective": "target"}),
+        "optimize",
+        str(limit),
+        str(repeats),
+    )
+    new = measure(
+        "plan",
+        str(bundle),
+        variant,
+        json.dumps({**scenario, "objective": "expected"}),
+        "optimize",
+        str(limit),
+        str(repeats),
+    )
     ratio = new.get("solve_s", math.nan) / base.get("solve_s", math.nan)
     print(f"\n== {label} (time limit {limit:g} s, median of {repeats})")
     print(row("target", base) + "   <- baseline (today's objective)")
     print(row("expected", new))
     # the size targets are the solve limits of bench_plan.py: the solve keeps its limit (within 10 %)
     ok = ratio <= 1.5 and new.get("solve_s", math.inf) <= 1.1 * target_s
-    print(f"   solve time ratio {ratio:.2f}x (target <= 1.5x), solve {new.get('solve_s', math.nan):.2f} s (target <= {target_s:g} s; "
-          f"with build and scoring {new.get('total_s', math.nan):.2f} s): {'OK' if ok else 'MISSED'}")
+    print(
+        f"   solve time ratio {ratio:.2f}x (target <= 1.5x), solve {new.get('solve_s', math.nan):.2f} s (target <= {target_s:g} s; "
+        f"with build and scoring {new.get('total_s', math.nan):.2f} s): {'OK' if ok else 'MISSED'}"
+    )
 
 
 def main() -> None:

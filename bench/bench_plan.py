@@ -33,15 +33,30 @@ MONOLITHIC_CAP = 600.0  # seconds; the 200 x 20,000 model does not finish buildi
 
 
 def measure(*args: str) -> dict:
-    out = subprocess.run([PY, str(ROOT / "bench" / "_measure.py"), *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [PY, str(ROOT / "bench" / "_measure.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if out.returncode != 0:
-        return {"status": f"FAILED ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})", "seconds": math.nan, "peak_mb": math.nan}
+        return {
+            "status": f"FAILED ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})",
+            "seconds": math.nan,
+            "peak_mb": math.nan,
+        }
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def ensure(folder: Path, *synth_args: str) -> Path:
     if not (folder / "sites.csv").exists():
-        subprocess.run([PY, "-m", "rebal_core", "synth", *synth_args, str(folder)], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [PY, "-m", "rebal_core", "synth", *synth_args, str(folder)],
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     return folder
 
 
@@ -56,16 +71,34 @@ def line(label: str, r: dict) -> str:
     )
 
 
-def run(label: str, bundle: Path, variant: str, scenario: dict, limit: float, targets: str, repeats: int = 1, monolithic: bool = True, twenty_x: bool = True) -> None:
+def run(
+    label: str,
+    bundle: Path,
+    variant: str,
+    scenario: dict,
+    limit: float,
+    targets: str,
+    repeats: int = 1,
+    monolithic: bool = True,
+    twenty_x: bool = True,
+) -> None:
     sc = json.dumps(scenario)
     opt = measure("plan", str(bundle), variant, sc, "optimize", str(limit), str(repeats))
     greedy = measure("plan", str(bundle), variant, sc, "greedy", str(limit))
-    print(f"\n== {label} ({opt.get('arcs', 0):,} candidate arcs; cost of inaction {opt.get('cost_before', math.nan):,.0f}; time limit {limit:g} s)")
+    print(
+        f"\n== {label} ({opt.get('arcs', 0):,} candidate arcs; cost of inaction {opt.get('cost_before', math.nan):,.0f}; time limit {limit:g} s)"
+    )
     print(f"   targets: {targets}")
-    print(line("optimizer" + (f" (median of {repeats})" if repeats > 1 else ""), opt) if repeats == 1 else line("optimizer", opt) + f"  (median of {repeats})")
+    print(
+        line("optimizer" + (f" (median of {repeats})" if repeats > 1 else ""), opt)
+        if repeats == 1
+        else line("optimizer", opt) + f"  (median of {repeats})"
+    )
     print(line("greedy", greedy))
     better = opt.get("network_cost", math.inf) < greedy.get("network_cost", -math.inf)
-    print(f"   optimizer vs greedy: {greedy.get('network_cost', math.nan) - opt.get('network_cost', math.nan):,.0f} lower network cost ({'OK' if better else 'MISSED'})")
+    print(
+        f"   optimizer vs greedy: {greedy.get('network_cost', math.nan) - opt.get('network_cost', math.nan):,.0f} lower network cost ({'OK' if better else 'MISSED'})"
+    )
     if monolithic:
         # Same limit for building and for solving; then 20x the optimizer's own time (capped):
         # if the monolithic model still ends above the optimizer's cost, the optimizer is
@@ -73,11 +106,16 @@ def run(label: str, bundle: Path, variant: str, scenario: dict, limit: float, ta
         mono = measure("plan", str(bundle), variant, sc, "monolithic", str(limit))
         print(line("monolithic", mono) + "  (same time limit)")
         if not twenty_x:
-            print("   (no 20x run: the monolithic model does not even finish building within the limit, and grows by GBs)")
+            print(
+                "   (no 20x run: the monolithic model does not even finish building within the limit, and grows by GBs)"
+            )
             return
         long_limit = min(MONOLITHIC_CAP, 20 * opt.get("total_s", limit))
         mono20 = measure("plan", str(bundle), variant, sc, "monolithic", str(long_limit))
-        print(line("monolithic", mono20) + f"  ({long_limit:.0f} s limit = 20x the optimizer's time{', capped' if long_limit == MONOLITHIC_CAP else ''})")
+        print(
+            line("monolithic", mono20)
+            + f"  ({long_limit:.0f} s limit = 20x the optimizer's time{', capped' if long_limit == MONOLITHIC_CAP else ''})"
+        )
         mono_cost = mono20.get("network_cost", math.nan)
         if mono_cost != mono_cost:
             verdict = "no plan at all within that time: 20x target OK"
@@ -91,8 +129,10 @@ def run(label: str, bundle: Path, variant: str, scenario: dict, limit: float, ta
 def slider(sample: Path) -> None:
     """The Scenario lab's path from a slider move to a redrawn page (AppTest, real store, real page)."""
     r = measure("slider", str(sample))
-    print(f"   slider move to redrawn Scenario lab (service level 0.95 -> 0.97, optimizer + greedy + page): "
-          f"median {r.get('median_s', math.nan):.2f} s over {r.get('runs', 0)} moves (first page load {r.get('first_s', math.nan):.2f} s); target <= 2 s")
+    print(
+        f"   slider move to redrawn Scenario lab (service level 0.95 -> 0.97, optimizer + greedy + page): "
+        f"median {r.get('median_s', math.nan):.2f} s over {r.get('runs', 0)} moves (first page load {r.get('first_s', math.nan):.2f} s); target <= 2 s"
+    )
 
 
 def main() -> None:
@@ -100,15 +140,41 @@ def main() -> None:
     mono = "--skip-monolithic" not in sys.argv
     sample = ensure(ROOT / "data" / "sample")
     medium = ensure(BENCH_DATA / "medium", "--sites", "50", "--skus", "5000", "--days", "7", "--seed", "1")
-    run("sample, default scenario", sample, "as-is", {}, 5.0, "optimal within 0.1% in <= 1 s median", repeats=5, monolithic=mono)
+    run(
+        "sample, default scenario",
+        sample,
+        "as-is",
+        {},
+        5.0,
+        "optimal within 0.1% in <= 1 s median",
+        repeats=5,
+        monolithic=mono,
+    )
     quick = measure("plan", str(sample), "as-is", "{}", "optimize", "1.0", "5")
     print(line("optimizer", quick) + "  (time limit 1 s, median of 5)")
     slider(sample)
-    run("50 x 5,000 with trucks and minimum moves", medium, "as-is", {"min_move_units": 10}, 5.0, "<= 5 s at gap <= 1%", monolithic=mono)
+    run(
+        "50 x 5,000 with trucks and minimum moves",
+        medium,
+        "as-is",
+        {"min_move_units": 10},
+        5.0,
+        "<= 5 s at gap <= 1%",
+        monolithic=mono,
+    )
     run("50 x 5,000 without coupling", medium, "uncoupled", {}, 5.0, "<= 2 s", monolithic=mono)
     if not skip_large:
         large = ensure(BENCH_DATA / "large", "--sites", "200", "--skus", "20000", "--days", "7", "--seed", "1")
-        run("200 x 20,000", large, "as-is", {}, 60.0, "<= 60 s at gap <= 2%, peak <= 6 GB", monolithic=mono, twenty_x=False)
+        run(
+            "200 x 20,000",
+            large,
+            "as-is",
+            {},
+            60.0,
+            "<= 60 s at gap <= 2%, peak <= 6 GB",
+            monolithic=mono,
+            twenty_x=False,
+        )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _measure import network  # noqa: E402 - the bench's cached networks
+from bench_plan import BENCH_DATA, ensure  # noqa: E402
 
 from rebal_core import accounts, services, store, workflow  # noqa: E402
 from rebal_core.compare import tradeoff  # noqa: E402
@@ -39,7 +40,6 @@ from rebal_core.identity import Actor  # noqa: E402
 from rebal_core.optimizer import plan_network  # noqa: E402
 from rebal_core.planning import Commitments, plan_lines  # noqa: E402
 from rebal_core.scenario import Scenario  # noqa: E402
-from bench_plan import ensure, BENCH_DATA  # noqa: E402
 
 
 def timed(fn):
@@ -61,28 +61,64 @@ def sample_workflow() -> None:
         pat, ann, amy = Actor("pat", "planner"), Actor("ann", "approver"), Actor("amy", "approver")
 
         free, t_free = timed(lambda: plan_network(net, Scenario(), time_limit=5))
-        record = workflow.save_scenario(engine=engine, actor=pat, dataset_id=dataset.id, scenario=Scenario(name="Base"), time_limit=5)
-        record, t_solve = timed(lambda: workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id, network=net))
+        record = workflow.save_scenario(
+            engine=engine, actor=pat, dataset_id=dataset.id, scenario=Scenario(name="Base"), time_limit=5
+        )
+        record, t_solve = timed(
+            lambda: workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id, network=net)
+        )
         lines = workflow.lines(engine=engine, scenario_id=record.id)
         n = len(lines)
         rng = np.random.default_rng(1)
         order = rng.permutation(n)
         rejected = lines["transfer_id"].to_numpy()[order[: n // 10]].tolist()
-        _, t_reject = timed(lambda: workflow.decide_lines(engine=engine, actor=pat, scenario_id=record.id, transfer_ids=rejected, action="reject", note="bench", network=net))
+        _, t_reject = timed(
+            lambda: workflow.decide_lines(
+                engine=engine,
+                actor=pat,
+                scenario_id=record.id,
+                transfer_ids=rejected,
+                action="reject",
+                note="bench",
+                network=net,
+            )
+        )
         firm_times = []
         for i in order[n // 10 : n // 10 + n // 20]:
             row = lines.iloc[i]
             pack = row["qty"] // row["packs"]
             qty = int(row["qty"] - pack) if row["packs"] > 1 else int(row["qty"])
-            firm_times.append(timed(lambda row=row, qty=qty: workflow.firm_line(engine=engine, actor=pat, scenario_id=record.id, transfer_id=row["transfer_id"], qty=qty, network=net))[1])
-        record, t_resolve = timed(lambda: workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id, network=net))
+            firm_times.append(
+                timed(
+                    lambda row=row, qty=qty: workflow.firm_line(
+                        engine=engine,
+                        actor=pat,
+                        scenario_id=record.id,
+                        transfer_id=row["transfer_id"],
+                        qty=qty,
+                        network=net,
+                    )
+                )[1]
+            )
+        record, t_resolve = timed(
+            lambda: workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id, network=net)
+        )
         workflow.set_policy(engine=engine, actor=admin, policy=Policy(default=Thresholds(0.0, 0.0)))
         workflow.transition(engine=engine, actor=pat, scenario_id=record.id, event="submit")
         ids = workflow.open_decisions(workflow.lines(engine=engine, scenario_id=record.id))["transfer_id"].tolist()
 
         def approvals() -> None:
-            threads = [threading.Thread(target=lambda a=a, part=part: [workflow.decide_lines(engine=engine, actor=a, scenario_id=record.id, transfer_ids=[t], action="approve") for t in part])
-                       for a, part in ((ann, ids[0::2]), (amy, ids[1::2]))]
+            threads = [
+                threading.Thread(
+                    target=lambda a=a, part=part: [
+                        workflow.decide_lines(
+                            engine=engine, actor=a, scenario_id=record.id, transfer_ids=[t], action="approve"
+                        )
+                        for t in part
+                    ]
+                )
+                for a, part in ((ann, ids[0::2]), (amy, ids[1::2]))
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -94,18 +130,31 @@ def sample_workflow() -> None:
         _, t_reexport = timed(lambda: workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id))
 
         levels = np.linspace(0.90, 0.995, 6)
-        per_point = [timed(lambda sl=sl: plan_network(net, Scenario(service_level=float(sl)), time_limit=1.0))[1] for sl in levels]
+        per_point = [
+            timed(lambda sl=sl: plan_network(net, Scenario(service_level=float(sl)), time_limit=1.0))[1]
+            for sl in levels
+        ]
         _, t_sweep = timed(lambda: tradeoff(net, Scenario(), levels, over="service_level", time_limit=1.0))
 
     print(f"sample ({len(net.sites)} sites x {len(net.skus)} skus), {n} lines")
-    print(f"  baseline: plan_network alone, 5 s limit        {t_free:6.2f} s  (network cost {free.score.network_cost_after:,.0f})")
+    print(
+        f"  baseline: plan_network alone, 5 s limit        {t_free:6.2f} s  (network cost {free.score.network_cost_after:,.0f})"
+    )
     print(f"  save + solve (store writes, {n} lines)          {t_solve:6.2f} s")
     print(f"  reject {len(rejected)} lines in one call (re-scored)       {t_reject:6.2f} s")
-    print(f"  firm one line (validated, re-scored), median    {statistics.median(firm_times):6.2f} s  ({len(firm_times)} edits)")
-    print(f"  re-solve around the decisions                   {t_resolve:6.2f} s  (network cost {workflow.summary(record)['network_cost_after']:,.0f})")
-    print(f"  two approvers at once, {len(ids)} single-line calls    {t_approve:6.2f} s  ({t_approve / max(1, len(ids)) * 1000:.0f} ms per decision)")
+    print(
+        f"  firm one line (validated, re-scored), median    {statistics.median(firm_times):6.2f} s  ({len(firm_times)} edits)"
+    )
+    print(
+        f"  re-solve around the decisions                   {t_resolve:6.2f} s  (network cost {workflow.summary(record)['network_cost_after']:,.0f})"
+    )
+    print(
+        f"  two approvers at once, {len(ids)} single-line calls    {t_approve:6.2f} s  ({t_approve / max(1, len(ids)) * 1000:.0f} ms per decision)"
+    )
     print(f"  approve + release + export {len(orders)} orders         {t_export:6.2f} s;  re-export {t_reexport:.2f} s")
-    print(f"  sweep, 6 service levels at 1 s                  {t_sweep:6.2f} s  (baseline: the 6 solves alone {sum(per_point):.2f} s)")
+    print(
+        f"  sweep, 6 service levels at 1 s                  {t_sweep:6.2f} s  (baseline: the 6 solves alone {sum(per_point):.2f} s)"
+    )
 
 
 def medium_around() -> None:
@@ -117,10 +166,16 @@ def medium_around() -> None:
     order = rng.permutation(len(lines))
     fixed = lines.iloc[order[: len(lines) // 10]]
     forbidden = lines.iloc[order[len(lines) // 10 : len(lines) // 10 + len(lines) // 20]]
-    around, t_around = timed(lambda: plan_network(net, Scenario(), commitments=Commitments(fixed=fixed, forbidden=forbidden), time_limit=5))
+    around, t_around = timed(
+        lambda: plan_network(net, Scenario(), commitments=Commitments(fixed=fixed, forbidden=forbidden), time_limit=5)
+    )
     print(f"50 x 5,000: {len(lines):,} lines in the free plan")
-    print(f"  baseline: free plan, 5 s limit                 {t_free:6.2f} s  network cost {free.score.network_cost_after:,.0f}  gap {free.gap:.2%}")
-    print(f"  {len(fixed):,} kept + {len(forbidden):,} forbidden, 5 s limit   {t_around:6.2f} s  network cost {around.score.network_cost_after:,.0f}  gap {around.gap:.2%}")
+    print(
+        f"  baseline: free plan, 5 s limit                 {t_free:6.2f} s  network cost {free.score.network_cost_after:,.0f}  gap {free.gap:.2%}"
+    )
+    print(
+        f"  {len(fixed):,} kept + {len(forbidden):,} forbidden, 5 s limit   {t_around:6.2f} s  network cost {around.score.network_cost_after:,.0f}  gap {around.gap:.2%}"
+    )
 
 
 if __name__ == "__main__":

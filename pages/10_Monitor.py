@@ -24,32 +24,67 @@ def trend(ids: tuple[int, ...], names: tuple[str, ...], versions: tuple[str, ...
 st.subheader("Across snapshots of this network")
 t = trend(tuple(d.id for d in same), tuple(d.name for d in same), tuple(state.version(d) for d in same))
 c1, c2, c3 = st.columns(3)
-for col, field, title, fmt in ((c1, "network_cost", "Network cost of inaction", "$,.0f"), (c2, "fill_rate", "Expected fill rate", ".1%"), (c3, "turns", "Inventory turns", ".1f")):
-    fig = go.Figure(go.Scatter(x=t["as_of"], y=t[field], mode="lines+markers", text=t["snapshot"], hovertemplate="%{text}<br>%{y}<extra></extra>"))
+for col, field, title, fmt in (
+    (c1, "network_cost", "Network cost of inaction", "$,.0f"),
+    (c2, "fill_rate", "Expected fill rate", ".1%"),
+    (c3, "turns", "Inventory turns", ".1f"),
+):
+    fig = go.Figure(
+        go.Scatter(
+            x=t["as_of"],
+            y=t[field],
+            mode="lines+markers",
+            text=t["snapshot"],
+            hovertemplate="%{text}<br>%{y}<extra></extra>",
+        )
+    )
     fig.update_layout(title=title, height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis={"tickformat": fmt})
     col.plotly_chart(fig, width="stretch", key=f"mon-{field}")
 st.dataframe(t, hide_index=True, width="stretch", key="mon-trend")
 
 st.subheader("What a released plan did")
-released = [s for s in workflow.list_scenarios(engine=engine, dataset_id=dataset.id) if s.status in ("released", "received", "in_review")
-            and workflow.lines(engine=engine, scenario_id=s.id).get("released", []).any()]
+released = [
+    s
+    for s in workflow.list_scenarios(engine=engine, dataset_id=dataset.id)
+    if s.status in ("released", "received", "in_review")
+    and workflow.lines(engine=engine, scenario_id=s.id).get("released", []).any()
+]
 later = [d for d in same if d.as_of > dataset.as_of]
 if not released:
     st.info(f"No plan of {plain(dataset.name)} has released lines yet (approve and release one on the Plans page).")
 elif not later:
-    st.info(f"Import a later snapshot of this network (same sites, planning date after {dataset.as_of}) on the Data page to see what the released plans did.")
+    st.info(
+        f"Import a later snapshot of this network (same sites, planning date after {dataset.as_of}) on the Data page to see what the released plans did."
+    )
 else:
     by_id = {s.id: s for s in released}
     chosen = st.selectbox("Released plan", list(by_id), format_func=lambda i: by_id[i].name, key="mon-plan")
-    after = st.selectbox("Later snapshot", [d.id for d in later], format_func=lambda i: next(f"{d.name} ({d.as_of})" for d in later if d.id == i), key="mon-later")
+    after = st.selectbox(
+        "Later snapshot",
+        [d.id for d in later],
+        format_func=lambda i: next(f"{d.name} ({d.as_of})" for d in later if d.id == i),
+        key="mon-later",
+    )
     later_ds = next(d for d in later if d.id == after)
-    out = workflow.plan_outcomes(engine=engine, scenario_id=chosen, later_dataset_id=after, network=net, later=state.network(after, state.version(later_ds)))
+    out = workflow.plan_outcomes(
+        engine=engine,
+        scenario_id=chosen,
+        later_dataset_id=after,
+        network=net,
+        later=state.network(after, state.version(later_ds)),
+    )
     was_short = out["stockout_avoided"].notna()
     k = st.columns(4)
     k[0].metric("Released lines followed", f"{len(out):,}")
     k[1].metric("Receivers short at planning", f"{int(was_short.sum()):,}")
-    k[2].metric("Stockouts avoided", f"{int(out.loc[was_short, 'stockout_avoided'].sum()):,}", help="Receivers that were short and have stock on hand in the later snapshot")
+    k[2].metric(
+        "Stockouts avoided",
+        f"{int(out.loc[was_short, 'stockout_avoided'].sum()):,}",
+        help="Receivers that were short and have stock on hand in the later snapshot",
+    )
     k[3].metric("Donors out of stock later", f"{int(out['donor_short_later'].sum()):,}")
-    st.caption(f"Transfer spend of the plan: ${workflow.summary(by_id[chosen]).get('transfer_cost', 0):,.0f}. Positions: planned = the plan's view after the transfers; actual = on hand + in transit in the later snapshot.")
+    st.caption(
+        f"Transfer spend of the plan: ${workflow.summary(by_id[chosen]).get('transfer_cost', 0):,.0f}. Positions: planned = the plan's view after the transfers; actual = on hand + in transit in the later snapshot."
+    )
     st.dataframe(out, hide_index=True, width="stretch", key="mon-lines")
     widgets.download_csv(out, "plan-outcomes.csv", "Download the outcomes", key="mon-csv")

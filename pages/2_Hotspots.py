@@ -5,7 +5,7 @@ import streamlit as st
 from pages.components import state, widgets
 from rebal_core import services
 from rebal_core.figures import HEATMAP_METRICS, heatmap, projection_figure
-from rebal_core.positions import projection_series, summarize, worst_positions, WORST_BY
+from rebal_core.positions import WORST_BY, projection_series, summarize, worst_positions
 
 st.set_page_config(page_title="Hotspots - Rebal", layout="wide")
 st.title("Hotspots")
@@ -14,18 +14,54 @@ dataset, net, pos = state.require_dataset()
 shown = widgets.position_filters(pos, key="hotspots")
 names = dict(zip(net.sites["site_id"], net.sites["name"]))
 
-metric = st.segmented_control("Heatmap", list(HEATMAP_METRICS), default="value at risk", key="hotspots-metric") or "value at risk"
-st.plotly_chart(heatmap(summarize(shown, ["site_id", "category"]), metric, names), width="stretch", key="hotspots-heatmap")
+metric = (
+    st.segmented_control("Heatmap", list(HEATMAP_METRICS), default="value at risk", key="hotspots-metric")
+    or "value at risk"
+)
+st.plotly_chart(
+    heatmap(summarize(shown, ["site_id", "category"]), metric, names), width="stretch", key="hotspots-heatmap"
+)
 
 st.subheader("Worst positions")
 by = st.radio("Rank by", list(WORST_BY), horizontal=True, key="hotspots-rank")
 worst = worst_positions(shown, by, n=500)
-columns = ["site_id", "site_name", "sku_id", "sku_name", "category", "status", "position", "mean_daily", "target", "excess_level",
-           "shortage_units", "excess_units", "shortage_value", "excess_value", "days_of_cover", "days_until_stockout", "days_until_excess"]
-event = st.dataframe(worst[columns], hide_index=True, width="stretch", height=320, on_select="rerun", selection_mode="single-row", key="hotspots-table",
-                     column_config={"mean_daily": st.column_config.NumberColumn("forecast/day", format="%.2f"),
-                                    **{c: st.column_config.NumberColumn(format="%.0f") for c in ("target", "excess_level", "shortage_units", "excess_units", "days_of_cover")},
-                                    "shortage_value": st.column_config.NumberColumn(format="$%.0f"), "excess_value": st.column_config.NumberColumn(format="$%.0f")})
+columns = [
+    "site_id",
+    "site_name",
+    "sku_id",
+    "sku_name",
+    "category",
+    "status",
+    "position",
+    "mean_daily",
+    "target",
+    "excess_level",
+    "shortage_units",
+    "excess_units",
+    "shortage_value",
+    "excess_value",
+    "days_of_cover",
+    "days_until_stockout",
+    "days_until_excess",
+]
+event = st.dataframe(
+    worst[columns],
+    hide_index=True,
+    width="stretch",
+    height=320,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="hotspots-table",
+    column_config={
+        "mean_daily": st.column_config.NumberColumn("forecast/day", format="%.2f"),
+        **{
+            c: st.column_config.NumberColumn(format="%.0f")
+            for c in ("target", "excess_level", "shortage_units", "excess_units", "days_of_cover")
+        },
+        "shortage_value": st.column_config.NumberColumn(format="$%.0f"),
+        "excess_value": st.column_config.NumberColumn(format="$%.0f"),
+    },
+)
 widgets.download_csv(worst[columns], "worst_positions.csv", "Download these positions (CSV)", key="hotspots-download")
 if event and event.selection.rows:
     row = worst.iloc[event.selection.rows[0]]
@@ -35,14 +71,24 @@ st.subheader("Position projection")
 site_options = sorted(pos["site_id"].unique())
 focus_site = st.session_state.get("focus_site") or (worst["site_id"].iloc[0] if len(worst) else site_options[0])
 left, right = st.columns(2)
-site = left.selectbox("Site", site_options, index=site_options.index(focus_site) if focus_site in site_options else 0,
-                      format_func=lambda s: f"{names.get(s, s)} ({s})", key=f"hotspots-site-{focus_site}")
+site = left.selectbox(
+    "Site",
+    site_options,
+    index=site_options.index(focus_site) if focus_site in site_options else 0,
+    format_func=lambda s: f"{names.get(s, s)} ({s})",
+    key=f"hotspots-site-{focus_site}",
+)
 at_site = pos[pos["site_id"] == site].sort_values("shortage_value", ascending=False)
 sku_options = list(at_site["sku_id"])
 focus_sku = st.session_state.get("focus_sku")
 sku_names = dict(zip(at_site["sku_id"], at_site["sku_name"]))
-sku = right.selectbox("SKU", sku_options, index=sku_options.index(focus_sku) if focus_sku in sku_options else 0,
-                      format_func=lambda s: f"{s} · {sku_names.get(s, '')}", key=f"hotspots-sku-{site}-{focus_sku}")
+sku = right.selectbox(
+    "SKU",
+    sku_options,
+    index=sku_options.index(focus_sku) if focus_sku in sku_options else 0,
+    format_func=lambda s: f"{s} · {sku_names.get(s, '')}",
+    key=f"hotspots-sku-{site}-{focus_sku}",
+)
 st.session_state["focus_site"], st.session_state["focus_sku"] = site, sku
 position = at_site.set_index("sku_id").loc[sku].copy()
 position["sku_id"], position["site_id"] = sku, site

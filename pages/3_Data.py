@@ -9,38 +9,71 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services, store, workflow
-from rebal_core.figures import plain
 from rebal_core.accuracy import record_accuracy
-from rebal_core.forecast import calibration_sentence, calibration_table
 from rebal_core.bundle import BundleInvalid
+from rebal_core.figures import plain
+from rebal_core.forecast import calibration_sentence, calibration_table
 
 st.set_page_config(page_title="Data - Rebal", layout="wide")
 
 
 def stock_adjustments(dataset) -> None:
     """Proposed corrections of the record from the counts: approve (they then feed every plan) or reject with a reason."""
-    st.markdown("**Stock adjustments**: approved ones correct the on hand every plan starts from; those under the policy's line-value threshold are approved by it.")
+    st.markdown(
+        "**Stock adjustments**: approved ones correct the on hand every plan starts from; those under the policy's line-value threshold are approved by it."
+    )
     if st.button("Propose adjustments from the counts", disabled=not actor.can("save_scenario"), key="data-propose"):
-        widgets.attempt(lambda: workflow.propose_adjustments(engine=engine, actor=actor, dataset_id=dataset.id, network=state.network(dataset.id, state.version(dataset))),
-                        lambda n: f"{n} adjustment(s) proposed.", workflow.REFUSALS)
+        widgets.attempt(
+            lambda: workflow.propose_adjustments(
+                engine=engine,
+                actor=actor,
+                dataset_id=dataset.id,
+                network=state.network(dataset.id, state.version(dataset)),
+            ),
+            lambda n: f"{n} adjustment(s) proposed.",
+            workflow.REFUSALS,
+        )
     table = workflow.adjustments(engine=engine, dataset_id=dataset.id)
     if table.empty:
         return
-    st.dataframe(table.drop(columns=["dataset_id", "version"]), hide_index=True, width="stretch", key="data-adjustments")
+    st.dataframe(
+        table.drop(columns=["dataset_id", "version"]), hide_index=True, width="stretch", key="data-adjustments"
+    )
     waiting = table[table["status"] == "proposed"]
     keys = [f"{r.site_id}/{r.sku_id}" for r in waiting.itertuples()]
-    picked = st.multiselect("Adjustments to decide", keys, key="data-adj-picked", placeholder="Pick proposed adjustments")
+    picked = st.multiselect(
+        "Adjustments to decide", keys, key="data-adj-picked", placeholder="Pick proposed adjustments"
+    )
     why = st.text_input("Reason (needed to reject)", key="data-adj-why")
     c1, c2 = st.columns(2)
     for col, action in ((c1, "approve"), (c2, "reject")):
-        if col.button(f"{action.title()} {len(picked)}", disabled=not picked or not actor.can("decide_line"), key=f"data-adj-{action}"):
-            widgets.attempt(lambda action=action: workflow.decide_adjustments(engine=engine, actor=actor, dataset_id=dataset.id, positions=[tuple(k.split("/", 1)) for k in picked], action=action, note=why),
-                            lambda r, action=action: f"{action.title()}d {len(r.changed)} adjustment(s)." + (" Skipped: " + "; ".join(r.skipped) if r.skipped else ""), workflow.REFUSALS)
+        if col.button(
+            f"{action.title()} {len(picked)}",
+            disabled=not picked or not actor.can("decide_line"),
+            key=f"data-adj-{action}",
+        ):
+            widgets.attempt(
+                lambda action=action: workflow.decide_adjustments(
+                    engine=engine,
+                    actor=actor,
+                    dataset_id=dataset.id,
+                    positions=[tuple(k.split("/", 1)) for k in picked],
+                    action=action,
+                    note=why,
+                ),
+                lambda r, action=action: (
+                    f"{action.title()}d {len(r.changed)} adjustment(s)."
+                    + (" Skipped: " + "; ".join(r.skipped) if r.skipped else "")
+                ),
+                workflow.REFUSALS,
+            )
 
 
 @st.cache_data(show_spinner="Checking the cycle counts...", max_entries=4)
 def counted(dataset_id: int, version: str) -> pd.DataFrame:  # noqa: ARG001 - version keys the cache
-    return workflow.count_discrepancies(engine=state.engine(), dataset_id=dataset_id, network=state.network(dataset_id, version))
+    return workflow.count_discrepancies(
+        engine=state.engine(), dataset_id=dataset_id, network=state.network(dataset_id, version)
+    )
 
 
 st.title("Data")
@@ -52,27 +85,49 @@ st.subheader("Datasets")
 datasets = store.list_datasets(engine=engine)
 active = state.active_dataset()
 if datasets:
-    table = pd.DataFrame([{"id": d.id, "name": d.name, "planning date": d.as_of, "sites": d.sites, "skus": d.skus,
-                           "positions": d.positions, "demand rows": d.demand_rows, "imported (UTC)": d.imported_at, "forecast": d.forecast_method} for d in datasets])
+    table = pd.DataFrame(
+        [
+            {
+                "id": d.id,
+                "name": d.name,
+                "planning date": d.as_of,
+                "sites": d.sites,
+                "skus": d.skus,
+                "positions": d.positions,
+                "demand rows": d.demand_rows,
+                "imported (UTC)": d.imported_at,
+                "forecast": d.forecast_method,
+            }
+            for d in datasets
+        ]
+    )
     st.dataframe(table, hide_index=True, width="stretch", key="data-datasets")
     ids = [d.id for d in datasets]
     label = {d.id: f"{d.name} (id {d.id}, {d.as_of})" for d in datasets}
-    chosen = st.selectbox("Active dataset (used on every page)", ids, index=ids.index(active.id), format_func=label.get, key="data-active")
+    chosen = st.selectbox(
+        "Active dataset (used on every page)", ids, index=ids.index(active.id), format_func=label.get, key="data-active"
+    )
     if chosen != st.session_state.get("dataset_id"):
         st.session_state["dataset_id"] = chosen
         st.rerun()
 
 with st.expander("Import a bundle", expanded=not datasets):
-    st.markdown("A **.zip** of the bundle folder, an **.xlsx** workbook (one sheet per table), or the table files themselves "
-                "(`sites.csv`, `skus.csv`, `inventory.csv`, `demand.csv`, optional `forecast.csv`, `inbound.csv`, `lanes.csv`, `counts.csv`, "
-                "`.csv.gz` allowed, and `bundle.toml`). See the data contract in the README.")
-    files = st.file_uploader("Bundle files", type=["zip", "xlsx", "csv", "gz", "toml"], accept_multiple_files=True, key="data-upload")
+    st.markdown(
+        "A **.zip** of the bundle folder, an **.xlsx** workbook (one sheet per table), or the table files themselves "
+        "(`sites.csv`, `skus.csv`, `inventory.csv`, `demand.csv`, optional `forecast.csv`, `inbound.csv`, `lanes.csv`, `counts.csv`, "
+        "`.csv.gz` allowed, and `bundle.toml`). See the data contract in the README."
+    )
+    files = st.file_uploader(
+        "Bundle files", type=["zip", "xlsx", "csv", "gz", "toml"], accept_multiple_files=True, key="data-upload"
+    )
     typed_name = st.text_input("Dataset name", placeholder="defaults to the (first) file's name", key="data-name")
     name = typed_name.strip() or (Path(files[0].name).name.split(".")[0] if files else "")
     replace = st.checkbox("Replace a dataset of the same name", key="data-replace")
     if not actor.can("import_data"):
         st.caption(f"Importing needs the planner or admin role; you are a {actor.role}.")
-    if st.button("Validate and import", type="primary", disabled=not files or not actor.can("import_data"), key="data-import"):
+    if st.button(
+        "Validate and import", type="primary", disabled=not files or not actor.can("import_data"), key="data-import"
+    ):
         with tempfile.TemporaryDirectory(prefix="rebal-upload-") as tmp:
             folder = Path(tmp)
             for f in files:
@@ -81,11 +136,25 @@ with st.expander("Import a bundle", expanded=not datasets):
             source = archives[0] if len(files) == 1 and archives else folder
             bar = st.progress(0.0, text="Reading the bundle...")
             try:
-                result = services.import_bundle(engine=engine, source=source, name=name, replace=replace, progress=lambda f, m: bar.progress(min(f, 1.0), text=m), actor=actor)
+                result = services.import_bundle(
+                    engine=engine,
+                    source=source,
+                    name=name,
+                    replace=replace,
+                    progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+                    actor=actor,
+                )
             except BundleInvalid as exc:
                 bar.empty()
-                st.error(f"The bundle has {len(exc.errors) + exc.more} error(s); nothing was imported. Fix them and upload again.")
-                st.dataframe(pd.DataFrame([e.as_row() for e in exc.errors + exc.warnings]), hide_index=True, width="stretch", key="data-errors")
+                st.error(
+                    f"The bundle has {len(exc.errors) + exc.more} error(s); nothing was imported. Fix them and upload again."
+                )
+                st.dataframe(
+                    pd.DataFrame([e.as_row() for e in exc.errors + exc.warnings]),
+                    hide_index=True,
+                    width="stretch",
+                    key="data-errors",
+                )
             except store.DatasetExists as exc:
                 bar.empty()
                 st.error(plain(f"{exc}. Tick 'Replace' to overwrite it."))
@@ -98,11 +167,21 @@ with st.expander("Import a bundle", expanded=not datasets):
             else:
                 bar.empty()
                 st.session_state["dataset_id"] = result.dataset.id
-                st.success(f"Imported {plain(repr(result.dataset.name))}: {result.dataset.sites} sites, {result.dataset.skus} SKUs, {result.dataset.positions:,} positions in {result.seconds:.1f} s.")
+                st.success(
+                    f"Imported {plain(repr(result.dataset.name))}: {result.dataset.sites} sites, {result.dataset.skus} SKUs, {result.dataset.positions:,} positions in {result.seconds:.1f} s."
+                )
                 if result.deleted_plans:
-                    st.warning(f"{len(result.deleted_plans)} saved plan(s) on the replaced dataset were deleted with it: " + plain(", ".join(repr(n) for n, _ in result.deleted_plans)))
+                    st.warning(
+                        f"{len(result.deleted_plans)} saved plan(s) on the replaced dataset were deleted with it: "
+                        + plain(", ".join(repr(n) for n, _ in result.deleted_plans))
+                    )
                 if result.warnings:
-                    st.dataframe(pd.DataFrame([w.as_row() for w in result.warnings]), hide_index=True, width="stretch", key="data-import-warnings")
+                    st.dataframe(
+                        pd.DataFrame([w.as_row() for w in result.warnings]),
+                        hide_index=True,
+                        width="stretch",
+                        key="data-import-warnings",
+                    )
 
 if active is not None:
     st.subheader(f"About {plain(active.name)}")
@@ -114,16 +193,36 @@ if active is not None:
     accuracy = json.loads(active.forecast_accuracy or "{}")
     calibration = accuracy.get("calibration") or {}
     if calibration.get("horizon_days"):
-        st.markdown(f"**Spread of demand over {calibration['horizon_days']} days** (measured on {calibration['origins']} rolling forecast origins)")
+        st.markdown(
+            f"**Spread of demand over {calibration['horizon_days']} days** (measured on {calibration['origins']} rolling forecast origins)"
+        )
         st.caption(calibration_sentence(calibration))
         st.dataframe(calibration_table(calibration), hide_index=True, width="stretch", key="data-calibration")
     if accuracy.get("series"):
-        rows = [{"pattern": "all", "series": accuracy["series"], **{k: accuracy[k] for k in ("mase", "mase_naive", "bias", "bias_naive")}}]
-        rows += [{"pattern": p, "series": accuracy["pattern_counts"].get(p, 0), "model": accuracy["chosen"].get(p), **v} for p, v in accuracy["by_pattern"].items()]
-        st.caption(f"Back-test on the last {accuracy['horizon_days']} days of history: MASE (lower is better, scaled by the one-step naive error) "
-                   "and bias ((forecast - actual) / actual), against a naive forecast (mean of the last 28 days).")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="data-accuracy",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mase", "mase_naive", "bias", "bias_naive")})
+        rows = [
+            {
+                "pattern": "all",
+                "series": accuracy["series"],
+                **{k: accuracy[k] for k in ("mase", "mase_naive", "bias", "bias_naive")},
+            }
+        ]
+        rows += [
+            {"pattern": p, "series": accuracy["pattern_counts"].get(p, 0), "model": accuracy["chosen"].get(p), **v}
+            for p, v in accuracy["by_pattern"].items()
+        ]
+        st.caption(
+            f"Back-test on the last {accuracy['horizon_days']} days of history: MASE (lower is better, scaled by the one-step naive error) "
+            "and bias ((forecast - actual) / actual), against a naive forecast (mean of the last 28 days)."
+        )
+        st.dataframe(
+            pd.DataFrame(rows),
+            hide_index=True,
+            width="stretch",
+            key="data-accuracy",
+            column_config={
+                c: st.column_config.NumberColumn(format="%.3f") for c in ("mase", "mase_naive", "bias", "bias_naive")
+            },
+        )
     st.subheader("Signal quality")
     findings = services.dataset_signals(active)
     blocked = services.planning_blocked(active)
@@ -132,20 +231,35 @@ if active is not None:
         if actor.can("override"):
             why = st.text_input("Why plan anyway (kept in the audit log)", key="data-override-why")
             if st.button("Allow planning despite the critical findings", disabled=not why.strip(), key="data-override"):
-                widgets.attempt(lambda: workflow.override_signals(engine=engine, actor=actor, dataset_id=active.id, reason=why), "Planning allowed; the override is in the audit log.", workflow.REFUSALS)
+                widgets.attempt(
+                    lambda: workflow.override_signals(engine=engine, actor=actor, dataset_id=active.id, reason=why),
+                    "Planning allowed; the override is in the audit log.",
+                    workflow.REFUSALS,
+                )
     elif active.signal_override:
         o = json.loads(active.signal_override)
         st.info(f"Critical findings overridden by {o['by']} on {o['at']}: {o['reason']}")
     counts = findings["severity"].value_counts()
-    st.caption(f"{counts.get('critical', 0)} critical, {counts.get('warning', 0)} warning(s), {counts.get('info', 0)} info: stale data, missing days or sites, "
-               "impossible values, spikes, demand shifts, forecast bias, dead stock. Critical findings block planning.")
+    st.caption(
+        f"{counts.get('critical', 0)} critical, {counts.get('warning', 0)} warning(s), {counts.get('info', 0)} info: stale data, missing days or sites, "
+        "impossible values, spikes, demand shifts, forecast bias, dead stock. Critical findings block planning."
+    )
     s1, s2 = st.columns(2)
-    severities = s1.multiselect("Severity", ["critical", "warning", "info"], default=["critical", "warning"], key="data-sig-sev")
+    severities = s1.multiselect(
+        "Severity", ["critical", "warning", "info"], default=["critical", "warning"], key="data-sig-sev"
+    )
     checks = s2.multiselect("Check", sorted(findings["check"].unique()), key="data-sig-check", placeholder="All checks")
     shown = findings[findings["severity"].isin(severities or ["critical", "warning", "info"])]
     if checks:
         shown = shown[shown["check"].isin(checks)]
-    st.dataframe(shown, hide_index=True, width="stretch", height=260, key="data-signals", column_config={"message": st.column_config.TextColumn(width="large")})
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=260,
+        key="data-signals",
+        column_config={"message": st.column_config.TextColumn(width="large")},
+    )
     widgets.download_csv(shown, "signal-findings.csv", "Download these findings", key="data-signals-csv")
 
     st.subheader("Record accuracy (cycle counts)")
@@ -154,20 +268,61 @@ if active is not None:
         st.caption("This dataset has no counts.csv.")
     else:
         off = discrepancies[discrepancies["discrepancy_class"] != "agrees"]
-        st.caption(f"{len(discrepancies):,} counted positions, {len(off):,} disagree with the system record. Record accuracy = share of counts that agree; "
-                   "the adjustment books the count where the count is the truth (unit of measure, receiving error, shrinkage).")
+        st.caption(
+            f"{len(discrepancies):,} counted positions, {len(off):,} disagree with the system record. Record accuracy = share of counts that agree; "
+            "the adjustment books the count where the count is the truth (unit of measure, receiving error, shrinkage)."
+        )
         a1, a2 = st.columns(2)
-        a1.dataframe(record_accuracy(discrepancies, ["site_id"]), hide_index=True, width="stretch", key="data-acc-site",
-                     column_config={c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")})
-        a2.dataframe(record_accuracy(discrepancies, ["category"], skus=state.network(active.id, state.version(active)).skus), hide_index=True, width="stretch",
-                     key="data-acc-cat", column_config={c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")})
-        st.dataframe(off[["date", "site_id", "sku_id", "system_qty", "counted_qty", "difference", "abs_value", "discrepancy_class", "evidence", "adjustment", "adjustment_value"]],
-                     hide_index=True, width="stretch", key="data-discrepancies", column_config={"evidence": st.column_config.TextColumn(width="large")})
+        a1.dataframe(
+            record_accuracy(discrepancies, ["site_id"]),
+            hide_index=True,
+            width="stretch",
+            key="data-acc-site",
+            column_config={
+                c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")
+            },
+        )
+        a2.dataframe(
+            record_accuracy(discrepancies, ["category"], skus=state.network(active.id, state.version(active)).skus),
+            hide_index=True,
+            width="stretch",
+            key="data-acc-cat",
+            column_config={
+                c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")
+            },
+        )
+        st.dataframe(
+            off[
+                [
+                    "date",
+                    "site_id",
+                    "sku_id",
+                    "system_qty",
+                    "counted_qty",
+                    "difference",
+                    "abs_value",
+                    "discrepancy_class",
+                    "evidence",
+                    "adjustment",
+                    "adjustment_value",
+                ]
+            ],
+            hide_index=True,
+            width="stretch",
+            key="data-discrepancies",
+            column_config={"evidence": st.column_config.TextColumn(width="large")},
+        )
         widgets.download_csv(off, "count-discrepancies.csv", "Download the discrepancies", key="data-discrepancies-csv")
         stock_adjustments(active)
 
-    with st.popover("Delete this dataset", disabled=not actor.can("delete_data"), help=None if actor.can("delete_data") else "Needs the admin role"):
-        st.write(f"Delete **{plain(active.name)}** with all its rows and saved scenarios? This cannot be undone (the audit log keeps the record).")
+    with st.popover(
+        "Delete this dataset",
+        disabled=not actor.can("delete_data"),
+        help=None if actor.can("delete_data") else "Needs the admin role",
+    ):
+        st.write(
+            f"Delete **{plain(active.name)}** with all its rows and saved scenarios? This cannot be undone (the audit log keeps the record)."
+        )
         if st.button("Delete", type="primary", key="data-delete"):
             try:
                 workflow.delete_dataset(engine=engine, actor=actor, dataset_id=active.id)

@@ -26,7 +26,9 @@ def problem_for(dataset_id: int, version: str, scenario: Scenario, moving: tuple
 
     ``moving``: the lines released by saved plans and not yet received; they are in transit, never proposed again.
     """
-    return problem_with_moves(state.network(dataset_id, version), scenario, pd.DataFrame(list(moving), columns=LINE_KEYS + ["qty"]))
+    return problem_with_moves(
+        state.network(dataset_id, version), scenario, pd.DataFrame(list(moving), columns=LINE_KEYS + ["qty"])
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -37,22 +39,47 @@ def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_l
     """
     bar = st.progress(0.0, text=f"Solving ({method})...")
     try:
-        result = plan(problem_for(dataset_id, version, scenario, moving), method=method, time_limit=time_limit, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+        result = plan(
+            problem_for(dataset_id, version, scenario, moving),
+            method=method,
+            time_limit=time_limit,
+            progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+        )
     finally:
         bar.empty()
     sites = state.network(dataset_id, version).sites
     before, after = plan_positions(result)
-    return {"summary": result.summary(), "table": result.table, "sites_after": site_summary(result.score.positions_after, sites),
-            "uncertainty": bands(simulate(before, after, draws=MC_DRAWS))}
+    return {
+        "summary": result.summary(),
+        "table": result.table,
+        "sites_after": site_summary(result.score.positions_after, sites),
+        "uncertainty": bands(simulate(before, after, draws=MC_DRAWS)),
+    }
 
 
 def scenario_inputs() -> Scenario | None:
     """Every scenario parameter of the spec; sliders where a range makes sense. None when invalid."""
     c1, c2, c3, c4 = st.columns(4)
     values = {
-        "service_level": c1.slider("Service level", 0.50, 0.999, 0.95, 0.005, format="%.3f", key="lab-sl", help="Cycle service level over the horizon (0.5 to 0.9999)"),
+        "service_level": c1.slider(
+            "Service level",
+            0.50,
+            0.999,
+            0.95,
+            0.005,
+            format="%.3f",
+            key="lab-sl",
+            help="Cycle service level over the horizon (0.5 to 0.9999)",
+        ),
         "horizon_days": c1.slider("Horizon (days)", 1, 365, 28, key="lab-h"),
-        "excess_cover_days": c1.slider("Excess cover (days)", 1, 730, 90, key="lab-x", help="Stock beyond this many days of demand plus safety stock is excess; must be >= the horizon"),
+        "excess_cover_days": c1.slider(
+            "Excess cover (days)",
+            1,
+            730,
+            90,
+            key="lab-x",
+            help="Stock beyond this many days of demand plus safety stock is excess; must be >= the horizon",
+        ),
         "donor_reserve": c2.slider("Donor reserve (share of safety stock kept)", 0.0, 1.0, 1.0, 0.05, key="lab-dr"),
         "min_move_units": int(c2.number_input("Minimum move (units)", min_value=1, value=1, step=1, key="lab-mm")),
         "cost_per_move": float(c2.number_input("Cost per move ($)", min_value=0.0, value=0.0, step=5.0, key="lab-cpm")),
@@ -61,17 +88,37 @@ def scenario_inputs() -> Scenario | None:
     }
     if c3.toggle("Limit lead time", key="lab-lt-on"):
         values["max_lead_time_days"] = c3.slider("Maximum lead time (days)", 0.0, 30.0, 5.0, 0.5, key="lab-lt")
-    if c4.toggle("Cost-ratio threshold", key="lab-ratio-on", help="A lane is not used for a SKU when its cost per unit exceeds this share of the unit cost"):
+    if c4.toggle(
+        "Cost-ratio threshold",
+        key="lab-ratio-on",
+        help="A lane is not used for a SKU when its cost per unit exceeds this share of the unit cost",
+    ):
         values["max_unit_cost_ratio"] = c4.slider("Max lane cost / unit cost", 0.0, 1.0, 0.10, 0.01, key="lab-ratio")
     if c4.toggle("Budget", key="lab-budget-on"):
-        values["budget"] = float(c4.number_input("Budget ($)", min_value=0.0, value=50_000.0, step=1_000.0, key="lab-budget"))
-    expected = c1.toggle("Expected lost sales (spec default)", value=True, key="lab-objective",
-                         help="On: expected lost sales and expected excess over each position's horizon (up to its replenishment). Off: shortfall below target and stock above the excess level (rules-based reading).")
+        values["budget"] = float(
+            c4.number_input("Budget ($)", min_value=0.0, value=50_000.0, step=1_000.0, key="lab-budget")
+        )
+    expected = c1.toggle(
+        "Expected lost sales (spec default)",
+        value=True,
+        key="lab-objective",
+        help="On: expected lost sales and expected excess over each position's horizon (up to its replenishment). Off: shortfall below target and stock above the excess level (rules-based reading).",
+    )
     values["objective"] = "expected" if expected else "target"
-    if expected and c2.toggle("Fill-rate target", key="lab-fr-on", help="The least-cost plan whose expected fill rate over the positions in scope reaches the target"):
-        values["target_fill_rate"] = c2.slider("Target expected fill rate", 0.50, 0.999, 0.95, 0.005, format="%.3f", key="lab-fr")
-    values["categories"] = tuple(c4.multiselect("Categories in scope", sorted(pos["category"].unique()), key="lab-cat", placeholder="All"))
-    values["regions"] = tuple(c4.multiselect("Regions in scope", sorted(pos["region"].unique()), key="lab-reg", placeholder="All"))
+    if expected and c2.toggle(
+        "Fill-rate target",
+        key="lab-fr-on",
+        help="The least-cost plan whose expected fill rate over the positions in scope reaches the target",
+    ):
+        values["target_fill_rate"] = c2.slider(
+            "Target expected fill rate", 0.50, 0.999, 0.95, 0.005, format="%.3f", key="lab-fr"
+        )
+    values["categories"] = tuple(
+        c4.multiselect("Categories in scope", sorted(pos["category"].unique()), key="lab-cat", placeholder="All")
+    )
+    values["regions"] = tuple(
+        c4.multiselect("Regions in scope", sorted(pos["region"].unique()), key="lab-reg", placeholder="All")
+    )
     try:
         return Scenario(**values)
     except ScenarioInvalid as exc:
@@ -83,45 +130,101 @@ def scenario_inputs() -> Scenario | None:
 def lab() -> None:
     with st.expander("Scenario", expanded=True):
         scenario = scenario_inputs()
-        time_limit = st.select_slider("Time limit per solve (seconds)", [1, 2, 5, 10, 30, 60, 120], value=1, key="lab-tl", help="A longer limit lets the optimizer refine the plan and tighten its bound")
+        time_limit = st.select_slider(
+            "Time limit per solve (seconds)",
+            [1, 2, 5, 10, 30, 60, 120],
+            value=1,
+            key="lab-tl",
+            help="A longer limit lets the optimizer refine the plan and tighten its bound",
+        )
     if scenario is None:
         return
     blocked = services.planning_blocked(dataset)
     if blocked:
         st.error(blocked)
         return
-    st.caption("Each change re-solves this part of the page only; a running solve stops when you change a value or press Stop.")
+    st.caption(
+        "Each change re-solves this part of the page only; a running solve stops when you change a value or press Stop."
+    )
     if st.button("Stop", key="lab-stop", help="Interrupts a running solve"):
         st.info("Solve stopped. Change any value to solve again.")
         return
-    moving = tuple(workflow.released_in_transit(engine=state.engine(), dataset_id=dataset.id).itertuples(index=False, name=None))
+    moving = tuple(
+        workflow.released_in_transit(engine=state.engine(), dataset_id=dataset.id).itertuples(index=False, name=None)
+    )
     if moving:
-        st.caption(f"{len(moving):,} released transfer line(s) not yet received count as in transit and are not proposed again.")
+        st.caption(
+            f"{len(moving):,} released transfer line(s) not yet received count as in transit and are not proposed again."
+        )
     best = solve(dataset.id, v, scenario, "optimize", float(time_limit), moving)
     rule = solve(dataset.id, v, scenario, "greedy", float(time_limit), moving)
     s, g = best["summary"], rule["summary"]
     st.session_state["lab_scenario"] = scenario.as_dict()
 
     cols = st.columns(5)
-    cols[0].metric("Network cost", money(s["network_cost_after"]), delta=signed_money(s["network_cost_after"] - s["network_cost_before"]), delta_color="inverse", help="Transfer + shortage + excess cost after the plan (change against doing nothing)")
-    cols[1].metric("Expected fill rate", f"{s['fill_rate_after']:.2%}", delta=f"{(s['fill_rate_after'] - s['fill_rate_before']) * 100:+.2f} pts")
-    cols[2].metric("Shortage value", money(s["kpis_after"]["shortage_value"]), delta=signed_money(s["kpis_after"]["shortage_value"] - s["kpis_before"]["shortage_value"]), delta_color="inverse")
-    cols[3].metric("Excess value", money(s["kpis_after"]["excess_value"]), delta=signed_money(s["kpis_after"]["excess_value"] - s["kpis_before"]["excess_value"]), delta_color="inverse")
-    cols[4].metric("Transfer cost", money(s["transfer_cost"]), help=f"{s['lines']:,} lines, {s['units_moved']:,} units, {sum(s['trucks'].values()):,} trucks")
-    bound = f"proven gap {s['gap']:.2%} (lower bound {money(s['lower_bound'])})" if s["gap"] == s["gap"] else "no proven bound"
-    st.caption(f"Solver: {s['solver_status']}, {bound}, {s['solve_seconds']:.1f} s."
-               + (" The greedy rule's plan was better within the time limit and is kept." if s["kept_greedy_plan"] else ""))
+    cols[0].metric(
+        "Network cost",
+        money(s["network_cost_after"]),
+        delta=signed_money(s["network_cost_after"] - s["network_cost_before"]),
+        delta_color="inverse",
+        help="Transfer + shortage + excess cost after the plan (change against doing nothing)",
+    )
+    cols[1].metric(
+        "Expected fill rate",
+        f"{s['fill_rate_after']:.2%}",
+        delta=f"{(s['fill_rate_after'] - s['fill_rate_before']) * 100:+.2f} pts",
+    )
+    cols[2].metric(
+        "Shortage value",
+        money(s["kpis_after"]["shortage_value"]),
+        delta=signed_money(s["kpis_after"]["shortage_value"] - s["kpis_before"]["shortage_value"]),
+        delta_color="inverse",
+    )
+    cols[3].metric(
+        "Excess value",
+        money(s["kpis_after"]["excess_value"]),
+        delta=signed_money(s["kpis_after"]["excess_value"] - s["kpis_before"]["excess_value"]),
+        delta_color="inverse",
+    )
+    cols[4].metric(
+        "Transfer cost",
+        money(s["transfer_cost"]),
+        help=f"{s['lines']:,} lines, {s['units_moved']:,} units, {sum(s['trucks'].values()):,} trucks",
+    )
+    bound = (
+        f"proven gap {s['gap']:.2%} (lower bound {money(s['lower_bound'])})"
+        if s["gap"] == s["gap"]
+        else "no proven bound"
+    )
+    st.caption(
+        f"Solver: {s['solver_status']}, {bound}, {s['solve_seconds']:.1f} s."
+        + (" The greedy rule's plan was better within the time limit and is kept." if s["kept_greedy_plan"] else "")
+    )
     if s["nothing_pays"]:
         st.info(s["nothing_pays"])
     if s["fill_rate_target"] is not None and not s["fill_rate_target_met"]:
-        st.warning(f"No plan reaches an expected fill rate of {s['fill_rate_target']:.1%} over the positions in scope: this is the plan that comes closest "
-                   f"({s['fill_rate_after']:.2%} over the whole network). Transfers cannot create stock the network does not hold.")
+        st.warning(
+            f"No plan reaches an expected fill rate of {s['fill_rate_target']:.1%} over the positions in scope: this is the plan that comes closest "
+            f"({s['fill_rate_after']:.2%} over the whole network). Transfers cannot create stock the network does not hold."
+        )
 
     with st.expander(f"Uncertainty: {MC_DRAWS} demand draws from the forecast, without and with the plan"):
         u1, u2 = st.columns(2)
-        u1.plotly_chart(uncertainty_bands({"with the plan": best["uncertainty"]}, "fill_rate", "Fill rate", percent=True), width="stretch", key="lab-mc-fill")
-        u2.plotly_chart(uncertainty_bands({"with the plan": best["uncertainty"]}, "shortage_cost", "Shortage cost (units lost x penalty)"), width="stretch", key="lab-mc-cost")
-        st.caption("Thin line: 5th to 95th percentile; thick: 25th to 75th; mark: median. The same draws for both, so the gap is the plan's.")
+        u1.plotly_chart(
+            uncertainty_bands({"with the plan": best["uncertainty"]}, "fill_rate", "Fill rate", percent=True),
+            width="stretch",
+            key="lab-mc-fill",
+        )
+        u2.plotly_chart(
+            uncertainty_bands(
+                {"with the plan": best["uncertainty"]}, "shortage_cost", "Shortage cost (units lost x penalty)"
+            ),
+            width="stretch",
+            key="lab-mc-cost",
+        )
+        st.caption(
+            "Thin line: 5th to 95th percentile; thick: 25th to 75th; mark: median. The same draws for both, so the gap is the plan's."
+        )
     left, right = st.columns([3, 2])
     left.plotly_chart(cost_waterfall(s), width="stretch", key="lab-waterfall")
     rows = [
@@ -132,13 +235,23 @@ def lab() -> None:
         ("Transfer lines", s["lines"], g["lines"], lambda x: f"{x:,}"),
         ("Units moved", s["units_moved"], g["units_moved"], lambda x: f"{x:,}"),
     ]
-    compare = pd.DataFrame([(name, fmt(a), fmt(b)) for name, a, b, fmt in rows], columns=["", "Optimized", "Greedy rule"])
+    compare = pd.DataFrame(
+        [(name, fmt(a), fmt(b)) for name, a, b, fmt in rows], columns=["", "Optimized", "Greedy rule"]
+    )
     right.markdown("**Optimized against the greedy rule** (largest shortage first, nearest donor)")
     right.dataframe(compare, hide_index=True, width="stretch")
-    right.caption(f"Optimization saves {money(g['network_cost_after'] - s['network_cost_after'])} of network cost over the greedy rule on this scenario.")
+    right.caption(
+        f"Optimization saves {money(g['network_cost_after'] - s['network_cost_after'])} of network cost over the greedy rule on this scenario."
+    )
 
     st.subheader("Transfers")
-    event = st.pydeck_chart(transfer_map(best["sites_after"], best["table"], net.sites), height=460, key="lab-map", on_select="rerun", selection_mode="single-object")
+    event = st.pydeck_chart(
+        transfer_map(best["sites_after"], best["table"], net.sites),
+        height=460,
+        key="lab-map",
+        on_select="rerun",
+        selection_mode="single-object",
+    )
     picked = event.selection.objects if event and event.selection else {}
     if picked.get("transfers"):  # a lane's arc: its lines
         st.session_state["lab_lane"] = (picked["transfers"][0]["from_site_id"], picked["transfers"][0]["to_site_id"])
@@ -146,7 +259,12 @@ def lab() -> None:
         st.session_state["lab_lane"] = (picked["sites"][0]["site_id"], None)
     table = best["table"]
     f1, f2, f3 = st.columns([1, 2, 1])
-    categories = f1.multiselect("Category", sorted(table["category"].dropna().unique()) if len(table) else [], key="lab-table-cat", placeholder="All categories")
+    categories = f1.multiselect(
+        "Category",
+        sorted(table["category"].dropna().unique()) if len(table) else [],
+        key="lab-table-cat",
+        placeholder="All categories",
+    )
     text = f2.text_input("Search site, SKU or reason", key="lab-table-q")
     shown = table if not categories else table[table["category"].isin(categories)]
     lane = st.session_state.get("lab_lane")
@@ -159,7 +277,9 @@ def lab() -> None:
         else:
             shown = shown[(shown["from_site_id"] == origin) & (shown["to_site_id"] == destination)]
             label = f"Lines {names.get(origin, origin)} to {names.get(destination, destination)}"
-        if f3.button(f"{label} (show all)", key="lab-clear-lane", help="Click an arc or a site on the map to pick its lines"):
+        if f3.button(
+            f"{label} (show all)", key="lab-clear-lane", help="Click an arc or a site on the map to pick its lines"
+        ):
             st.session_state["lab_lane"] = None
             st.rerun(scope="fragment")
     if text:
@@ -188,19 +308,38 @@ def save(scenario: Scenario, time_limit: float) -> None:
     actor = state.actor()
     with st.expander("Save as a scenario (for Compare and Plans)"):
         name = st.text_input("Scenario name", key="lab-save-name", placeholder="e.g. 98% service, no budget")
-        if st.button("Save and solve", disabled=not name.strip() or not actor.can("save_scenario"), key="lab-save",
-                     help=None if actor.can("save_scenario") else "Needs the planner or admin role"):
+        if st.button(
+            "Save and solve",
+            disabled=not name.strip() or not actor.can("save_scenario"),
+            key="lab-save",
+            help=None if actor.can("save_scenario") else "Needs the planner or admin role",
+        ):
             bar = st.progress(0.0, text="Saving and solving...")
             try:
-                record = workflow.save_scenario(engine=state.engine(), actor=actor, dataset_id=dataset.id, scenario=scenario, name=name, time_limit=time_limit)
-                record = workflow.solve_scenario(engine=state.engine(), actor=actor, scenario_id=record.id, network=net, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+                record = workflow.save_scenario(
+                    engine=state.engine(),
+                    actor=actor,
+                    dataset_id=dataset.id,
+                    scenario=scenario,
+                    name=name,
+                    time_limit=time_limit,
+                )
+                record = workflow.solve_scenario(
+                    engine=state.engine(),
+                    actor=actor,
+                    scenario_id=record.id,
+                    network=net,
+                    progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+                )
             except workflow.REFUSALS as exc:
                 st.error(str(exc))
                 return
             finally:
                 bar.empty()
             st.session_state["scenario_id"] = record.id
-            st.success(f"Saved {plain(repr(record.name))} with a plan of {workflow.summary(record).get('lines', 0)} lines.")
+            st.success(
+                f"Saved {plain(repr(record.name))} with a plan of {workflow.summary(record).get('lines', 0)} lines."
+            )
             st.markdown("Review and approve it on the **Plans** page.")
 
 

@@ -15,18 +15,37 @@ engine = state.engine()
 st.caption("Append-only: the store refuses to change or delete an event. Times are UTC.")
 
 c1, c2, c3, c4 = st.columns([1, 2, 1, 2])
-user = c1.selectbox("User", [None, *audit.users(engine=engine)], format_func=lambda u: "Everyone" if u is None else u, key="audit-user")
+user = c1.selectbox(
+    "User", [None, *audit.users(engine=engine)], format_func=lambda u: "Everyone" if u is None else u, key="audit-user"
+)
 actions = c2.multiselect("Actions", audit.actions(engine=engine), key="audit-actions", placeholder="All actions")
-days = c3.selectbox("Period", [1, 7, 30, 365, None], index=2, format_func=lambda d: "All time" if d is None else f"Last {d} day(s)", key="audit-days")
+days = c3.selectbox(
+    "Period",
+    [1, 7, 30, 365, None],
+    index=2,
+    format_func=lambda d: "All time" if d is None else f"Last {d} day(s)",
+    key="audit-days",
+)
 text = c4.text_input("Search the summary", key="audit-q")
 since = None if days is None else audit.now() - dt.timedelta(days=days)
 events = audit.log(engine=engine, username=user, actions=actions or None, since=since, text=text or None)
 st.markdown(f"**{len(events):,} event(s)**")
-st.dataframe(events.drop(columns=["before", "after"]), hide_index=True, width="stretch", height=420, key="audit-table",
-             column_config={"summary": st.column_config.TextColumn(width="large")})
+st.dataframe(
+    events.drop(columns=["before", "after"]),
+    hide_index=True,
+    width="stretch",
+    height=420,
+    key="audit-table",
+    column_config={"summary": st.column_config.TextColumn(width="large")},
+)
 widgets.download_csv(events, "audit-log.csv", "Download these events (CSV, with before and after)", key="audit-csv")
 if len(events):
-    one = st.selectbox("Event details", events["id"].tolist(), format_func=lambda i: f"#{i} {events.set_index('id').loc[i, 'summary'][:90]}", key="audit-one")
+    one = st.selectbox(
+        "Event details",
+        events["id"].tolist(),
+        format_func=lambda i: f"#{i} {events.set_index('id').loc[i, 'summary'][:90]}",
+        key="audit-one",
+    )
     row = events.set_index("id").loc[one]
     left, right = st.columns(2)
     left.markdown("**Before**")

@@ -22,7 +22,11 @@ def _progress_printer(label: str):
     def show(fraction: float, message: str) -> None:
         if fraction - state["last"] >= 0.02 or fraction >= 1.0:
             state["last"] = fraction
-            print(f"[{label} {fraction:4.0%} {time.perf_counter() - state['t0']:6.1f}s] {message}", file=sys.stderr, flush=True)
+            print(
+                f"[{label} {fraction:4.0%} {time.perf_counter() - state['t0']:6.1f}s] {message}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return show
 
@@ -83,7 +87,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     engine = store.make_engine(args.database)
     name = args.name or Path(args.bundle).stem
     try:
-        result = services.import_bundle(engine=engine, source=args.bundle, name=name, replace=args.replace, progress=_progress_printer("import"))
+        result = services.import_bundle(
+            engine=engine, source=args.bundle, name=name, replace=args.replace, progress=_progress_printer("import")
+        )
     except BundleInvalid as exc:
         print(exc.report())
         print(f"invalid: {len(exc.errors) + exc.more} error(s); nothing was stored")
@@ -94,17 +100,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     for w in result.warnings:
         print(f"warning: {w}")
     if result.deleted_plans:
-        print(f"replaced: {len(result.deleted_plans)} saved plan(s) on the old dataset were deleted with it: " + ", ".join(repr(n) for n, _ in result.deleted_plans))
+        print(
+            f"replaced: {len(result.deleted_plans)} saved plan(s) on the old dataset were deleted with it: "
+            + ", ".join(repr(n) for n, _ in result.deleted_plans)
+        )
     _print_signals(result.signals)
     d = result.dataset
-    print(f"imported dataset {d.id} {d.name!r}: {d.sites} sites, {d.skus} skus, {d.positions} positions in {result.seconds:.1f}s")
+    print(
+        f"imported dataset {d.id} {d.name!r}: {d.sites} sites, {d.skus} skus, {d.positions} positions in {result.seconds:.1f}s"
+    )
     return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from rebal_core import services, store
-
-    from rebal_core import workflow
+    from rebal_core import services, store, workflow
 
     engine = store.make_engine(args.database)
     how = workflow.ensure_governance(engine=engine)
@@ -123,7 +132,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     engine = store.make_engine(args.database)
     for d in store.list_datasets(engine=engine):
-        print(f"{d.id}\t{d.name}\t{d.as_of}\t{d.sites} sites\t{d.skus} skus\t{d.positions} positions\timported {d.imported_at}")
+        print(
+            f"{d.id}\t{d.name}\t{d.as_of}\t{d.sites} sites\t{d.skus} skus\t{d.positions} positions\timported {d.imported_at}"
+        )
     return 0
 
 
@@ -132,7 +143,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     from rebal_core.synth import SynthConfig, synthesize
 
-    cfg = SynthConfig(sites=args.sites, skus=args.skus, days=args.days, seed=args.seed, as_of=dt.date.fromisoformat(args.as_of))
+    cfg = SynthConfig(
+        sites=args.sites, skus=args.skus, days=args.days, seed=args.seed, as_of=dt.date.fromisoformat(args.as_of)
+    )
     t0 = time.perf_counter()
     out = synthesize(args.out, cfg, compress=args.gzip)
     print(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
@@ -173,15 +186,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     critical = findings[findings["severity"] == "critical"]
     if len(critical) and not args.override_signals:
         _print_signals(critical)
-        print("planning blocked by critical signal findings; fix the data, or pass --override-signals REASON; no plan was made")
+        print(
+            "planning blocked by critical signal findings; fix the data, or pass --override-signals REASON; no plan was made"
+        )
         return 2
     if len(critical):
-        print(f"warning: planning despite {len(critical)} critical signal finding(s), overridden: {args.override_signals}", file=sys.stderr)
+        print(
+            f"warning: planning despite {len(critical)} critical signal finding(s), overridden: {args.override_signals}",
+            file=sys.stderr,
+        )
     t = time.perf_counter()
     problem = build_problem(prepared.network, scenario)
     t1 = time.perf_counter()
     phases["build"] = t1 - t
-    result = plan(problem, method=args.method, time_limit=args.time_limit, progress=show, build_seconds=time.perf_counter() - t0)
+    result = plan(
+        problem, method=args.method, time_limit=args.time_limit, progress=show, build_seconds=time.perf_counter() - t0
+    )
     t2 = time.perf_counter()
     phases["solve"] = result.solve_seconds
     phases["score and reasons"] = t2 - t1 - result.solve_seconds
@@ -199,7 +219,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if s["fill_rate_target"] is not None:
         met = "reached" if s["fill_rate_target_met"] else "NOT reached: the plan that comes closest"
         print(f"fill-rate target {s['fill_rate_target']:.2%}: {met}")
-    print("time by phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()) + f"; {sum(phases.values()):.2f} s in all")
+    print(
+        "time by phase: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+        + f"; {sum(phases.values()):.2f} s in all"
+    )
     return 0
 
 
@@ -230,7 +254,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     for s in workflow.list_scenarios(engine=engine, dataset_id=_dataset_id(engine, args.dataset)):
         k = workflow.summary(s)
         cost = f"network cost {k['network_cost_after']:,.0f}" if "network_cost_after" in k else "not solved"
-        print(f"{s.id}\t{s.name}\tdataset {s.dataset_id}\t{s.status}\t{k.get('lines', 0)} lines\t{cost}\tby {s.author}, {s.updated_at}")
+        print(
+            f"{s.id}\t{s.name}\tdataset {s.dataset_id}\t{s.status}\t{k.get('lines', 0)} lines\t{cost}\tby {s.author}, {s.updated_at}"
+        )
     return 0
 
 
@@ -243,17 +269,25 @@ def cmd_save_scenario(args: argparse.Namespace) -> int:
         print("invalid scenario; nothing was saved")
         return 2
     dataset_id = _dataset_id(engine, args.dataset) or store.list_datasets(engine=engine)[0].id
-    record = workflow.save_scenario(engine=engine, actor=_cli_actor(), dataset_id=dataset_id, scenario=params, name=args.name, method=args.method, time_limit=args.time_limit)
+    record = workflow.save_scenario(
+        engine=engine,
+        actor=_cli_actor(),
+        dataset_id=dataset_id,
+        scenario=params,
+        name=args.name,
+        method=args.method,
+        time_limit=args.time_limit,
+    )
     print(f"saved scenario {record.id} {record.name!r} on dataset {dataset_id} (draft, not solved yet)")
     return 0
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from rebal_core import services
     from rebal_core.backtest import Replay, backtest, totals
     from rebal_core.export import to_csv_bytes
-
-    import pandas as pd
 
     scenario = _scenario(args.scenario)
     if scenario is None:
@@ -264,10 +298,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return 2
     history = (bundle.demand["date"].max() - bundle.demand["date"].min()).days + 1
     if args.days + args.lookback > history:
-        print(f"error: replaying {args.days} days with a {args.lookback}-day lookback needs {args.days + args.lookback} days of history; the bundle has {history}")
+        print(
+            f"error: replaying {args.days} days with a {args.lookback}-day lookback needs {args.days + args.lookback} days of history; the bundle has {history}"
+        )
         return 2
     net = services.network_from_bundle(bundle, progress=show)
-    replay = Replay(days=args.days, every=args.every, lookback=args.lookback, supply_lead=args.supply_lead, replenish=not args.no_replenishment, time_limit=args.time_limit)
+    replay = Replay(
+        days=args.days,
+        every=args.every,
+        lookback=args.lookback,
+        supply_lead=args.supply_lead,
+        replenish=not args.no_replenishment,
+        time_limit=args.time_limit,
+    )
     periods = backtest(net, bundle.demand, scenario, replay, progress=show)
     if args.out:
         Path(args.out).write_bytes(to_csv_bytes(periods))
@@ -279,8 +322,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             gain += f", {r.share_of_hindsight:.0%} of hindsight"
         if r.arm == "optimize" and pd.notna(getattr(r, "inside_80", None)):
             gain += f"; forecast intervals held {r.inside_80:.0%} (80 %) and {r.inside_95:.0%} (95 %) of actual demand"
-        print(f"{r.arm:<9} fill rate {r.fill_rate:.2%}  lost {r.lost_units:,.0f} units ({r.lost_value:,.0f})  transfer spend {r.transfer_spend:,.0f}  "
-              f"moved {r.units_moved:,.0f} units  mean excess value {r.excess_value:,.0f}{gain}")
+        print(
+            f"{r.arm:<9} fill rate {r.fill_rate:.2%}  lost {r.lost_units:,.0f} units ({r.lost_value:,.0f})  transfer spend {r.transfer_spend:,.0f}  "
+            f"moved {r.units_moved:,.0f} units  mean excess value {r.excess_value:,.0f}{gain}"
+        )
     return 0
 
 
@@ -289,8 +334,13 @@ def cmd_autopilot(args: argparse.Namespace) -> int:
 
     engine = store.make_engine(args.database)
     workflow.ensure_governance(engine=engine)
-    report = workflow.autopilot(engine=engine, scenario_name=args.scenario, dataset_id=_dataset_id(engine, args.dataset), time_limit=args.time_limit,
-                                progress=_progress(args, "autopilot"))
+    report = workflow.autopilot(
+        engine=engine,
+        scenario_name=args.scenario,
+        dataset_id=_dataset_id(engine, args.dataset),
+        time_limit=args.time_limit,
+        progress=_progress(args, "autopilot"),
+    )
     for m in report.messages:
         print(m)
     if args.out:
@@ -315,9 +365,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if record is None:
         print(f"error: no saved scenario named {args.scenario!r} (see `python -m rebal_core scenarios`)")
         return 2
-    orders = workflow.export_orders(engine=engine, actor=_cli_actor(), scenario_id=record.id, file_format=Path(args.out).suffix.lstrip(".") or "csv")
+    orders = workflow.export_orders(
+        engine=engine, actor=_cli_actor(), scenario_id=record.id, file_format=Path(args.out).suffix.lstrip(".") or "csv"
+    )
     _write_orders(orders, args.out)
-    print(f"wrote {len(orders)} transfer order(s) of {record.name!r} ({workflow.get_scenario(engine=engine, scenario_id=record.id).status}) to {args.out}")
+    print(
+        f"wrote {len(orders)} transfer order(s) of {record.name!r} ({workflow.get_scenario(engine=engine, scenario_id=record.id).status}) to {args.out}"
+    )
     return 0
 
 
@@ -338,11 +392,24 @@ def cmd_users(args: argparse.Namespace) -> int:
     if args.action in ("add", "password"):
         password = os.environ.get("REBAL_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
         if args.action == "add":
-            accounts.create_user(engine=engine, actor=actor, username=args.username, role=args.role or "viewer", password=password, email=args.email)
+            accounts.create_user(
+                engine=engine,
+                actor=actor,
+                username=args.username,
+                role=args.role or "viewer",
+                password=password,
+                email=args.email,
+            )
         else:
             accounts.set_password(engine=engine, actor=actor, username=args.username, password=password)
     else:
-        accounts.update_user(engine=engine, actor=actor, username=args.username, role=args.role, active={"lock": False, "unlock": True}.get(args.action))
+        accounts.update_user(
+            engine=engine,
+            actor=actor,
+            username=args.username,
+            role=args.role,
+            active={"lock": False, "unlock": True}.get(args.action),
+        )
     print(f"{args.action}: {args.username} done")
     return 0
 
@@ -400,11 +467,24 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--scenario", help="scenario TOML file (default: the spec's defaults)")
     pl.add_argument("--out", required=True, help="PLAN.csv to write")
     pl.add_argument("--summary", help="SUMMARY.json to write")
-    pl.add_argument("--method", choices=["optimize", "greedy"], default="optimize", help="optimize (default) or the rules-based greedy baseline")
+    pl.add_argument(
+        "--method",
+        choices=["optimize", "greedy"],
+        default="optimize",
+        help="optimize (default) or the rules-based greedy baseline",
+    )
     pl.add_argument("--time-limit", type=_seconds, default=60.0, help="seconds the optimizer may take (default 60)")
     pl.add_argument("--quiet", action="store_true", help="no progress lines")
-    pl.add_argument("--no-cache", action="store_true", help="prepare the bundle afresh (by default a bundle whose files have not changed is taken from REBAL_CACHE_DIR or ~/.cache/rebal)")
-    pl.add_argument("--override-signals", metavar="REASON", help="plan despite critical signal findings (stale or future-dated data), saying why")
+    pl.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="prepare the bundle afresh (by default a bundle whose files have not changed is taken from REBAL_CACHE_DIR or ~/.cache/rebal)",
+    )
+    pl.add_argument(
+        "--override-signals",
+        metavar="REASON",
+        help="plan despite critical signal findings (stale or future-dated data), saying why",
+    )
     pl.set_defaults(run=cmd_plan)
     s = sub.add_parser("synth", help="generate a realistic network bundle")
     s.add_argument("out")
@@ -419,19 +499,35 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--dataset", help="only this dataset (name or id)")
     sc.add_argument("--database")
     sc.set_defaults(run=cmd_scenarios)
-    bt = sub.add_parser("backtest", help="replay history: rebalancing (optimizer, greedy rule, hindsight) against none, same replenishment in every arm; promised against realised")
+    bt = sub.add_parser(
+        "backtest",
+        help="replay history: rebalancing (optimizer, greedy rule, hindsight) against none, same replenishment in every arm; promised against realised",
+    )
     bt.add_argument("bundle")
     bt.add_argument("--scenario", help="scenario TOML file")
-    bt.add_argument("--days", type=_positive, default=364, help="days replayed, ending the day before the planning date (default 364)")
+    bt.add_argument(
+        "--days",
+        type=_positive,
+        default=364,
+        help="days replayed, ending the day before the planning date (default 364)",
+    )
     bt.add_argument("--every", type=_positive, default=7, help="plan every N days (default 7)")
     bt.add_argument("--lookback", type=_positive, default=56, help="days of history behind each forecast (default 56)")
-    bt.add_argument("--supply-lead", type=_positive, default=14, help="supplier lead time of the replenishment orders, days (default 14)")
+    bt.add_argument(
+        "--supply-lead",
+        type=_positive,
+        default=14,
+        help="supplier lead time of the replenishment orders, days (default 14)",
+    )
     bt.add_argument("--no-replenishment", action="store_true", help="no supplier orders: stock only moves by transfers")
     bt.add_argument("--time-limit", type=_seconds, default=2.0, help="optimizer seconds per planning day (default 2)")
     bt.add_argument("--out", help="CSV of every arm and period")
     bt.add_argument("--quiet", action="store_true")
     bt.set_defaults(run=cmd_backtest)
-    ss = sub.add_parser("save-scenario", help="save a scenario (parameters from a TOML file, else the spec's defaults) for the app and the autopilot")
+    ss = sub.add_parser(
+        "save-scenario",
+        help="save a scenario (parameters from a TOML file, else the spec's defaults) for the app and the autopilot",
+    )
     ss.add_argument("name")
     ss.add_argument("--params", help="scenario TOML file")
     ss.add_argument("--dataset", help="dataset name or id (default: the most recent)")
@@ -439,7 +535,9 @@ def parser() -> argparse.ArgumentParser:
     ss.add_argument("--time-limit", type=_seconds, default=5.0)
     ss.add_argument("--database")
     ss.set_defaults(run=cmd_save_scenario)
-    ap = sub.add_parser("autopilot", help="nightly: plan with a saved scenario, approve under the policy, release; safe to run twice")
+    ap = sub.add_parser(
+        "autopilot", help="nightly: plan with a saved scenario, approve under the policy, release; safe to run twice"
+    )
     ap.add_argument("--scenario", required=True, help="name of a saved scenario whose parameters to use")
     ap.add_argument("--dataset", help="dataset to plan (name or id; default: the most recent)")
     ap.add_argument("--time-limit", type=_seconds, help="seconds for the optimizer (default: the scenario's)")
@@ -447,13 +545,18 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--database")
     ap.set_defaults(run=cmd_autopilot)
-    ex = sub.add_parser("export", help="release an approved plan (once) and write its transfer orders; re-export gives the same orders")
+    ex = sub.add_parser(
+        "export", help="release an approved plan (once) and write its transfer orders; re-export gives the same orders"
+    )
     ex.add_argument("--scenario", required=True, help="saved scenario name")
     ex.add_argument("--dataset", help="dataset name or id, when several have a scenario of that name")
     ex.add_argument("--out", required=True, help="file to write: .csv (UTF-8 with BOM) or .xlsx")
     ex.add_argument("--database")
     ex.set_defaults(run=cmd_export)
-    us = sub.add_parser("users", help="local accounts: list, add, password, role, lock, unlock (password from REBAL_NEW_PASSWORD or a prompt)")
+    us = sub.add_parser(
+        "users",
+        help="local accounts: list, add, password, role, lock, unlock (password from REBAL_NEW_PASSWORD or a prompt)",
+    )
     us.add_argument("action", choices=["list", "add", "password", "role", "lock", "unlock"])
     us.add_argument("username", nargs="?")
     us.add_argument("--role", choices=["viewer", "planner", "approver", "admin"])
@@ -486,7 +589,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, (*REFUSALS, LookupError)):  # bad requests: say what is wrong, exit 2
             print(f"error: {exc}")
             return 2
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)  # last line of defence: one readable line, no traceback
+        print(
+            f"error: {type(exc).__name__}: {exc}", file=sys.stderr
+        )  # last line of defence: one readable line, no traceback
         return 1
 
 

@@ -59,11 +59,29 @@ def ensure_admin(*, engine: Engine) -> str | None:
             return None
         given = os.environ.get("REBAL_ADMIN_PASSWORD")
         if given is not None and password_problem(given):
-            raise ConfigurationError(f"REBAL_ADMIN_PASSWORD: {password_problem(given)}; set a stronger one, or unset it and a random "
-                                     f"password is written to {admin_password_file(engine)}")
+            raise ConfigurationError(
+                f"REBAL_ADMIN_PASSWORD: {password_problem(given)}; set a stronger one, or unset it and a random "
+                f"password is written to {admin_password_file(engine)}"
+            )
         password = given or secrets.token_urlsafe(12)
-        session.add(User(username="admin", display_name="Administrator", role="admin", password_hash=hash_password(password), created_at=audit.now()))
-        audit.record(session, actor=FIRST_START, action="user_created", object_type="user", object_id="admin", summary="first start: created user admin (role admin)", after={"role": "admin"})
+        session.add(
+            User(
+                username="admin",
+                display_name="Administrator",
+                role="admin",
+                password_hash=hash_password(password),
+                created_at=audit.now(),
+            )
+        )
+        audit.record(
+            session,
+            actor=FIRST_START,
+            action="user_created",
+            object_type="user",
+            object_id="admin",
+            summary="first start: created user admin (role admin)",
+            after={"role": "admin"},
+        )
         session.commit()
     if os.environ.get("REBAL_ADMIN_PASSWORD"):
         return "Sign in as admin with the password in REBAL_ADMIN_PASSWORD, then change it on the Admin page."
@@ -105,20 +123,40 @@ def authenticate(*, engine: Engine, username: str, password: str) -> Actor | Non
         now = audit.now()
         if user is not None and user.locked_until is not None and user.locked_until > now:
             wait = int((user.locked_until - now).total_seconds()) + 1
-            audit.record(session, actor=Actor(name[:120] or "?", "viewer"), action="sign_in_failed", object_type="user", object_id=name[:120],
-                         summary=f"sign-in as {name!r} refused: the account is locked for {wait} s more")
+            audit.record(
+                session,
+                actor=Actor(name[:120] or "?", "viewer"),
+                action="sign_in_failed",
+                object_type="user",
+                object_id=name[:120],
+                summary=f"sign-in as {name!r} refused: the account is locked for {wait} s more",
+            )
             session.commit()
-            raise AccountLocked(f"too many failed sign-ins: this account is locked for {wait} more second(s); try later, or ask an admin to unlock it")
+            raise AccountLocked(
+                f"too many failed sign-ins: this account is locked for {wait} more second(s); try later, or ask an admin to unlock it"
+            )
         if user is None or not user.active or not ok:
-            audit.record(session, actor=Actor(name[:120] or "?", "viewer"), action="sign_in_failed", object_type="user", object_id=name[:120],
-                         summary=f"failed sign-in as {name[:120]!r}" + ("" if user is not None else " (no such user)"))
+            audit.record(
+                session,
+                actor=Actor(name[:120] or "?", "viewer"),
+                action="sign_in_failed",
+                object_type="user",
+                object_id=name[:120],
+                summary=f"failed sign-in as {name[:120]!r}" + ("" if user is not None else " (no such user)"),
+            )
             if user is not None:
                 user.failed_sign_ins += 1
                 seconds = lock_seconds(user.failed_sign_ins)
                 if seconds:
                     user.locked_until = now + dt.timedelta(seconds=seconds)
-                    audit.record(session, actor=Actor(name, "viewer"), action="account_locked", object_type="user", object_id=name,
-                                 summary=f"{name} locked for {seconds} s after {user.failed_sign_ins} failed sign-ins in a row")
+                    audit.record(
+                        session,
+                        actor=Actor(name, "viewer"),
+                        action="account_locked",
+                        object_type="user",
+                        object_id=name,
+                        summary=f"{name} locked for {seconds} s after {user.failed_sign_ins} failed sign-ins in a row",
+                    )
                 session.add(user)
             session.commit()
             return None
@@ -137,10 +175,21 @@ def unlock_user(*, engine: Engine, actor: Actor, username: str) -> None:
     actor.require("manage_users")
     with Session(engine) as session:
         user = _user(session, username)
-        before = {"failed_sign_ins": user.failed_sign_ins, "locked_until": str(user.locked_until) if user.locked_until else None}
+        before = {
+            "failed_sign_ins": user.failed_sign_ins,
+            "locked_until": str(user.locked_until) if user.locked_until else None,
+        }
         user.failed_sign_ins, user.locked_until = 0, None
         session.add(user)
-        audit.record(session, actor=actor, action="account_unlocked", object_type="user", object_id=username, summary=f"{username} unlocked", before=before)
+        audit.record(
+            session,
+            actor=actor,
+            action="account_unlocked",
+            object_type="user",
+            object_id=username,
+            summary=f"{username} unlocked",
+            before=before,
+        )
         session.commit()
 
 
@@ -154,7 +203,15 @@ def actor_for_oidc(*, engine: Engine, email: str, name: str = "") -> Actor | Non
         if user is None:
             user = User(username=email, display_name=name, role="viewer", email=email, created_at=audit.now())
             session.add(user)
-            audit.record(session, actor=Actor(email, "viewer"), action="user_created", object_type="user", object_id=email, summary=f"first sign-in through the identity provider: {email} (viewer)", after={"role": "viewer"})
+            audit.record(
+                session,
+                actor=Actor(email, "viewer"),
+                action="user_created",
+                object_type="user",
+                object_id=email,
+                summary=f"first sign-in through the identity provider: {email} (viewer)",
+                after={"role": "viewer"},
+            )
             session.commit()
         return Actor(user.username, user.role) if user.active else None
 
@@ -164,7 +221,16 @@ def list_users(*, engine: Engine) -> list[UserPublic]:
         return [UserPublic.model_validate(u) for u in session.exec(select(User).order_by(User.username)).all()]
 
 
-def create_user(*, engine: Engine, actor: Actor, username: str, role: str, password: str | None = None, email: str | None = None, display_name: str = "") -> UserPublic:
+def create_user(
+    *,
+    engine: Engine,
+    actor: Actor,
+    username: str,
+    role: str,
+    password: str | None = None,
+    email: str | None = None,
+    display_name: str = "",
+) -> UserPublic:
     actor.require("manage_users")
     username = username.strip()
     if not username:
@@ -175,10 +241,24 @@ def create_user(*, engine: Engine, actor: Actor, username: str, role: str, passw
     with Session(engine) as session:
         if session.exec(select(User).where(User.username == username)).first():
             raise AccountError(f"a user named {username!r} already exists")
-        user = User(username=username, display_name=display_name, role=role, email=(email or None) and email.strip().lower(),
-                    password_hash=hash_password(password) if password else None, created_at=audit.now())
+        user = User(
+            username=username,
+            display_name=display_name,
+            role=role,
+            email=(email or None) and email.strip().lower(),
+            password_hash=hash_password(password) if password else None,
+            created_at=audit.now(),
+        )
         session.add(user)
-        audit.record(session, actor=actor, action="user_created", object_type="user", object_id=username, summary=f"created user {username} ({role})", after={"role": role, "email": user.email})
+        audit.record(
+            session,
+            actor=actor,
+            action="user_created",
+            object_type="user",
+            object_id=username,
+            summary=f"created user {username} ({role})",
+            after={"role": role, "email": user.email},
+        )
         session.commit()
         session.refresh(user)
         return UserPublic.model_validate(user)
@@ -191,7 +271,9 @@ def _user(session: Session, username: str) -> User:
     return user
 
 
-def update_user(*, engine: Engine, actor: Actor, username: str, role: str | None = None, active: bool | None = None) -> UserPublic:
+def update_user(
+    *, engine: Engine, actor: Actor, username: str, role: str | None = None, active: bool | None = None
+) -> UserPublic:
     """Change a user's role or lock/unlock them (admin); the last active admin cannot be demoted or locked."""
     actor.require("manage_users")
     if role is not None:
@@ -208,7 +290,16 @@ def update_user(*, engine: Engine, actor: Actor, username: str, role: str | None
         user.role, user.active = new_role, new_active
         session.add(user)
         after = {"role": new_role, "active": new_active}
-        audit.record(session, actor=actor, action="user_changed", object_type="user", object_id=username, summary=f"user {username}: {before} -> {after}", before=before, after=after)
+        audit.record(
+            session,
+            actor=actor,
+            action="user_changed",
+            object_type="user",
+            object_id=username,
+            summary=f"user {username}: {before} -> {after}",
+            before=before,
+            after=after,
+        )
         session.commit()
         session.refresh(user)
         return UserPublic.model_validate(user)
@@ -228,7 +319,14 @@ def set_password(*, engine: Engine, actor: Actor, username: str, password: str, 
             actor.require("manage_users")
         user.password_hash = hash_password(password)
         session.add(user)
-        audit.record(session, actor=actor, action="password_changed", object_type="user", object_id=username, summary=f"password of {username} changed")
+        audit.record(
+            session,
+            actor=actor,
+            action="password_changed",
+            object_type="user",
+            object_id=username,
+            summary=f"password of {username} changed",
+        )
         session.commit()
     if username == "admin":
         admin_password_file(engine).unlink(missing_ok=True)  # the first-start password is no longer valid

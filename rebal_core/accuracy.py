@@ -39,7 +39,9 @@ class Tolerance:
     rel_share: float = 0.0  # of the system record
     timing_days: int = 3
     sync_days: int = 1
-    sync_min_units: float = 3.0  # smaller differences match some day's sales by chance too often to call it a posting lag
+    sync_min_units: float = (
+        3.0  # smaller differences match some day's sales by chance too often to call it a posting lag
+    )
 
 
 def _matches(diff: np.ndarray, candidates: pd.Series, keys: pd.MultiIndex) -> np.ndarray:
@@ -72,7 +74,9 @@ def classify_counts(
     keys = ["site_id", "sku_id"]
     c = counts.astype({"site_id": str, "sku_id": str}).copy()
     c["date"] = pd.to_datetime(c["date"])
-    c = c.sort_values("date").drop_duplicates(keys, keep="last").reset_index(drop=True)  # the latest count of a position rules
+    c = (
+        c.sort_values("date").drop_duplicates(keys, keep="last").reset_index(drop=True)
+    )  # the latest count of a position rules
     inv = inventory.astype({"site_id": str, "sku_id": str}).set_index(keys)
     key = pd.MultiIndex.from_frame(c[keys])
     system = inv["on_hand"].reindex(key).fillna(0).to_numpy(float)
@@ -95,24 +99,49 @@ def classify_counts(
             evidence[i] = text(i)
 
     assign(agrees, "agrees", lambda i: f"within tolerance ({diff[i]:+g} units)")
-    uom = (pack > 1) & (system > 0) & ((np.abs(counted * pack - system) < 0.5) | (np.abs(counted - system * pack) < 0.5))
-    assign(uom, "unit_of_measure",
-           lambda i: f"counted {counted[i]:g} = record {system[i]:g} " + ("/" if counted[i] < system[i] else "x") + f" pack of {pack[i]:g}: counted in the wrong unit")
+    uom = (
+        (pack > 1) & (system > 0) & ((np.abs(counted * pack - system) < 0.5) | (np.abs(counted - system * pack) < 0.5))
+    )
+    assign(
+        uom,
+        "unit_of_measure",
+        lambda i: (
+            f"counted {counted[i]:g} = record {system[i]:g} "
+            + ("/" if counted[i] < system[i] else "x")
+            + f" pack of {pack[i]:g}: counted in the wrong unit"
+        ),
+    )
 
-    assign((in_transit > 0) & (np.abs(diff - in_transit) < 0.5), "timing", lambda i: f"difference {diff[i]:+g} = in transit {in_transit[i]:g} (arrived, not yet booked)")
+    assign(
+        (in_transit > 0) & (np.abs(diff - in_transit) < 0.5),
+        "timing",
+        lambda i: f"difference {diff[i]:+g} = in transit {in_transit[i]:g} (arrived, not yet booked)",
+    )
     if inbound is not None and len(inbound):
         ib = inbound.astype({"site_id": str, "sku_id": str}).copy()
         ib["eta"] = pd.to_datetime(ib["eta"])
         near = ib.merge(c[keys + ["date"]], on=keys)
         near = near[(near["eta"] - near["date"]).abs().dt.days <= tolerance.timing_days]
         hit = _matches(diff, near.set_index(keys)["qty"], key)
-        assign(hit, "timing", lambda i: f"difference {diff[i]:+g} = an inbound order due within {tolerance.timing_days} days of the count")
+        assign(
+            hit,
+            "timing",
+            lambda i: (
+                f"difference {diff[i]:+g} = an inbound order due within {tolerance.timing_days} days of the count"
+            ),
+        )
     if open_transfers is not None and len(open_transfers):
         t = open_transfers.astype({"sku_id": str, "from_site_id": str, "to_site_id": str})
         into = t.rename(columns={"to_site_id": "site_id"}).set_index(["site_id", "sku_id"])["qty"]
         out_of = -t.rename(columns={"from_site_id": "site_id"}).set_index(["site_id", "sku_id"])["qty"]
         hit = _matches(diff, pd.concat([into, out_of]), key)
-        assign(hit, "timing", lambda i: f"difference {diff[i]:+g} = an open transfer {'into' if diff[i] > 0 else 'out of'} the site (released, not received)")
+        assign(
+            hit,
+            "timing",
+            lambda i: (
+                f"difference {diff[i]:+g} = an open transfer {'into' if diff[i] > 0 else 'out of'} the site (released, not received)"
+            ),
+        )
     if demand is not None and len(demand):
         d = demand.astype({"site_id": str, "sku_id": str})[keys + ["date", "qty"]].copy()
         d["date"] = pd.to_datetime(d["date"])
@@ -121,27 +150,60 @@ def classify_counts(
         d = d[(lag >= 0) & (lag <= tolerance.sync_days) & (d["qty"] >= tolerance.sync_min_units)]
         # one day's sales posted twice (record too low) or not yet (record too high)
         hit = _matches(diff, d.set_index(keys)["qty"], key) | _matches(diff, -d.set_index(keys)["qty"], key)
-        assign(hit, "data_sync", lambda i: f"difference {diff[i]:+g} = one day's recorded sales within {tolerance.sync_days} days of the count (posting lag)")
-    assign(diff > 0, "receiving_error", lambda i: f"{diff[i]:+g} units more on the shelf than on record, unexplained by transit, inbound, transfers or postings")
-    assign(diff < 0, "shrinkage", lambda i: f"{diff[i]:+g} units missing against the record, unexplained by transit, inbound, transfers or postings")
+        assign(
+            hit,
+            "data_sync",
+            lambda i: (
+                f"difference {diff[i]:+g} = one day's recorded sales within {tolerance.sync_days} days of the count (posting lag)"
+            ),
+        )
+    assign(
+        diff > 0,
+        "receiving_error",
+        lambda i: (
+            f"{diff[i]:+g} units more on the shelf than on record, unexplained by transit, inbound, transfers or postings"
+        ),
+    )
+    assign(
+        diff < 0,
+        "shrinkage",
+        lambda i: (
+            f"{diff[i]:+g} units missing against the record, unexplained by transit, inbound, transfers or postings"
+        ),
+    )
 
     adjust = np.where(np.isin(cls, ADJUSTED), diff, 0.0)
     out = c.assign(
-        system_qty=system, difference=diff, abs_value=np.abs(diff) * unit_cost, unit_cost=unit_cost, pack_size=pack,
-        discrepancy_class=cls, evidence=evidence, adjustment=adjust.astype(np.int64), adjustment_value=adjust * unit_cost,
+        system_qty=system,
+        difference=diff,
+        abs_value=np.abs(diff) * unit_cost,
+        unit_cost=unit_cost,
+        pack_size=pack,
+        discrepancy_class=cls,
+        evidence=evidence,
+        adjustment=adjust.astype(np.int64),
+        adjustment_value=adjust * unit_cost,
     )
     return out
 
 
-def record_accuracy(classified: pd.DataFrame, by: list[str], sites: pd.DataFrame | None = None, skus: pd.DataFrame | None = None) -> pd.DataFrame:
+def record_accuracy(
+    classified: pd.DataFrame, by: list[str], sites: pd.DataFrame | None = None, skus: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Record accuracy % (share of counted positions that agree) and value accuracy, grouped ``by`` (e.g. site_id, category)."""
     frame = classified
     if skus is not None and "category" in by and "category" not in frame:
         frame = frame.merge(skus[["sku_id", "category"]].astype({"sku_id": str}), on="sku_id", how="left")
     if sites is not None and "region" in by and "region" not in frame:
         frame = frame.merge(sites[["site_id", "region"]].astype({"site_id": str}), on="site_id", how="left")
-    frame = frame.assign(ok=frame["discrepancy_class"] == "agrees", system_value=frame["system_qty"] * frame["unit_cost"])
-    g = frame.groupby(by, as_index=False).agg(counts=("ok", "size"), agree=("ok", "sum"), abs_value=("abs_value", "sum"), system_value=("system_value", "sum"))
+    frame = frame.assign(
+        ok=frame["discrepancy_class"] == "agrees", system_value=frame["system_qty"] * frame["unit_cost"]
+    )
+    g = frame.groupby(by, as_index=False).agg(
+        counts=("ok", "size"), agree=("ok", "sum"), abs_value=("abs_value", "sum"), system_value=("system_value", "sum")
+    )
     g["record_accuracy"] = g["agree"] / g["counts"]
-    g["value_accuracy"] = 1 - np.where(g["system_value"] > 0, g["abs_value"] / g["system_value"].where(g["system_value"] > 0, 1), 0.0)
+    g["value_accuracy"] = 1 - np.where(
+        g["system_value"] > 0, g["abs_value"] / g["system_value"].where(g["system_value"] > 0, 1), 0.0
+    )
     return g

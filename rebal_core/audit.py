@@ -17,7 +17,19 @@ from sqlmodel import Session, select
 from rebal_core.identity import Actor
 from rebal_core.models import AuditEvent
 
-AUDIT_COLUMNS = ["id", "at", "username", "role", "action", "object_type", "object_id", "dataset_id", "summary", "before", "after"]
+AUDIT_COLUMNS = [
+    "id",
+    "at",
+    "username",
+    "role",
+    "action",
+    "object_type",
+    "object_id",
+    "dataset_id",
+    "summary",
+    "before",
+    "after",
+]
 
 
 def now() -> dt.datetime:

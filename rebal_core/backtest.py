@@ -59,9 +59,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from rebal_core.forecast import classify, horizon_errors, spread_at
 from rebal_core.optimizer import plan
 from rebal_core.planning import build_problem
-from rebal_core.forecast import classify, horizon_errors, spread_at
 from rebal_core.positions import Network, position_horizon, replenishment_days, unit_shortage_penalty
 from rebal_core.scenario import Scenario
 
@@ -116,7 +116,12 @@ def backtest(
     start_stock = inv.set_index(keys)["on_hand"].reindex(index).fillna(0).to_numpy(float)
     z = float(norm.ppf(scenario.service_level))
     lanes = net.lanes.astype({"from_site_id": str, "to_site_id": str})
-    lead = dict(zip(zip(lanes["from_site_id"], lanes["to_site_id"]), np.ceil(lanes["lead_time_days"].to_numpy(float)).astype(int)))
+    lead = dict(
+        zip(
+            zip(lanes["from_site_id"], lanes["to_site_id"]),
+            np.ceil(lanes["lead_time_days"].to_numpy(float)).astype(int),
+        )
+    )
     row_of = {k: i for i, k in enumerate(zip(pos["site_id"], pos["sku_id"]))}
 
     events = list(range(0, replay.days, replay.every))
@@ -139,6 +144,7 @@ def backtest(
             past = matrix[:, max(0, offset + day0 - HISTORY_FOR_SPREAD) : offset + day0]
             spread_cache[day0] = horizon_errors(past, std, classify(past)).table.drop(columns=["origins"])
         return spread_cache[day0]
+
     rows = []
     total_steps = len(arms) * len(events)
     for a, arm in enumerate(arms):
@@ -147,7 +153,10 @@ def backtest(
         for e, day0 in enumerate(events):
             if cancel is not None and cancel.is_set():
                 raise InterruptedError("backtest stopped")
-            progress((a * len(events) + e) / total_steps, f"{arm}: {(first + pd.Timedelta(days=day0)).date()} ({e + 1} of {len(events)})")
+            progress(
+                (a * len(events) + e) / total_steps,
+                f"{arm}: {(first + pd.Timedelta(days=day0)).date()} ({e + 1} of {len(events)})",
+            )
             history = matrix[:, offset + day0 - replay.lookback : offset + day0]
             mean, std = history.mean(axis=1), history.std(axis=1)
             pipeline = arrivals[:, day0:].sum(axis=1)
@@ -179,16 +188,24 @@ def backtest(
                 method = "greedy" if arm == "greedy" else "optimize"
                 result = plan(build_problem(at, scenario), method=method, time_limit=replay.time_limit, cancel=cancel)
                 promised = float(result.score.after["net_benefit"])
-                promised_lost = float(result.score.before["expected_lost_value"] - result.score.after["expected_lost_value"])
+                promised_lost = float(
+                    result.score.before["expected_lost_value"] - result.score.after["expected_lost_value"]
+                )
                 for t in result.table.itertuples():
                     i, j = row_of[(t.from_site_id, t.sku_id)], row_of[(t.to_site_id, t.sku_id)]
                     stock[i] -= t.qty
                     arrivals[j, day0 + lead[(t.from_site_id, t.to_site_id)]] += t.qty
-                spend, moved, lines = result.score.transfer_cost, float(result.table["qty"].sum()) if len(result.table) else 0.0, len(result.table)
+                spend, moved, lines = (
+                    result.score.transfer_cost,
+                    float(result.table["qty"].sum()) if len(result.table) else 0.0,
+                    len(result.table),
+                )
             if supplied.any():
                 cover = replay.every + supply_lead
                 target = mean * cover + z * std * np.sqrt(cover)
-                order = np.where(supplied, np.maximum(0.0, np.ceil(target - stock - arrivals[:, day0:].sum(axis=1))), 0.0)
+                order = np.where(
+                    supplied, np.maximum(0.0, np.ceil(target - stock - arrivals[:, day0:].sum(axis=1))), 0.0
+                )
                 arrivals[np.arange(len(pos)), day0 + supply_lead] += order
             excess_level = mean * scenario.excess_cover_days + z * std * np.sqrt(scenario.horizon_days)
             excess_value = float((np.maximum(0.0, stock + pipeline - excess_level) * unit_cost).sum())
@@ -217,7 +234,9 @@ def backtest(
     return out
 
 
-def _inside_intervals(ahead: np.ndarray, mean: np.ndarray, std: np.ndarray, errors: pd.DataFrame, horizon: np.ndarray) -> tuple[float, float]:
+def _inside_intervals(
+    ahead: np.ndarray, mean: np.ndarray, std: np.ndarray, errors: pd.DataFrame, horizon: np.ndarray
+) -> tuple[float, float]:
     """Share of positions whose actual demand over their horizon fell inside the central 80 % and 95 % intervals planned with.
 
     The interval is ``mu H +- z sigma`` with ``sigma = max(sd sqrt(H), e_H)``, as planning
@@ -225,7 +244,7 @@ def _inside_intervals(ahead: np.ndarray, mean: np.ndarray, std: np.ndarray, erro
     replay count (NaN when none do).
     """
     H = np.minimum(horizon.astype(int), ahead.shape[1])
-    ok = (H >= 1) & (mean > 0) & (H == horizon.astype(int))
+    ok = (H >= 1) & (mean > 0) & (horizon.astype(int) == H)
     if not ok.any():
         return (np.nan, np.nan)
     cum = np.cumsum(np.c_[np.zeros(len(ahead)), ahead], axis=1)
@@ -264,5 +283,9 @@ def totals(periods: pd.DataFrame) -> pd.DataFrame:
             best = float(g.loc["hindsight", "realised_net"])
             g["share_of_hindsight"] = g["realised_net"] / best if best > 0 else np.nan
         if "promised_net" in g:
-            g["realised_over_promised"] = np.where(g["promised_net"].abs() > 1e-9, g["realised_net"] / g["promised_net"].where(g["promised_net"].abs() > 1e-9, 1.0), np.nan)
+            g["realised_over_promised"] = np.where(
+                g["promised_net"].abs() > 1e-9,
+                g["realised_net"] / g["promised_net"].where(g["promised_net"].abs() > 1e-9, 1.0),
+                np.nan,
+            )
     return g.reset_index()

@@ -17,17 +17,17 @@ import datetime as dt
 import gzip
 import os
 import tempfile
-import tomllib
 import zipfile
-from zlib import error as zlib_error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zlib import error as zlib_error
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import tomllib
 
 from rebal_core.contract import SITES, SKUS, TABLES, TABLES_BY_NAME, Table
 from rebal_core.geo import RateCard
@@ -75,7 +75,13 @@ class Finding:
         return f"{where}: {self.message}"
 
     def as_row(self) -> dict[str, object]:
-        return {"severity": self.severity, "table": self.table, "line": self.line, "column": self.column, "message": self.message}
+        return {
+            "severity": self.severity,
+            "table": self.table,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+        }
 
 
 class BundleInvalid(Exception):
@@ -130,7 +136,15 @@ class _Collector:
         if len(self.warnings) < MAX_ERRORS:
             self.warnings.append(Finding("warning", table, message, line, column))
 
-    def rows(self, table: str, column: str, mask: np.ndarray, values: pd.Series, say: Callable[[str], str], warn: bool = False) -> None:
+    def rows(
+        self,
+        table: str,
+        column: str,
+        mask: np.ndarray,
+        values: pd.Series,
+        say: Callable[[str], str],
+        warn: bool = False,
+    ) -> None:
         """Report the rows where ``mask`` holds, at most EXAMPLES_PER_RULE of them by line."""
         idx = np.flatnonzero(mask)
         if idx.size == 0:
@@ -156,7 +170,11 @@ def _table_name(file_name: str) -> str | None:
 
 def _find_tables(folder: Path, found: _Collector) -> tuple[dict[str, Path], Path | None]:
     """Map table name -> file in a folder (or its single sub-folder, as zips often have)."""
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(("._", "~$")) and "__MACOSX" not in p.parts]
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(("._", "~$")) and "__MACOSX" not in p.parts
+    ]
     tables: dict[str, Path] = {}
     toml: Path | None = None
     for path in sorted(files):
@@ -190,8 +208,11 @@ def _gz_within_limits(path: Path, table: str, found: _Collector) -> bool:
         while chunk := fh.read(1 << 22):
             unpacked += len(chunk)
             if unpacked > MAX_UNPACKED_BYTES or (unpacked > BOMB_FLOOR_BYTES and unpacked / packed > MAX_EXPANSION):
-                found.error(table, f"expands to more than {unpacked:,} bytes from {packed:,} (over {MAX_EXPANSION}x, or past {MAX_UNPACKED_BYTES:,}): "
-                                   "refused as a compression bomb; send it uncompressed or split it")
+                found.error(
+                    table,
+                    f"expands to more than {unpacked:,} bytes from {packed:,} (over {MAX_EXPANSION}x, or past {MAX_UNPACKED_BYTES:,}): "
+                    "refused as a compression bomb; send it uncompressed or split it",
+                )
                 return False
     return True
 
@@ -236,9 +257,13 @@ def _read_csv_text(path: Path, table: str, found: _Collector) -> pd.DataFrame | 
     try:
         arrow = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(
+                column_names=[f"c{i}" for i in range(len(names))], skip_rows=1, block_size=1 << 24
+            ),
             convert_options=pacsv.ConvertOptions(
-                column_types={f"c{i}": pa.string() for i in range(len(names))}, strings_can_be_null=False, quoted_strings_can_be_null=False
+                column_types={f"c{i}": pa.string() for i in range(len(names))},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
             ),
         )
     except pa.ArrowInvalid as exc:
@@ -252,12 +277,16 @@ def _read_csv_text(path: Path, table: str, found: _Collector) -> pd.DataFrame | 
         found.error(table, f"cannot be read ({exc})")
         return None
     if arrow.num_rows > MAX_ROWS:
-        found.error(table, f"has {arrow.num_rows:,} rows; at most {MAX_ROWS:,} are accepted (REBAL_MAX_ROWS raises the limit)")
+        found.error(
+            table, f"has {arrow.num_rows:,} rows; at most {MAX_ROWS:,} are accepted (REBAL_MAX_ROWS raises the limit)"
+        )
         return None
     # Trimming in Arrow (C++) rather than pandas' .str.strip() is ~20x faster on millions of cells.
     import pyarrow.compute as pc
 
-    frame = pd.DataFrame({name: pc.utf8_trim_whitespace(arrow.column(i)).to_pandas() for i, name in enumerate(names) if name})
+    frame = pd.DataFrame(
+        {name: pc.utf8_trim_whitespace(arrow.column(i)).to_pandas() for i, name in enumerate(names) if name}
+    )
     if len(set(n for n in names if n)) < len([n for n in names if n]):
         dup = sorted({n for n in names if n and names.count(n) > 1})
         found.error(table, f"column(s) {', '.join(dup)} appear more than once in the header", 1)
@@ -318,14 +347,18 @@ def _read_xlsx(path: Path, found: _Collector, progress: Progress) -> tuple[dict[
     try:
         _read_sheets(book, frames, settings, found, progress)
     except Exception as exc:  # noqa: BLE001 - rows are parsed lazily: a damaged or hostile sheet fails here
-        found.error(path.name, f"a sheet cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+        found.error(
+            path.name, f"a sheet cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        )
     book.close()
     return frames, settings
 
 
 def _read_sheets(book, frames: dict[str, pd.DataFrame], settings: dict, found: _Collector, progress: Progress) -> None:
     for sheet in book.worksheets:
-        name = _table_name(sheet.title + ".csv") if not sheet.title.lower().endswith(".csv") else _table_name(sheet.title)
+        name = (
+            _table_name(sheet.title + ".csv") if not sheet.title.lower().endswith(".csv") else _table_name(sheet.title)
+        )
         progress(0.05, f"reading sheet {sheet.title}")
         rows = sheet.iter_rows(values_only=True)
         header = next(rows, None)
@@ -372,7 +405,11 @@ def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFra
     out: dict[str, pd.Series] = {}
     for col in table.columns:
         if col.name not in frame.columns:
-            out[col.name] = pd.Series(col.default if col.default is not None else np.nan, index=frame.index, dtype="float64" if col.kind in ("number", "whole") else object)
+            out[col.name] = pd.Series(
+                col.default if col.default is not None else np.nan,
+                index=frame.index,
+                dtype="float64" if col.kind in ("number", "whole") else object,
+            )
             continue
         text = frame[col.name].astype(object)
         blank = (text == "").to_numpy()
@@ -381,7 +418,9 @@ def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFra
             found.rows(label, col.name, blank, text, say)
         if col.kind in ("id", "text"):
             long = (text.str.len() > MAX_TEXT_CHARS).to_numpy()
-            found.rows(label, col.name, long, text, lambda got: f"longer than {MAX_TEXT_CHARS:,} characters: {_quote(got)}")
+            found.rows(
+                label, col.name, long, text, lambda got: f"longer than {MAX_TEXT_CHARS:,} characters: {_quote(got)}"
+            )
             out[col.name] = text
         elif col.kind == "choice":
             lowered = text.str.lower()
@@ -405,7 +444,13 @@ def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFra
                     bad |= arr > col.maximum
             huge = np.isfinite(arr) & (np.abs(arr) > MAX_NUMBER)
             found.rows(label, col.name, bad & ~huge, text, say)
-            found.rows(label, col.name, huge, text, lambda got: f"{_quote(got)} is beyond the largest number accepted ({MAX_NUMBER:,.0f})")
+            found.rows(
+                label,
+                col.name,
+                huge,
+                text,
+                lambda got: f"{_quote(got)} is beyond the largest number accepted ({MAX_NUMBER:,.0f})",
+            )
             if col.default is not None:
                 values = values.fillna(col.default)
             out[col.name] = values
@@ -422,7 +467,11 @@ def _check_key(table: Table, frame: pd.DataFrame, found: _Collector) -> None:
     dup = frame.duplicated(list(table.key), keep="first").to_numpy()
     if not dup.any():
         return
-    keyed = frame[list(table.key)].astype(str).agg("|".join, axis=1) if len(table.key) > 1 else frame[table.key[0]].astype(str)
+    keyed = (
+        frame[list(table.key)].astype(str).agg("|".join, axis=1)
+        if len(table.key) > 1
+        else frame[table.key[0]].astype(str)
+    )
     first_seen = pd.Series(np.arange(len(frame)), index=keyed.to_numpy()).groupby(level=0).min()
     idx = np.flatnonzero(dup)
     for i in idx[:EXAMPLES_PER_RULE]:
@@ -444,7 +493,13 @@ def _check_references(table: Table, frame: pd.DataFrame, known: dict[str, pd.Ind
         values = frame[col.name]
         bad = (~values.isin(known[col.references]) & (values != "")).to_numpy()
         master = "sites.csv" if col.references == "site" else "skus.csv"
-        found.rows(table.file_name, col.name, bad, values, lambda got, r=col.references, m=master: f"unknown {r} {_quote(got)} (not in {m})")
+        found.rows(
+            table.file_name,
+            col.name,
+            bad,
+            values,
+            lambda got, r=col.references, m=master: f"unknown {r} {_quote(got)} (not in {m})",
+        )
 
 
 # ----------------------------------------------------------------------------- public
@@ -474,9 +529,21 @@ def load_bundle(source: str | Path, progress: Progress | None = None) -> Bundle:
                     if found.errors:
                         raise BundleInvalid(found.errors, found.warnings)
                     archive.extractall(tmp)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib_error, NotImplementedError, RuntimeError, ValueError) as exc:
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                zlib_error,
+                NotImplementedError,
+                RuntimeError,
+                ValueError,
+            ) as exc:
                 # RuntimeError: encrypted members; NotImplementedError: compression methods zipfile lacks
-                why = "is encrypted; send an unencrypted zip" if "encrypted" in str(exc) or "password" in str(exc) else f"is not a readable zip archive ({exc})"
+                why = (
+                    "is encrypted; send an unencrypted zip"
+                    if "encrypted" in str(exc) or "password" in str(exc)
+                    else f"is not a readable zip archive ({exc})"
+                )
                 found.error(path.name, why)
                 raise BundleInvalid(found.errors, found.warnings) from None
             bundle = _load_folder(Path(tmp), found, progress)
@@ -508,8 +575,11 @@ def _zip_within_limits(archive: zipfile.ZipFile, path: Path, found: _Collector) 
     unpacked = sum(m.file_size for m in members)
     packed = max(1, path.stat().st_size)
     if unpacked > MAX_UNPACKED_BYTES or (unpacked > BOMB_FLOOR_BYTES and unpacked / packed > MAX_EXPANSION):
-        found.error(path.name, f"expands to {unpacked:,} bytes from {packed:,} (over {MAX_EXPANSION}x, or past {MAX_UNPACKED_BYTES:,}): "
-                               "refused as a compression bomb; send the files uncompressed or split them")
+        found.error(
+            path.name,
+            f"expands to {unpacked:,} bytes from {packed:,} (over {MAX_EXPANSION}x, or past {MAX_UNPACKED_BYTES:,}): "
+            "refused as a compression bomb; send the files uncompressed or split them",
+        )
 
 
 def _load_folder(folder: Path, found: _Collector, progress: Progress) -> Bundle | None:
@@ -518,12 +588,17 @@ def _load_folder(folder: Path, found: _Collector, progress: Progress) -> Bundle 
     if toml_path is not None:
         size = toml_path.stat().st_size
         if size > MAX_TOML_BYTES:
-            found.error("bundle.toml", f"is {size:,} bytes; at most {MAX_TOML_BYTES:,} are accepted (it holds a few settings)")
+            found.error(
+                "bundle.toml", f"is {size:,} bytes; at most {MAX_TOML_BYTES:,} are accepted (it holds a few settings)"
+            )
         else:
             try:
                 settings = tomllib.loads(toml_path.read_text(encoding="utf-8-sig"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-                found.error("bundle.toml", f"is not valid TOML ({'nested too deeply' if isinstance(exc, RecursionError) else exc})")
+                found.error(
+                    "bundle.toml",
+                    f"is not valid TOML ({'nested too deeply' if isinstance(exc, RecursionError) else exc})",
+                )
     frames: dict[str, pd.DataFrame] = {}
     total = sum(p.stat().st_size for p in files.values()) or 1
     done = 0
@@ -577,7 +652,13 @@ def _assemble(frames: dict[str, pd.DataFrame], settings: dict, found: _Collector
 
 def _check_lanes(lanes: pd.DataFrame, found: _Collector) -> None:
     same = (lanes["from_site_id"] == lanes["to_site_id"]).to_numpy() & (lanes["from_site_id"] != "").to_numpy()
-    found.rows("lanes.csv", "to_site_id", same, lanes["to_site_id"], lambda got: f"a lane must join two distinct sites, got {_quote(got)} at both ends")
+    found.rows(
+        "lanes.csv",
+        "to_site_id",
+        same,
+        lanes["to_site_id"],
+        lambda got: f"a lane must join two distinct sites, got {_quote(got)} at both ends",
+    )
     needs_capacity = (lanes["cost_per_truck"].to_numpy() > 0) & lanes["truck_capacity"].isna().to_numpy()
     found.rows(
         "lanes.csv",
@@ -600,14 +681,19 @@ def _as_of(settings: dict, demand: pd.DataFrame | None, found: _Collector) -> dt
                 found.error("bundle.toml", f"as_of: expected a date as YYYY-MM-DD, got {_quote(str(raw))}")
                 return None
         if not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
-            found.error("bundle.toml", f"as_of: {day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()} to {LATEST_AS_OF.isoformat()}")
+            found.error(
+                "bundle.toml",
+                f"as_of: {day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()} to {LATEST_AS_OF.isoformat()}",
+            )
             return None
         return day
     if demand is None:
         return None
     latest = demand["date"].max()
     if pd.isna(latest):
-        found.error("demand.csv", "has no valid dates, so the planning date cannot be derived; add as_of to bundle.toml")
+        found.error(
+            "demand.csv", "has no valid dates, so the planning date cannot be derived; add as_of to bundle.toml"
+        )
         return None
     return (latest + pd.Timedelta(days=1)).date()
 
@@ -630,20 +716,38 @@ def _warn(typed: dict[str, pd.DataFrame], as_of: dt.date, found: _Collector) -> 
     stray = ~pd.MultiIndex.from_frame(demand[["site_id", "sku_id"]]).isin(inv_pairs)
     if stray.any():
         pairs = demand.loc[stray, ["site_id", "sku_id"]].drop_duplicates()
-        found.warn("demand.csv", f"{len(pairs)} site/sku pair(s) have demand but no inventory row; they hold zero stock (first: {pairs.iat[0, 0]} / {pairs.iat[0, 1]})")
+        found.warn(
+            "demand.csv",
+            f"{len(pairs)} site/sku pair(s) have demand but no inventory row; they hold zero stock (first: {pairs.iat[0, 0]} / {pairs.iat[0, 1]})",
+        )
     future = (demand["date"] >= pd.Timestamp(as_of)).to_numpy()
     if future.any():
-        found.warn("demand.csv", f"{int(future.sum())} row(s) dated on or after the planning date {as_of}; history ends the day before")
+        found.warn(
+            "demand.csv",
+            f"{int(future.sum())} row(s) dated on or after the planning date {as_of}; history ends the day before",
+        )
     if "inbound" in typed:
         late = (typed["inbound"]["eta"] < pd.Timestamp(as_of)).to_numpy()
         if late.any():
-            found.warn("inbound.csv", f"{int(late.sum())} order(s) have an eta before the planning date {as_of}: counted as due now (first on line {int(np.flatnonzero(late)[0]) + 2})")
+            found.warn(
+                "inbound.csv",
+                f"{int(late.sum())} order(s) have an eta before the planning date {as_of}: counted as due now (first on line {int(np.flatnonzero(late)[0]) + 2})",
+            )
     sites = typed["sites"]
     origin = ((sites["lat"] == 0) & (sites["lon"] == 0)).to_numpy()
-    found.rows("sites.csv", "lat", origin, sites["site_id"], lambda got: f"site {_quote(got)} is at 0, 0 (in the ocean off Africa); missing coordinates?", warn=True)
+    found.rows(
+        "sites.csv",
+        "lat",
+        origin,
+        sites["site_id"],
+        lambda got: f"site {_quote(got)} is at 0, 0 (in the ocean off Africa); missing coordinates?",
+        warn=True,
+    )
 
 
-def _typed_bundle(typed: dict[str, pd.DataFrame], as_of: dt.date, rate_card: RateCard, warnings: list[Finding]) -> Bundle:
+def _typed_bundle(
+    typed: dict[str, pd.DataFrame], as_of: dt.date, rate_card: RateCard, warnings: list[Finding]
+) -> Bundle:
     sites = typed["sites"].reset_index(drop=True)
     skus = typed["skus"].reset_index(drop=True)
     site_type = pd.CategoricalDtype(sites["site_id"].astype(str).tolist())
@@ -667,9 +771,23 @@ def _typed_bundle(typed: dict[str, pd.DataFrame], as_of: dt.date, rate_card: Rat
     skus["pack_size"] = skus["pack_size"].astype("int64")
     inventory = ids(typed["inventory"]).astype({"on_hand": "int64", "in_transit": "int64"})
     demand = ids(typed["demand"])
-    empty_inbound = pd.DataFrame({"site_id": pd.Series(dtype=site_type), "sku_id": pd.Series(dtype=sku_type), "qty": pd.Series(dtype="int64"), "eta": pd.Series(dtype="datetime64[ns]")})
+    empty_inbound = pd.DataFrame(
+        {
+            "site_id": pd.Series(dtype=site_type),
+            "sku_id": pd.Series(dtype=sku_type),
+            "qty": pd.Series(dtype="int64"),
+            "eta": pd.Series(dtype="datetime64[ns]"),
+        }
+    )
     inbound = ids(typed["inbound"]).astype({"qty": "int64"}) if "inbound" in typed else empty_inbound
-    empty_counts = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "site_id": pd.Series(dtype=site_type), "sku_id": pd.Series(dtype=sku_type), "counted_qty": pd.Series(dtype="int64")})
+    empty_counts = pd.DataFrame(
+        {
+            "date": pd.Series(dtype="datetime64[ns]"),
+            "site_id": pd.Series(dtype=site_type),
+            "sku_id": pd.Series(dtype=sku_type),
+            "counted_qty": pd.Series(dtype="int64"),
+        }
+    )
     counts = ids(typed["counts"]).astype({"counted_qty": "int64"}) if "counts" in typed else empty_counts
     forecast = ids(typed["forecast"]) if "forecast" in typed else None
     lanes = ids(typed["lanes"]) if "lanes" in typed else None

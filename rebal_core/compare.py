@@ -65,9 +65,17 @@ def units_by_region(plans: dict[str, pd.DataFrame], sites: pd.DataFrame) -> pd.D
     parts = []
     for name, lines in plans.items():
         if len(lines):
-            per = lines.assign(region=lines["to_site_id"].map(region).fillna("?")).groupby("region", as_index=False)["qty"].sum()
+            per = (
+                lines.assign(region=lines["to_site_id"].map(region).fillna("?"))
+                .groupby("region", as_index=False)["qty"]
+                .sum()
+            )
             parts.append(per.rename(columns={"qty": "units"}).assign(scenario=name))
-    return pd.concat(parts, ignore_index=True)[["scenario", "region", "units"]] if parts else pd.DataFrame(columns=["scenario", "region", "units"])
+    return (
+        pd.concat(parts, ignore_index=True)[["scenario", "region", "units"]]
+        if parts
+        else pd.DataFrame(columns=["scenario", "region", "units"])
+    )
 
 
 def differing_lines(plans: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -166,5 +174,7 @@ def tradeoff_notes(sweep: pd.DataFrame) -> list[str]:
             )
     if "target_met" in sweep and (sweep["target_met"] == False).any():  # noqa: E712 - None means not applicable
         first = sweep.loc[sweep["target_met"] == False, "target_fill_rate"].min()  # noqa: E712
-        notes.append(f"Fill-rate targets from {first:.1%} cannot be reached by transfers: those points show the plan that comes closest.")
+        notes.append(
+            f"Fill-rate targets from {first:.1%} cannot be reached by transfers: those points show the plan that comes closest."
+        )
     return notes

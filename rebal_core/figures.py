@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 import html
+import re
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,10 @@ STATUS_COLORS = {
     "no_demand": "#94A3B8",
 }
 SITE_STATUS_RGB = {"short": [220, 38, 38], "mixed": [245, 158, 11], "excess": [37, 99, 235], "balanced": [15, 118, 110]}
-MAP_VIEW = {"us": pdk.ViewState(latitude=38.5, longitude=-96.5, zoom=3.2, pitch=0), "world": pdk.ViewState(latitude=20, longitude=0, zoom=1.2, pitch=0)}
+MAP_VIEW = {
+    "us": pdk.ViewState(latitude=38.5, longitude=-96.5, zoom=3.2, pitch=0),
+    "world": pdk.ViewState(latitude=20, longitude=0, zoom=1.2, pitch=0),
+}
 
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>$|~])")  # links, images, :colour[...] need "[", formatting the rest
@@ -99,13 +101,30 @@ def network_map(site_kpis: pd.DataFrame, color_by: str = "status", selected: str
     data["line"] = [[15, 23, 42, 255] if sid == selected else [255, 255, 255, 220] for sid in data["site_id"]]
     data["label"] = [html.escape(str(n)) for n in data["name"]]
     data["region_label"] = [html.escape(str(r)) for r in data["region"]]
-    for col, fmt in (("stock_value", money), ("shortage_value", money), ("excess_value", money), ("value_at_risk", money)):
+    for col, fmt in (
+        ("stock_value", money),
+        ("shortage_value", money),
+        ("excess_value", money),
+        ("value_at_risk", money),
+    ):
         data[f"{col}_txt"] = [fmt(v) for v in data[col]]
     data["fill_txt"] = [f"{v:.1%}" for v in data["fill_rate"]]
     data["cover_txt"] = [f"{v:,.0f} d" if np.isfinite(v) else "-" for v in data["days_of_cover"]]
-    columns = ["site_id", "label", "kind", "region_label", "lat", "lon", "radius", "color", "line", "status", "at_risk", "in_excess", "positions"] + [
-        c for c in data.columns if c.endswith("_txt")
-    ]
+    columns = [
+        "site_id",
+        "label",
+        "kind",
+        "region_label",
+        "lat",
+        "lon",
+        "radius",
+        "color",
+        "line",
+        "status",
+        "at_risk",
+        "in_excess",
+        "positions",
+    ] + [c for c in data.columns if c.endswith("_txt")]
     sites_layer = pdk.Layer(
         "ScatterplotLayer",
         id="sites",
@@ -128,7 +147,9 @@ def network_map(site_kpis: pd.DataFrame, color_by: str = "status", selected: str
         "{at_risk} of {positions} positions at stockout risk, {in_excess} in excess",
         "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"},
     }
-    return pdk.Deck(layers=[*outline_layers(), sites_layer], initial_view_state=view_for(site_kpis), map_style=None, tooltip=tooltip)
+    return pdk.Deck(
+        layers=[*outline_layers(), sites_layer], initial_view_state=view_for(site_kpis), map_style=None, tooltip=tooltip
+    )
 
 
 HEATMAP_METRICS = {
@@ -154,8 +175,22 @@ def heatmap(cells: pd.DataFrame, metric: str, site_names: dict[str, str]) -> go.
         hover = "%{y}<br>%{x}<br>%{z:+.0f} days against target<extra></extra>"
     else:
         hover = "%{y}<br>%{x}<br>$%{z:,.0f}<extra></extra>"
-    fig = go.Figure(go.Heatmap(z=z, x=list(grid.columns), y=labels, hovertemplate=hover, colorbar={"title": {"text": title, "side": "right"}}, **kwargs))
-    fig.update_layout(height=max(360, 22 * len(labels) + 120), margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis={"autorange": "reversed"}, title=title)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(grid.columns),
+            y=labels,
+            hovertemplate=hover,
+            colorbar={"title": {"text": title, "side": "right"}},
+            **kwargs,
+        )
+    )
+    fig.update_layout(
+        height=max(360, 22 * len(labels) + 120),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        yaxis={"autorange": "reversed"},
+        title=title,
+    )
     return fig
 
 
@@ -165,12 +200,22 @@ def status_bar(pos: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for status, label in STATUS_LABELS.items():
         if status in counts.columns:
-            fig.add_bar(y=counts.index, x=counts[status], name=label, orientation="h", marker_color=STATUS_COLORS[status])
-    fig.update_layout(barmode="stack", height=80 + 40 * len(counts), margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": -0.25}, xaxis_title="positions")
+            fig.add_bar(
+                y=counts.index, x=counts[status], name=label, orientation="h", marker_color=STATUS_COLORS[status]
+            )
+    fig.update_layout(
+        barmode="stack",
+        height=80 + 40 * len(counts),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+        xaxis_title="positions",
+    )
     return fig
 
 
-def projection_figure(history: pd.DataFrame, projection: pd.DataFrame, position: pd.Series, history_days: int = 120) -> go.Figure:
+def projection_figure(
+    history: pd.DataFrame, projection: pd.DataFrame, position: pd.Series, history_days: int = 120
+) -> go.Figure:
     """History, forecast, projected stock and safety-stock / target / excess bands of one position.
 
     The bands use the position's scenario levels; the projected stock line shows
@@ -182,29 +227,78 @@ def projection_figure(history: pd.DataFrame, projection: pd.DataFrame, position:
     if not hist.empty:
         days = pd.date_range(start - pd.Timedelta(days=history_days), start - pd.Timedelta(days=1))
         daily = hist.set_index("date")["qty"].reindex(days, fill_value=0)
-        fig.add_bar(x=daily.index, y=daily.to_numpy(), name="demand (history)", marker_color="#94A3B8", yaxis="y2", opacity=0.6)
+        fig.add_bar(
+            x=daily.index, y=daily.to_numpy(), name="demand (history)", marker_color="#94A3B8", yaxis="y2", opacity=0.6
+        )
     end = projection["date"].iloc[-1]
     m = float(position["mean_daily"])
-    fig.add_trace(go.Scatter(x=[start, end], y=[m, m], name="forecast (units/day)", mode="lines", line={"color": "#64748B", "dash": "dot"}, yaxis="y2"))
+    fig.add_trace(
+        go.Scatter(
+            x=[start, end],
+            y=[m, m],
+            name="forecast (units/day)",
+            mode="lines",
+            line={"color": "#64748B", "dash": "dot"},
+            yaxis="y2",
+        )
+    )
     ss, target, xlevel = float(position["safety_stock"]), float(position["target"]), float(position["excess_level"])
     top = max(xlevel * 1.15, float(projection["projected"].max()) * 1.1, target * 1.3, 1.0)
     bottom = min(0.0, float(projection["projected"].min()) * 1.1)
-    bands = [(bottom, 0, "rgba(220,38,38,0.10)", "stockout"), (0, ss, "rgba(245,158,11,0.12)", "below safety stock"), (target, xlevel, "rgba(15,118,110,0.08)", "target to excess level"), (xlevel, top, "rgba(37,99,235,0.10)", "excess")]
+    bands = [
+        (bottom, 0, "rgba(220,38,38,0.10)", "stockout"),
+        (0, ss, "rgba(245,158,11,0.12)", "below safety stock"),
+        (target, xlevel, "rgba(15,118,110,0.08)", "target to excess level"),
+        (xlevel, top, "rgba(37,99,235,0.10)", "excess"),
+    ]
     for lo, hi, color, label in bands:
         if hi > lo:
-            fig.add_hrect(y0=lo, y1=hi, fillcolor=color, line_width=0, annotation_text=label, annotation_position="top left", annotation_font_size=10)
-    for level, label, color in ((ss, "safety stock", "#F59E0B"), (target, "target", "#0F766E"), (xlevel, "excess level", "#2563EB")):
+            fig.add_hrect(
+                y0=lo,
+                y1=hi,
+                fillcolor=color,
+                line_width=0,
+                annotation_text=label,
+                annotation_position="top left",
+                annotation_font_size=10,
+            )
+    for level, _label, color in (
+        (ss, "safety stock", "#F59E0B"),
+        (target, "target", "#0F766E"),
+        (xlevel, "excess level", "#2563EB"),
+    ):
         fig.add_hline(y=level, line={"color": color, "width": 1, "dash": "dash"})
-    fig.add_trace(go.Scatter(x=projection["date"], y=projection["projected"], name="projected stock", mode="lines", line={"color": "#0F172A", "width": 2.5}))
+    fig.add_trace(
+        go.Scatter(
+            x=projection["date"],
+            y=projection["projected"],
+            name="projected stock",
+            mode="lines",
+            line={"color": "#0F172A", "width": 2.5},
+        )
+    )
     arrivals = projection[projection["arrivals"] > 0]
     if not arrivals.empty:
-        fig.add_trace(go.Scatter(x=arrivals["date"], y=projection.loc[arrivals.index, "projected"], mode="markers", name="inbound arrives", marker={"symbol": "triangle-up", "size": 11, "color": "#0F766E"}))
-    for column, label, color in (("days_until_stockout", "stockout", "#DC2626"), ("days_until_excess", "excess", "#2563EB")):
+        fig.add_trace(
+            go.Scatter(
+                x=arrivals["date"],
+                y=projection.loc[arrivals.index, "projected"],
+                mode="markers",
+                name="inbound arrives",
+                marker={"symbol": "triangle-up", "size": 11, "color": "#0F766E"},
+            )
+        )
+    for column, label, color in (
+        ("days_until_stockout", "stockout", "#DC2626"),
+        ("days_until_excess", "excess", "#2563EB"),
+    ):
         value = position.get(column)
         if value is not None and np.isfinite(value):
             when = start + pd.Timedelta(days=float(value))
             fig.add_vline(x=when, line={"color": color, "width": 2})
-            fig.add_annotation(x=when, y=top, text=f"{label} in {value:.0f} d", showarrow=False, yanchor="top", font={"color": color})
+            fig.add_annotation(
+                x=when, y=top, text=f"{label} in {value:.0f} d", showarrow=False, yanchor="top", font={"color": color}
+            )
     fig.update_layout(
         height=430,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -232,10 +326,28 @@ def cost_waterfall(summary: dict, title: str = "Network cost: inaction to plan")
         go.Waterfall(
             x=["cost of inaction", "transfer cost", "shortage avoided", "excess avoided", "after the plan"]
             if summary.get("objective", "expected") == "target"
-            else ["cost of inaction", "transfer cost", "expected lost margin avoided", "expected excess avoided", "after the plan"],
+            else [
+                "cost of inaction",
+                "transfer cost",
+                "expected lost margin avoided",
+                "expected excess avoided",
+                "after the plan",
+            ],
             measure=["absolute", "relative", "relative", "relative", "total"],
-            y=[summary["network_cost_before"], summary["transfer_cost"], -shortage_avoided, -excess_avoided, summary["network_cost_after"]],
-            text=[money(summary["network_cost_before"]), signed_money(summary["transfer_cost"]), signed_money(-shortage_avoided), signed_money(-excess_avoided), money(summary["network_cost_after"])],
+            y=[
+                summary["network_cost_before"],
+                summary["transfer_cost"],
+                -shortage_avoided,
+                -excess_avoided,
+                summary["network_cost_after"],
+            ],
+            text=[
+                money(summary["network_cost_before"]),
+                signed_money(summary["transfer_cost"]),
+                signed_money(-shortage_avoided),
+                signed_money(-excess_avoided),
+                money(summary["network_cost_after"]),
+            ],
             textposition="outside",
             increasing={"marker": {"color": "#DC2626"}},
             decreasing={"marker": {"color": "#0F766E"}},
@@ -243,7 +355,9 @@ def cost_waterfall(summary: dict, title: str = "Network cost: inaction to plan")
             connector={"line": {"color": "#94A3B8"}},
         )
     )
-    fig.update_layout(title=title, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="$", showlegend=False)
+    fig.update_layout(
+        title=title, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="$", showlegend=False
+    )
     return fig
 
 
@@ -252,13 +366,27 @@ def transfer_map(site_kpis: pd.DataFrame, plan_table: pd.DataFrame, sites: pd.Da
     deck = network_map(site_kpis)
     if plan_table.empty:
         return deck
-    per_lane = plan_table.groupby(["from_site_id", "to_site_id"], as_index=False).agg(units=("qty", "sum"), lines=("qty", "size"), cost=("line_cost", "sum"))
+    per_lane = plan_table.groupby(["from_site_id", "to_site_id"], as_index=False).agg(
+        units=("qty", "sum"), lines=("qty", "size"), cost=("line_cost", "sum")
+    )
     at = sites.set_index("site_id")
-    per_lane["from_lon"], per_lane["from_lat"] = per_lane["from_site_id"].map(at["lon"]), per_lane["from_site_id"].map(at["lat"])
-    per_lane["to_lon"], per_lane["to_lat"] = per_lane["to_site_id"].map(at["lon"]), per_lane["to_site_id"].map(at["lat"])
+    per_lane["from_lon"], per_lane["from_lat"] = (
+        per_lane["from_site_id"].map(at["lon"]),
+        per_lane["from_site_id"].map(at["lat"]),
+    )
+    per_lane["to_lon"], per_lane["to_lat"] = (
+        per_lane["to_site_id"].map(at["lon"]),
+        per_lane["to_site_id"].map(at["lat"]),
+    )
     per_lane["width"] = 1.5 + 8 * np.sqrt(per_lane["units"] / max(per_lane["units"].max(), 1))
-    per_lane["label"] = [f"{html.escape(str(at['name'].get(a, a)))} &rarr; {html.escape(str(at['name'].get(b, b)))}" for a, b in zip(per_lane["from_site_id"], per_lane["to_site_id"])]
-    per_lane["units_txt"] = [f"{u:,.0f} units in {n} lines, {money(c)}" for u, n, c in zip(per_lane["units"], per_lane["lines"], per_lane["cost"])]
+    per_lane["label"] = [
+        f"{html.escape(str(at['name'].get(a, a)))} &rarr; {html.escape(str(at['name'].get(b, b)))}"
+        for a, b in zip(per_lane["from_site_id"], per_lane["to_site_id"])
+    ]
+    per_lane["units_txt"] = [
+        f"{u:,.0f} units in {n} lines, {money(c)}"
+        for u, n, c in zip(per_lane["units"], per_lane["lines"], per_lane["cost"])
+    ]
     arcs = pdk.Layer(
         "ArcLayer",
         id="transfers",
@@ -272,8 +400,13 @@ def transfer_map(site_kpis: pd.DataFrame, plan_table: pd.DataFrame, sites: pd.Da
         auto_highlight=True,
     )
     # Site tooltips and arc tooltips share one template: fields a layer lacks render empty.
-    tooltip = {"html": "<b>{label}</b> {units_txt}", "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"}}
-    return pdk.Deck(layers=[*deck.layers, arcs], initial_view_state=deck.initial_view_state, map_style=None, tooltip=tooltip)
+    tooltip = {
+        "html": "<b>{label}</b> {units_txt}",
+        "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"},
+    }
+    return pdk.Deck(
+        layers=[*deck.layers, arcs], initial_view_state=deck.initial_view_state, map_style=None, tooltip=tooltip
+    )
 
 
 # ----------------------------------------------------------------------------- comparing plans
@@ -284,7 +417,9 @@ def compare_bars(values: dict[str, float], title: str, percent: bool = False) ->
     names = list(values)
     y = [values[n] for n in names]
     text = [f"{v:.2%}" if percent else money(v) for v in y]
-    fig = go.Figure(go.Bar(x=[text_label(n) for n in names], y=y, text=text, textposition="outside", marker_color="#2563EB"))
+    fig = go.Figure(
+        go.Bar(x=[text_label(n) for n in names], y=y, text=text, textposition="outside", marker_color="#2563EB")
+    )
     if percent and y:
         lo = min(y)
         fig.update_yaxes(range=[max(0.0, lo - (1 - lo) * 0.5 - 0.01), 1.0], tickformat=".1%")
@@ -297,7 +432,14 @@ def region_units_figure(units: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for name, part in units.groupby("scenario", sort=False):
         fig.add_bar(x=[text_label(r) for r in part["region"]], y=part["units"], name=text_label(name))
-    fig.update_layout(title="Units moved by receiving region", barmode="group", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="units", legend={"orientation": "h"})
+    fig.update_layout(
+        title="Units moved by receiving region",
+        barmode="group",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        yaxis_title="units",
+        legend={"orientation": "h"},
+    )
     return fig
 
 
@@ -306,10 +448,18 @@ def tradeoff_figure(sweep: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     if sweep.empty:
         return fig
-    label = sweep["setting"].tolist() if "setting" in sweep else [f"service level {s:.1%}" for s in sweep["service_level"]]
+    label = (
+        sweep["setting"].tolist() if "setting" in sweep else [f"service level {s:.1%}" for s in sweep["service_level"]]
+    )
     swept = sweep["target_fill_rate"] if "target_fill_rate" in sweep else sweep["service_level"]
     front = sweep[sweep["pareto"]].sort_values("fill_rate_after")
-    fig.add_scatter(x=front["fill_rate_after"], y=front["transfer_cost"], mode="lines", name="Pareto front (transfer cost)", line={"color": "#2563EB", "width": 3})
+    fig.add_scatter(
+        x=front["fill_rate_after"],
+        y=front["transfer_cost"],
+        mode="lines",
+        name="Pareto front (transfer cost)",
+        line={"color": "#2563EB", "width": 3},
+    )
     fig.add_scatter(
         x=sweep["fill_rate_after"], y=sweep["transfer_cost"], mode="markers+text", name="transfer cost",
         text=[f"{s:.1%}" for s in swept], textposition="top center", customdata=label,
@@ -331,7 +481,9 @@ def tradeoff_figure(sweep: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def uncertainty_bands(bands_by_plan: dict[str, pd.DataFrame], figure: str, title: str, percent: bool = False) -> go.Figure:
+def uncertainty_bands(
+    bands_by_plan: dict[str, pd.DataFrame], figure: str, title: str, percent: bool = False
+) -> go.Figure:
     """Monte Carlo p5-p95 (thin) and p25-p75 (thick) ranges with the median, without and with each plan."""
     fig = go.Figure()
     rows = []
@@ -345,13 +497,39 @@ def uncertainty_bands(bands_by_plan: dict[str, pd.DataFrame], figure: str, title
     for label, r in rows:
         color = colors.get(label, "#2563EB")
         label = text_label(label)
-        fig.add_scatter(x=[r["p5"], r["p95"]], y=[label, label], mode="lines", line={"color": color, "width": 3}, showlegend=False, hoverinfo="skip")
-        fig.add_scatter(x=[r["p25"], r["p75"]], y=[label, label], mode="lines", line={"color": color, "width": 12}, showlegend=False, hoverinfo="skip")
+        fig.add_scatter(
+            x=[r["p5"], r["p95"]],
+            y=[label, label],
+            mode="lines",
+            line={"color": color, "width": 3},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+        fig.add_scatter(
+            x=[r["p25"], r["p75"]],
+            y=[label, label],
+            mode="lines",
+            line={"color": color, "width": 12},
+            showlegend=False,
+            hoverinfo="skip",
+        )
         text = f"{r['p50']:.2%}" if percent else money(r["p50"])
-        fig.add_scatter(x=[r["p50"]], y=[label], mode="markers+text", marker={"color": "#0F172A", "size": 10, "symbol": "line-ns-open"}, text=[text],
-                        textposition="top center", showlegend=False, hovertemplate=f"{label}<br>median {text}<extra></extra>")
-    fig.update_layout(title=title, height=110 + 45 * len(rows), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      xaxis={"tickformat": ".1%" if percent else "$,.0f"})
+        fig.add_scatter(
+            x=[r["p50"]],
+            y=[label],
+            mode="markers+text",
+            marker={"color": "#0F172A", "size": 10, "symbol": "line-ns-open"},
+            text=[text],
+            textposition="top center",
+            showlegend=False,
+            hovertemplate=f"{label}<br>median {text}<extra></extra>",
+        )
+    fig.update_layout(
+        title=title,
+        height=110 + 45 * len(rows),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"tickformat": ".1%" if percent else "$,.0f"},
+    )
     return fig
 
 
@@ -363,12 +541,31 @@ def backtest_figures(periods: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
     fill, money_fig = go.Figure(), go.Figure()
     for arm, part in periods.groupby("arm", sort=False):
         color = ARM_COLORS.get(str(arm), "#0F172A")
-        fill.add_scatter(x=part["period_start"], y=part["fill_rate"], mode="lines+markers", name=str(arm), line={"color": color})
+        fill.add_scatter(
+            x=part["period_start"], y=part["fill_rate"], mode="lines+markers", name=str(arm), line={"color": color}
+        )
         cost = (part["lost_value"] + part["transfer_spend"]).cumsum()
-        money_fig.add_scatter(x=part["period_start"], y=cost, mode="lines", name=f"{arm}: lost value + transfer spend", line={"color": color})
-    fill.update_layout(title="Realized fill rate per replay period", yaxis={"tickformat": ".1%"}, height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
-    money_fig.update_layout(title="Cumulative cost: lost sales value + transfer spend", yaxis={"tickformat": "$,.0f"}, height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                            legend={"orientation": "h"})
+        money_fig.add_scatter(
+            x=part["period_start"],
+            y=cost,
+            mode="lines",
+            name=f"{arm}: lost value + transfer spend",
+            line={"color": color},
+        )
+    fill.update_layout(
+        title="Realized fill rate per replay period",
+        yaxis={"tickformat": ".1%"},
+        height=340,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h"},
+    )
+    money_fig.update_layout(
+        title="Cumulative cost: lost sales value + transfer spend",
+        yaxis={"tickformat": "$,.0f"},
+        height=340,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h"},
+    )
     return fill, money_fig
 
 
@@ -379,10 +576,27 @@ def promise_figure(periods: pd.DataFrame) -> go.Figure:
         if arm == "none":
             continue
         color = ARM_COLORS.get(str(arm), "#0F172A")
-        fig.add_scatter(x=part["period_start"], y=part["realised_net"].cumsum(), mode="lines", name=f"{arm}: realised", line={"color": color})
+        fig.add_scatter(
+            x=part["period_start"],
+            y=part["realised_net"].cumsum(),
+            mode="lines",
+            name=f"{arm}: realised",
+            line={"color": color},
+        )
         if arm != "hindsight":
-            fig.add_scatter(x=part["period_start"], y=part["promised_net"].cumsum(), mode="lines", name=f"{arm}: promised", line={"color": color, "dash": "dash"})
+            fig.add_scatter(
+                x=part["period_start"],
+                y=part["promised_net"].cumsum(),
+                mode="lines",
+                name=f"{arm}: promised",
+                line={"color": color, "dash": "dash"},
+            )
     fig.add_hline(y=0, line={"color": "#64748B", "width": 1})
-    fig.update_layout(title="Promised against realised: cumulative net value against no rebalancing", yaxis={"tickformat": "$,.0f"}, height=360,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    fig.update_layout(
+        title="Promised against realised: cumulative net value against no rebalancing",
+        yaxis={"tickformat": "$,.0f"},
+        height=360,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h"},
+    )
     return fig

@@ -89,10 +89,16 @@ class ForecastResult:
 def _models():
     from statsforecast.models import ADIDA, CrostonSBA, SeasonalExponentialSmoothingOptimized
 
-    return {"SeasESOpt": SeasonalExponentialSmoothingOptimized(season_length=7), "ADIDA": ADIDA(), "CrostonSBA": CrostonSBA()}
+    return {
+        "SeasESOpt": SeasonalExponentialSmoothingOptimized(season_length=7),
+        "ADIDA": ADIDA(),
+        "CrostonSBA": CrostonSBA(),
+    }
 
 
-def demand_matrix(demand: pd.DataFrame, as_of: dt.date, days: int = HISTORY_DAYS) -> tuple[pd.DataFrame, np.ndarray, pd.DatetimeIndex]:
+def demand_matrix(
+    demand: pd.DataFrame, as_of: dt.date, days: int = HISTORY_DAYS
+) -> tuple[pd.DataFrame, np.ndarray, pd.DatetimeIndex]:
     """Dense daily matrix (pairs x days) of the last ``days`` days before ``as_of``; zeros fill gaps."""
     end = pd.Timestamp(as_of)
     first = demand["date"].min()
@@ -122,10 +128,14 @@ def classify(matrix: np.ndarray) -> np.ndarray:
     cv2 = np.where(mean_nz > 0, var_nz / np.maximum(mean_nz, 1e-12) ** 2, 0)
     frequent = adi < 1.32
     steady = cv2 < 0.49
-    return np.select([frequent & steady, frequent & ~steady, ~frequent & steady], ["smooth", "erratic", "intermittent"], "lumpy")
+    return np.select(
+        [frequent & steady, frequent & ~steady, ~frequent & steady], ["smooth", "erratic", "intermittent"], "lumpy"
+    )
 
 
-def _forecast_means(matrix: np.ndarray, dates: pd.DatetimeIndex, horizon: int, model_names: list[str]) -> dict[str, np.ndarray]:
+def _forecast_means(
+    matrix: np.ndarray, dates: pd.DatetimeIndex, horizon: int, model_names: list[str]
+) -> dict[str, np.ndarray]:
     """Mean forecast over ``horizon`` per row for each model (statsforecast, chunked)."""
     from statsforecast import StatsForecast
 
@@ -134,7 +144,13 @@ def _forecast_means(matrix: np.ndarray, dates: pd.DatetimeIndex, horizon: int, m
     n_days = matrix.shape[1]
     for start in range(0, len(matrix), CHUNK_SERIES):
         block = matrix[start : start + CHUNK_SERIES]
-        frame = pd.DataFrame({"unique_id": np.repeat(np.arange(len(block)), n_days), "ds": np.tile(dates.values, len(block)), "y": block.ravel().astype(np.float64)})
+        frame = pd.DataFrame(
+            {
+                "unique_id": np.repeat(np.arange(len(block)), n_days),
+                "ds": np.tile(dates.values, len(block)),
+                "y": block.ravel().astype(np.float64),
+            }
+        )
         sf = StatsForecast(models=[models[n] for n in model_names], freq="D", n_jobs=1)
         fc = sf.forecast(df=frame, h=horizon)
         means = fc.groupby("unique_id")[[models[n].alias for n in model_names]].mean()
@@ -143,7 +159,9 @@ def _forecast_means(matrix: np.ndarray, dates: pd.DatetimeIndex, horizon: int, m
     return out
 
 
-def _mase_and_bias(actual: np.ndarray, forecast_mean: np.ndarray, scale: np.ndarray) -> tuple[float | None, float | None]:
+def _mase_and_bias(
+    actual: np.ndarray, forecast_mean: np.ndarray, scale: np.ndarray
+) -> tuple[float | None, float | None]:
     mae = np.abs(actual - forecast_mean[:, None]).mean(axis=1)
     ok = scale > 0
     mase = float(np.mean(mae[ok] / scale[ok])) if ok.any() else None
@@ -163,7 +181,16 @@ def forecast_demand(
     os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
     pairs, matrix, dates = demand_matrix(demand, as_of)
     if len(pairs) == 0:
-        empty = pd.DataFrame({"site_id": pairs.get("site_id"), "sku_id": pairs.get("sku_id"), "mean_daily": [], "std_daily": [], "method": [], "pattern": []})
+        empty = pd.DataFrame(
+            {
+                "site_id": pairs.get("site_id"),
+                "sku_id": pairs.get("sku_id"),
+                "mean_daily": [],
+                "std_daily": [],
+                "method": [],
+                "pattern": [],
+            }
+        )
         empty = empty.assign(**{c: pd.Series(dtype=float) for c in SPREAD_COLUMNS}, origins=pd.Series(dtype="int64"))
         return ForecastResult(empty, "no demand history", None)
     patterns = classify(matrix)
@@ -241,7 +268,9 @@ class Spread:
     calibration: dict[str, float | None]
 
 
-def horizon_errors(matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray, horizons: tuple[int, ...] = SPREAD_HORIZONS) -> Spread:
+def horizon_errors(
+    matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray, horizons: tuple[int, ...] = SPREAD_HORIZONS
+) -> Spread:
     """Measured error of H-day totals per series, shrunk toward its group (module doc).
 
     ``calibration`` (for H = 28, or the longest horizon with origins): the share
@@ -253,7 +282,15 @@ def horizon_errors(matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray
     std_daily = np.asarray(std_daily, dtype=float)
     groups = np.asarray(groups)
     out = {"origins": np.zeros(n, dtype=np.int64)}
-    calibration: dict[str, float | None] = {"horizon_days": None, "origins": 0, "spread_ratio_median": None, "inside80_sd": None, "inside95_sd": None, "inside80_measured": None, "inside95_measured": None}
+    calibration: dict[str, float | None] = {
+        "horizon_days": None,
+        "origins": 0,
+        "spread_ratio_median": None,
+        "inside80_sd": None,
+        "inside95_sd": None,
+        "inside80_measured": None,
+        "inside95_measured": None,
+    }
     cum = np.zeros((n, days + 1))
     np.cumsum(matrix, axis=1, dtype=float, out=cum[:, 1:])
     checked = 28 if 28 in horizons else horizons[-1]
@@ -276,7 +313,7 @@ def horizon_errors(matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray
             shrunk[rows] = (k * mse[rows] + SHRINK_ORIGINS * ratio * base[rows]) / (k + SHRINK_ORIGINS)
         out[f"err_{H}"] = np.sqrt(shrunk)
         out["origins"] = np.maximum(out["origins"], k)
-        if H == checked:
+        if checked == H:
             from scipy.stats import norm
 
             active = forecast + actual > 0  # series with no demand at all say nothing about calibration
@@ -285,12 +322,16 @@ def horizon_errors(matrix: np.ndarray, std_daily: np.ndarray, groups: np.ndarray
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.sqrt(shrunk) / np.sqrt(base)
             ok = np.isfinite(ratio) & (base > 0)
-            calibration.update(horizon_days=H, origins=int(k), spread_ratio_median=float(np.median(ratio[ok])) if ok.any() else None)
+            calibration.update(
+                horizon_days=H, origins=int(k), spread_ratio_median=float(np.median(ratio[ok])) if ok.any() else None
+            )
             for level in (0.80, 0.95):
                 z = float(norm.ppf(0.5 + level / 2))
                 for name, sigma in (("sd", sd_sigma), ("measured", measured)):
                     inside = np.abs(err) <= z * sigma + 1e-9
-                    calibration[f"inside{int(level * 100)}_{name}"] = float(inside[active].mean()) if active.any() else None
+                    calibration[f"inside{int(level * 100)}_{name}"] = (
+                        float(inside[active].mean()) if active.any() else None
+                    )
     cols = {c: np.round(out.get(c, np.full(n, np.nan)), 5) for c in SPREAD_COLUMNS}
     return Spread(pd.DataFrame({**cols, "origins": out["origins"]}), calibration)
 
@@ -303,7 +344,9 @@ def spread_at(errors: pd.DataFrame, horizon: np.ndarray) -> np.ndarray:
     NaN where nothing was measured.
     """
     hs = np.asarray(SPREAD_HORIZONS, dtype=float)
-    grid = np.column_stack([errors[c].to_numpy(float) if c in errors else np.full(len(errors), np.nan) for c in SPREAD_COLUMNS])
+    grid = np.column_stack(
+        [errors[c].to_numpy(float) if c in errors else np.full(len(errors), np.nan) for c in SPREAD_COLUMNS]
+    )
     H = np.asarray(horizon, dtype=float) * np.ones(len(grid))
     for c in range(1, len(hs)):  # a horizon the history was too short for: from the one below, as if independent
         grid[:, c] = np.where(np.isnan(grid[:, c]), grid[:, c - 1] * np.sqrt(hs[c] / hs[c - 1]), grid[:, c])
@@ -312,10 +355,10 @@ def spread_at(errors: pd.DataFrame, horizon: np.ndarray) -> np.ndarray:
     j = np.clip(np.searchsorted(hs, H) - 1, 0, len(hs) - 2)
     w = (np.log(np.clip(H, hs[0], hs[-1])) - np.log(hs[j])) / (np.log(hs[j + 1]) - np.log(hs[j]))
     out = np.exp(logg[rows, j] + w * (logg[rows, j + 1] - logg[rows, j]))
-    below = H < hs[0]
+    below = hs[0] > H
     out[below] = (grid[:, 0] * np.sqrt(H / hs[0]))[below]
     slope = np.clip((logg[:, -1] - logg[:, -2]) / (np.log(hs[-1]) - np.log(hs[-2])), 0.5, 1.0)
-    above = H > hs[-1]
+    above = hs[-1] < H
     out[above] = (grid[:, -1] * (H / hs[-1]) ** slope)[above]
     out = np.where(out < 1e-9, 0.0, out)
     return out
@@ -344,8 +387,17 @@ def with_measured_spread(forecast: pd.DataFrame, demand: pd.DataFrame, as_of: dt
 def calibration_table(calibration: dict) -> pd.DataFrame:
     """Share of actual H-day totals inside the central 80 % and 95 % intervals, by spread used (Data page)."""
     rows = []
-    for name, label in (("sd", "sd x sqrt(H): days independent"), ("measured", "measured error of H-day totals (planning)")):
-        rows.append({"spread": label, "inside 80 % interval": calibration.get(f"inside80_{name}"), "inside 95 % interval": calibration.get(f"inside95_{name}")})
+    for name, label in (
+        ("sd", "sd x sqrt(H): days independent"),
+        ("measured", "measured error of H-day totals (planning)"),
+    ):
+        rows.append(
+            {
+                "spread": label,
+                "inside 80 % interval": calibration.get(f"inside80_{name}"),
+                "inside 95 % interval": calibration.get(f"inside95_{name}"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -354,5 +406,7 @@ def calibration_sentence(calibration: dict) -> str:
     ratio = calibration.get("spread_ratio_median")
     text = f"Actual {calibration['horizon_days']}-day totals against the rolling forecast: a well-calibrated spread holds 80 % and 95 % of them inside its intervals."
     if ratio:
-        text += f" The measured spread is {ratio:.1f}x what independent days imply (median series), and planning uses it."
+        text += (
+            f" The measured spread is {ratio:.1f}x what independent days imply (median series), and planning uses it."
+        )
     return text

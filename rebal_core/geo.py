@@ -87,7 +87,9 @@ def derive_lanes(sites: pd.DataFrame, card: RateCard) -> pd.DataFrame:
             "to_site_id": ids[j],
             "lead_time_days": np.round(card.handling_days + road_km / card.km_per_day, 2),
             "cost_per_unit": np.round(card.handling_cost_per_unit + card.cost_per_unit_km * road_km, 4),
-            "cost_per_truck": np.round(card.truck_cost_fixed + card.truck_cost_per_km * road_km, 2) if has_trucks else 0.0,
+            "cost_per_truck": np.round(card.truck_cost_fixed + card.truck_cost_per_km * road_km, 2)
+            if has_trucks
+            else 0.0,
             "truck_capacity": card.truck_capacity if has_trucks else np.nan,
             "max_units": np.nan,
             "road_km": np.round(road_km, 1),

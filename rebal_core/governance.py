@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 PLAN_STATES = ("draft", "in_review", "approved", "released", "received")
-STATE_WORDS = {"draft": "a draft", "in_review": "in review", "approved": "approved", "released": "released", "received": "received"}
+STATE_WORDS = {
+    "draft": "a draft",
+    "in_review": "in review",
+    "approved": "approved",
+    "released": "released",
+    "received": "received",
+}
 LINE_STATUSES = ("proposed", "approved", "rejected", "firm")
 
 # event -> (from states, to state, required permission)
@@ -109,10 +115,16 @@ class Policy:
 
     def problems(self) -> list[str]:
         out = []
-        for where, t in [("default", self.default), *((f"lane {k}", v) for k, v in self.lanes.items()), *((f"category {k}", v) for k, v in self.categories.items())]:
+        for where, t in [
+            ("default", self.default),
+            *((f"lane {k}", v) for k, v in self.lanes.items()),
+            *((f"category {k}", v) for k, v in self.categories.items()),
+        ]:
             for name in ("line_value", "line_cost"):
                 v = getattr(t, name)
-                if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0):
+                if v is not None and (
+                    not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0
+                ):
                     out.append(f"{where}: {name} must be a number >= 0 or empty, got {v!r}")
         return out
 
@@ -143,7 +155,11 @@ class Policy:
         ``lines`` needs lane_id (or from/to site ids), category, value and cost columns.
         """
         n = len(lines)
-        lane = lines["lane_id"] if "lane_id" in lines else lines["from_site_id"].astype(str) + ">" + lines["to_site_id"].astype(str)
+        lane = (
+            lines["lane_id"]
+            if "lane_id" in lines
+            else lines["from_site_id"].astype(str) + ">" + lines["to_site_id"].astype(str)
+        )
         needs = np.zeros(n, dtype=bool)
         rules: list[list[str]] = [[] for _ in range(n)]
         for name, column, label in (("line_value", "value", "line value"), ("line_cost", "cost", "line cost")):
@@ -163,4 +179,6 @@ class Policy:
             needs |= over
             for i in np.flatnonzero(over):
                 rules[i].append(f"{label} ${amount[i]:,.0f} > ${limit[i]:,.0f} ({source[i]}, policy v{self.version})")
-        return pd.DataFrame({"needs_approval": needs, "approval_rule": ["; ".join(r) for r in rules]}, index=lines.index)
+        return pd.DataFrame(
+            {"needs_approval": needs, "approval_rule": ["; ".join(r) for r in rules]}, index=lines.index
+        )

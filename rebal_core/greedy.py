@@ -50,7 +50,9 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     if not len(short) or not len(donors):
         return empty
 
-    pairs = pd.DataFrame({"dst": short, "sku": sku[short]}).merge(pd.DataFrame({"src": donors, "sku": sku[donors]}), on="sku")
+    pairs = pd.DataFrame({"dst": short, "sku": sku[short]}).merge(
+        pd.DataFrame({"src": donors, "sku": sku[donors]}), on="sku"
+    )
     pairs["lane"] = lane_lookup(lanes, len(problem.sites))[site[pairs["src"]], site[pairs["dst"]]]
     pairs = pairs[pairs["lane"] >= 0]
     pairs = pairs[~banned(problem, pairs["src"].to_numpy(), pairs["dst"].to_numpy())]
@@ -76,7 +78,9 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     volume = pos["unit_volume"].to_numpy(float)
     cost_of = _position_cost_fn(pos)
     out = []
-    for dst, src, lane, cpu in zip(pairs["dst"].tolist(), pairs["src"].tolist(), pairs["lane"].tolist(), pairs["cpu"].tolist()):
+    for dst, src, lane, cpu in zip(
+        pairs["dst"].tolist(), pairs["src"].tolist(), pairs["lane"].tolist(), pairs["cpu"].tolist()
+    ):
         pk = int(pack[dst])
         need = T[dst] - P[dst]
         if need <= 0:

@@ -17,7 +17,9 @@ from rebal_core.positions import Network, build_positions, kpis
 from rebal_core.scenario import Scenario
 
 
-def line_outcomes(released: pd.DataFrame, planned_before: pd.DataFrame, planned_after: pd.DataFrame, later: Network) -> pd.DataFrame:
+def line_outcomes(
+    released: pd.DataFrame, planned_before: pd.DataFrame, planned_after: pd.DataFrame, later: Network
+) -> pd.DataFrame:
     """One row per released line: planned and actual positions at its receiver and donor, and whether the stockout was avoided.
 
     ``released``: transfer_id, sku_id, from_site_id, to_site_id, qty; ``planned_before/after``: positions tables of the
@@ -53,6 +55,16 @@ def snapshot_trend(snapshots: list[tuple[str, Network]], scenario: Scenario = Sc
         pos = build_positions(net, scenario)
         k = kpis(pos)
         annual = float((pos["mean_daily"] * pos["unit_cost"]).sum() * 365)
-        rows.append({"snapshot": name, "as_of": net.as_of, "network_cost": k["network_cost"], "fill_rate": k["fill_rate"], "shortage_value": k["shortage_value"],
-                     "excess_value": k["excess_value"], "stock_value": k["stock_value"], "turns": annual / k["stock_value"] if k["stock_value"] > 0 else np.nan})
+        rows.append(
+            {
+                "snapshot": name,
+                "as_of": net.as_of,
+                "network_cost": k["network_cost"],
+                "fill_rate": k["fill_rate"],
+                "shortage_value": k["shortage_value"],
+                "excess_value": k["excess_value"],
+                "stock_value": k["stock_value"],
+                "turns": annual / k["stock_value"] if k["stock_value"] > 0 else np.nan,
+            }
+        )
     return pd.DataFrame(rows).sort_values("as_of").reset_index(drop=True)

@@ -27,7 +27,10 @@ def simulate(before: pd.DataFrame, after: pd.DataFrame, draws: int = 500, seed: 
     live = (mu > 0) | (sigma > 0)  # positions without demand lose nothing
     mu, sigma, p, P0, P1 = mu[live], sigma[live], p[live], P0[live], P1[live]
     rng = np.random.default_rng(seed)
-    out = {k: np.empty(draws) for k in ("fill_rate_before", "fill_rate_after", "shortage_cost_before", "shortage_cost_after", "demand")}
+    out = {
+        k: np.empty(draws)
+        for k in ("fill_rate_before", "fill_rate_after", "shortage_cost_before", "shortage_cost_after", "demand")
+    }
     block = max(1, BLOCK_CELLS // max(1, len(mu)))
     for start in range(0, draws, block):
         n = min(block, draws - start)

@@ -73,6 +73,7 @@ from rebal_core.planning import (
     build_problem,
     evaluate,
     explain,
+    in_scope,
     lines_from_arcs,
     over_budget,
     plan_lines,
@@ -81,7 +82,6 @@ from rebal_core.planning import (
     repriced,
     violations,
 )
-from rebal_core.planning import in_scope
 from rebal_core.positions import Network, is_expected, marginal_cost
 from rebal_core.scenario import Scenario
 
@@ -96,7 +96,9 @@ PRICE_START_SCALE = 0.5  # of the break-even prices: the first bound rose at 0.5
 BINDING_SHARE = 0.9  # a resource the greedy rule fills to this share of its capacity is taken as binding
 TRUCK_ROUNDS = 3
 REFLOW_ROUNDS = 3
-GATED_OVER_PER_SKU = 2.0  # the gated flow took 1.0-1.6x the per-sku relaxation (sample, 50 x 5,000), 2.8x on stress.coupled_network
+GATED_OVER_PER_SKU = (
+    2.0  # the gated flow took 1.0-1.6x the per-sku relaxation (sample, 50 x 5,000), 2.8x on stress.coupled_network
+)
 SCIP_PARAMETERS = "limits/gap = 1e-9\nlimits/absgap = 1e-6\ndisplay/verblevel = 0"
 
 
@@ -215,7 +217,9 @@ def _segments(problem: PlanningProblem, rows: np.ndarray, base: np.ndarray, pack
         s_a, s_b = slope[a], slope[b]
         with np.errstate(divide="ignore", invalid="ignore"):
             chord = np.clip(cost / pack[which], s_a, s_b)
-            seg_err = np.where((s_b > s_a) & (width > 1), (chord - s_a) * (s_b - chord) * length / (s_b - s_a), 0.0)  # one step: exact
+            seg_err = np.where(
+                (s_b > s_a) & (width > 1), (chord - s_a) * (s_b - chord) * length / (s_b - s_a), 0.0
+            )  # one step: exact
         np.maximum.at(error, which, seg_err)
     return which, width, cost, error
 
@@ -286,7 +290,15 @@ def flow_batch(
                 if end > start:
                     part = order[start:end]
                     try:
-                        f, v, s = flow_batch(problem, arc_idx[part], copy[part], cost_per_pack, scale=scale, lower=None if lower is None else lower[part], deadline=deadline)
+                        f, v, s = flow_batch(
+                            problem,
+                            arc_idx[part],
+                            copy[part],
+                            cost_per_pack,
+                            scale=scale,
+                            lower=None if lower is None else lower[part],
+                            deadline=deadline,
+                        )
                     except OutOfTime:
                         done = np.zeros(n_copies, dtype=bool)
                         done[copy[order[:start]]] = True
@@ -306,8 +318,12 @@ def flow_batch(
     r_keys, r_of = np.unique(copy.astype(np.int64) * width + dst, return_inverse=True)
     donors, d_copy = d_keys % width, d_keys // width
     receivers, r_copy = r_keys % width, r_keys // width
-    supply = np.minimum(problem.donor_packs[donors], np.bincount(d_of, weights=ub, minlength=len(donors))).astype(np.int64)
-    r_cap = np.minimum(problem.receive_packs[receivers], np.bincount(r_of, weights=ub, minlength=len(receivers))).astype(np.int64)
+    supply = np.minimum(problem.donor_packs[donors], np.bincount(d_of, weights=ub, minlength=len(donors))).astype(
+        np.int64
+    )
+    r_cap = np.minimum(
+        problem.receive_packs[receivers], np.bincount(r_of, weights=ub, minlength=len(receivers))
+    ).astype(np.int64)
     forced = np.zeros(len(arc_idx), dtype=np.int64) if lower is None else np.minimum(lower, ub).astype(np.int64)
     d_forced = np.bincount(d_of, weights=forced, minlength=len(donors)).astype(np.int64)
     r_forced = np.bincount(r_of, weights=forced, minlength=len(receivers)).astype(np.int64)
@@ -343,7 +359,9 @@ def flow_batch(
     supplies[sink] = -int(supply.sum())
     for _ in range(6):
         flow = min_cost_flow.SimpleMinCostFlow()
-        flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32), caps, np.round(cost * scale).astype(np.int64))
+        flow.add_arcs_with_capacity_and_unit_cost(
+            tails.astype(np.int32), heads.astype(np.int32), caps, np.round(cost * scale).astype(np.int64)
+        )
         flow.set_nodes_supplies(np.arange(n_nodes, dtype=np.int32), supplies)
         status = flow.solve()
         if status != flow.BAD_COST_RANGE:
@@ -353,12 +371,16 @@ def flow_batch(
         raise RuntimeError(f"min-cost flow failed with status {status}")
     f = flow.flows(np.arange(len(tails), dtype=np.int32)).astype(float)
     offsets = position_cost(pos, d_base, donors) - position_cost(pos, P0[donors], donors)
-    value = np.bincount(owner, weights=f * cost, minlength=n_copies) + np.bincount(d_copy, weights=offsets, minlength=n_copies)
+    value = np.bincount(owner, weights=f * cost, minlength=n_copies) + np.bincount(
+        d_copy, weights=offsets, minlength=n_copies
+    )
     value += np.bincount(copy, weights=forced * cost_per_pack[arc_idx], minlength=n_copies)
     # Each unit of supply crosses at most two arcs; any flow's rounded cost is within 0.5/scale per arc.
     # Plus the linearisation's largest error per position (expected objective, see _segments).
     slack = 2.0 * np.bincount(d_copy, weights=supply, minlength=n_copies) / scale
-    slack += np.bincount(d_copy, weights=derr, minlength=n_copies) + np.bincount(r_copy, weights=rerr, minlength=n_copies)
+    slack += np.bincount(d_copy, weights=derr, minlength=n_copies) + np.bincount(
+        r_copy, weights=rerr, minlength=n_copies
+    )
     return f[: len(arc_idx)].astype(np.int64) + forced, value, slack
 
 
@@ -378,7 +400,9 @@ def _larger_side(problem, arc_idx, copy, flows, cost_per_pack, conflict_keys, sh
     rows, owner = keys % width, keys // width
     P0 = problem.positions["position"].to_numpy(float)[rows]
     delta = position_cost(problem.positions, P0 + change, rows) - position_cost(problem.positions, P0, rows)
-    value = np.bincount(copy, weights=repaired * cost_per_pack[arc_idx], minlength=n_copies) + np.bincount(owner, weights=delta, minlength=n_copies)
+    value = np.bincount(copy, weights=repaired * cost_per_pack[arc_idx], minlength=n_copies) + np.bincount(
+        owner, weights=delta, minlength=n_copies
+    )
     return value, repaired
 
 
@@ -455,7 +479,14 @@ def solve_skus(
         copy = np.concatenate(copy_parts)
         undone = np.zeros(len(branches), dtype=bool)
         try:
-            flows, value, slack = flow_batch(problem, arc_idx, copy, cost_per_pack, lower=None if lower is None else lower[arc_idx], deadline=deadline)
+            flows, value, slack = flow_batch(
+                problem,
+                arc_idx,
+                copy,
+                cost_per_pack,
+                lower=None if lower is None else lower[arc_idx],
+                deadline=deadline,
+            )
         except OutOfTime as stop:
             if stop.partial is None:
                 raise
@@ -481,12 +512,16 @@ def solve_skus(
         # Per conflict: units shipped and received, to branch on the position with most flow both ways.
         shipped_units = pd.Series(units[used]).groupby(out_key[used]).sum()
         received_units = pd.Series(units[used]).groupby(in_key[used]).sum()
-        both_ways = np.minimum(shipped_units.reindex(conflict_keys).to_numpy(), received_units.reindex(conflict_keys).to_numpy())
+        both_ways = np.minimum(
+            shipped_units.reindex(conflict_keys).to_numpy(), received_units.reindex(conflict_keys).to_numpy()
+        )
         # The best conflict of each copy (keys sort by copy, then row).
         order = np.lexsort((-both_ways, conflict_keys // width))
         first = order[np.r_[True, np.diff((conflict_keys // width)[order]) != 0]] if len(order) else order
         branch_row = dict(zip((conflict_keys[first] // width).tolist(), (conflict_keys[first] % width).tolist()))
-        incumbent, repaired = _larger_side(problem, arc_idx, copy, flows, cost_per_pack, conflict_keys, shipped_units, received_units, len(branches))
+        incumbent, repaired = _larger_side(
+            problem, arc_idx, copy, flows, cost_per_pack, conflict_keys, shipped_units, received_units, len(branches)
+        )
         children: list[tuple[float, tuple]] = []
         bounds = np.searchsorted(copy, np.arange(len(branches) + 1))  # copy ids are grouped in order
         for c, (s, no_ship, no_recv) in enumerate(branches):
@@ -526,7 +561,7 @@ def solve_skus(
             else:
                 leaf_bound[s] = min(leaf_bound[s], lb)
     unresolved = sum(1 for s in skus if np.isfinite(leaf_bound[int(s)]))
-    for s, (idx, f) in best_entries.items():
+    for idx, f in best_entries.values():
         packs[idx] = f
     total = problem.cost_before + sum(best_value.values())
     # The optimum of a sku lies in a pruned branch (>= its bound >= the best value), a finished
@@ -599,9 +634,15 @@ def packs_on_arcs(problem: PlanningProblem, lines: pd.DataFrame) -> np.ndarray:
     packs = np.zeros(len(arcs), dtype=np.int64)
     if lines is None or not len(lines):
         return packs
-    row = pd.Series(np.arange(len(pos)), index=pd.MultiIndex.from_arrays([pos["site_id"].to_numpy(), pos["sku_id"].to_numpy()]))
-    src = row.reindex(pd.MultiIndex.from_arrays([lines["from_site_id"].astype(str), lines["sku_id"].astype(str)])).to_numpy()
-    dst = row.reindex(pd.MultiIndex.from_arrays([lines["to_site_id"].astype(str), lines["sku_id"].astype(str)])).to_numpy()
+    row = pd.Series(
+        np.arange(len(pos)), index=pd.MultiIndex.from_arrays([pos["site_id"].to_numpy(), pos["sku_id"].to_numpy()])
+    )
+    src = row.reindex(
+        pd.MultiIndex.from_arrays([lines["from_site_id"].astype(str), lines["sku_id"].astype(str)])
+    ).to_numpy()
+    dst = row.reindex(
+        pd.MultiIndex.from_arrays([lines["to_site_id"].astype(str), lines["sku_id"].astype(str)])
+    ).to_numpy()
     width = len(pos)
     key = pd.Series(np.arange(len(arcs)), index=arcs.src.astype(np.int64) * width + arcs.dst)
     ok = ~(np.isnan(src) | np.isnan(dst))
@@ -612,7 +653,13 @@ def packs_on_arcs(problem: PlanningProblem, lines: pd.DataFrame) -> np.ndarray:
     return packs
 
 
-def initial_prices(problem: PlanningProblem, res: Resources, costs: np.ndarray, binding: np.ndarray | None = None, scale: float = PRICE_START_SCALE) -> np.ndarray:
+def initial_prices(
+    problem: PlanningProblem,
+    res: Resources,
+    costs: np.ndarray,
+    binding: np.ndarray | None = None,
+    scale: float = PRICE_START_SCALE,
+) -> np.ndarray:
     """Starting prices for the Lagrangian: per binding resource, the gain per unit of use at which
     the candidate arcs' demand on it meets its capacity (a knapsack's break-even ratio).
 
@@ -682,10 +729,23 @@ def unit_view(problem: PlanningProblem) -> PlanningProblem:
     units = replace(arcs, pack=np.ones_like(arcs.pack), ub=arcs.ub * arcs.pack, min_packs=np.ones_like(arcs.min_packs))
     positions = problem.positions.assign(pack_size=1)
     receive = np.where(np.isfinite(problem.receive_packs), problem.receive_packs * pack, np.inf)
-    return replace(problem, arcs=units, positions=positions, donor_packs=problem.donor_packs * pack, receive_packs=receive, ship_packs=problem.ship_packs * pack)
+    return replace(
+        problem,
+        arcs=units,
+        positions=positions,
+        donor_packs=problem.donor_packs * pack,
+        receive_packs=receive,
+        ship_packs=problem.ship_packs * pack,
+    )
 
 
-def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: np.ndarray, lower: np.ndarray | None = None, deadline: float | None = None) -> np.ndarray:
+def gated_plan(
+    problem: PlanningProblem,
+    roles_from: np.ndarray,
+    cost_per_pack: np.ndarray,
+    lower: np.ndarray | None = None,
+    deadline: float | None = None,
+) -> np.ndarray:
     """A plan whose receipts respect every receive capacity exactly: one flow in units through site gates.
 
     Rule 4 is kept by fixing roles from ``roles_from`` (who shipped only ships,
@@ -698,7 +758,15 @@ def gated_plan(problem: PlanningProblem, roles_from: np.ndarray, cost_per_pack: 
     keep = np.flatnonzero(~received[arcs.src] & ~shipped[arcs.dst])
     view = unit_view(problem)
     forced = None if lower is None else (lower * arcs.pack)[keep]
-    units, _, _ = flow_batch(view, keep, np.zeros(len(keep), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity, lower=forced, deadline=deadline)
+    units, _, _ = flow_batch(
+        view,
+        keep,
+        np.zeros(len(keep), dtype=np.int64),
+        cost_per_pack / arcs.pack,
+        gates=problem.receive_capacity,
+        lower=forced,
+        deadline=deadline,
+    )
     packs = np.zeros(len(arcs), dtype=np.int64)
     packs[keep] = units // arcs.pack[keep]
     return packs
@@ -728,11 +796,25 @@ def relax(problem: PlanningProblem, cost_per_pack: np.ndarray, gated: bool, dead
         return Relaxed(solved.packs, solved.bound)
     arcs = problem.arcs
     every = np.arange(len(arcs))
-    units, value, slack = flow_batch(unit_view(problem), every, np.zeros(len(arcs), dtype=np.int64), cost_per_pack / arcs.pack, gates=problem.receive_capacity, deadline=deadline)
+    units, value, slack = flow_batch(
+        unit_view(problem),
+        every,
+        np.zeros(len(arcs), dtype=np.int64),
+        cost_per_pack / arcs.pack,
+        gates=problem.receive_capacity,
+        deadline=deadline,
+    )
     return Relaxed(units / arcs.pack, problem.cost_before + float(value.sum() - slack.sum()))
 
 
-def search(problem: PlanningProblem, deadline: float, progress: Progress, check_cancel: Callable[[], None], repair_seconds: float = 0.0, rule: pd.DataFrame | None = None) -> Search:
+def search(
+    problem: PlanningProblem,
+    deadline: float,
+    progress: Progress,
+    check_cancel: Callable[[], None],
+    repair_seconds: float = 0.0,
+    rule: pd.DataFrame | None = None,
+) -> Search:
     """Stages 1 and 2: a Lagrangian bound with a plan from every few solves, then truck slope scaling.
 
     Receive capacities are exact in the gated relaxation; lane max units and
@@ -757,7 +839,9 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     # The first relaxation may take longer: without it the search has neither a plan of its own nor
     # a bound, and a repair that would not finish is skipped anyway (``consider``).
     first_end = started + 0.75 * (deadline - started)
-    best = Search(np.zeros(len(arcs), dtype=np.int64), problem.cost_before, 0.0, np.zeros(len(arcs)), 0)  # costs are >= 0: 0 bounds any plan
+    best = Search(
+        np.zeros(len(arcs), dtype=np.int64), problem.cost_before, 0.0, np.zeros(len(arcs)), 0
+    )  # costs are >= 0: 0 bounds any plan
 
     def consider(packs: np.ndarray) -> np.ndarray:
         """Repair, score, keep if best; returns the repaired plan (the next step starts from it).
@@ -785,13 +869,19 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
     binding = None
     if rule is not None and len(everything.capacity):
         binding = everything.usage @ packs_on_arcs(problem, rule) >= BINDING_SHARE * everything.capacity
-    lam_first = initial_prices(problem, everything, base, binding) if binding is not None else np.zeros(len(everything.capacity))
+    lam_first = (
+        initial_prices(problem, everything, base, binding)
+        if binding is not None
+        else np.zeros(len(everything.capacity))
+    )
     if gated:
         try:
             t_step = time.perf_counter()
             first = relax(problem, base + everything.usage.T @ lam_first, False, deadline=first_end)
             step = time.perf_counter() - t_step
-            best.bound = max(best.bound, first.bound - float(lam_first @ everything.capacity))  # receive capacities priced: still a relaxation
+            best.bound = max(
+                best.bound, first.bound - float(lam_first @ everything.capacity)
+            )  # receive capacities priced: still a relaxation
             consider(np.floor(first.packs + 1e-9).astype(np.int64))
         except OutOfTime:
             return best
@@ -838,7 +928,9 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
             g = (res.usage @ relaxed.packs - res.capacity) if len(lam) else np.zeros(0)
             if (k % 2 == 0 or (g <= 1e-9).all()) and relaxed is not first:
                 consider(np.floor(relaxed.packs + 1e-9).astype(np.int64))
-            progress(0.05 + 0.35 * (k + 1) / rounds, f"bound {best.bound:,.0f}, best plan {best.cost:,.0f} (round {k + 1})")
+            progress(
+                0.05 + 0.35 * (k + 1) / rounds, f"bound {best.bound:,.0f}, best plan {best.cost:,.0f} (round {k + 1})"
+            )
             check_cancel()
             # Rounds end on their own (stalled bound, round cap) so a plan does not depend on
             # the machine's speed; the time limit only cuts in when it must.
@@ -856,7 +948,9 @@ def search(problem: PlanningProblem, deadline: float, progress: Progress, check_
         for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
             if time.perf_counter() + 1.2 * step > deadline:
                 break
-            current = consider(reflow(problem, current, plain + best.price + truck_slopes(problem, current), deadline=deadline))
+            current = consider(
+                reflow(problem, current, plain + best.price + truck_slopes(problem, current), deadline=deadline)
+            )
         # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
         # last plan (not the best), a fixed number of times, so the search is reproducible.
         current = best.packs  # after re-flow
@@ -891,7 +985,11 @@ class _Ledger:
         """Cost saved by moving ``q_units`` on arcs ``a`` from donor position ``ps`` and receiver position ``pd_``."""
         s, d = self.arcs.src[a], self.arcs.dst[a]
         f = self.columns
-        return (position_cost(f, ps, s) - position_cost(f, ps - q_units, s)) + (position_cost(f, pd_, d) - position_cost(f, pd_ + q_units, d)) - q_units * self.arcs.cost_per_unit[a]
+        return (
+            (position_cost(f, ps, s) - position_cost(f, ps - q_units, s))
+            + (position_cost(f, pd_, d) - position_cost(f, pd_ + q_units, d))
+            - q_units * self.arcs.cost_per_unit[a]
+        )
 
     def benefit(self, a, q_units):
         """Cost saved by adding a line of ``q_units`` on arc(s) ``a`` to the plan as it stands (before trucks)."""
@@ -1128,12 +1226,22 @@ def solve_mip(
     # Variables: x (packs) | y (line on) | u, v (target) or c (expected) per touched position | s (role) | t (trucks)
     var_lb, var_ub, obj, integral = [], [], [], []
     x0 = 0
-    var_lb.append(np.zeros(A)), var_ub.append(arcs.ub.astype(float)), obj.append(arcs.pack * arcs.cost_per_unit), integral.append(np.ones(A, bool))
+    (
+        var_lb.append(np.zeros(A)),
+        var_ub.append(arcs.ub.astype(float)),
+        obj.append(arcs.pack * arcs.cost_per_unit),
+        integral.append(np.ones(A, bool)),
+    )
     n_vars = A
     need_y = sc.cost_per_move > 0 or (arcs.min_packs > 1).any()
     if need_y:
         y0 = n_vars
-        var_lb.append(np.zeros(A)), var_ub.append(np.ones(A)), obj.append(np.full(A, sc.cost_per_move)), integral.append(np.ones(A, bool))
+        (
+            var_lb.append(np.zeros(A)),
+            var_ub.append(np.ones(A)),
+            obj.append(np.full(A, sc.cost_per_move)),
+            integral.append(np.ones(A, bool)),
+        )
         n_vars += A
         ar = np.arange(A)
         add(np.r_[ar, ar], np.r_[x0 + ar, y0 + ar], np.r_[np.ones(A), -arcs.ub], np.full(A, -np.inf), np.zeros(A))
@@ -1151,16 +1259,36 @@ def solve_mip(
         X = pos["excess_level"].to_numpy(float)[touched]
         n_vars += 2 * Q
         var_lb.append(np.zeros(2 * Q)), var_ub.append(np.full(2 * Q, np.inf))
-        obj.append(np.r_[pos["p"].to_numpy(float)[touched], pos["h"].to_numpy(float)[touched]]), integral.append(np.zeros(2 * Q, bool))
+        (
+            obj.append(np.r_[pos["p"].to_numpy(float)[touched], pos["h"].to_numpy(float)[touched]]),
+            integral.append(np.zeros(2 * Q, bool)),
+        )
         # u_q + pack*(in - out) >= T - P0 ;  v_q - pack*(in - out) >= P0 - X
-        add(np.r_[np.arange(Q), q_dst, q_src], np.r_[u0 + np.arange(Q), ar, ar], np.r_[np.ones(Q), pk, -pk], T - P0, np.full(Q, np.inf))
-        add(np.r_[np.arange(Q), q_dst, q_src], np.r_[u0 + Q + np.arange(Q), ar, ar], np.r_[np.ones(Q), -pk, pk], P0 - X, np.full(Q, np.inf))
+        add(
+            np.r_[np.arange(Q), q_dst, q_src],
+            np.r_[u0 + np.arange(Q), ar, ar],
+            np.r_[np.ones(Q), pk, -pk],
+            T - P0,
+            np.full(Q, np.inf),
+        )
+        add(
+            np.r_[np.arange(Q), q_dst, q_src],
+            np.r_[u0 + Q + np.arange(Q), ar, ar],
+            np.r_[np.ones(Q), -pk, pk],
+            P0 - X,
+            np.full(Q, np.inf),
+        )
     else:
         # Expected objective: one cost variable c_q per touched position above tangents of its
         # convex cost, c_q >= f(P_k) + f'(P_k) (P - P_k) at the knots and at P0. Tangents lie
         # under f, so the MIP's bound stays a lower bound; its plan is scored exactly after.
         n_vars += Q
-        var_lb.append(np.full(Q, -np.inf)), var_ub.append(np.full(Q, np.inf)), obj.append(np.ones(Q)), integral.append(np.zeros(Q, bool))
+        (
+            var_lb.append(np.full(Q, -np.inf)),
+            var_ub.append(np.full(Q, np.inf)),
+            obj.append(np.ones(Q)),
+            integral.append(np.zeros(Q, bool)),
+        )
         points = np.concatenate([cost_knots(pos, touched), P0[:, None]], axis=1)
         tq, tk = np.nonzero(np.isfinite(points))
         Pk = points[tq, tk]
@@ -1176,7 +1304,9 @@ def solve_mip(
             ends = np.searchsorted(sel[order], tq, side="right")
             counts = ends - starts
             rr = np.repeat(tr, counts)
-            arc = order[np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))]
+            arc = order[
+                np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+            ]
             into[sign] = (rr, arc, -sign * gk[rr] * pk[arc])
         add(
             np.r_[tr, into[1.0][0], into[-1.0][0]],
@@ -1193,7 +1323,12 @@ def solve_mip(
     if len(both):
         s0 = n_vars
         n_vars += len(both)
-        var_lb.append(np.zeros(len(both))), var_ub.append(np.ones(len(both))), obj.append(np.zeros(len(both))), integral.append(np.ones(len(both), bool))
+        (
+            var_lb.append(np.zeros(len(both))),
+            var_ub.append(np.ones(len(both))),
+            obj.append(np.zeros(len(both))),
+            integral.append(np.ones(len(both), bool)),
+        )
         b_of = {q: k for k, q in enumerate(both)}
         out_sel = np.flatnonzero(np.isin(q_src, both))
         in_sel = np.flatnonzero(np.isin(q_dst, both))
@@ -1202,8 +1337,20 @@ def solve_mip(
         out_ub = np.bincount(bo, weights=arcs.ub[out_sel], minlength=len(both))
         in_ub = np.bincount(bi, weights=arcs.ub[in_sel], minlength=len(both))
         nb = np.arange(len(both))
-        add(np.r_[bo, nb], np.r_[out_sel, s0 + nb], np.r_[np.ones(len(out_sel)), -out_ub], np.full(len(both), -np.inf), np.zeros(len(both)))
-        add(np.r_[bi, nb], np.r_[in_sel, s0 + nb], np.r_[np.ones(len(in_sel)), in_ub], np.full(len(both), -np.inf), in_ub)
+        add(
+            np.r_[bo, nb],
+            np.r_[out_sel, s0 + nb],
+            np.r_[np.ones(len(out_sel)), -out_ub],
+            np.full(len(both), -np.inf),
+            np.zeros(len(both)),
+        )
+        add(
+            np.r_[bi, nb],
+            np.r_[in_sel, s0 + nb],
+            np.r_[np.ones(len(in_sel)), in_ub],
+            np.full(len(both), -np.inf),
+            in_ub,
+        )
     # Rule 5: trucks on lanes with a truck cost.
     rate = lanes["truck_rate"].to_numpy(float)[arcs.lane]
     trucked = np.flatnonzero(rate > 0)
@@ -1215,9 +1362,20 @@ def solve_mip(
         t_ub = np.ceil(np.bincount(l_of, weights=load * arcs.ub[trucked], minlength=len(truck_lanes)) / cap)
         t0 = n_vars
         n_vars += len(truck_lanes)
-        var_lb.append(np.zeros(len(truck_lanes))), var_ub.append(t_ub), obj.append(lanes["cost_per_truck"].to_numpy(float)[truck_lanes]), integral.append(np.ones(len(truck_lanes), bool))
+        (
+            var_lb.append(np.zeros(len(truck_lanes))),
+            var_ub.append(t_ub),
+            obj.append(lanes["cost_per_truck"].to_numpy(float)[truck_lanes]),
+            integral.append(np.ones(len(truck_lanes), bool)),
+        )
         nl = np.arange(len(truck_lanes))
-        add(np.r_[nl, l_of], np.r_[t0 + nl, trucked], np.r_[cap, -load], np.zeros(len(truck_lanes)), np.full(len(truck_lanes), np.inf))
+        add(
+            np.r_[nl, l_of],
+            np.r_[t0 + nl, trucked],
+            np.r_[cap, -load],
+            np.zeros(len(truck_lanes)),
+            np.full(len(truck_lanes), np.inf),
+        )
         # Disaggregated form (fixed-charge network design): x_a <= min(ub_a, cap / load_a) t.
         # Valid: t = 0 forces x_a = 0; for t >= 1 either x_a <= ub_a <= ub_a t, or
         # x_a load_a <= (lane volume) <= cap t. Not floor(cap / load_a) t: volume is shared
@@ -1226,7 +1384,13 @@ def solve_mip(
         # "trucks = volume / capacity" toward "a used lane needs a truck".
         per_truck = np.minimum(arcs.ub[trucked].astype(float), cap[l_of] / load)
         nt = np.arange(len(trucked))
-        add(np.r_[nt, nt], np.r_[trucked, t0 + l_of], np.r_[np.ones(len(trucked)), -per_truck], np.full(len(trucked), -np.inf), np.zeros(len(trucked)))
+        add(
+            np.r_[nt, nt],
+            np.r_[trucked, t0 + l_of],
+            np.r_[np.ones(len(trucked)), -per_truck],
+            np.full(len(trucked), -np.inf),
+            np.zeros(len(trucked)),
+        )
     # Rules 5-6: lane max units and receive capacity.
     res = resources(problem, arcs)
     cap_rows = [k for k, name in enumerate(res.names) if name != "budget"]
@@ -1240,13 +1404,23 @@ def solve_mip(
         if need_y:
             c_idx.append(y0 + ar), c_val.append(np.full(A, sc.cost_per_move))
         if len(truck_lanes):
-            c_idx.append(t0 + np.arange(len(truck_lanes))), c_val.append(lanes["cost_per_truck"].to_numpy(float)[truck_lanes])
+            (
+                c_idx.append(t0 + np.arange(len(truck_lanes))),
+                c_val.append(lanes["cost_per_truck"].to_numpy(float)[truck_lanes]),
+            )
         idx = np.concatenate(c_idx)
         add(np.zeros(len(idx), dtype=np.int64), idx, np.concatenate(c_val), [-np.inf], [float(sc.budget)])
 
     matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_vars))
     model = mbh.ModelBuilderHelper()
-    model.fill_model_from_sparse_data(np.concatenate(var_lb), np.concatenate(var_ub), np.concatenate(obj), np.concatenate(lo), np.concatenate(hi), matrix)
+    model.fill_model_from_sparse_data(
+        np.concatenate(var_lb),
+        np.concatenate(var_ub),
+        np.concatenate(obj),
+        np.concatenate(lo),
+        np.concatenate(hi),
+        matrix,
+    )
     for j in np.flatnonzero(np.concatenate(integral)):
         model.set_var_integrality(int(j), True)
     if hint is not None and solver == "scip":  # HiGHS 1.12 through OR-Tools 9.15 crashes on hints
@@ -1268,7 +1442,9 @@ def solve_mip(
         if len(both):
             full[s0 : s0 + len(both)] = np.bincount(bo, weights=hx[out_sel], minlength=len(both)) > 0
         if len(truck_lanes):
-            full[t0 : t0 + len(truck_lanes)] = np.ceil(np.bincount(l_of, weights=load * hx[trucked], minlength=len(truck_lanes)) / cap * (1 - 1e-9))
+            full[t0 : t0 + len(truck_lanes)] = np.ceil(
+                np.bincount(l_of, weights=load * hx[trucked], minlength=len(truck_lanes)) / cap * (1 - 1e-9)
+            )
         for j, value in enumerate(full.tolist()):
             model.add_hint(j, value)
     constant = problem.cost_before - float(position_cost(problem.positions, P0, touched).sum())
@@ -1301,7 +1477,12 @@ def solve_mip(
     values = engine.variable_values()
     packs = np.zeros(len(problem.arcs), dtype=np.int64)
     packs[np.flatnonzero(keep)] = np.round(values[:A]).astype(np.int64)
-    return MipResult(packs, constant + engine.objective_value(), constant + engine.best_objective_bound(), str(engine.status()).split(".")[-1])
+    return MipResult(
+        packs,
+        constant + engine.objective_value(),
+        constant + engine.best_objective_bound(),
+        str(engine.status()).split(".")[-1],
+    )
 
 
 # ----------------------------------------------------------------------------- the whole solve
@@ -1342,8 +1523,13 @@ def optimize(
 
     if gap(best) <= 1e-9:
         status = "OPTIMAL"
-    elif use_mip and time.perf_counter() < deadline - 0.05 and (
-        len(arcs) <= FULL_MIP_ARCS or (len(arcs) <= BOUND_MIP_ARCS and deadline - time.perf_counter() >= BOUND_MIP_SECONDS)
+    elif (
+        use_mip
+        and time.perf_counter() < deadline - 0.05
+        and (
+            len(arcs) <= FULL_MIP_ARCS
+            or (len(arcs) <= BOUND_MIP_ARCS and deadline - time.perf_counter() >= BOUND_MIP_SECONDS)
+        )
     ):
         # Small networks: the whole spec as a MIP proves optimality. Mid-size ones, when
         # the limit leaves time: SCIP rarely improves the plan, but its bound (cuts on the
@@ -1371,7 +1557,9 @@ def optimize(
                 bound = max(bound, mip.bound - 1e-6)  # SCIP's absolute gap tolerance
         check_cancel()
     if status != "OPTIMAL":
-        status = "OPTIMAL" if gap(best) <= 1e-6 else ("TIME_LIMIT" if time.perf_counter() >= deadline - 0.05 else "FEASIBLE")
+        status = (
+            "OPTIMAL" if gap(best) <= 1e-6 else ("TIME_LIMIT" if time.perf_counter() >= deadline - 0.05 else "FEASIBLE")
+        )
     stats["solve_seconds"] = time.perf_counter() - started
     progress(1.0, "done")
     return Solution(packs, min(bound, best), status, stats, score)
@@ -1396,15 +1584,26 @@ def plan(
     if method not in ("optimize", "greedy"):
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
     if method == "optimize" and problem.scenario.target_fill_rate is not None:
-        return plan_for_fill_rate(problem, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=build_seconds)
+        return plan_for_fill_rate(
+            problem, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=build_seconds
+        )
     t0 = time.perf_counter()
     rule = greedy(problem)
     rule_seconds = time.perf_counter() - t0
     if method == "greedy":
         score = evaluate(problem, rule)
-        return _scored_plan(problem, score, method, "HEURISTIC", float("nan"), build_seconds, time.perf_counter() - t0, {})
+        return _scored_plan(
+            problem, score, method, "HEURISTIC", float("nan"), build_seconds, time.perf_counter() - t0, {}
+        )
     rule_score = evaluate(problem, rule)
-    sol = optimize(problem, time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), progress=progress, cancel=cancel, repair_seconds=(1.0 if problem.scenario.budget is not None else 0.5) * rule_seconds, rule=rule)
+    sol = optimize(
+        problem,
+        time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
+        progress=progress,
+        cancel=cancel,
+        repair_seconds=(1.0 if problem.scenario.budget is not None else 0.5) * rule_seconds,
+        rule=rule,
+    )
     score = sol.score if sol.score is not None else evaluate(problem, lines_from_arcs(problem, sol.packs))
     stats = dict(sol.stats)
     stats["greedy_network_cost"] = rule_score.network_cost_after
@@ -1412,12 +1611,23 @@ def plan(
         score = rule_score  # the search did not beat the rule of thumb within its limit: keep the rule's plan
         stats["kept_greedy"] = True
     status = sol.status
-    if status == "OPTIMAL" and score.network_cost_after - sol.lower_bound > 1e-6 * max(1.0, abs(score.network_cost_after)):
+    if status == "OPTIMAL" and score.network_cost_after - sol.lower_bound > 1e-6 * max(
+        1.0, abs(score.network_cost_after)
+    ):
         status = "FEASIBLE"
     return _scored_plan(problem, score, method, status, sol.lower_bound, build_seconds, time.perf_counter() - t0, stats)
 
 
-def _scored_plan(problem: PlanningProblem, score: Score, method: str, status: str, bound: float, build_seconds: float, solve_seconds: float, stats: dict) -> Plan:
+def _scored_plan(
+    problem: PlanningProblem,
+    score: Score,
+    method: str,
+    status: str,
+    bound: float,
+    build_seconds: float,
+    solve_seconds: float,
+    stats: dict,
+) -> Plan:
     return Plan(
         problem=problem,
         score=score,
@@ -1435,7 +1645,12 @@ FILL_RATE_SOLVES = 7  # bisection steps on the fill-rate price (each gets an equ
 
 
 def plan_for_fill_rate(
-    problem: PlanningProblem, *, time_limit: float, progress: Progress = _quiet, cancel: threading.Event | None = None, build_seconds: float = 0.0
+    problem: PlanningProblem,
+    *,
+    time_limit: float,
+    progress: Progress = _quiet,
+    cancel: threading.Event | None = None,
+    build_seconds: float = 0.0,
 ) -> Plan:
     """The least expected-cost plan whose expected fill rate over the positions in scope reaches
     ``target_fill_rate``; when none does, the plan that comes closest (``stats["fill_rate_met"]`` False).
@@ -1466,7 +1681,9 @@ def plan_for_fill_rate(
         inner = plan(priced, time_limit=max(0.05, min(share, left)), cancel=cancel)
         score = evaluate(base, plan_lines(inner.table))
         bound = inner.lower_bound - lam * allowance if np.isfinite(inner.lower_bound) else -np.inf
-        return _scored_plan(base, score, "optimize", inner.solver_status, bound, 0.0, 0.0, inner.stats), scope_fill(score)
+        return _scored_plan(base, score, "optimize", inner.solver_status, bound, 0.0, 0.0, inner.stats), scope_fill(
+            score
+        )
 
     tried: list[tuple[float, Plan, float]] = []
     first, fill = solve(0.0)
@@ -1479,7 +1696,9 @@ def plan_for_fill_rate(
                 break
             p_k, fill = solve(lam)
             tried.append((lam, p_k, fill))
-            progress(k / FILL_RATE_SOLVES, f"fill-rate price {lam:,.2f}: expected fill rate {fill:.2%} (target {target:.2%})")
+            progress(
+                k / FILL_RATE_SOLVES, f"fill-rate price {lam:,.2f}: expected fill rate {fill:.2%} (target {target:.2%})"
+            )
             if fill >= target:
                 hi = lam
             else:
@@ -1496,9 +1715,17 @@ def plan_for_fill_rate(
     # feasible plan to bound (the dual grows without limit), so none is claimed.
     finite = [t[1].lower_bound for t in tried if np.isfinite(t[1].lower_bound)]
     bound = max(finite) if reaching and finite else float("nan")
-    stats = {**best.stats, "fill_rate_target": target, "fill_rate_in_scope": fill, "fill_rate_met": bool(reaching), "fill_rate_solves": len(tried)}
+    stats = {
+        **best.stats,
+        "fill_rate_target": target,
+        "fill_rate_in_scope": fill,
+        "fill_rate_met": bool(reaching),
+        "fill_rate_solves": len(tried),
+    }
     status = best.solver_status if reaching else "TARGET_NOT_REACHED"
-    result = _scored_plan(problem, best.score, "optimize", status, bound, build_seconds, time.perf_counter() - started, stats)
+    result = _scored_plan(
+        problem, best.score, "optimize", status, bound, build_seconds, time.perf_counter() - started, stats
+    )
     if reaching and status == "OPTIMAL" and result.gap > 1e-6:
         result.solver_status = "FEASIBLE"
     return result
@@ -1540,7 +1767,14 @@ def plan_network(
     t0 = time.perf_counter()
     if c.fixed.empty:
         problem = around(problem_with_moves(net, scenario, c.in_transit), c)  # forbidden lines too
-        return plan(problem, method=method, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=time.perf_counter() - t0)
+        return plan(
+            problem,
+            method=method,
+            time_limit=time_limit,
+            progress=progress,
+            cancel=cancel,
+            build_seconds=time.perf_counter() - t0,
+        )
     base_net = apply_moves(net, c.in_transit)
     base = build_problem(base_net, scenario)
     broken = violations(base, c.fixed)
@@ -1567,5 +1801,10 @@ def plan_network(
         lower_bound=min(bound, score.network_cost_after) if np.isfinite(bound) else bound,
         build_seconds=time.perf_counter() - t0 - inner.solve_seconds,
         solve_seconds=inner.solve_seconds,
-        stats={**inner.stats, "fixed_lines": len(c.fixed), "forbidden_lines": len(c.forbidden), "in_transit_lines": len(c.in_transit)},
+        stats={
+            **inner.stats,
+            "fixed_lines": len(c.fixed),
+            "forbidden_lines": len(c.forbidden),
+            "in_transit_lines": len(c.in_transit),
+        },
     )

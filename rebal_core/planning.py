@@ -27,7 +27,16 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from rebal_core.positions import Network, build_positions, is_expected, kpis, marginal_cost, position_costs, project, with_position
+from rebal_core.positions import (
+    Network,
+    build_positions,
+    is_expected,
+    kpis,
+    marginal_cost,
+    position_costs,
+    project,
+    with_position,
+)
 from rebal_core.scenario import Scenario
 
 LINE_KEYS = ["sku_id", "from_site_id", "to_site_id"]
@@ -118,7 +127,9 @@ def shippable_units(pos: pd.DataFrame, scenario: Scenario) -> np.ndarray:
     return np.maximum(0.0, pos["on_hand"].to_numpy(float) - keep)
 
 
-def _level_where_slope(pos: pd.DataFrame, rows: np.ndarray, slope: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper: bool) -> np.ndarray:
+def _level_where_slope(
+    pos: pd.DataFrame, rows: np.ndarray, slope: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper: bool
+) -> np.ndarray:
     """For each row, the least P in ``[lo, hi]`` where the cost's slope reaches ``slope`` (``hi`` if never).
 
     The slope is non-decreasing in P (convex cost), so bisection brackets it; ``upper``
@@ -162,7 +173,9 @@ def allowed_lanes(net: Network, scenario: Scenario, sites: pd.DataFrame) -> pd.D
         allowed &= site_in_scope[lanes["from_idx"]] & site_in_scope[lanes["to_idx"]]
     cap = lanes["truck_capacity"].to_numpy(float)
     has_trucks = np.isfinite(cap) & (cap > 0)
-    lanes["truck_rate"] = np.where(has_trucks, lanes["cost_per_truck"].to_numpy(float) / np.where(has_trucks, cap, 1.0), 0.0)
+    lanes["truck_rate"] = np.where(
+        has_trucks, lanes["cost_per_truck"].to_numpy(float) / np.where(has_trucks, cap, 1.0), 0.0
+    )
     lanes["allowed"] = allowed
     lanes["lane_id"] = lanes["from_site_id"] + ">" + lanes["to_site_id"]
     return lanes
@@ -237,8 +250,6 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
     sku_codes, _ = pd.factorize(pos["sku_id"])
     pack = pos["pack_size"].fillna(1).to_numpy(np.int64)
     P0 = pos["position"].to_numpy(float)
-    T = pos["target"].to_numpy(float)
-    X = pos["excess_level"].to_numpy(float)
     ship_packs = np.floor(shippable_units(pos, scenario) / pack + 1e-9).astype(np.int64)
     scope = in_scope(pos, scenario)
     lane_of = lane_lookup(lanes, len(sites))
@@ -266,13 +277,29 @@ def build_problem(net: Network, scenario: Scenario, positions: pd.DataFrame | No
     # pack a line may rightly overshoot, so then only on-hand limits the donor.
     tight = np.ceil(scenario.min_move_units / pack - 1e-9) <= 1  # every whole pack already meets the minimum
     d_rows = np.flatnonzero(donor)
-    floor_level = _level_where_slope(pos, d_rows, best_receiver[sku_codes[d_rows]] + cheapest, P0[d_rows] - ship_packs[d_rows] * pack[d_rows], P0[d_rows], upper=False)
+    floor_level = _level_where_slope(
+        pos,
+        d_rows,
+        best_receiver[sku_codes[d_rows]] + cheapest,
+        P0[d_rows] - ship_packs[d_rows] * pack[d_rows],
+        P0[d_rows],
+        upper=False,
+    )
     donor_ub = np.zeros(len(pos), dtype=np.int64)
-    donor_ub[d_rows] = np.minimum(ship_packs[d_rows], np.ceil((P0[d_rows] - floor_level) / pack[d_rows] - 1e-9).clip(min=0)).astype(np.int64)
+    donor_ub[d_rows] = np.minimum(
+        ship_packs[d_rows], np.ceil((P0[d_rows] - floor_level) / pack[d_rows] - 1e-9).clip(min=0)
+    ).astype(np.int64)
     donor_ub = np.where(tight, donor_ub, np.where(donor, ship_packs, 0)).astype(np.int64)
     r_rows = np.flatnonzero(receiver)
     supply = np.bincount(sku_codes[d_rows], weights=(ship_packs * pack)[d_rows], minlength=n_sku)
-    top_level = _level_where_slope(pos, r_rows, best_donor[sku_codes[r_rows]] - cheapest, P0[r_rows], P0[r_rows] + supply[sku_codes[r_rows]], upper=True)
+    top_level = _level_where_slope(
+        pos,
+        r_rows,
+        best_donor[sku_codes[r_rows]] - cheapest,
+        P0[r_rows],
+        P0[r_rows] + supply[sku_codes[r_rows]],
+        upper=True,
+    )
     receive_ub = np.full(len(pos), np.inf)
     receive_ub[r_rows] = np.ceil((top_level - P0[r_rows]) / pack[r_rows] - 1e-9).clip(min=0)
     receive_ub = np.where(tight, receive_ub, np.where(receiver, np.inf, 0))
@@ -383,8 +410,24 @@ class Score:
 
 
 def _with_lanes(problem: PlanningProblem, lines: pd.DataFrame) -> pd.DataFrame:
-    lanes = problem.lanes[["from_site_id", "to_site_id", "lane_id", "lead_time_days", "cost_per_unit", "cost_per_truck", "truck_capacity", "max_units", "allowed", "from_idx", "to_idx"]]
-    out = lines.astype({"sku_id": str, "from_site_id": str, "to_site_id": str}).merge(lanes, on=["from_site_id", "to_site_id"], how="left")
+    lanes = problem.lanes[
+        [
+            "from_site_id",
+            "to_site_id",
+            "lane_id",
+            "lead_time_days",
+            "cost_per_unit",
+            "cost_per_truck",
+            "truck_capacity",
+            "max_units",
+            "allowed",
+            "from_idx",
+            "to_idx",
+        ]
+    ]
+    out = lines.astype({"sku_id": str, "from_site_id": str, "to_site_id": str}).merge(
+        lanes, on=["from_site_id", "to_site_id"], how="left"
+    )
     skus = problem.positions.drop_duplicates("sku_id").set_index("sku_id")
     out["unit_volume"] = out["sku_id"].map(skus["unit_volume"]).fillna(1.0).to_numpy(float)
     out["unit_cost"] = out["sku_id"].map(skus["unit_cost"]).to_numpy(float)
@@ -413,12 +456,20 @@ def evaluate(problem: PlanningProblem, lines: pd.DataFrame) -> Score:
     lines = _with_lanes(problem, lines.reset_index(drop=True))
     pos = problem.positions
     keyed = pd.MultiIndex.from_frame(pos[["site_id", "sku_id"]])
-    delta = pd.concat(
-        [
-            pd.DataFrame({"site_id": lines["from_site_id"], "sku_id": lines["sku_id"], "d": -lines["qty"].astype(float)}),
-            pd.DataFrame({"site_id": lines["to_site_id"], "sku_id": lines["sku_id"], "d": lines["qty"].astype(float)}),
-        ]
-    ).groupby(["site_id", "sku_id"], as_index=False)["d"].sum()
+    delta = (
+        pd.concat(
+            [
+                pd.DataFrame(
+                    {"site_id": lines["from_site_id"], "sku_id": lines["sku_id"], "d": -lines["qty"].astype(float)}
+                ),
+                pd.DataFrame(
+                    {"site_id": lines["to_site_id"], "sku_id": lines["sku_id"], "d": lines["qty"].astype(float)}
+                ),
+            ]
+        )
+        .groupby(["site_id", "sku_id"], as_index=False)["d"]
+        .sum()
+    )
     missing = delta[keyed.get_indexer(pd.MultiIndex.from_frame(delta[["site_id", "sku_id"]])) < 0]
     if len(missing):
         pos = pd.concat([pos, _empty_positions(problem, missing[["site_id", "sku_id"]])], ignore_index=True)
@@ -468,7 +519,21 @@ def _empty_positions(problem: PlanningProblem, pairs: pd.DataFrame) -> pd.DataFr
     out["site_name"] = out["site_id"].map(sites["name"])
     out["region"] = out["site_id"].map(sites["region"])
     out["kind"] = out["site_id"].map(sites["kind"])
-    zero = ["on_hand", "in_transit", "inbound", "mean_daily", "std_daily", "mu", "sigma", "safety_stock", "target", "excess_level", "position", "cover_mean", "cover_sigma"]
+    zero = [
+        "on_hand",
+        "in_transit",
+        "inbound",
+        "mean_daily",
+        "std_daily",
+        "mu",
+        "sigma",
+        "safety_stock",
+        "target",
+        "excess_level",
+        "position",
+        "cover_mean",
+        "cover_sigma",
+    ]
     for col in zero:
         out[col] = 0.0
     out["horizon"] = float(problem.scenario.horizon_days)
@@ -493,7 +558,10 @@ def violations(problem: PlanningProblem, lines: pd.DataFrame) -> list[str]:
     each(ln["allowed"].isna(), "no such lane")
     each(ln["allowed"].eq(False), "lane not allowed in this scenario (lead time or region scope)")
     if sc.max_unit_cost_ratio is not None:
-        each(ln["cost_per_unit"] > sc.max_unit_cost_ratio * ln["unit_cost"], "lane costs more per unit than the cost-ratio threshold")
+        each(
+            ln["cost_per_unit"] > sc.max_unit_cost_ratio * ln["unit_cost"],
+            "lane costs more per unit than the cost-ratio threshold",
+        )
     if sc.categories:
         each(~ln["category"].isin(list(sc.categories)), "sku outside the scenario's categories")
     each(ln.duplicated(LINE_KEYS, keep=False), "more than one line for this sku and lane")
@@ -602,7 +670,18 @@ def _money(x: float) -> str:
     return f"${x:,.0f}"
 
 
-def _expected_reason(to_name: str, from_name: str, qty: float, horizon: float, lost_before: float, lost_after: float, shortage_avoided: float, excess_avoided: float, donor_more: float, cost: float) -> str:
+def _expected_reason(
+    to_name: str,
+    from_name: str,
+    qty: float,
+    horizon: float,
+    lost_before: float,
+    lost_after: float,
+    shortage_avoided: float,
+    excess_avoided: float,
+    donor_more: float,
+    cost: float,
+) -> str:
     """One line's reason under the expected objective, in a planner's words."""
     if lost_before >= 0.5:
         need = f"{to_name} expected to lose {lost_before:,.0f} sales in the next {horizon:,.0f} days; {qty:,.0f} units from {from_name} cut that to {lost_after:,.0f}"
@@ -619,14 +698,29 @@ def _expected_reason(to_name: str, from_name: str, qty: float, horizon: float, l
     return text
 
 
-def _reason(to_name: str, from_name: str, short: float, days: float, over_x: float, over_t: float, shortage_avoided: float, excess_avoided: float, donor_shortage: float, cost: float) -> str:
+def _reason(
+    to_name: str,
+    from_name: str,
+    short: float,
+    days: float,
+    over_x: float,
+    over_t: float,
+    shortage_avoided: float,
+    excess_avoided: float,
+    donor_shortage: float,
+    cost: float,
+) -> str:
     """One line's reason in a planner's words (see :func:`explain`)."""
     if short > 0:
         when = "" if days != days else (f", stockout in about {int(days)} days" if days > 0 else ", out of stock now")
         need = f"{to_name} short {short:,.0f} units{when}"
     else:
         need = f"{to_name} has room below its excess level"
-    have = f"{from_name} {over_x:,.0f} above its excess level" if over_x > 0 else f"{from_name} {over_t:,.0f} above its target"
+    have = (
+        f"{from_name} {over_x:,.0f} above its excess level"
+        if over_x > 0
+        else f"{from_name} {over_t:,.0f} above its target"
+    )
     gains = []
     if shortage_avoided > 0.5:
         gains.append(f"{_money(shortage_avoided)} of shortage")
@@ -655,7 +749,9 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     to_b, to_a = before.reindex(to_key), after.reindex(to_key)
     if "days_until_stockout" not in to_b and problem.inbound is not None:
         receivers = before.loc[before.index.intersection(to_key.unique())].reset_index()
-        days = project(receivers, problem.inbound, problem.as_of).set_index(["site_id", "sku_id"])["days_until_stockout"]
+        days = project(receivers, problem.inbound, problem.as_of).set_index(["site_id", "sku_id"])[
+            "days_until_stockout"
+        ]
         to_b = to_b.assign(days_until_stockout=days.reindex(to_key).to_numpy())
     fr_b, fr_a = before.reindex(from_key), after.reindex(from_key)
     in_total = ln.groupby(["to_site_id", "sku_id"])["qty"].transform("sum").to_numpy(float)
@@ -667,29 +763,63 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     vol = qty * ln["unit_volume"].to_numpy(float)
     lane_vol = pd.Series(vol).groupby(ln["lane_id"].to_numpy()).transform("sum").to_numpy(float)
     trucks = ln["lane_id"].map(score.trucks).fillna(0).to_numpy(float)
-    truck_share = np.where(lane_vol > 0, trucks * ln["cost_per_truck"].fillna(0).to_numpy(float) * vol / np.where(lane_vol > 0, lane_vol, 1), 0.0)
+    truck_share = np.where(
+        lane_vol > 0,
+        trucks * ln["cost_per_truck"].fillna(0).to_numpy(float) * vol / np.where(lane_vol > 0, lane_vol, 1),
+        0.0,
+    )
 
     sites = problem.sites.set_index("site_id")["name"]
     to_names = ln["to_site_id"].map(sites).fillna(ln["to_site_id"]).tolist()
     from_names = ln["from_site_id"].map(sites).fillna(ln["from_site_id"]).tolist()
     short = to_b["shortage_units"].fillna(0.0).to_numpy(float).tolist()
-    days = (to_b["days_until_stockout"] if "days_until_stockout" in to_b else pd.Series(np.nan, index=to_b.index)).to_numpy(float).tolist()
+    days = (
+        (to_b["days_until_stockout"] if "days_until_stockout" in to_b else pd.Series(np.nan, index=to_b.index))
+        .to_numpy(float)
+        .tolist()
+    )
     over_x = (fr_b["position"] - fr_b["excess_level"]).to_numpy(float).tolist()
     over_t = (fr_b["position"] - fr_b["target"]).to_numpy(float).tolist()
     cost = (ln["line_cost"].to_numpy(float) + truck_share).tolist()
     if is_expected(problem.positions):
         lost_b = to_b["expected_short"].fillna(0.0).to_numpy(float)
         lost_a = to_a["expected_short"].to_numpy(float)
-        donor_more = (fr_a["expected_short"].to_numpy(float) - fr_b["expected_short"].fillna(0.0).to_numpy(float)) * qty / out_total
+        donor_more = (
+            (fr_a["expected_short"].to_numpy(float) - fr_b["expected_short"].fillna(0.0).to_numpy(float))
+            * qty
+            / out_total
+        )
         horizon = to_b["horizon"].fillna(problem.scenario.horizon_days).to_numpy(float)
         reasons = [
             _expected_reason(*row)
-            for row in zip(to_names, from_names, qty.tolist(), horizon.tolist(), lost_b.tolist(), lost_a.tolist(), shortage_avoided.tolist(), excess_avoided.tolist(), donor_more.tolist(), cost)
+            for row in zip(
+                to_names,
+                from_names,
+                qty.tolist(),
+                horizon.tolist(),
+                lost_b.tolist(),
+                lost_a.tolist(),
+                shortage_avoided.tolist(),
+                excess_avoided.tolist(),
+                donor_more.tolist(),
+                cost,
+            )
         ]
     else:
         reasons = [
             _reason(*row)
-            for row in zip(to_names, from_names, short, days, over_x, over_t, shortage_avoided.tolist(), excess_avoided.tolist(), donor_shortage.tolist(), cost)
+            for row in zip(
+                to_names,
+                from_names,
+                short,
+                days,
+                over_x,
+                over_t,
+                shortage_avoided.tolist(),
+                excess_avoided.tolist(),
+                donor_shortage.tolist(),
+                cost,
+            )
         ]
 
     skus = problem.positions.drop_duplicates("sku_id").set_index("sku_id")["sku_name"]
@@ -715,7 +845,9 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
             "reason": reasons,
         }
     )
-    return table.sort_values(["shortage_avoided", "transfer_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return table.sort_values(["shortage_avoided", "transfer_id"], ascending=[False, True], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def best_candidate(problem: PlanningProblem) -> dict | None:
@@ -738,8 +870,16 @@ def best_candidate(problem: PlanningProblem) -> dict | None:
             position_cost(pos, P0[arcs.dst], arcs.dst) - position_cost(pos, P0[arcs.dst] + q, arcs.dst)
         )
         cap = lanes["truck_capacity"].to_numpy(float)[arcs.lane]
-        trucks = np.where(np.isfinite(cap) & (cap > 0), np.ceil(q * arcs.volume / np.where(cap > 0, cap, 1.0) * (1 - VOLUME_TOLERANCE)), 0)
-        cost = q * arcs.cost_per_unit + problem.scenario.cost_per_move + trucks * lanes["cost_per_truck"].to_numpy(float)[arcs.lane]
+        trucks = np.where(
+            np.isfinite(cap) & (cap > 0),
+            np.ceil(q * arcs.volume / np.where(cap > 0, cap, 1.0) * (1 - VOLUME_TOLERANCE)),
+            0,
+        )
+        cost = (
+            q * arcs.cost_per_unit
+            + problem.scenario.cost_per_move
+            + trucks * lanes["cost_per_truck"].to_numpy(float)[arcs.lane]
+        )
         k = int(np.argmax(saved - cost))
         if best is None or saved[k] - cost[k] > best["net"]:
             best = {
@@ -776,7 +916,14 @@ def plan_lines(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def empty_lines() -> pd.DataFrame:
-    return pd.DataFrame({"sku_id": pd.Series(dtype=str), "from_site_id": pd.Series(dtype=str), "to_site_id": pd.Series(dtype=str), "qty": pd.Series(dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "sku_id": pd.Series(dtype=str),
+            "from_site_id": pd.Series(dtype=str),
+            "to_site_id": pd.Series(dtype=str),
+            "qty": pd.Series(dtype=np.int64),
+        }
+    )
 
 
 def _as_lines(frame: pd.DataFrame | None) -> pd.DataFrame:
@@ -816,10 +963,17 @@ class Commitments:
 
     @classmethod
     def from_dict(cls, raw: dict) -> Commitments:
-        return cls(**{k: pd.DataFrame(raw.get(k) or [], columns=LINE_KEYS + ["qty"]) for k in ("fixed", "forbidden", "in_transit")})
+        return cls(
+            **{
+                k: pd.DataFrame(raw.get(k) or [], columns=LINE_KEYS + ["qty"])
+                for k in ("fixed", "forbidden", "in_transit")
+            }
+        )
 
 
-def add_to_inventory(inventory: pd.DataFrame, on_hand: pd.Series | None = None, in_transit: pd.Series | None = None) -> pd.DataFrame:
+def add_to_inventory(
+    inventory: pd.DataFrame, on_hand: pd.Series | None = None, in_transit: pd.Series | None = None
+) -> pd.DataFrame:
     """``inventory`` with quantities (Series on site_id, sku_id) added to on hand (never below 0) and in transit;
     positions it lacks are added."""
     keys = ["site_id", "sku_id"]
@@ -855,7 +1009,9 @@ def apply_moves(net: Network, moves: pd.DataFrame, consume_capacity: bool = Fals
         sites = net.sites.astype({"site_id": str}).copy()
         if "receive_capacity_units" in sites:
             got = moves.groupby("to_site_id")["qty"].sum()
-            sites["receive_capacity_units"] = (sites["receive_capacity_units"] - sites["site_id"].map(got).fillna(0)).clip(lower=0)
+            sites["receive_capacity_units"] = (
+                sites["receive_capacity_units"] - sites["site_id"].map(got).fillna(0)
+            ).clip(lower=0)
         changed.update(lanes=lanes, sites=sites)
     return replace(net, **changed)
 
@@ -874,9 +1030,18 @@ def banned(problem: PlanningProblem, src: np.ndarray, dst: np.ndarray) -> np.nda
     sku = pos["sku_id"].to_numpy()[src]
     src_site, dst_site = pos["site_id"].to_numpy()[src], pos["site_id"].to_numpy()[dst]
     moving = c.in_transit
-    out = pd.concat([c.forbidden, c.fixed, moving, moving.rename(columns={"from_site_id": "to_site_id", "to_site_id": "from_site_id"})])
+    out = pd.concat(
+        [
+            c.forbidden,
+            c.fixed,
+            moving,
+            moving.rename(columns={"from_site_id": "to_site_id", "to_site_id": "from_site_id"}),
+        ]
+    )
     drop = pd.MultiIndex.from_arrays([sku, src_site, dst_site]).isin(pd.MultiIndex.from_frame(out[LINE_KEYS]))
-    drop |= pd.MultiIndex.from_arrays([dst_site, sku]).isin(pd.MultiIndex.from_frame(c.fixed[["from_site_id", "sku_id"]]))
+    drop |= pd.MultiIndex.from_arrays([dst_site, sku]).isin(
+        pd.MultiIndex.from_frame(c.fixed[["from_site_id", "sku_id"]])
+    )
     drop |= pd.MultiIndex.from_arrays([src_site, sku]).isin(pd.MultiIndex.from_frame(c.fixed[["to_site_id", "sku_id"]]))
     return np.asarray(drop)
 
@@ -891,7 +1056,9 @@ def repriced(problem: PlanningProblem, extra_shortage_price: np.ndarray) -> Plan
     """The same problem with each position's unit shortage penalty ``p`` raised by the given amount
     (arcs re-pruned for the new prices, decisions kept). Used to price a fill-rate target."""
     positions = problem.positions.assign(p=problem.positions["p"].to_numpy(float) + extra_shortage_price)
-    rebuilt = build_problem(problem.network, problem.scenario, positions=positions.drop(columns=["site_idx", "sku_code"]))
+    rebuilt = build_problem(
+        problem.network, problem.scenario, positions=positions.drop(columns=["site_idx", "sku_code"])
+    )
     return around(rebuilt, problem.commitments) if problem.commitments is not None else rebuilt
 
 

@@ -70,7 +70,11 @@ def inbound_within(inbound: pd.DataFrame, as_of: dt.date, days: int) -> pd.DataF
     """Inbound quantity per position with eta <= as_of + days (overdue orders count as due now)."""
     cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=days)
     due = inbound[inbound["eta"] <= cutoff]
-    return due.groupby(["site_id", "sku_id"], as_index=False, observed=True)["qty"].sum().rename(columns={"qty": "inbound"})
+    return (
+        due.groupby(["site_id", "sku_id"], as_index=False, observed=True)["qty"]
+        .sum()
+        .rename(columns={"qty": "inbound"})
+    )
 
 
 def unit_shortage_penalty(skus: pd.DataFrame, shortage_cost_factor: float) -> np.ndarray:
@@ -125,7 +129,11 @@ def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
     due = inbound_within(net.inbound, net.as_of, longest)  # every position's own H is at most the scenario's
     if len(net.inbound):
         days = (net.inbound["eta"] - pd.Timestamp(net.as_of)).dt.days.clip(lower=0)
-        due_by_day = net.inbound.assign(day=days)[days <= longest].groupby(keys + ["day"], as_index=False, observed=True)["qty"].sum()
+        due_by_day = (
+            net.inbound.assign(day=days)[days <= longest]
+            .groupby(keys + ["day"], as_index=False, observed=True)["qty"]
+            .sum()
+        )
     else:
         due_by_day = pd.DataFrame({"site_id": [], "sku_id": [], "day": [], "qty": []})
     pos = pos.merge(due[keys], on=keys, how="outer")
@@ -142,8 +150,13 @@ def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
 
     sku_cols = ["sku_id", "name", "category", "unit_cost", "unit_price", "unit_volume", "pack_size", "criticality"]
     skus = net.skus[sku_cols].rename(columns={"name": "sku_name"}).astype({"sku_id": str})
-    skus = skus.assign(p=unit_shortage_penalty(net.skus, scenario.shortage_cost_factor), h=scenario.excess_cost_rate * net.skus["unit_cost"].to_numpy(float))
-    sites = net.sites[["site_id", "name", "kind", "region"]].rename(columns={"name": "site_name"}).astype({"site_id": str})
+    skus = skus.assign(
+        p=unit_shortage_penalty(net.skus, scenario.shortage_cost_factor),
+        h=scenario.excess_cost_rate * net.skus["unit_cost"].to_numpy(float),
+    )
+    sites = (
+        net.sites[["site_id", "name", "kind", "region"]].rename(columns={"name": "site_name"}).astype({"site_id": str})
+    )
     pos = pos.merge(sites, on="site_id", how="left").merge(skus, on="sku_id", how="left")
 
     m = pos["mean_daily"].to_numpy(float)
@@ -191,7 +204,9 @@ def position_costs(pos, P: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarra
 
     p, h = col("p"), col("h")
     if is_expected(pos):
-        return p * expected_shortage(col("mu"), col("sigma"), P), h * expected_excess(col("cover_mean"), col("cover_sigma"), P)
+        return p * expected_shortage(col("mu"), col("sigma"), P), h * expected_excess(
+            col("cover_mean"), col("cover_sigma"), P
+        )
     return p * np.maximum(0.0, col("target") - P), h * np.maximum(0.0, P - col("excess_level"))
 
 
@@ -213,10 +228,11 @@ def marginal_cost(pos, P: np.ndarray, rows=None, side: str = "right") -> np.ndar
 
     p, h = col("p"), col("h")
     if is_expected(pos):
+
         def cdf(mean, sigma):
             with np.errstate(divide="ignore", invalid="ignore"):
                 smooth = ndtr((P - mean) / np.where(sigma > 0, sigma, 1.0))
-            step = (P > mean) | ((P == mean) & (side == "right"))
+            step = (mean < P) | ((mean == P) & (side == "right"))
             return np.where(sigma > 0, smooth, step.astype(float))
 
         return -p * (1.0 - cdf(col("mu"), col("sigma"))) + h * cdf(col("cover_mean"), col("cover_sigma"))
@@ -243,7 +259,7 @@ def with_position(pos: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
     shortage_cost, excess_cost = position_costs(pos, P)
     expected_short = expected_shortage(mu, pos["sigma"].to_numpy(float), P)
     status = np.select(
-        [(m == 0) & (P > 0), P < mu, P < target, P <= excess_level],
+        [(m == 0) & (P > 0), mu > P, target > P, excess_level >= P],
         ["no_demand", "stockout_risk", "below_target", "balanced"],
         "excess",
     )
@@ -284,7 +300,9 @@ def kpis(pos: pd.DataFrame) -> dict[str, float]:
         # the spec's ratio is then floored at 0 (no fill rate is negative).
         "fill_rate": max(0.0, 1.0 - float(pos["expected_short"].sum()) / mu_total) if mu_total > 0 else 1.0,
         "expected_lost_units": float(pos["expected_short"].sum()),
-        "expected_lost_value": float(pos["expected_lost_value"].sum()) if "expected_lost_value" in pos else float("nan"),
+        "expected_lost_value": float(pos["expected_lost_value"].sum())
+        if "expected_lost_value" in pos
+        else float("nan"),
     }
     out["network_cost"] = out["shortage_cost"] + out["excess_cost"]
     out["value_at_risk"] = out["shortage_value"] + out["excess_value"]
@@ -358,18 +376,31 @@ def project(pos: pd.DataFrame, inbound: pd.DataFrame, as_of: dt.date, window: in
 def projection_series(position: pd.Series, inbound: pd.DataFrame, as_of: dt.date, days: int = 120) -> pd.DataFrame:
     """Day-by-day projected closing stock of one position (see :func:`project`)."""
     dates = pd.date_range(pd.Timestamp(as_of), periods=days, freq="D")
-    mine = inbound[(inbound["site_id"].astype(str) == str(position["site_id"])) & (inbound["sku_id"].astype(str) == str(position["sku_id"]))]
+    mine = inbound[
+        (inbound["site_id"].astype(str) == str(position["site_id"]))
+        & (inbound["sku_id"].astype(str) == str(position["sku_id"]))
+    ]
     day = ((mine["eta"] - pd.Timestamp(as_of)).dt.days).clip(lower=0).to_numpy()
     arrivals = np.bincount(day[day < days], weights=mine["qty"].to_numpy(float)[day < days], minlength=days)
     k = np.arange(days)
-    stock = float(position["on_hand"] + position["in_transit"]) + np.cumsum(arrivals) - float(position["mean_daily"]) * (k + 1)
+    stock = (
+        float(position["on_hand"] + position["in_transit"])
+        + np.cumsum(arrivals)
+        - float(position["mean_daily"]) * (k + 1)
+    )
     return pd.DataFrame({"date": dates, "projected": stock, "arrivals": arrivals})
 
 
 # ----------------------------------------------------------------------------- views
 
 
-def filter_positions(pos: pd.DataFrame, *, categories: list[str] | None = None, regions: list[str] | None = None, kinds: list[str] | None = None) -> pd.DataFrame:
+def filter_positions(
+    pos: pd.DataFrame,
+    *,
+    categories: list[str] | None = None,
+    regions: list[str] | None = None,
+    kinds: list[str] | None = None,
+) -> pd.DataFrame:
     """Positions within the chosen categories, regions and site kinds (None or empty = all)."""
     mask = np.ones(len(pos), dtype=bool)
     for column, chosen in (("category", categories), ("region", regions), ("kind", kinds)):

@@ -30,7 +30,9 @@ def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_li
     lanes = problem.lanes
     solver = pywraplp.Solver.CreateSolver("SCIP")
     inf = solver.infinity()
-    sku_ok = np.ones(len(pos), dtype=bool) if not sc.categories else pos["category"].isin(list(sc.categories)).to_numpy()
+    sku_ok = (
+        np.ones(len(pos), dtype=bool) if not sc.categories else pos["category"].isin(list(sc.categories)).to_numpy()
+    )
     rows_by = {(s, k): r for r, (s, k) in enumerate(zip(pos["site_id"], pos["sku_id"]))}
     by_site: dict[str, list[int]] = {}
     for r, s in enumerate(pos["site_id"]):
@@ -46,7 +48,10 @@ def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_li
         for r in by_site.get(lane.from_site_id, []):
             if not sku_ok[r] or problem.ship_packs[r] <= 0:
                 continue
-            if sc.max_unit_cost_ratio is not None and lane.cost_per_unit > sc.max_unit_cost_ratio * pos["unit_cost"].iat[r]:
+            if (
+                sc.max_unit_cost_ratio is not None
+                and lane.cost_per_unit > sc.max_unit_cost_ratio * pos["unit_cost"].iat[r]
+            ):
                 continue
             d = rows_by.get((lane.to_site_id, pos["sku_id"].iat[r]))
             if d is None:
@@ -65,10 +70,14 @@ def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_li
                 solver.Add(v >= min_packs * y)
                 y_vars.append(y)
             if build_limit is not None and time.perf_counter() - t0 > build_limit:
-                return {"status": "BUILD_LIMIT", "build_seconds": time.perf_counter() - t0, "variables": solver.NumVariables()}
+                return {
+                    "status": "BUILD_LIMIT",
+                    "build_seconds": time.perf_counter() - t0,
+                    "variables": solver.NumVariables(),
+                }
     objective = solver.Objective()
     transfer = []
-    for a, (r, d, li, pack) in enumerate(arcs):
+    for a, (_r, _d, li, pack) in enumerate(arcs):
         c = pack * float(lanes["cost_per_unit"].iat[li])
         objective.SetCoefficient(x[a], c)
         transfer.append((x[a], c))
@@ -98,7 +107,11 @@ def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_li
             solver.Add(solver.Sum([v for v, _ in into[r]]) <= big_in * (1 - s))
     truck_terms = []
     for li, items in lane_vars.items():
-        cap, cost, max_units = lanes["truck_capacity"].iat[li], float(lanes["cost_per_truck"].iat[li]), lanes["max_units"].iat[li]
+        cap, cost, max_units = (
+            lanes["truck_capacity"].iat[li],
+            float(lanes["cost_per_truck"].iat[li]),
+            lanes["max_units"].iat[li],
+        )
         load = solver.Sum([v * pk * vol for v, pk, vol in items])
         if pd.notna(cap) and cap > 0 and cost > 0:
             t = solver.IntVar(0, inf, f"t{li}")
@@ -109,13 +122,18 @@ def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_li
             solver.Add(solver.Sum([v * pk for v, pk, _ in items]) <= float(max_units))
     recv_cap = problem.sites.set_index("site_id")["receive_capacity_units"]
     by_to: dict[str, list] = {}
-    for a, (r, d, li, pack) in enumerate(arcs):
+    for a, (_r, d, _li, pack) in enumerate(arcs):
         by_to.setdefault(pos["site_id"].iat[d], []).append(pack * x[a])
     for site, terms in by_to.items():
         if pd.notna(recv_cap.get(site)):
             solver.Add(solver.Sum(terms) <= float(recv_cap[site]))
     if sc.budget is not None:
-        solver.Add(solver.Sum([c * v for v, c in transfer] + [c * t for t, c in truck_terms] + [sc.cost_per_move * y for y in y_vars]) <= float(sc.budget))
+        solver.Add(
+            solver.Sum(
+                [c * v for v, c in transfer] + [c * t for t, c in truck_terms] + [sc.cost_per_move * y for y in y_vars]
+            )
+            <= float(sc.budget)
+        )
     objective.SetMinimization()
     build_seconds = time.perf_counter() - t0
     solver.SetTimeLimit(int(time_limit * 1000))
@@ -123,8 +141,17 @@ def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_li
     t1 = time.perf_counter()
     status = solver.Solve()
     solve_seconds = time.perf_counter() - t1
-    names = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE", pywraplp.Solver.NOT_SOLVED: "NOT_SOLVED"}
-    result = {"status": names.get(status, str(status)), "build_seconds": build_seconds, "solve_seconds": solve_seconds, "variables": solver.NumVariables()}
+    names = {
+        pywraplp.Solver.OPTIMAL: "OPTIMAL",
+        pywraplp.Solver.FEASIBLE: "FEASIBLE",
+        pywraplp.Solver.NOT_SOLVED: "NOT_SOLVED",
+    }
+    result = {
+        "status": names.get(status, str(status)),
+        "build_seconds": build_seconds,
+        "solve_seconds": solve_seconds,
+        "variables": solver.NumVariables(),
+    }
     if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
         return result
     lines = [

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import tomllib
 
 OBJECTIVES = ("expected", "target")
 """``expected``: expected lost sales and excess (the default); ``target``: shortfall below target and stock above the excess level."""
@@ -59,7 +59,9 @@ class Scenario:
 
         sl = number("service_level")
         if sl is not None and not 0.5 <= sl <= 0.9999:
-            p.append(f"service_level: expected 0.5 to 0.9999 (a probability; 1.0 would need infinite safety stock), got {sl}")
+            p.append(
+                f"service_level: expected 0.5 to 0.9999 (a probability; 1.0 would need infinite safety stock), got {sl}"
+            )
         h = number("horizon_days")
         if h is not None and (not 1 <= h <= 365 or h != int(h)):
             p.append(f"horizon_days: expected a whole number of days from 1 to 365, got {self.horizon_days}")
@@ -86,7 +88,7 @@ class Scenario:
         if fr is not None and not 0.5 <= fr <= 0.999:
             p.append(f"target_fill_rate: expected a share from 0.5 to 0.999 or none, got {fr}")
         if fr is not None and self.objective != "expected":
-            p.append("target_fill_rate: needs objective = \"expected\" (the fill rate is an expected one)")
+            p.append('target_fill_rate: needs objective = "expected" (the fill rate is an expected one)')
         for name in ("categories", "regions"):
             v = getattr(self, name)
             if not isinstance(v, (tuple, list)) or not all(isinstance(s, str) for s in v):
@@ -98,7 +100,9 @@ class Scenario:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ScenarioInvalid([f"unknown parameter(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"])
+            raise ScenarioInvalid(
+                [f"unknown parameter(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"]
+            )
         values = dict(raw)
         for key in ("categories", "regions"):
             if key in values and isinstance(values[key], list):

@@ -61,7 +61,9 @@ class ImportResult:
     warnings: list[Finding]
     seconds: float
     signals: pd.DataFrame  # signal-quality findings (signals.check_signals)
-    deleted_plans: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (name, status) deleted with a replaced dataset
+    deleted_plans: list[tuple[str, str]] = dataclasses.field(
+        default_factory=list
+    )  # (name, status) deleted with a replaced dataset
 
 
 def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str, pd.DataFrame], str, dict | None]:
@@ -90,7 +92,13 @@ def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str
 
 
 def import_bundle(
-    *, engine: Engine, source: str | Path, name: str, replace: bool = False, progress: Progress = _quiet, actor: Actor = CLI
+    *,
+    engine: Engine,
+    source: str | Path,
+    name: str,
+    replace: bool = False,
+    progress: Progress = _quiet,
+    actor: Actor = CLI,
 ) -> ImportResult:
     """Validate, forecast and store a bundle as dataset ``name`` (all or nothing), audited as ``actor``.
 
@@ -101,7 +109,9 @@ def import_bundle(
     actor.require("import_data")
     started = time.perf_counter()
     if not name.strip() or len(name.strip()) > store.DATASET_NAME_CHARS:
-        raise store.DatasetNameInvalid(f"a dataset name needs 1 to {store.DATASET_NAME_CHARS} characters; got {len(name.strip())}")
+        raise store.DatasetNameInvalid(
+            f"a dataset name needs 1 to {store.DATASET_NAME_CHARS} characters; got {len(name.strip())}"
+        )
     existing = store.find_dataset(engine=engine, name=name.strip())
     if not replace and existing is not None:
         raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")
@@ -124,12 +134,28 @@ def import_bundle(
         replace=replace,
         progress=_stage(progress, 0.7, 1.0),
         audit_event=AuditEvent(
-            at=now(), username=actor.username, role=actor.role, action="data_imported", object_type="dataset",
-            summary=f"imported {Path(source).name} as {name.strip()!r}" + (" (replacing the dataset of that name)" if replace else "")
-            + (f"; deleted {len(orphaned)} saved plan(s) with it: {', '.join(repr(n) for n, _ in orphaned)}" if orphaned else "")
+            at=now(),
+            username=actor.username,
+            role=actor.role,
+            action="data_imported",
+            object_type="dataset",
+            summary=f"imported {Path(source).name} as {name.strip()!r}"
+            + (" (replacing the dataset of that name)" if replace else "")
+            + (
+                f"; deleted {len(orphaned)} saved plan(s) with it: {', '.join(repr(n) for n, _ in orphaned)}"
+                if orphaned
+                else ""
+            )
             + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s), "
             + f"{int((findings['severity'] == 'critical').sum())} critical signal finding(s)",
-            after=json.dumps({"sites": len(tables["sites"]), "skus": len(tables["skus"]), "positions": len(tables["inventory"]), "as_of": str(bundle.as_of)}),
+            after=json.dumps(
+                {
+                    "sites": len(tables["sites"]),
+                    "skus": len(tables["skus"]),
+                    "positions": len(tables["inventory"]),
+                    "as_of": str(bundle.as_of),
+                }
+            ),
         ),
     )
     return ImportResult(dataset, bundle.warnings, time.perf_counter() - started, findings, orphaned)
@@ -142,7 +168,9 @@ def ensure_sample(*, engine: Engine, progress: Progress = _quiet) -> DatasetPubl
     if not (SAMPLE_DIR / "sites.csv").exists():
         progress(0.0, "generating the sample network")
         synthesize(SAMPLE_DIR, SAMPLE_CONFIG)
-    return import_bundle(engine=engine, source=SAMPLE_DIR, name=SAMPLE_NAME, progress=progress, actor=FIRST_START).dataset
+    return import_bundle(
+        engine=engine, source=SAMPLE_DIR, name=SAMPLE_NAME, progress=progress, actor=FIRST_START
+    ).dataset
 
 
 def load_network(*, engine: Engine, dataset_id: int) -> Network:
@@ -167,7 +195,9 @@ def _network(table: Callable[[str], pd.DataFrame], as_of) -> Network:
     return Network(*(table(t) for t in ("sites", "skus", "inventory", "forecast", "inbound", "lanes")), as_of=as_of)
 
 
-def demand_history(*, engine: Engine, dataset_id: int, site_id: str | None = None, sku_id: str | None = None) -> pd.DataFrame:
+def demand_history(
+    *, engine: Engine, dataset_id: int, site_id: str | None = None, sku_id: str | None = None
+) -> pd.DataFrame:
     """A dataset's demand rows: all of them (backtest), or one position's (its projection chart)."""
     if site_id is None and sku_id is None:
         return store.read_table(engine=engine, dataset_id=dataset_id, table="demand")
@@ -177,12 +207,18 @@ def demand_history(*, engine: Engine, dataset_id: int, site_id: str | None = Non
 def snapshots_of(*, engine: Engine, dataset: DatasetPublic, site_ids: set[str]) -> list[DatasetPublic]:
     """Stored datasets that are snapshots of the same network (the same sites); the sites
     table is small, so it is compared before any other snapshot's network is loaded."""
-    return [d for d in store.list_datasets(engine=engine)
-            if d.id == dataset.id or set(store.read_table(engine=engine, dataset_id=d.id, table="sites")["site_id"].astype(str)) == site_ids]
+    return [
+        d
+        for d in store.list_datasets(engine=engine)
+        if d.id == dataset.id
+        or set(store.read_table(engine=engine, dataset_id=d.id, table="sites")["site_id"].astype(str)) == site_ids
+    ]
 
 
 def dataset_warnings(dataset: DatasetPublic) -> pd.DataFrame:
-    return pd.DataFrame(json.loads(dataset.warnings or "[]"), columns=["severity", "table", "line", "column", "message"])
+    return pd.DataFrame(
+        json.loads(dataset.warnings or "[]"), columns=["severity", "table", "line", "column", "message"]
+    )
 
 
 def rate_card_of(dataset: DatasetPublic) -> RateCard:
@@ -199,14 +235,18 @@ def _replaceable(engine: Engine, actor: Actor, existing: DatasetPublic) -> list[
     busy = [(n, st) for n, st in plans if st in BUSY_PLAN_STATES]
     if busy:
         listed = ", ".join(f"{n!r} ({st.replace('_', ' ')})" for n, st in busy[:5]) + ("..." if len(busy) > 5 else "")
-        raise store.DatasetInUse(f"cannot replace {existing.name!r}: {len(busy)} plan(s) on it are under way: {listed}. "
-                                 "Import under another name, or finish (receive) or delete those plans first")
+        raise store.DatasetInUse(
+            f"cannot replace {existing.name!r}: {len(busy)} plan(s) on it are under way: {listed}. "
+            "Import under another name, or finish (receive) or delete those plans first"
+        )
     if plans and not actor.can("replace_planned_data"):
         from rebal_core.identity import PermissionDenied
 
-        raise PermissionDenied(f"replacing {existing.name!r} would delete {len(plans)} saved plan(s) with their decisions: "
-                               f"{', '.join(repr(n) for n, _ in plans[:5])}{'...' if len(plans) > 5 else ''}; only an admin may do that. "
-                               "Import under another name instead")
+        raise PermissionDenied(
+            f"replacing {existing.name!r} would delete {len(plans)} saved plan(s) with their decisions: "
+            f"{', '.join(repr(n) for n, _ in plans[:5])}{'...' if len(plans) > 5 else ''}; only an admin may do that. "
+            "Import under another name instead"
+        )
     return plans
 
 
@@ -236,8 +276,10 @@ def planning_blocked(dataset: DatasetPublic) -> str | None:
     if critical.empty or dataset.signal_override:
         return None
     listed = "; ".join(critical["message"].head(3)) + ("..." if len(critical) > 3 else "")
-    return (f"planning on {dataset.name!r} is blocked by {len(critical)} critical signal finding(s): {listed}. "
-            "Fix the data and import it again, or an admin overrides on the Data page.")
+    return (
+        f"planning on {dataset.name!r} is blocked by {len(critical)} critical signal finding(s): {listed}. "
+        "Fix the data and import it again, or an admin overrides on the Data page."
+    )
 
 
 # ----------------------------------------------------------------------------- prepared bundles (command line)

@@ -60,7 +60,9 @@ def when_busy(action, attempts: int = 3):
             if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
                 raise
             if attempt == attempts - 1:
-                raise StoreBusy("the store is busy with another change (an import, most likely) and stayed locked; nothing was changed, try again in a minute") from None
+                raise StoreBusy(
+                    "the store is busy with another change (an import, most likely) and stayed locked; nothing was changed, try again in a minute"
+                ) from None
 
 
 class DatasetInUse(Exception):
@@ -72,7 +74,14 @@ def plans_on(*, engine: Engine, dataset_id: int) -> list[tuple[str, str]]:
     from rebal_core.models import SavedScenario
 
     with Session(engine) as session:
-        return [tuple(r) for r in session.exec(select(SavedScenario.name, SavedScenario.status).where(SavedScenario.dataset_id == dataset_id).order_by(SavedScenario.name)).all()]
+        return [
+            tuple(r)
+            for r in session.exec(
+                select(SavedScenario.name, SavedScenario.status)
+                .where(SavedScenario.dataset_id == dataset_id)
+                .order_by(SavedScenario.name)
+            ).all()
+        ]
 
 
 def database_url() -> str:
@@ -86,7 +95,9 @@ def make_engine(url: str | None = None) -> Engine:
         db = Path(url.removeprefix("sqlite:///"))
         db.parent.mkdir(parents=True, exist_ok=True)
         if not db.exists():
-            db.touch(mode=0o600)  # the store holds password hashes and the audit log: its owner's only (SQLite gives -wal/-shm the same mode)
+            db.touch(
+                mode=0o600
+            )  # the store holds password hashes and the audit log: its owner's only (SQLite gives -wal/-shm the same mode)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -115,7 +126,11 @@ def _model_default(table_name: str, column: str):
         stack.extend(model.__subclasses__())
         if getattr(model, "__tablename__", None) == table_name and column in model.model_fields:
             default = model.model_fields[column].default
-            return None if default is None or callable(default) or type(default).__name__ == "PydanticUndefinedType" else default
+            return (
+                None
+                if default is None or callable(default) or type(default).__name__ == "PydanticUndefinedType"
+                else default
+            )
     return None
 
 
@@ -137,7 +152,11 @@ def _add_new_columns(engine: Engine) -> None:
                     continue
                 default = _model_default(table.name, column.name)
                 kind = column.type.compile(dialect=engine.dialect)
-                literal = "" if default is None else " DEFAULT " + (f"'{default}'" if isinstance(default, str) else str(default))
+                literal = (
+                    ""
+                    if default is None
+                    else " DEFAULT " + (f"'{default}'" if isinstance(default, str) else str(default))
+                )
                 conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{literal}')
 
 
@@ -177,14 +196,18 @@ def _audit_append_only(engine: Engine) -> None:
                 "FOR EACH STATEMENT EXECUTE FUNCTION rebal_audit_append_only()"
             )
             superuser = conn.exec_driver_sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").scalar()
-            exists = conn.exec_driver_sql("SELECT 1 FROM pg_event_trigger WHERE evtname = 'rebal_audit_no_drop'").scalar()
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_event_trigger WHERE evtname = 'rebal_audit_no_drop'"
+            ).scalar()
             if superuser and not exists:
                 conn.exec_driver_sql(
                     "CREATE OR REPLACE FUNCTION rebal_audit_no_drop() RETURNS event_trigger AS $$ BEGIN "
                     "IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' AND object_name = 'audit_log') "
                     "THEN RAISE EXCEPTION 'the audit log is append-only'; END IF; END $$ LANGUAGE plpgsql"
                 )
-                conn.exec_driver_sql("CREATE EVENT TRIGGER rebal_audit_no_drop ON sql_drop EXECUTE FUNCTION rebal_audit_no_drop()")
+                conn.exec_driver_sql(
+                    "CREATE EVENT TRIGGER rebal_audit_no_drop ON sql_drop EXECUTE FUNCTION rebal_audit_no_drop()"
+                )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -214,7 +237,9 @@ def _rows(frame: pd.DataFrame, columns: list[str]) -> Iterator[list[tuple]]:
         yield list(zip(*_column_lists(part, columns)))
 
 
-def _bulk_insert(conn, table_name: str, frame: pd.DataFrame, columns: list[str], progress: Callable[[int], None]) -> None:
+def _bulk_insert(
+    conn, table_name: str, frame: pd.DataFrame, columns: list[str], progress: Callable[[int], None]
+) -> None:
     raw = conn.connection.driver_connection
     cursor = raw.cursor()
     try:
@@ -281,7 +306,9 @@ def save_dataset(
             rate_card=json.dumps(rate_card or {}),
             signals=json.dumps(list(signals), default=str),
         )
-        dataset_id = conn.execute(Dataset.__table__.insert().values(**record.model_dump(exclude={"id"})).returning(Dataset.__table__.c.id)).scalar_one()
+        dataset_id = conn.execute(
+            Dataset.__table__.insert().values(**record.model_dump(exclude={"id"})).returning(Dataset.__table__.c.id)
+        ).scalar_one()
         for key, model in BUNDLE_TABLES.items():
             frame = tables.get(key)
             if frame is None or frame.empty:
@@ -372,7 +399,9 @@ def count_rows(*, engine: Engine, table: str, dataset_id: int | None = None) -> 
 
 def read_demand_since(*, engine: Engine, dataset_id: int, since: dt.date) -> pd.DataFrame:
     """Demand rows of a dataset from ``since`` on (recent evidence without reading the whole history)."""
-    query = select(DemandRecord.site_id, DemandRecord.sku_id, DemandRecord.date, DemandRecord.qty).where(DemandRecord.dataset_id == dataset_id, DemandRecord.date >= since)
+    query = select(DemandRecord.site_id, DemandRecord.sku_id, DemandRecord.date, DemandRecord.qty).where(
+        DemandRecord.dataset_id == dataset_id, DemandRecord.date >= since
+    )
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
     frame["date"] = pd.to_datetime(frame["date"])
@@ -394,7 +423,9 @@ def adjustment_stamp(*, engine: Engine, dataset_id: int) -> str:
     """Changes whenever an adjustment of the dataset is decided (cache keys of the network use it)."""
     from rebal_core.models import StockAdjustment
 
-    query = select(func.count(), func.max(StockAdjustment.decided_at)).where(StockAdjustment.dataset_id == dataset_id, StockAdjustment.status == "approved")
+    query = select(func.count(), func.max(StockAdjustment.decided_at)).where(
+        StockAdjustment.dataset_id == dataset_id, StockAdjustment.status == "approved"
+    )
     with engine.connect() as conn:
         n, last = conn.execute(query).one()
     return f"{n}:{last}"

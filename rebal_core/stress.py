@@ -24,7 +24,14 @@ TRUCK_CAPACITIES = (20.0, 37.0, 50.0, 140.0)
 
 
 def _no_inbound() -> pd.DataFrame:
-    return pd.DataFrame({"site_id": pd.Series([], dtype=str), "sku_id": pd.Series([], dtype=str), "qty": pd.Series([], dtype=int), "eta": pd.Series([], dtype="datetime64[ns]")})
+    return pd.DataFrame(
+        {
+            "site_id": pd.Series([], dtype=str),
+            "sku_id": pd.Series([], dtype=str),
+            "qty": pd.Series([], dtype=int),
+            "eta": pd.Series([], dtype="datetime64[ns]"),
+        }
+    )
 
 
 def tiny_trucked_network(seed: int) -> tuple[Network, Scenario]:
@@ -46,8 +53,17 @@ def tiny_trucked_network(seed: int) -> tuple[Network, Scenario]:
     mean = rng.gamma(1.5, 1.5, len(pairs)).round(3)
     long = rng.random(n_sites) < 0.5  # about half the sites sit long, half run short: transfers matter
     on_hand = np.array([rng.integers(60, 300) if long[s] else rng.integers(0, 20) for s, _ in pairs])
-    inventory = pd.DataFrame({"site_id": [f"S{s}" for s, _ in pairs], "sku_id": [f"K{k}" for _, k in pairs], "on_hand": on_hand, "in_transit": 0})
-    forecast = inventory[["site_id", "sku_id"]].assign(mean_daily=mean, std_daily=rng.uniform(0.2, 2, len(pairs)).round(3))
+    inventory = pd.DataFrame(
+        {
+            "site_id": [f"S{s}" for s, _ in pairs],
+            "sku_id": [f"K{k}" for _, k in pairs],
+            "on_hand": on_hand,
+            "in_transit": 0,
+        }
+    )
+    forecast = inventory[["site_id", "sku_id"]].assign(
+        mean_daily=mean, std_daily=rng.uniform(0.2, 2, len(pairs)).round(3)
+    )
     lanes = [(a, b) for a in range(n_sites) for b in range(n_sites) if a != b and rng.random() < 0.5]
     truck = rng.random(len(lanes)) < 0.8
     lanes = pd.DataFrame({
@@ -88,9 +104,22 @@ def coupled_network(n_sites: int, n_skus: int, seed: int = 0, neighbours: int = 
     sku = np.tile(np.arange(n_skus), n_sites)
     mean = rng.gamma(1.2, 1.0, len(site)) * rng.lognormal(0, 0.5, n_skus)[sku]
     state = rng.choice(3, len(site), p=[0.34, 0.33, 0.33])  # long, short, balanced
-    days = np.select([state == 0, state == 1], [rng.uniform(60, 150, len(site)), rng.uniform(0, 10, len(site))], rng.uniform(25, 45, len(site)))
-    inventory = pd.DataFrame({"site_id": sites["site_id"].to_numpy()[site], "sku_id": skus["sku_id"].to_numpy()[sku], "on_hand": np.round(mean * days).astype(np.int64), "in_transit": 0})
-    forecast = inventory[["site_id", "sku_id"]].assign(mean_daily=mean.round(3), std_daily=(mean * rng.uniform(0.4, 1.2, len(site))).round(3))
+    days = np.select(
+        [state == 0, state == 1],
+        [rng.uniform(60, 150, len(site)), rng.uniform(0, 10, len(site))],
+        rng.uniform(25, 45, len(site)),
+    )
+    inventory = pd.DataFrame(
+        {
+            "site_id": sites["site_id"].to_numpy()[site],
+            "sku_id": skus["sku_id"].to_numpy()[sku],
+            "on_hand": np.round(mean * days).astype(np.int64),
+            "in_transit": 0,
+        }
+    )
+    forecast = inventory[["site_id", "sku_id"]].assign(
+        mean_daily=mean.round(3), std_daily=(mean * rng.uniform(0.4, 1.2, len(site))).round(3)
+    )
     d = np.hypot(lat[:, None] - lat[None, :], (lon[:, None] - lon[None, :]) * 0.8)
     np.fill_diagonal(d, np.inf)
     near = np.argsort(d, axis=1)[:, :neighbours]

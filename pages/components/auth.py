@@ -49,14 +49,18 @@ def _sign_in_form(engine, first_start: str | None) -> None:
         else:
             st.session_state[SIGNED_IN] = actor.username
             st.rerun()
-    st.caption("No account? An admin creates one on the Admin page (or `python -m rebal_core users add NAME --role planner`).")
+    st.caption(
+        "No account? An admin creates one on the Admin page (or `python -m rebal_core users add NAME --role planner`)."
+    )
 
 
 def require_actor(engine, first_start: str | None = None) -> Actor:
     """The signed-in user; otherwise the sign-in form is shown and the page stops."""
     username = st.session_state.get(SIGNED_IN)
     if username is None and oidc_configured() and st.user.get("is_logged_in", False):
-        actor = accounts.actor_for_oidc(engine=engine, email=str(st.user.get("email") or ""), name=str(st.user.get("name") or ""))
+        actor = accounts.actor_for_oidc(
+            engine=engine, email=str(st.user.get("email") or ""), name=str(st.user.get("name") or "")
+        )
         if actor is not None:
             st.session_state[SIGNED_IN] = username = actor.username
     actor = accounts.actor_of(engine=engine, username=username) if username else None

@@ -38,7 +38,9 @@ def ensure_started() -> Actor:
         first_start = f"First start: sign in as admin with the password in {accounts.admin_password_file(engine())}, then change it on the Admin page."
     if not store.list_datasets(engine=engine()):
         bar = st.progress(0.0, text="First start: loading the sample network...")
-        services.ensure_sample(engine=engine(), progress=lambda f, m: bar.progress(min(f, 1.0), text=f"First start: {m}"))
+        services.ensure_sample(
+            engine=engine(), progress=lambda f, m: bar.progress(min(f, 1.0), text=f"First start: {m}")
+        )
         bar.empty()
     return auth.require_actor(engine(), first_start)
 
@@ -74,7 +76,9 @@ def actor() -> Actor:
 
 def version(dataset: DatasetPublic) -> str:
     """Cache key that changes when a dataset is replaced under the same id or name."""
-    stamp = store.adjustment_stamp(engine=engine(), dataset_id=dataset.id)  # approved count adjustments change the on hand
+    stamp = store.adjustment_stamp(
+        engine=engine(), dataset_id=dataset.id
+    )  # approved count adjustments change the on hand
     return f"{store.database_url()}:{dataset.id}:{dataset.imported_at.isoformat()}:{stamp}"
 
 

@@ -14,7 +14,9 @@ def position_filters(pos: pd.DataFrame, key: str) -> pd.DataFrame:
     """Category, region and site-kind filters in the sidebar; returns the filtered positions."""
     with st.sidebar:
         st.subheader("Filters")
-        categories = st.multiselect("Category", sorted(pos["category"].unique()), key=f"{key}-cat", placeholder="All categories")
+        categories = st.multiselect(
+            "Category", sorted(pos["category"].unique()), key=f"{key}-cat", placeholder="All categories"
+        )
         regions = st.multiselect("Region", sorted(pos["region"].unique()), key=f"{key}-reg", placeholder="All regions")
         kinds = st.multiselect("Site kind", sorted(pos["kind"].unique()), key=f"{key}-kind", placeholder="All kinds")
     return filter_positions(pos, categories=categories, regions=regions, kinds=kinds)
@@ -24,11 +26,21 @@ def kpi_cards(pos: pd.DataFrame) -> dict[str, float]:
     """Headline KPIs of a set of positions; returns them for the caller to reuse."""
     k = kpis(pos)
     cols = st.columns(5)
-    cols[0].metric("Expected fill rate", f"{k['fill_rate']:.1%}", help="1 - expected units short / expected demand over the horizon (a fill rate, not a cycle service level)")
+    cols[0].metric(
+        "Expected fill rate",
+        f"{k['fill_rate']:.1%}",
+        help="1 - expected units short / expected demand over the horizon (a fill rate, not a cycle service level)",
+    )
     cols[1].metric("Shortage value", money(k["shortage_value"]), help="Units below target x standard cost")
     cols[2].metric("Excess value", money(k["excess_value"]), help="Units above the excess level x standard cost")
-    cols[3].metric("At stockout risk", f"{k['n_stockout_risk']:,}", help="Positions whose stock position is below expected demand over the horizon")
-    cols[4].metric("Network cost of inaction", money(k["network_cost"]), help="Shortage cost + excess cost if nothing is moved")
+    cols[3].metric(
+        "At stockout risk",
+        f"{k['n_stockout_risk']:,}",
+        help="Positions whose stock position is below expected demand over the horizon",
+    )
+    cols[4].metric(
+        "Network cost of inaction", money(k["network_cost"]), help="Shortage cost + excess cost if nothing is moved"
+    )
     return k
 
 
@@ -65,7 +77,22 @@ def download_orders(orders: pd.DataFrame, stem: str, key: str, on_download=None)
     from rebal_core.export import to_xlsx_bytes
 
     left, right = st.columns(2)
-    left.download_button(f"Transfer orders CSV ({len(orders):,})", to_csv_bytes(orders), file_name=f"{stem}.csv", mime="text/csv", key=f"{key}-csv",
-                         on_click=on_download, args=("csv",), type="primary")
-    right.download_button("Transfer orders .xlsx", to_xlsx_bytes(orders), file_name=f"{stem}.xlsx",
-                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}-xlsx", on_click=on_download, args=("xlsx",))
+    left.download_button(
+        f"Transfer orders CSV ({len(orders):,})",
+        to_csv_bytes(orders),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        key=f"{key}-csv",
+        on_click=on_download,
+        args=("csv",),
+        type="primary",
+    )
+    right.download_button(
+        "Transfer orders .xlsx",
+        to_xlsx_bytes(orders),
+        file_name=f"{stem}.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key=f"{key}-xlsx",
+        on_click=on_download,
+        args=("xlsx",),
+    )

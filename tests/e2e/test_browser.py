@@ -18,12 +18,33 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-PAGES = {"home": "", "network": "Network", "hotspots": "Hotspots", "data": "Data", "lab": "Scenario_lab", "plans": "Plans", "compare": "Compare",
-         "audit": "Audit_log", "admin": "Admin", "backtest": "Backtest", "monitor": "Monitor"}
+PAGES = {
+    "home": "",
+    "network": "Network",
+    "hotspots": "Hotspots",
+    "data": "Data",
+    "lab": "Scenario_lab",
+    "plans": "Plans",
+    "compare": "Compare",
+    "audit": "Audit_log",
+    "admin": "Admin",
+    "backtest": "Backtest",
+    "monitor": "Monitor",
+}
 # What each page must have drawn before its screenshot is taken.
-READY = {"home": ".js-plotly-plot", "network": '[data-testid="stDeckGlJsonChart"]', "hotspots": ".js-plotly-plot", "data": '[data-testid="stDataFrame"]',
-         "lab": '[data-testid="stDeckGlJsonChart"]', "plans": '[data-testid="stDataFrame"]', "compare": ".js-plotly-plot", "audit": '[data-testid="stDataFrame"]',
-         "admin": '[data-testid="stDataFrame"]', "backtest": '[data-testid="stSlider"]', "monitor": ".js-plotly-plot"}
+READY = {
+    "home": ".js-plotly-plot",
+    "network": '[data-testid="stDeckGlJsonChart"]',
+    "hotspots": ".js-plotly-plot",
+    "data": '[data-testid="stDataFrame"]',
+    "lab": '[data-testid="stDeckGlJsonChart"]',
+    "plans": '[data-testid="stDataFrame"]',
+    "compare": ".js-plotly-plot",
+    "audit": '[data-testid="stDataFrame"]',
+    "admin": '[data-testid="stDataFrame"]',
+    "backtest": '[data-testid="stSlider"]',
+    "monitor": ".js-plotly-plot",
+}
 TITLES = {"Audit_log": "Audit log", "Compare": "Compare scenarios"}
 
 pytestmark = pytest.mark.browser
@@ -49,9 +70,17 @@ def store_url(loaded_db, tmp_path_factory) -> str:
     net = services.load_network(engine=engine, dataset_id=dataset.id)
     pat = Actor("pat", "planner")
     for name, sl in (("98% service", 0.98), ("95% service", 0.95)):
-        record = workflow.save_scenario(engine=engine, actor=pat, dataset_id=dataset.id, scenario=Scenario(name=name, service_level=sl), time_limit=5)
+        record = workflow.save_scenario(
+            engine=engine,
+            actor=pat,
+            dataset_id=dataset.id,
+            scenario=Scenario(name=name, service_level=sl),
+            time_limit=5,
+        )
         record = workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id, network=net)
-    workflow.transition(engine=engine, actor=pat, scenario_id=record.id, event="submit")  # "95% service" waits for an approver
+    workflow.transition(
+        engine=engine, actor=pat, scenario_id=record.id, event="submit"
+    )  # "95% service" waits for an approver
     return url
 
 
@@ -60,8 +89,20 @@ def server(store_url):
     port = _free_port()
     env = {**os.environ, "REBAL_DATABASE_URL": store_url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless=true",
+            f"--server.port={port}",
+            "--server.address=127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -73,7 +114,9 @@ def server(store_url):
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("streamlit did not become healthy within 60 s:\n" + proc.stdout.read().decode(errors="replace")[-3000:])
+        raise RuntimeError(
+            "streamlit did not become healthy within 60 s:\n" + proc.stdout.read().decode(errors="replace")[-3000:]
+        )
     yield url
     proc.terminate()
     proc.wait(timeout=10)
@@ -86,7 +129,18 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader",
+            ],
+        )
         yield b
         b.close()
 
@@ -119,8 +173,13 @@ def test_page_renders_without_exception(server, browser, name):
     page.wait_for_timeout(1000)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
-    assert page.locator("h1").first.inner_text().strip() in ("Rebal", TITLES.get(PAGES[name], PAGES[name].replace("_", " ")))
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]'
+    ).first.inner_text()
+    assert page.locator("h1").first.inner_text().strip() in (
+        "Rebal",
+        TITLES.get(PAGES[name], PAGES[name].replace("_", " ")),
+    )
     assert "Traceback" not in page.content()
     page.close()
 
@@ -174,7 +233,9 @@ def test_compare_approve_export(server, browser, tmp_path):
     """An approver compares the two scenarios, approves the waiting lines and the plan, releases it and downloads the orders."""
     page = open_page(browser, server, "Compare", user="ann")
     # the KPI table's A / B / delta header (the grid keeps an accessible copy of its headers)
-    page.get_by_text("95% service - 98% service").or_(page.get_by_text("98% service - 95% service")).first.wait_for(state="attached", timeout=60_000)
+    page.get_by_text("95% service - 98% service").or_(page.get_by_text("98% service - 95% service")).first.wait_for(
+        state="attached", timeout=60_000
+    )
     page.wait_for_selector(".js-plotly-plot", timeout=30_000)
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -210,6 +271,20 @@ def test_compare_approve_export(server, browser, tmp_path):
 
     orders = pd.read_csv(target, encoding="utf-8-sig")
     assert len(orders) > 0 and orders["transfer_id"].is_unique
-    assert {"transfer_id", "sku_id", "from_site", "to_site", "qty", "packs", "ship_by", "arrive_by", "lane_trucks", "cost", "reason", "approval_status", "approver"} <= set(orders.columns)
+    assert {
+        "transfer_id",
+        "sku_id",
+        "from_site",
+        "to_site",
+        "qty",
+        "packs",
+        "ship_by",
+        "arrive_by",
+        "lane_trucks",
+        "cost",
+        "reason",
+        "approval_status",
+        "approver",
+    } <= set(orders.columns)
     assert set(orders["approval_status"].str.split(" ").str[0]) <= {"approved", "firm"}
     assert "ann" in set(orders["approver"]) or orders["approver"].str.startswith("policy").all()

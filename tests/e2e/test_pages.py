@@ -9,8 +9,19 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PAGES = ["app.py", "pages/1_Network.py", "pages/2_Hotspots.py", "pages/3_Data.py", "pages/4_Scenario_lab.py", "pages/5_Plans.py", "pages/6_Compare.py", "pages/9_Backtest.py", "pages/10_Monitor.py",
-         "pages/7_Audit_log.py", "pages/8_Admin.py"]
+PAGES = [
+    "app.py",
+    "pages/1_Network.py",
+    "pages/2_Hotspots.py",
+    "pages/3_Data.py",
+    "pages/4_Scenario_lab.py",
+    "pages/5_Plans.py",
+    "pages/6_Compare.py",
+    "pages/9_Backtest.py",
+    "pages/10_Monitor.py",
+    "pages/7_Audit_log.py",
+    "pages/8_Admin.py",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +45,9 @@ def run(page: str, user: str | None = "admin") -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     if user:
-        assert "signed_in" in at.session_state, f"{user} is not a user of this store: the page stopped at the sign-in form"
+        assert "signed_in" in at.session_state, (
+            f"{user} is not a user of this store: the page stopped at the sign-in form"
+        )
     return at
 
 
@@ -130,7 +143,13 @@ def writable(workflow_db, monkeypatch):
     pat = Actor("pat", "planner")
     made = []
     for name, sl in (("95% service", 0.95), ("98% service", 0.98)):
-        record = workflow.save_scenario(engine=engine, actor=pat, dataset_id=dataset.id, scenario=Scenario(name=name, service_level=sl), time_limit=5)
+        record = workflow.save_scenario(
+            engine=engine,
+            actor=pat,
+            dataset_id=dataset.id,
+            scenario=Scenario(name=name, service_level=sl),
+            time_limit=5,
+        )
         made.append(workflow.solve_scenario(engine=engine, actor=pat, scenario_id=record.id, network=net))
     return engine, made
 
@@ -158,7 +177,11 @@ def test_plans_page_submit_approve_release_export(writable):
     from rebal_core.identity import Actor
 
     # the small network's expected-cost plan moves little value per line: a low threshold routes some to approval
-    workflow.set_policy(engine=engine, actor=Actor("admin", "admin"), policy=Policy(default=Thresholds(line_value=100.0, line_cost=20.0)))
+    workflow.set_policy(
+        engine=engine,
+        actor=Actor("admin", "admin"),
+        policy=Policy(default=Thresholds(line_value=100.0, line_cost=20.0)),
+    )
     at = run("pages/5_Plans.py", user="pat")
     at.session_state["scenario_id"] = record.id
     at.run()
@@ -179,7 +202,9 @@ def test_plans_page_submit_approve_release_export(writable):
     assert any(f"Approve: {len(waiting)} line(s)" in s.value for s in at.success)
     at.button(key="plans-approve").click().run()
     at.button(key="plans-release").click().run()
-    assert workflow.get_scenario(engine=engine, scenario_id=record.id).status == "approved"  # not before it is confirmed
+    assert (
+        workflow.get_scenario(engine=engine, scenario_id=record.id).status == "approved"
+    )  # not before it is confirmed
     assert any("cannot be changed or withdrawn" in w.value for w in at.warning)
     at.button(key="plans-release-confirm").click().run()
     assert not at.exception
@@ -218,14 +243,21 @@ def test_plans_page_rejection_needs_a_reason(writable):
     assert any("needs a reason" in e.value for e in at.error)
     at.text_input(key="plans-reason").input("donor is being audited")
     at.button(key="plans-reject-lines").click().run()
-    assert workflow.lines(engine=engine, scenario_id=record.id).set_index("transfer_id").loc[one, "status"] == "rejected"
+    assert (
+        workflow.lines(engine=engine, scenario_id=record.id).set_index("transfer_id").loc[one, "status"] == "rejected"
+    )
 
 
 def test_compare_page_kpis_differences_and_sweep(writable):
     at = run("pages/6_Compare.py", user="vic")
     kpis = frame(at, "KPI")
     base, other = kpis.columns[1], kpis.columns[2]
-    assert {base, other} == {"95% service", "98% service"} and list(kpis.columns) == ["KPI", base, other, f"{other} - {base}"]
+    assert {base, other} == {"95% service", "98% service"} and list(kpis.columns) == [
+        "KPI",
+        base,
+        other,
+        f"{other} - {base}",
+    ]
     assert "Expected fill rate after" in kpis["KPI"].tolist()
     assert len(frame(at, "spread")) > 0
     at.slider(key="cmp-sweep-n").set_value(3).run()
@@ -275,8 +307,13 @@ def test_scenario_lab_saves_a_scenario(writable):
 
 def test_identity_provider_sign_in_when_configured(writable):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "rebal",
-                          "client_secret": "s", "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "client_id": "rebal",
+        "client_secret": "s",
+        "server_metadata_url": "https://idp.example/.well-known/openid-configuration",
+    }
     at.run()
     assert not at.exception
     assert [b.label for b in at.button] == ["Sign in with your identity provider"]
@@ -308,7 +345,12 @@ def test_backtest_page_runs_a_short_replay():
     assert not at.exception
     t = frame(at, "net_gain_vs_none")
     assert list(t["arm"]) == ["none", "greedy", "optimize", "hindsight"] and (t["demand_units"] > 0).all()
-    assert {"Realised fill rate, optimized", "Realised net vs no rebalancing", "Promised by the plans", "Share of hindsight captured"} <= {m.label for m in at.metric}
+    assert {
+        "Realised fill rate, optimized",
+        "Realised net vs no rebalancing",
+        "Promised by the plans",
+        "Share of hindsight captured",
+    } <= {m.label for m in at.metric}
     assert any("Forecast calibration" in c.value for c in at.caption)
 
 

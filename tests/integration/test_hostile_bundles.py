@@ -129,8 +129,9 @@ def test_encrypted_zip_and_zip_bomb_and_gzip_bomb(copy, tmp_path, tiny):
 
 
 def test_xlsx_with_xml_entities_is_refused(tiny, tmp_path):
-    import openpyxl
     import csv
+
+    import openpyxl
 
     book = openpyxl.Workbook()
     book.remove(book.active)
@@ -145,13 +146,44 @@ def test_xlsx_with_xml_entities_is_refused(tiny, tmp_path):
         for item in zin.infolist():
             data = zin.read(item.filename)
             if item.filename.endswith("sheet1.xml"):
-                data = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>' + data.replace(b"<v>", b"<v>&b;", 1)
+                data = (
+                    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+                    + data.replace(b"<v>", b"<v>&b;", 1)
+                )
             zout.writestr(item, data)
     refused(hostile, "entities.xlsx")
 
 
-MUTATIONS = ("flip_bytes", "truncate", "drop_line", "duplicate_line", "swap_header", "blank_cell", "odd_value", "drop_file", "binary_file", "cr_endings")
-ODD_VALUES = ["-1", "1e400", "NaN", "", "  ", "=cmd|' /C calc'!A0", "２０２６-01-01", "9" * 40, "0x10", "1_000", "\u00a0", "\"", "a,b", "2026-02-30", "-0", "true"]
+MUTATIONS = (
+    "flip_bytes",
+    "truncate",
+    "drop_line",
+    "duplicate_line",
+    "swap_header",
+    "blank_cell",
+    "odd_value",
+    "drop_file",
+    "binary_file",
+    "cr_endings",
+)
+ODD_VALUES = [
+    "-1",
+    "1e400",
+    "NaN",
+    "",
+    "  ",
+    "=cmd|' /C calc'!A0",
+    "２０２６-01-01",
+    "9" * 40,
+    "0x10",
+    "1_000",
+    "\u00a0",
+    '"',
+    "a,b",
+    "2026-02-30",
+    "-0",
+    "true",
+]
 
 
 def _mutate(root: Path, rng: random.Random) -> str:

@@ -12,6 +12,7 @@ import tempfile
 import pytest
 
 from rebal_core import services, store, workflow
+from rebal_core.bundle import BundleInvalid
 from rebal_core.identity import Actor
 
 pytestmark = pytest.mark.postgres
@@ -42,7 +43,17 @@ def pg_url():
     if root:
         shutil.chown(data, "postgres")
     run(initdb, "-D", data, "-A", "trust", "-U", "rebal")
-    run(pg_ctl, "-D", data, "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "-w", "-l", f"{data}/log", "start")
+    run(
+        pg_ctl,
+        "-D",
+        data,
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        "-w",
+        "-l",
+        f"{data}/log",
+        "start",
+    )
     try:
         yield f"postgresql://rebal@127.0.0.1:{port}/postgres"
     finally:
@@ -54,12 +65,14 @@ def test_import_and_all_or_nothing_on_postgres(pg_url, small_bundle, bundle_copy
     engine = store.make_engine(pg_url)
     d = services.import_bundle(engine=engine, source=small_bundle, name="PG net").dataset
     assert store.count_rows(engine=engine, table="inventory", dataset_id=d.id) > 0
-    assert len(store.read_table(engine=engine, dataset_id=d.id, table="demand")) == store.count_rows(engine=engine, table="demand", dataset_id=d.id)
+    assert len(store.read_table(engine=engine, dataset_id=d.id, table="demand")) == store.count_rows(
+        engine=engine, table="demand", dataset_id=d.id
+    )
     net = services.load_network(engine=engine, dataset_id=d.id)
     assert len(net.sites) == 8
     before = store.count_rows(engine=engine, table="demand")
     (bundle_copy / "skus.csv").write_text("sku_id,name,category,unit_cost\nX,Thing,C,0\n")
-    with pytest.raises(Exception):
+    with pytest.raises(BundleInvalid):
         services.import_bundle(engine=engine, source=bundle_copy, name="PG net", replace=True)
     assert store.count_rows(engine=engine, table="demand") == before
     engine.dispose()
@@ -93,8 +106,13 @@ def test_workflow_on_postgres(pg_url, small_bundle, monkeypatch):
     orders = workflow.export_orders(engine=engine, actor=pat, scenario_id=record.id)
     assert len(orders) == len(after)
     with engine.connect() as conn:
-        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log", "DROP TABLE audit_log",
-                    "INSERT INTO audit_log SELECT * FROM audit_log ORDER BY id LIMIT 1 ON CONFLICT (id) DO UPDATE SET summary = 'rewritten'"):
+        for sql in (
+            "UPDATE audit_log SET username = 'mallory'",
+            "DELETE FROM audit_log",
+            "TRUNCATE audit_log",
+            "DROP TABLE audit_log",
+            "INSERT INTO audit_log SELECT * FROM audit_log ORDER BY id LIMIT 1 ON CONFLICT (id) DO UPDATE SET summary = 'rewritten'",
+        ):
             with pytest.raises(Exception, match="append-only"):
                 conn.execute(text(sql))
             conn.rollback()
@@ -117,7 +135,9 @@ def test_concurrent_policy_saves_and_long_names_on_postgres(pg_url, small_bundle
     def save(i: int) -> None:
         gate.wait()
         try:
-            workflow.set_policy(engine=engine, actor=admin, policy=Policy(default=Thresholds(float(100 + i), 50.0)), note=f"writer {i}")
+            workflow.set_policy(
+                engine=engine, actor=admin, policy=Policy(default=Thresholds(float(100 + i), 50.0)), note=f"writer {i}"
+            )
         except Exception as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 

@@ -25,7 +25,9 @@ def test_import_stores_every_table(engine, small_bundle):
     result = services.import_bundle(engine=engine, source=small_bundle, name="Net A")
     d = result.dataset
     assert (d.sites, d.skus) == (8, 40)
-    assert store.count_rows(engine=engine, table="demand", dataset_id=d.id) == len(pd.read_csv(small_bundle / "demand.csv"))
+    assert store.count_rows(engine=engine, table="demand", dataset_id=d.id) == len(
+        pd.read_csv(small_bundle / "demand.csv")
+    )
     forecast = store.read_table(engine=engine, dataset_id=d.id, table="forecast")
     assert len(forecast) > 0 and forecast["mean_daily"].ge(0).all()
     sites = store.read_table(engine=engine, dataset_id=d.id, table="sites")
@@ -86,7 +88,14 @@ def test_lanes_derived_when_bundle_has_none(engine, bundle_copy):
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rebal_core", *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rebal_core", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_cli_validate_ok_and_broken(small_bundle, bundle_copy):
@@ -135,20 +144,62 @@ def test_synth_is_deterministic_and_valid(tmp_path):
 
 def test_cli_backtest(small_bundle, tmp_path):
     out = tmp_path / "bt.csv"
-    done = subprocess.run([sys.executable, "-m", "rebal_core", "backtest", str(small_bundle), "--days", "14", "--every", "7", "--time-limit", "1", "--quiet", "--out", str(out)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rebal_core",
+            "backtest",
+            str(small_bundle),
+            "--days",
+            "14",
+            "--every",
+            "7",
+            "--time-limit",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["none", "greedy", "optimize", "hindsight"]
     periods = pd.read_csv(out, encoding="utf-8-sig")
     assert len(periods) == 4 * 2 and {"fill_rate", "lost_value", "transfer_spend"} <= set(periods.columns)
-    too_long = subprocess.run([sys.executable, "-m", "rebal_core", "backtest", str(small_bundle), "--days", "400", "--quiet"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    too_long = subprocess.run(
+        [sys.executable, "-m", "rebal_core", "backtest", str(small_bundle), "--days", "400", "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
     assert too_long.returncode == 2 and "needs 456 days of history; the bundle has 150" in too_long.stdout
 
 
 def _plan_cli(bundle: Path, out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rebal_core", "plan", str(bundle), "--out", str(out), "--method", "greedy", "--quiet", *extra],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "REBAL_CACHE_DIR": str(cache)}, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rebal_core",
+            "plan",
+            str(bundle),
+            "--out",
+            str(out),
+            "--method",
+            "greedy",
+            "--quiet",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "REBAL_CACHE_DIR": str(cache)},
+        timeout=300,
+    )
 
 
 def test_cli_plan_takes_an_unchanged_bundle_from_the_cache(bundle_copy, tmp_path):

@@ -21,14 +21,18 @@ def eng(workflow_db):
 
 
 def solved(eng, dataset, net, name, actor=PAT, **params):
-    record = workflow.save_scenario(engine=eng, actor=actor, dataset_id=dataset.id, scenario=Scenario(name=name, **params), time_limit=5)
+    record = workflow.save_scenario(
+        engine=eng, actor=actor, dataset_id=dataset.id, scenario=Scenario(name=name, **params), time_limit=5
+    )
     return workflow.solve_scenario(engine=eng, actor=actor, scenario_id=record.id, network=net)
 
 
 def approve_all(eng, record, approver=ANN):
     workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
     waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=record.id))
-    workflow.decide_lines(engine=eng, actor=approver, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.decide_lines(
+        engine=eng, actor=approver, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve"
+    )
     return workflow.transition(engine=eng, actor=approver, scenario_id=record.id, event="approve")
 
 
@@ -62,10 +66,21 @@ def test_a_firm_line_above_the_policy_waits_for_someone_else(eng, dataset, net):
         pack = int(candidate["qty"] // candidate["packs"])
         for k in range(1, 6):
             try:
-                workflow.firm_line(engine=eng, actor=ADMIN, scenario_id=record.id, transfer_id=candidate["transfer_id"], qty=int(candidate["qty"]) + k * pack, network=net)
+                workflow.firm_line(
+                    engine=eng,
+                    actor=ADMIN,
+                    scenario_id=record.id,
+                    transfer_id=candidate["transfer_id"],
+                    qty=int(candidate["qty"]) + k * pack,
+                    network=net,
+                )
             except workflow.WorkflowError:
                 break
-            if workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id").loc[candidate["transfer_id"], "needs_approval"]:
+            if (
+                workflow.lines(engine=eng, scenario_id=record.id)
+                .set_index("transfer_id")
+                .loc[candidate["transfer_id"], "needs_approval"]
+            ):
                 small = candidate
                 break
         if small is not None:
@@ -75,11 +90,19 @@ def test_a_firm_line_above_the_policy_waits_for_someone_else(eng, dataset, net):
     assert line["status"] == "firm" and line["needs_approval"]
     # not released early, nor by the autopilot's path
     workflow.release_approved(engine=eng, actor=ADMIN, scenario_id=record.id)
-    assert not workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id").loc[small["transfer_id"], "released"]
+    assert (
+        not workflow.lines(engine=eng, scenario_id=record.id)
+        .set_index("transfer_id")
+        .loc[small["transfer_id"], "released"]
+    )
     # who set the quantity cannot approve it
-    mine = workflow.decide_lines(engine=eng, actor=ADMIN, scenario_id=record.id, transfer_ids=[small["transfer_id"]], action="approve")
+    mine = workflow.decide_lines(
+        engine=eng, actor=ADMIN, scenario_id=record.id, transfer_ids=[small["transfer_id"]], action="approve"
+    )
     assert not mine.changed and "four eyes" in mine.skipped[0]
-    other = workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=[small["transfer_id"]], action="approve")
+    other = workflow.decide_lines(
+        engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=[small["transfer_id"]], action="approve"
+    )
     assert other.changed == [small["transfer_id"]]
 
 
@@ -87,10 +110,14 @@ def test_the_author_of_a_plan_cannot_approve_it_unless_four_eyes_is_off(eng, dat
     record = solved(eng, dataset, net, "Admin's own", actor=ADMIN)
     workflow.transition(engine=eng, actor=ADMIN, scenario_id=record.id, event="submit")
     waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=record.id))
-    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.decide_lines(
+        engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve"
+    )
     with pytest.raises(IllegalTransition, match="four eyes"):
         workflow.transition(engine=eng, actor=ADMIN, scenario_id=record.id, event="approve")
-    workflow.set_policy(engine=eng, actor=ADMIN, policy=Policy(default=LOW.default, four_eyes=False), note="one-person business")
+    workflow.set_policy(
+        engine=eng, actor=ADMIN, policy=Policy(default=LOW.default, four_eyes=False), note="one-person business"
+    )
     assert workflow.transition(engine=eng, actor=ADMIN, scenario_id=record.id, event="approve").status == "approved"
     changed = audit.log(engine=eng, actions=["policy_changed"], limit=1)
     assert "four eyes switched OFF" in changed["summary"].iat[0] and changed["username"].iat[0] == "root"
@@ -180,7 +207,9 @@ def test_a_locked_store_is_retried_then_refused_in_plain_words():
     assert store.when_busy(flaky) == "saved" and len(calls) == 3
 
     def stuck():
-        raise OperationalError("INSERT INTO policy (version, created_at) VALUES (?, ?)", {}, Exception("database is locked"))
+        raise OperationalError(
+            "INSERT INTO policy (version, created_at) VALUES (?, ?)", {}, Exception("database is locked")
+        )
 
     with pytest.raises(store.StoreBusy) as busy:
         store.when_busy(stuck)

@@ -31,7 +31,9 @@ def eng(workflow_db):
 
 
 def solved(eng, dataset, net, name="Base", **params):
-    record = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(name=name, **params), time_limit=5)
+    record = workflow.save_scenario(
+        engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(name=name, **params), time_limit=5
+    )
     return workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, network=net)
 
 
@@ -39,7 +41,9 @@ def release(eng, record) -> pd.DataFrame:
     """Submit, approve every waiting line and the plan, and export: the released orders."""
     workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
     waiting = workflow.open_decisions(workflow.lines(engine=eng, scenario_id=record.id))
-    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.decide_lines(
+        engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve"
+    )
     workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
     return workflow.export_orders(engine=eng, actor=PAT, scenario_id=record.id)
 
@@ -49,7 +53,12 @@ def keys(frame: pd.DataFrame) -> set[tuple]:
 
 
 def test_lifecycle_from_draft_to_received(eng, dataset, net):
-    workflow.set_policy(engine=eng, actor=Actor("admin", "admin"), policy=Policy(default=Thresholds(line_value=300.0, line_cost=40.0)), note="tighter")
+    workflow.set_policy(
+        engine=eng,
+        actor=Actor("admin", "admin"),
+        policy=Policy(default=Thresholds(line_value=300.0, line_cost=40.0)),
+        note="tighter",
+    )
     record = solved(eng, dataset, net)
     lines = workflow.lines(engine=eng, scenario_id=record.id)
     assert len(lines) > 5 and (lines["status"] == "proposed").all()
@@ -72,8 +81,18 @@ def test_lifecycle_from_draft_to_received(eng, dataset, net):
     first = waiting["transfer_id"].iloc[0]
     with pytest.raises(workflow.WorkflowError, match="needs a reason"):
         workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=[first], action="reject")
-    workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=[first], action="reject", note="receiver is closing", network=net)
-    result = workflow.decide_lines(engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve")
+    workflow.decide_lines(
+        engine=eng,
+        actor=ANN,
+        scenario_id=record.id,
+        transfer_ids=[first],
+        action="reject",
+        note="receiver is closing",
+        network=net,
+    )
+    result = workflow.decide_lines(
+        engine=eng, actor=ANN, scenario_id=record.id, transfer_ids=waiting["transfer_id"], action="approve"
+    )
     assert first in " ".join(result.skipped) and len(result.changed) == len(waiting) - 1
     record = workflow.transition(engine=eng, actor=ANN, scenario_id=record.id, event="approve")
     assert record.status == "approved"
@@ -90,7 +109,15 @@ def test_lifecycle_from_draft_to_received(eng, dataset, net):
     record = workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="receive")
     assert record.status == "received"
     events = audit.log(engine=eng, object_id=str(record.id))["action"].tolist()
-    for action in ("scenario_saved", "plan_solved", "plan_submit", "plan_approve", "plan_release", "orders_exported", "plan_receive"):
+    for action in (
+        "scenario_saved",
+        "plan_solved",
+        "plan_submit",
+        "plan_approve",
+        "plan_release",
+        "orders_exported",
+        "plan_receive",
+    ):
         assert action in events
 
 
@@ -104,7 +131,9 @@ def test_roles_are_enforced_in_the_core(eng, dataset, net):
     with pytest.raises(PermissionDenied):
         workflow.firm_line(engine=eng, actor=ANN, scenario_id=record.id, transfer_id=one, qty=1, network=net)
     workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
-    with pytest.raises(PermissionDenied, match="pat is a planner; approving or rejecting lines needs the approver or admin role"):
+    with pytest.raises(
+        PermissionDenied, match="pat is a planner; approving or rejecting lines needs the approver or admin role"
+    ):
         workflow.decide_lines(engine=eng, actor=PAT, scenario_id=record.id, transfer_ids=[one], action="approve")
     with pytest.raises(PermissionDenied, match="approving plans needs"):
         workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="approve")
@@ -120,15 +149,35 @@ def test_resolve_keeps_decisions_and_replans_the_rest(eng, dataset, net):
     record = solved(eng, dataset, net)
     lines = workflow.lines(engine=eng, scenario_id=record.id).sort_values("qty", ascending=False)
     rejected = lines["transfer_id"].iloc[:2].tolist()
-    workflow.decide_lines(engine=eng, actor=PAT, scenario_id=record.id, transfer_ids=rejected, action="reject", note="not this week", network=net)
+    workflow.decide_lines(
+        engine=eng,
+        actor=PAT,
+        scenario_id=record.id,
+        transfer_ids=rejected,
+        action="reject",
+        note="not this week",
+        network=net,
+    )
     big = lines[lines["packs"] >= 2].iloc[-1]
     pack = big["qty"] // big["packs"]
-    workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=big["transfer_id"], qty=int(big["qty"] - pack), note="dock limit", network=net)
+    workflow.firm_line(
+        engine=eng,
+        actor=PAT,
+        scenario_id=record.id,
+        transfer_id=big["transfer_id"],
+        qty=int(big["qty"] - pack),
+        note="dock limit",
+        network=net,
+    )
     # approved lines: approve some in review, then send the plan back and re-plan with other rules
     workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
-    approved = workflow.lines(engine=eng, scenario_id=record.id).query("status == 'approved'")[LINE_KEYS + ["transfer_id", "qty"]]
+    approved = workflow.lines(engine=eng, scenario_id=record.id).query("status == 'approved'")[
+        LINE_KEYS + ["transfer_id", "qty"]
+    ]
     workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="send_back")
-    record = workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, scenario=Scenario(name="Base", cost_per_move=25.0), network=net)
+    record = workflow.solve_scenario(
+        engine=eng, actor=PAT, scenario_id=record.id, scenario=Scenario(name="Base", cost_per_move=25.0), network=net
+    )
 
     after = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id")
     assert (after.loc[rejected, "status"] == "rejected").all()  # remembered, and out of the plan
@@ -153,12 +202,28 @@ def test_firm_edits_that_break_rules_are_refused(eng, dataset, net):
     if len(packed):
         row = packed.iloc[0]
         with pytest.raises(workflow.WorkflowError, match="not a whole number of packs"):
-            workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=row["transfer_id"], qty=int(row["qty"]) + 1, network=net)
+            workflow.firm_line(
+                engine=eng,
+                actor=PAT,
+                scenario_id=record.id,
+                transfer_id=row["transfer_id"],
+                qty=int(row["qty"]) + 1,
+                network=net,
+            )
     row = lines.iloc[0]
     with pytest.raises(workflow.WorkflowError, match="would break the plan's rules: .*may ship at most"):
-        workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=row["transfer_id"], qty=int(row["qty"] // row["packs"]) * 100_000, network=net)
+        workflow.firm_line(
+            engine=eng,
+            actor=PAT,
+            scenario_id=record.id,
+            transfer_id=row["transfer_id"],
+            qty=int(row["qty"] // row["packs"]) * 100_000,
+            network=net,
+        )
     with pytest.raises(workflow.WorkflowError, match="whole number > 0"):
-        workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=row["transfer_id"], qty=0, network=net)
+        workflow.firm_line(
+            engine=eng, actor=PAT, scenario_id=record.id, transfer_id=row["transfer_id"], qty=0, network=net
+        )
     assert workflow.lines(engine=eng, scenario_id=record.id).equals(lines)  # nothing changed
 
 
@@ -177,7 +242,9 @@ def test_released_lines_count_as_in_transit_and_are_never_proposed_twice(eng, da
     assert s2["network_cost_before"] < s1["network_cost_before"]  # the moves under way already help the receivers
     assert s2["units_moved"] < s1["units_moved"]
 
-    workflow.transition(engine=eng, actor=PAT, scenario_id=first.id, event="receive")  # received: now in the next snapshot's on hand
+    workflow.transition(
+        engine=eng, actor=PAT, scenario_id=first.id, event="receive"
+    )  # received: now in the next snapshot's on hand
     assert workflow.commitments_for(engine=eng, scenario_id=second.id).in_transit.empty
 
 
@@ -187,7 +254,7 @@ def test_export_is_idempotent_and_formula_safe(eng, small_bundle, tmp_path):
     bundle = tmp_path / "evil"
     shutil.copytree(small_bundle, bundle)
     sites = pd.read_csv(bundle / "sites.csv", dtype=str)
-    sites.loc[:, "name"] = ["=HYPERLINK(\"http://x\")", "+1+1", "-2", "@SUM(A1)"] + sites["name"].iloc[4:].tolist()
+    sites.loc[:, "name"] = ['=HYPERLINK("http://x")', "+1+1", "-2", "@SUM(A1)"] + sites["name"].iloc[4:].tolist()
     sites.to_csv(bundle / "sites.csv", index=False)
     d = services.import_bundle(engine=eng, source=bundle, name="Evil names", actor=PAT).dataset
     evil_net = services.load_network(engine=eng, dataset_id=d.id)
@@ -214,7 +281,9 @@ def test_export_is_idempotent_and_formula_safe(eng, small_bundle, tmp_path):
     book = openpyxl.load_workbook(io.BytesIO(to_xlsx_bytes(first)))
     sheet = book.active
     values = [c.value for row in sheet.iter_rows(min_row=2) for c in row if isinstance(c.value, str)]
-    assert all(not v.startswith("=") for v in values) and all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+    assert all(not v.startswith("=") for v in values) and all(
+        c.data_type != "f" for row in sheet.iter_rows() for c in row
+    )
 
 
 def approve_concurrently(engine, scenario_id: int, approvers: list[Actor]) -> pd.DataFrame:
@@ -228,7 +297,9 @@ def approve_concurrently(engine, scenario_id: int, approvers: list[Actor]) -> pd
         try:
             start.wait()
             for tid in shares[actor]:
-                workflow.decide_lines(engine=engine, actor=actor, scenario_id=scenario_id, transfer_ids=[tid], action="approve")
+                workflow.decide_lines(
+                    engine=engine, actor=actor, scenario_id=scenario_id, transfer_ids=[tid], action="approve"
+                )
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -246,7 +317,12 @@ def approve_concurrently(engine, scenario_id: int, approvers: list[Actor]) -> pd
 
 def test_two_approvers_at_once_lose_no_decision(eng, dataset, net):
     record = solved(eng, dataset, net)
-    workflow.set_policy(engine=eng, actor=Actor("admin", "admin"), policy=Policy(default=Thresholds(0.0, 0.0)), note="everything needs approval")
+    workflow.set_policy(
+        engine=eng,
+        actor=Actor("admin", "admin"),
+        policy=Policy(default=Thresholds(0.0, 0.0)),
+        note="everything needs approval",
+    )
     workflow.transition(engine=eng, actor=PAT, scenario_id=record.id, event="submit")
     assert (workflow.lines(engine=eng, scenario_id=record.id)["status"] == "proposed").all()
     after = approve_concurrently(eng, record.id, [ANN, AMY])
@@ -258,8 +334,19 @@ def test_two_approvers_at_once_lose_no_decision(eng, dataset, net):
     workflow.transition(engine=eng, actor=PAT, scenario_id=other.id, event="submit")
     line = workflow.lines(engine=eng, scenario_id=other.id).iloc[0]
     seen = {line["transfer_id"]: int(line["version"])}
-    first = workflow.decide_lines(engine=eng, actor=ANN, scenario_id=other.id, transfer_ids=seen, action="approve", versions=seen)
-    second = workflow.decide_lines(engine=eng, actor=AMY, scenario_id=other.id, transfer_ids=seen, action="reject", note="no", versions=seen, network=net)
+    first = workflow.decide_lines(
+        engine=eng, actor=ANN, scenario_id=other.id, transfer_ids=seen, action="approve", versions=seen
+    )
+    second = workflow.decide_lines(
+        engine=eng,
+        actor=AMY,
+        scenario_id=other.id,
+        transfer_ids=seen,
+        action="reject",
+        note="no",
+        versions=seen,
+        network=net,
+    )
     assert first.changed == [line["transfer_id"]] and second.changed == []
     assert "changed by ann meanwhile" in second.skipped[0]
 
@@ -271,7 +358,17 @@ def test_a_solve_does_not_overwrite_decisions_taken_meanwhile(eng, dataset, net)
 
     def meanwhile(fraction: float, message: str) -> None:
         if not done:
-            done.append(workflow.decide_lines(engine=eng, actor=PAT, scenario_id=record.id, transfer_ids=[one], action="reject", note="meanwhile", network=net))
+            done.append(
+                workflow.decide_lines(
+                    engine=eng,
+                    actor=PAT,
+                    scenario_id=record.id,
+                    transfer_ids=[one],
+                    action="reject",
+                    note="meanwhile",
+                    network=net,
+                )
+            )
 
     with pytest.raises(workflow.Conflict, match="changed while it was being solved"):
         workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id, network=net, progress=meanwhile)
@@ -282,11 +379,14 @@ def test_audit_log_is_append_only(eng, dataset, net):
     solved(eng, dataset, net)
     first = int(audit.log(engine=eng)["id"].min())
     with eng.connect() as conn:
-        for sql in ("UPDATE audit_log SET username = 'mallory'", "DELETE FROM audit_log",
-                    f"INSERT OR REPLACE INTO audit_log (id, at, username, role, action, object_type, object_id, summary, before, after) "
-                    f"VALUES ({first}, '2026-01-01 00:00:00', 'mallory', 'admin', 'x', 'x', 'x', 'rewritten', '{{}}', '{{}}')",
-                    f"REPLACE INTO audit_log (id, at, username, role, action, object_type, object_id, summary, before, after) "
-                    f"VALUES ({first}, '2026-01-01 00:00:00', 'mallory', 'admin', 'x', 'x', 'x', 'rewritten', '{{}}', '{{}}')"):
+        for sql in (
+            "UPDATE audit_log SET username = 'mallory'",
+            "DELETE FROM audit_log",
+            f"INSERT OR REPLACE INTO audit_log (id, at, username, role, action, object_type, object_id, summary, before, after) "
+            f"VALUES ({first}, '2026-01-01 00:00:00', 'mallory', 'admin', 'x', 'x', 'x', 'rewritten', '{{}}', '{{}}')",
+            f"REPLACE INTO audit_log (id, at, username, role, action, object_type, object_id, summary, before, after) "
+            f"VALUES ({first}, '2026-01-01 00:00:00', 'mallory', 'admin', 'x', 'x', 'x', 'rewritten', '{{}}', '{{}}')",
+        ):
             with pytest.raises(Exception, match="append-only"):
                 conn.execute(text(sql))
             conn.rollback()
@@ -311,7 +411,14 @@ def test_autopilot_is_idempotent_and_audited(workflow_db, tmp_path, eng):
     env = {**os.environ, "REBAL_DATABASE_URL": workflow_db, "PYTHONPATH": str(ROOT)}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "rebal_core", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "rebal_core", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     assert cli("save-scenario", "Nightly").returncode == 0
     one = cli("autopilot", "--scenario", "Nightly", "--out", "one.csv", "--quiet")
@@ -353,7 +460,9 @@ def test_accounts(eng):
     accounts.set_password(engine=eng, actor=ANN, username="ann", password="new-password-1", current=PASSWORDS["ann"])
     assert accounts.authenticate(engine=eng, username="ann", password="new-password-1") == ANN
     # identity-provider sign-ins: a new e-mail becomes a viewer, a known one gets its user's role
-    assert accounts.actor_for_oidc(engine=eng, email="New.Person@Example.com") == Actor("new.person@example.com", "viewer")
+    assert accounts.actor_for_oidc(engine=eng, email="New.Person@Example.com") == Actor(
+        "new.person@example.com", "viewer"
+    )
     accounts.create_user(engine=eng, actor=admin, username="olga", role="approver", email="olga@example.com")
     assert accounts.actor_for_oidc(engine=eng, email="OLGA@example.com") == Actor("olga", "approver")
     log = audit.log(engine=eng, actions=["user_created", "user_changed", "password_changed"])
@@ -388,28 +497,56 @@ def test_critical_signals_block_planning_until_an_admin_overrides(eng, bundle_co
     assert (result.signals["severity"] == "critical").any()
     d = result.dataset
     record = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=d.id, scenario=Scenario(), time_limit=2)
-    with pytest.raises(workflow.WorkflowError, match="blocked by 1 critical signal finding.*on or after the planning date"):
+    with pytest.raises(
+        workflow.WorkflowError, match="blocked by 1 critical signal finding.*on or after the planning date"
+    ):
         workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id)
     with pytest.raises(PermissionDenied):
         workflow.override_signals(engine=eng, actor=PAT, dataset_id=d.id, reason="known late feed")
     with pytest.raises(workflow.WorkflowError, match="needs a reason"):
         workflow.override_signals(engine=eng, actor=Actor("admin", "admin"), dataset_id=d.id, reason=" ")
-    workflow.override_signals(engine=eng, actor=Actor("admin", "admin"), dataset_id=d.id, reason="one test row, harmless")
+    workflow.override_signals(
+        engine=eng, actor=Actor("admin", "admin"), dataset_id=d.id, reason="one test row, harmless"
+    )
     assert workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=record.id).solved_at is not None
     event = audit.log(engine=eng, actions=["signals_overridden"])
     assert len(event) == 1 and event["username"].iloc[0] == "admin" and "harmless" in event["summary"].iloc[0]
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    plan = [sys.executable, "-m", "rebal_core", "plan", str(bundle_copy), "--out", str(tmp_path / "PLAN.csv"), "--quiet", "--time-limit", "2"]
+    plan = [
+        sys.executable,
+        "-m",
+        "rebal_core",
+        "plan",
+        str(bundle_copy),
+        "--out",
+        str(tmp_path / "PLAN.csv"),
+        "--quiet",
+        "--time-limit",
+        "2",
+    ]
     refused = subprocess.run(plan, capture_output=True, text=True, env=env, timeout=300)
-    assert refused.returncode == 2 and "signal critical: impossible" in refused.stdout and not (tmp_path / "PLAN.csv").exists()
-    allowed = subprocess.run([*plan, "--override-signals", "test row"], capture_output=True, text=True, env=env, timeout=300)
+    assert (
+        refused.returncode == 2
+        and "signal critical: impossible" in refused.stdout
+        and not (tmp_path / "PLAN.csv").exists()
+    )
+    allowed = subprocess.run(
+        [*plan, "--override-signals", "test row"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert allowed.returncode == 0 and (tmp_path / "PLAN.csv").exists()
 
 
 def test_count_discrepancies_of_a_stored_dataset(eng, dataset, net):
     found = workflow.count_discrepancies(engine=eng, dataset_id=dataset.id, network=net)
-    assert len(found) > 0 and set(found["discrepancy_class"]) <= {"agrees", "unit_of_measure", "timing", "data_sync", "receiving_error", "shrinkage"}
+    assert len(found) > 0 and set(found["discrepancy_class"]) <= {
+        "agrees",
+        "unit_of_measure",
+        "timing",
+        "data_sync",
+        "receiving_error",
+        "shrinkage",
+    }
     assert (found["discrepancy_class"] != "agrees").any()  # the synthetic network plants some
 
 
@@ -417,34 +554,57 @@ def test_count_adjustments_are_approved_and_feed_the_next_plan(eng, bundle_copy)
     inventory = pd.read_csv(bundle_copy / "inventory.csv", dtype={"site_id": str, "sku_id": str})
     held = inventory[inventory["on_hand"] > 20].head(6)
     wrong = held["on_hand"].to_numpy() + [-7, -13, 9, -2, -18, 11]  # shrinkage and surplus of different values
-    counts = pd.DataFrame({"date": "2026-05-28", "site_id": held["site_id"], "sku_id": held["sku_id"], "counted_qty": wrong})
+    counts = pd.DataFrame(
+        {"date": "2026-05-28", "site_id": held["site_id"], "sku_id": held["sku_id"], "counted_qty": wrong}
+    )
     counts.to_csv(bundle_copy / "counts.csv", index=False)
     dataset = services.import_bundle(engine=eng, source=bundle_copy, name="Counted", actor=PAT).dataset
     net = services.load_network(engine=eng, dataset_id=dataset.id)
     admin = Actor("admin", "admin")
-    workflow.set_policy(engine=eng, actor=admin, policy=Policy(default=Thresholds(line_value=30.0, line_cost=500.0)), note="small adjustments flow")
+    workflow.set_policy(
+        engine=eng,
+        actor=admin,
+        policy=Policy(default=Thresholds(line_value=30.0, line_cost=500.0)),
+        note="small adjustments flow",
+    )
     n = workflow.propose_adjustments(engine=eng, actor=PAT, dataset_id=dataset.id, network=net)
     table = workflow.adjustments(engine=eng, dataset_id=dataset.id)
-    assert n == len(table) > 0 and set(table["discrepancy_class"]) <= {"unit_of_measure", "receiving_error", "shrinkage"}
+    assert n == len(table) > 0 and set(table["discrepancy_class"]) <= {
+        "unit_of_measure",
+        "receiving_error",
+        "shrinkage",
+    }
     auto = table[table["status"] == "approved"]
     assert (auto["value"].abs() <= 30).all() and (auto["decided_by"] == "policy v2").all()
-    assert workflow.propose_adjustments(engine=eng, actor=PAT, dataset_id=dataset.id, network=net) == 0  # nothing proposed twice
+    assert (
+        workflow.propose_adjustments(engine=eng, actor=PAT, dataset_id=dataset.id, network=net) == 0
+    )  # nothing proposed twice
     waiting = table[table["status"] == "proposed"]
     assert len(waiting) >= 2
     positions = list(zip(waiting["site_id"], waiting["sku_id"]))
     with pytest.raises(PermissionDenied):
         workflow.decide_adjustments(engine=eng, actor=PAT, dataset_id=dataset.id, positions=positions, action="approve")
     with pytest.raises(workflow.WorkflowError, match="needs a reason"):
-        workflow.decide_adjustments(engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions[:1], action="reject")
-    workflow.decide_adjustments(engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions[:1], action="reject", note="recount first")
-    done = workflow.decide_adjustments(engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions, action="approve")
+        workflow.decide_adjustments(
+            engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions[:1], action="reject"
+        )
+    workflow.decide_adjustments(
+        engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions[:1], action="reject", note="recount first"
+    )
+    done = workflow.decide_adjustments(
+        engine=eng, actor=ANN, dataset_id=dataset.id, positions=positions, action="approve"
+    )
     assert len(done.changed) == len(positions) - 1 and "already rejected" in done.skipped[0]
 
-    adjusted = services.load_network(engine=eng, dataset_id=dataset.id).inventory.set_index(["site_id", "sku_id"])["on_hand"]
+    adjusted = services.load_network(engine=eng, dataset_id=dataset.id).inventory.set_index(["site_id", "sku_id"])[
+        "on_hand"
+    ]
     final = workflow.adjustments(engine=eng, dataset_id=dataset.id).set_index(["site_id", "sku_id"])
     for key, row in final.iterrows():
         assert adjusted[key] == (row["counted_qty"] if row["status"] == "approved" else row["system_qty"])
-    assert {"adjustments_proposed", "adjustment_approved", "adjustment_rejected"} <= set(audit.log(engine=eng)["action"])
+    assert {"adjustments_proposed", "adjustment_approved", "adjustment_rejected"} <= set(
+        audit.log(engine=eng)["action"]
+    )
 
 
 def test_monitor_a_released_plan_with_a_later_snapshot(eng, dataset, net, bundle_copy):
@@ -455,7 +615,9 @@ def test_monitor_a_released_plan_with_a_later_snapshot(eng, dataset, net, bundle
     inventory = pd.read_csv(bundle_copy / "inventory.csv", dtype={"site_id": str, "sku_id": str})
     got = orders.groupby(["to_site_id", "sku_id"])["qty"].sum().rename_axis(["site_id", "sku_id"])
     inventory = inventory.set_index(["site_id", "sku_id"])
-    inventory = inventory.reindex(inventory.index.union(got.index)).fillna(0).astype({"on_hand": int, "in_transit": int})
+    inventory = (
+        inventory.reindex(inventory.index.union(got.index)).fillna(0).astype({"on_hand": int, "in_transit": int})
+    )
     inventory["on_hand"] += got.reindex(inventory.index).fillna(0).astype(int)  # the transfers arrived
     inventory.reset_index().to_csv(bundle_copy / "inventory.csv", index=False)
     (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-08"\n')

@@ -17,17 +17,57 @@ AS_OF = dt.date(2026, 3, 1)
 
 def two_sites(a_stock: int = 200, b_stock: int = 10) -> tuple[Network, pd.DataFrame]:
     """DC A holds idle stock, store B sells 10 a day: the plan should move A's stock to B."""
-    sites = pd.DataFrame({"site_id": ["A", "B"], "name": ["DC A", "Store B"], "kind": ["DC", "store"], "region": ["R", "R"], "lat": [40.0, 41.0], "lon": [-74.0, -73.0],
-                          "receive_capacity_units": [np.nan, np.nan]})
-    skus = pd.DataFrame({"sku_id": ["S"], "name": ["Thing"], "category": ["C"], "unit_cost": [10.0], "unit_price": [15.0], "unit_volume": [1.0], "pack_size": [1],
-                         "criticality": [1.0], "shelf_life_days": [np.nan]})
-    inventory = pd.DataFrame({"site_id": ["A", "B"], "sku_id": ["S", "S"], "on_hand": [a_stock, b_stock], "in_transit": [0, 0]})
-    lanes = pd.DataFrame({"from_site_id": ["A", "B"], "to_site_id": ["B", "A"], "lead_time_days": [1.0, 1.0], "cost_per_unit": [0.1, 0.1],
-                          "cost_per_truck": [0.0, 0.0], "truck_capacity": [np.nan, np.nan], "max_units": [np.nan, np.nan]})
+    sites = pd.DataFrame(
+        {
+            "site_id": ["A", "B"],
+            "name": ["DC A", "Store B"],
+            "kind": ["DC", "store"],
+            "region": ["R", "R"],
+            "lat": [40.0, 41.0],
+            "lon": [-74.0, -73.0],
+            "receive_capacity_units": [np.nan, np.nan],
+        }
+    )
+    skus = pd.DataFrame(
+        {
+            "sku_id": ["S"],
+            "name": ["Thing"],
+            "category": ["C"],
+            "unit_cost": [10.0],
+            "unit_price": [15.0],
+            "unit_volume": [1.0],
+            "pack_size": [1],
+            "criticality": [1.0],
+            "shelf_life_days": [np.nan],
+        }
+    )
+    inventory = pd.DataFrame(
+        {"site_id": ["A", "B"], "sku_id": ["S", "S"], "on_hand": [a_stock, b_stock], "in_transit": [0, 0]}
+    )
+    lanes = pd.DataFrame(
+        {
+            "from_site_id": ["A", "B"],
+            "to_site_id": ["B", "A"],
+            "lead_time_days": [1.0, 1.0],
+            "cost_per_unit": [0.1, 0.1],
+            "cost_per_truck": [0.0, 0.0],
+            "truck_capacity": [np.nan, np.nan],
+            "max_units": [np.nan, np.nan],
+        }
+    )
     days = pd.date_range(end=pd.Timestamp(AS_OF) - pd.Timedelta(days=1), periods=60)
     demand = pd.DataFrame({"site_id": "B", "sku_id": "S", "date": days, "qty": 10.0})
-    forecast = pd.DataFrame({"site_id": ["A", "B"], "sku_id": ["S", "S"], "mean_daily": [0.0, 10.0], "std_daily": [0.0, 0.0]})
-    inbound = pd.DataFrame({"site_id": pd.Series(dtype=str), "sku_id": pd.Series(dtype=str), "qty": pd.Series(dtype=np.int64), "eta": pd.Series(dtype="datetime64[ns]")})
+    forecast = pd.DataFrame(
+        {"site_id": ["A", "B"], "sku_id": ["S", "S"], "mean_daily": [0.0, 10.0], "std_daily": [0.0, 0.0]}
+    )
+    inbound = pd.DataFrame(
+        {
+            "site_id": pd.Series(dtype=str),
+            "sku_id": pd.Series(dtype=str),
+            "qty": pd.Series(dtype=np.int64),
+            "eta": pd.Series(dtype="datetime64[ns]"),
+        }
+    )
     return Network(sites, skus, inventory, forecast, inbound, lanes, AS_OF), demand
 
 
@@ -45,7 +85,11 @@ def test_known_result_without_replenishment():
     assert t.loc["optimize", "fill_rate"] == pytest.approx(1 - 70 / 280)
     assert len(periods) == 4 * 4 and set(periods["arm"]) == {"none", "greedy", "optimize", "hindsight"}
     # knowing the demand cannot do worse here, and the optimizer captures all of it
-    assert t.loc["hindsight", "realised_net"] >= t.loc["optimize", "realised_net"] - 1e-6 >= t.loc["none", "realised_net"] - 1e-6
+    assert (
+        t.loc["hindsight", "realised_net"]
+        >= t.loc["optimize", "realised_net"] - 1e-6
+        >= t.loc["none", "realised_net"] - 1e-6
+    )
     assert t.loc["optimize", "share_of_hindsight"] == pytest.approx(1.0)
 
 

@@ -89,7 +89,9 @@ def test_bad_date(bundle_copy):
 
 def test_bad_choice(bundle_copy):
     edit(bundle_copy, "sites", lambda f: f.assign(kind=f["kind"].where(f.index != 0, "shop")))
-    assert 'sites.csv line 2, column kind: expected one of dc, store, fc, warehouse, got "shop"' in errors_of(bundle_copy)
+    assert 'sites.csv line 2, column kind: expected one of dc, store, fc, warehouse, got "shop"' in errors_of(
+        bundle_copy
+    )
 
 
 def test_blank_required_value(bundle_copy):
@@ -100,7 +102,9 @@ def test_blank_required_value(bundle_copy):
 def test_duplicate_key(bundle_copy):
     edit(bundle_copy, "sites", lambda f: pd.concat([f, f.iloc[[1]]], ignore_index=True))
     errs = errors_of(bundle_copy)
-    assert any(e.startswith("sites.csv line 10, column site_id: duplicate site_id") and "(first on line 3)" in e for e in errs)
+    assert any(
+        e.startswith("sites.csv line 10, column site_id: duplicate site_id") and "(first on line 3)" in e for e in errs
+    )
 
 
 def test_unknown_references(bundle_copy):
@@ -121,7 +125,10 @@ def test_lane_rules(bundle_copy):
     edit(bundle_copy, "lanes", change)
     errs = errors_of(bundle_copy)
     assert any(e.startswith("lanes.csv line 2, column to_site_id: a lane must join two distinct sites") for e in errs)
-    assert any(e.startswith("lanes.csv line 3, column truck_capacity: expected a number > 0 because cost_per_truck is 100") for e in errs)
+    assert any(
+        e.startswith("lanes.csv line 3, column truck_capacity: expected a number > 0 because cost_per_truck is 100")
+        for e in errs
+    )
 
 
 def test_bad_bundle_toml(bundle_copy):
@@ -131,8 +138,12 @@ def test_bad_bundle_toml(bundle_copy):
 
 def test_semicolon_and_encoding_and_ragged(bundle_copy):
     (bundle_copy / "counts.csv").write_text("date;site_id;sku_id;counted_qty\n2026-05-01;DC001;SKU00001;3\n")
-    (bundle_copy / "inbound.csv").write_bytes("site_id,sku_id,qty,eta\nDC001,SKU00001,5,2026-06-03\n".encode() + "ST\xe9,x,1,2026-06-03\n".encode("latin-1"))
-    (bundle_copy / "forecast.csv").write_text("site_id,sku_id,mean_daily,std_daily\nDC001,SKU00001,1.0,0.5\nDC001,SKU00002,1.0\n")
+    (bundle_copy / "inbound.csv").write_bytes(
+        b"site_id,sku_id,qty,eta\nDC001,SKU00001,5,2026-06-03\n" + "ST\xe9,x,1,2026-06-03\n".encode("latin-1")
+    )
+    (bundle_copy / "forecast.csv").write_text(
+        "site_id,sku_id,mean_daily,std_daily\nDC001,SKU00001,1.0,0.5\nDC001,SKU00002,1.0\n"
+    )
     errs = errors_of(bundle_copy)
     assert "counts.csv line 1: columns are separated by semicolons; expected commas" in errs
     assert any(e.startswith("inbound.csv: is not UTF-8 text") for e in errs)
@@ -196,7 +207,9 @@ def test_xlsx_workbook(small_bundle, tmp_path):
             pd.read_csv(small_bundle / f"{name}.csv").to_excel(xl, sheet_name=name, index=False)
         demand = pd.read_csv(small_bundle / "demand.csv", parse_dates=["date"]).tail(3000)
         demand.to_excel(xl, sheet_name="demand", index=False)
-        pd.DataFrame({"key": ["as_of"], "value": [pd.Timestamp("2026-06-01")]}).to_excel(xl, sheet_name="bundle", index=False)
+        pd.DataFrame({"key": ["as_of"], "value": [pd.Timestamp("2026-06-01")]}).to_excel(
+            xl, sheet_name="bundle", index=False
+        )
     b = load_bundle(book)
     assert str(b.as_of) == "2026-06-01"
     assert len(b.demand) == 3000 and b.demand["date"].dtype.kind == "M"

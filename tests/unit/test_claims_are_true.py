@@ -33,13 +33,17 @@ def test_claimed_bound_and_status_are_true(seed):
     optimum = evaluate(problem, exact["lines"]).network_cost_after
     got = result.score.network_cost_after
     tol = 1e-6 * max(1.0, abs(optimum))
-    assert result.lower_bound <= optimum + tol, f"claimed bound {result.lower_bound:,.4f} above the exact optimum {optimum:,.4f}"
+    assert result.lower_bound <= optimum + tol, (
+        f"claimed bound {result.lower_bound:,.4f} above the exact optimum {optimum:,.4f}"
+    )
     assert got >= optimum - tol, "no plan beats the exact optimum"
     if result.solver_status == "OPTIMAL":
         assert got <= optimum + tol, f"OPTIMAL at {got:,.4f} while {optimum:,.4f} exists"
     assert violations(problem, plan_lines(result.table)) == []
     if scenario.budget is not None:
-        assert result.score.transfer_cost <= scenario.budget, "the budget holds on the reported transfer cost, to the cent"
+        assert result.score.transfer_cost <= scenario.budget, (
+            "the budget holds on the reported transfer cost, to the cent"
+        )
 
 
 @pytest.mark.parametrize("seed", [0, 3, 5, 9])
@@ -64,7 +68,9 @@ def test_a_budget_that_binds_by_a_hair_holds_on_the_reported_cost(seed):
 def test_rule_7_has_no_tolerance():
     from rebal_core.planning import money_exact, over_budget
 
-    assert over_budget(5000.003, 5000.0) and not over_budget(5000.0, 5000.0) and not over_budget(0.1 + 0.2 + 100.0, 100.3)
+    assert (
+        over_budget(5000.003, 5000.0) and not over_budget(5000.0, 5000.0) and not over_budget(0.1 + 0.2 + 100.0, 100.3)
+    )
     assert not over_budget(1e9, None) and money_exact(100.30000000000001) == 100.3
 
 
@@ -90,7 +96,11 @@ def test_starting_prices_raise_the_first_bound_where_capacities_bind():
 
     net = coupled_network(20, 300, seed=4)
     # capacities a tenth of the generator's, so that some bind at this size
-    net = replace(net, sites=net.sites.assign(receive_capacity_units=net.sites["receive_capacity_units"] / 10), lanes=net.lanes.assign(max_units=net.lanes["max_units"] / 10))
+    net = replace(
+        net,
+        sites=net.sites.assign(receive_capacity_units=net.sites["receive_capacity_units"] / 10),
+        lanes=net.lanes.assign(max_units=net.lanes["max_units"] / 10),
+    )
     problem = build_problem(net, Scenario(objective="target", min_move_units=10))
     res = resources(problem, problem.arcs, receive=True)
     binding = res.usage @ packs_on_arcs(problem, greedy(problem)) >= BINDING_SHARE * res.capacity

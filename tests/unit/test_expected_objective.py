@@ -110,7 +110,9 @@ def test_greedy_scalar_cost_is_the_judges(small_net):
     f = _position_cost_fn(problem.positions)
     rows = np.arange(0, len(problem.positions), 7)
     P = problem.positions["position"].to_numpy(float)[rows] + 3.0
-    assert [f(int(r), float(x)) for r, x in zip(rows, P)] == pytest.approx(position_cost(problem.positions, P, rows).tolist(), rel=1e-9, abs=1e-9)
+    assert [f(int(r), float(x)) for r, x in zip(rows, P)] == pytest.approx(
+        position_cost(problem.positions, P, rows).tolist(), rel=1e-9, abs=1e-9
+    )
 
 
 def test_fill_rate_target(small_net):
@@ -121,9 +123,13 @@ def test_fill_rate_target(small_net):
     below = round(reached - 0.002, 3)
     # a target the free plan already meets: the same least-cost plan
     easy = plan(build_problem(small_net, Scenario(target_fill_rate=max(0.5, below - 0.05))), time_limit=4)
-    assert easy.stats["fill_rate_met"] and easy.score.network_cost_after == pytest.approx(free.score.network_cost_after, rel=1e-3)
+    assert easy.stats["fill_rate_met"] and easy.score.network_cost_after == pytest.approx(
+        free.score.network_cost_after, rel=1e-3
+    )
     # a target above it: reached at a higher cost, or the closest plan flagged
-    harder = plan(build_problem(small_net, Scenario(target_fill_rate=min(0.999, round(reached + 0.003, 3)))), time_limit=6)
+    harder = plan(
+        build_problem(small_net, Scenario(target_fill_rate=min(0.999, round(reached + 0.003, 3)))), time_limit=6
+    )
     s = harder.summary()
     if s["fill_rate_target_met"]:
         assert s["fill_rate_after"] >= s["fill_rate_target"] - 1e-9
@@ -133,7 +139,9 @@ def test_fill_rate_target(small_net):
         assert harder.solver_status == "TARGET_NOT_REACHED" and s["fill_rate_after"] >= reached - 1e-9
     impossible = plan(build_problem(small_net, Scenario(target_fill_rate=0.999)), time_limit=4)
     assert impossible.solver_status == "TARGET_NOT_REACHED" and not impossible.summary()["fill_rate_target_met"]
-    assert impossible.summary()["fill_rate_after"] >= reached - 1e-6  # the closest plan is at least as good as the free one
+    assert (
+        impossible.summary()["fill_rate_after"] >= reached - 1e-6
+    )  # the closest plan is at least as good as the free one
     with pytest.raises(ScenarioInvalid, match="target_fill_rate"):
         Scenario(objective="target", target_fill_rate=0.9)
 
@@ -153,23 +161,65 @@ def test_hindsight_beats_the_forecast_when_demand_moves():
     from rebal_core.positions import Network
 
     as_of = dt.date(2026, 3, 1)
-    sites = pd.DataFrame({"site_id": ["A", "B", "C"], "name": ["DC A", "Store B", "Store C"], "kind": ["dc", "store", "store"], "region": ["R"] * 3,
-                          "lat": [40.0, 41.0, 42.0], "lon": [-74.0, -73.0, -72.0], "receive_capacity_units": [np.nan] * 3})
-    skus = pd.DataFrame({"sku_id": ["S"], "name": ["Thing"], "category": ["C"], "unit_cost": [10.0], "unit_price": [15.0], "unit_volume": [1.0], "pack_size": [1], "criticality": [1.0]})
-    inventory = pd.DataFrame({"site_id": ["A", "B", "C"], "sku_id": ["S"] * 3, "on_hand": [300, 0, 0], "in_transit": [0, 0, 0]})
+    sites = pd.DataFrame(
+        {
+            "site_id": ["A", "B", "C"],
+            "name": ["DC A", "Store B", "Store C"],
+            "kind": ["dc", "store", "store"],
+            "region": ["R"] * 3,
+            "lat": [40.0, 41.0, 42.0],
+            "lon": [-74.0, -73.0, -72.0],
+            "receive_capacity_units": [np.nan] * 3,
+        }
+    )
+    skus = pd.DataFrame(
+        {
+            "sku_id": ["S"],
+            "name": ["Thing"],
+            "category": ["C"],
+            "unit_cost": [10.0],
+            "unit_price": [15.0],
+            "unit_volume": [1.0],
+            "pack_size": [1],
+            "criticality": [1.0],
+        }
+    )
+    inventory = pd.DataFrame(
+        {"site_id": ["A", "B", "C"], "sku_id": ["S"] * 3, "on_hand": [300, 0, 0], "in_transit": [0, 0, 0]}
+    )
     pairs = [(f, t) for f in "ABC" for t in "ABC" if f != t]
-    lanes = pd.DataFrame({"from_site_id": [p[0] for p in pairs], "to_site_id": [p[1] for p in pairs], "lead_time_days": 1.0, "cost_per_unit": 0.1,
-                          "cost_per_truck": 0.0, "truck_capacity": np.nan, "max_units": np.nan})
+    lanes = pd.DataFrame(
+        {
+            "from_site_id": [p[0] for p in pairs],
+            "to_site_id": [p[1] for p in pairs],
+            "lead_time_days": 1.0,
+            "cost_per_unit": 0.1,
+            "cost_per_truck": 0.0,
+            "truck_capacity": np.nan,
+            "max_units": np.nan,
+        }
+    )
     days = pd.date_range(end=pd.Timestamp(as_of) - pd.Timedelta(days=1), periods=90)
     window = days[-28:]
     demand = pd.concat([
         pd.DataFrame({"site_id": "B", "sku_id": "S", "date": days, "qty": 10.0}),
         pd.DataFrame({"site_id": "C", "sku_id": "S", "date": window, "qty": 10.0}),
     ])  # fmt: skip
-    forecast = pd.DataFrame({"site_id": ["A", "B", "C"], "sku_id": ["S"] * 3, "mean_daily": [0.0, 10.0, 0.0], "std_daily": [0.0, 0.0, 0.0]})
-    inbound = pd.DataFrame({"site_id": pd.Series(dtype=str), "sku_id": pd.Series(dtype=str), "qty": pd.Series(dtype=np.int64), "eta": pd.Series(dtype="datetime64[ns]")})
+    forecast = pd.DataFrame(
+        {"site_id": ["A", "B", "C"], "sku_id": ["S"] * 3, "mean_daily": [0.0, 10.0, 0.0], "std_daily": [0.0, 0.0, 0.0]}
+    )
+    inbound = pd.DataFrame(
+        {
+            "site_id": pd.Series(dtype=str),
+            "sku_id": pd.Series(dtype=str),
+            "qty": pd.Series(dtype=np.int64),
+            "eta": pd.Series(dtype="datetime64[ns]"),
+        }
+    )
     net = Network(sites, skus, inventory, forecast, inbound, lanes, as_of)
-    t = totals(backtest(net, demand, Scenario(), Replay(days=28, every=28, lookback=56, replenish=False, time_limit=5))).set_index("arm")
+    t = totals(
+        backtest(net, demand, Scenario(), Replay(days=28, every=28, lookback=56, replenish=False, time_limit=5))
+    ).set_index("arm")
     assert t.loc["hindsight", "realised_net"] > t.loc["optimize", "realised_net"] >= t.loc["none", "realised_net"] == 0
     assert 0 < t.loc["optimize", "share_of_hindsight"] < 1
     assert t.loc["optimize", "promised_net"] > 0

@@ -20,7 +20,12 @@ def test_classify_patterns():
     intermittent[::5] = 3.0
     lumpy = np.zeros(100)
     lumpy[::5] = [1, 30] * 10
-    assert list(classify(np.vstack([smooth, erratic, intermittent, lumpy]))) == ["smooth", "erratic", "intermittent", "lumpy"]
+    assert list(classify(np.vstack([smooth, erratic, intermittent, lumpy]))) == [
+        "smooth",
+        "erratic",
+        "intermittent",
+        "lumpy",
+    ]
 
 
 def test_forecast_constant_and_intermittent_series():
@@ -42,7 +47,9 @@ def test_great_circle_new_york_los_angeles():
 
 
 def test_derived_lanes_priced_by_rate_card():
-    sites = pd.DataFrame({"site_id": ["a", "b", "c"], "lat": [40.7128, 34.0522, 41.8781], "lon": [-74.0060, -118.2437, -87.6298]})
+    sites = pd.DataFrame(
+        {"site_id": ["a", "b", "c"], "lat": [40.7128, 34.0522, 41.8781], "lon": [-74.0060, -118.2437, -87.6298]}
+    )
     card = RateCard(truck_cost_fixed=100, truck_cost_per_km=1.0)
     lanes = derive_lanes(sites, card)
     assert len(lanes) == 6
@@ -69,17 +76,38 @@ def test_topojson_decoding():
 
 
 def test_formulas_neutralised_numbers_untouched():
-    frame = pd.DataFrame({"name": ["=HYPERLINK(\"x\")", "+1", "-cmd", "@sum", "plain"], "qty": [-3, 1, 2, 3, 4]})
+    frame = pd.DataFrame({"name": ['=HYPERLINK("x")', "+1", "-cmd", "@sum", "plain"], "qty": [-3, 1, 2, 3, 4]})
     out = neutralize_formulas(frame)
-    assert list(out["name"]) == ["'=HYPERLINK(\"x\")", "'+1", "'-cmd", "'@sum", "plain"]
+    assert list(out["name"]) == ['\'=HYPERLINK("x")', "'+1", "'-cmd", "'@sum", "plain"]
     assert list(out["qty"]) == [-3, 1, 2, 3, 4]
     assert to_csv_bytes(frame).startswith(b"\xef\xbb\xbf")
 
 
-@pytest.mark.parametrize("cell", [
-    "=1+1", "+1", "-1+2", "@SUM(A1)", "\t=1", "\r=1", "\n=1", " =1", "  +cmd", "\u00a0=1", "\u3000=1", "\ufeff=1",
-    "\uff1dHYPERLINK(\"http://x\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "|calc", "%0A=1", "\tplain", "\nplain",
-])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "=1+1",
+        "+1",
+        "-1+2",
+        "@SUM(A1)",
+        "\t=1",
+        "\r=1",
+        "\n=1",
+        " =1",
+        "  +cmd",
+        "\u00a0=1",
+        "\u3000=1",
+        "\ufeff=1",
+        '\uff1dHYPERLINK("http://x")',
+        "\uff0b1",
+        "\uff0d1",
+        "\uff20SUM(A1)",
+        "|calc",
+        "%0A=1",
+        "\tplain",
+        "\nplain",
+    ],
+)
 def test_every_owasp_formula_start_is_neutralised_in_csv_and_xlsx(cell):
     import io
 
@@ -104,7 +132,10 @@ def test_ordinary_text_is_left_alone(cell):
     assert not is_formula_like(cell)
 
 
-@pytest.mark.parametrize("name", ["![px](http://127.0.0.1:9/p.png)", "[plan](http://evil)", ":red[alarm]", "<img src=x>", "*bold* _it_ `code` $x$"])
+@pytest.mark.parametrize(
+    "name",
+    ["![px](http://127.0.0.1:9/p.png)", "[plan](http://evil)", ":red[alarm]", "<img src=x>", "*bold* _it_ `code` $x$"],
+)
 def test_names_are_shown_as_text_never_markdown(name):
     import re
 

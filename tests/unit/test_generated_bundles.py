@@ -25,7 +25,11 @@ from rebal_core.positions import build_positions, kpis, site_summary, summarize
 from rebal_core.scenario import Scenario
 
 AS_OF = dt.date(2026, 5, 1)
-NAMES = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs", "Pd", "So")), min_size=1, max_size=12).map(str.strip).filter(bool)
+NAMES = (
+    st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs", "Pd", "So")), min_size=1, max_size=12)
+    .map(str.strip)
+    .filter(bool)
+)
 IDS = st.sampled_from(["007", "1e3", "42", "A-1", "Zürich", "店01", "0", "NaN-ish", "x y"])
 
 
@@ -33,8 +37,16 @@ IDS = st.sampled_from(["007", "1e3", "42", "A-1", "Zürich", "店01", "0", "NaN-
 def bundles(draw) -> dict[str, pd.DataFrame | str]:
     n_sites = draw(st.integers(1, 5))
     n_skus = draw(st.integers(1, 6))
-    site_ids = draw(st.lists(IDS, min_size=n_sites, max_size=n_sites, unique=True)) if draw(st.booleans()) else [f"S{i:03d}" for i in range(n_sites)]
-    sku_ids = draw(st.lists(IDS, min_size=n_skus, max_size=n_skus, unique=True)) if draw(st.booleans()) else [f"{i:04d}" for i in range(n_skus)]
+    site_ids = (
+        draw(st.lists(IDS, min_size=n_sites, max_size=n_sites, unique=True))
+        if draw(st.booleans())
+        else [f"S{i:03d}" for i in range(n_sites)]
+    )
+    sku_ids = (
+        draw(st.lists(IDS, min_size=n_skus, max_size=n_skus, unique=True))
+        if draw(st.booleans())
+        else [f"{i:04d}" for i in range(n_skus)]
+    )
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     sites = pd.DataFrame({
@@ -54,7 +66,10 @@ def bundles(draw) -> dict[str, pd.DataFrame | str]:
     inventory = pairs[rng.random(len(pairs)) < 0.8].reset_index(drop=True)
     if inventory.empty:
         inventory = pairs.head(1)
-    inventory = inventory.assign(on_hand=rng.integers(0, 300, len(inventory)), in_transit=np.where(rng.random(len(inventory)) < 0.2, rng.integers(0, 20, len(inventory)), 0))
+    inventory = inventory.assign(
+        on_hand=rng.integers(0, 300, len(inventory)),
+        in_transit=np.where(rng.random(len(inventory)) < 0.2, rng.integers(0, 20, len(inventory)), 0),
+    )
     days = draw(st.sampled_from([1, 3, 20, 60, 120]))
     sparsity = draw(st.sampled_from([0.02, 0.3, 0.9]))
     dates = pd.date_range(end=pd.Timestamp(AS_OF) - pd.Timedelta(days=1), periods=days)
@@ -65,12 +80,21 @@ def bundles(draw) -> dict[str, pd.DataFrame | str]:
     floats = draw(st.booleans())
     qty = rng.gamma(0.8, 4.0, len(demand))
     demand = demand.assign(date=demand["date"].dt.strftime("%Y-%m-%d"), qty=qty.round(3) if floats else np.ceil(qty))
-    tables: dict[str, pd.DataFrame | str] = {"sites": sites, "skus": skus, "inventory": inventory, "demand": demand[["date", "site_id", "sku_id", "qty"]]}
+    tables: dict[str, pd.DataFrame | str] = {
+        "sites": sites,
+        "skus": skus,
+        "inventory": inventory,
+        "demand": demand[["date", "site_id", "sku_id", "qty"]],
+    }
     if draw(st.booleans()):
         fc = pairs[rng.random(len(pairs)) < 0.7]
-        tables["forecast"] = fc.assign(mean_daily=rng.gamma(0.7, 3, len(fc)).round(4), std_daily=rng.gamma(0.7, 2, len(fc)).round(4))
+        tables["forecast"] = fc.assign(
+            mean_daily=rng.gamma(0.7, 3, len(fc)).round(4), std_daily=rng.gamma(0.7, 2, len(fc)).round(4)
+        )
     if draw(st.booleans()) and n_sites > 1:
-        lanes = pd.MultiIndex.from_product([site_ids, site_ids]).to_frame(index=False, name=["from_site_id", "to_site_id"])
+        lanes = pd.MultiIndex.from_product([site_ids, site_ids]).to_frame(
+            index=False, name=["from_site_id", "to_site_id"]
+        )
         lanes = lanes[lanes["from_site_id"] != lanes["to_site_id"]]
         lanes = lanes[rng.random(len(lanes)) < 0.8]
         trucks = rng.random(len(lanes)) < 0.5
@@ -81,7 +105,10 @@ def bundles(draw) -> dict[str, pd.DataFrame | str]:
         )  # fmt: skip
     if draw(st.booleans()):
         ib = inventory.sample(min(3, len(inventory)), random_state=seed % 1000)
-        tables["inbound"] = ib[["site_id", "sku_id"]].assign(qty=rng.integers(1, 50, len(ib)), eta=[(AS_OF + dt.timedelta(days=int(d))).isoformat() for d in rng.integers(-3, 40, len(ib))])
+        tables["inbound"] = ib[["site_id", "sku_id"]].assign(
+            qty=rng.integers(1, 50, len(ib)),
+            eta=[(AS_OF + dt.timedelta(days=int(d))).isoformat() for d in rng.integers(-3, 40, len(ib))],
+        )
     tables["bundle.toml"] = f'as_of = "{AS_OF.isoformat()}"\n'
     return tables
 
@@ -120,7 +147,9 @@ def test_every_valid_bundle_plans_imports_and_shows(tables, objective):
             again = evaluate(problem, lines)
             assert again.network_cost_after == pytest.approx(result.score.network_cost_after, rel=1e-12)
             summary = result.summary()
-            assert summary["network_cost_after"] <= summary["network_cost_before"] + 1e-6  # the empty plan is always there
+            assert (
+                summary["network_cost_after"] <= summary["network_cost_before"] + 1e-6
+            )  # the empty plan is always there
             if method == "optimize" and np.isfinite(result.lower_bound):
                 assert result.lower_bound <= summary["network_cost_after"] + 1e-6
             if summary["lines"] == 0:

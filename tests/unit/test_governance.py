@@ -5,7 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rebal_core.governance import PLAN_STATES, TRANSITIONS, IllegalTransition, Policy, Thresholds, check_line_action, next_state
+from rebal_core.governance import (
+    PLAN_STATES,
+    TRANSITIONS,
+    IllegalTransition,
+    Policy,
+    Thresholds,
+    check_line_action,
+    next_state,
+)
 from rebal_core.identity import AUTOPILOT, Actor, PermissionDenied, hash_password, verify_password
 
 
@@ -80,7 +88,9 @@ def test_policy_thresholds_most_specific_wins():
 def test_policy_round_trips_and_refuses_bad_values():
     policy = Policy(version=2, default=Thresholds(10, None), lanes={"X>Y": Thresholds(None, 5)})
     assert Policy.from_json(policy.to_json(), 2) == policy
-    assert Policy(default=Thresholds(-1, 5)).problems() == ["default: line_value must be a number >= 0 or empty, got -1"]
+    assert Policy(default=Thresholds(-1, 5)).problems() == [
+        "default: line_value must be a number >= 0 or empty, got -1"
+    ]
 
 
 def test_roles():

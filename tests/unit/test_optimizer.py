@@ -65,7 +65,9 @@ def test_optimal_against_exact_monolithic_solve(small_net, case):
     if (params or changes) and "donor reserve" not in case:  # that case loosens rather than binds
         # The rule really binds: the unconstrained optimum breaks it, or costs more under it.
         free = plan_lines(plan(build_problem(small_net, Scenario()), time_limit=30).table)
-        assert violations(problem, free) != [] or evaluate(problem, free).network_cost_after > best + 1e-6, f"{case} does not bind"
+        assert violations(problem, free) != [] or evaluate(problem, free).network_cost_after > best + 1e-6, (
+            f"{case} does not bind"
+        )
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -85,12 +87,18 @@ def test_search_alone_is_feasible_with_a_valid_bound(small_net, case):
 def test_branch_and_bound_is_exact_without_coupling(small_net):
     """No trucks, caps or minimum move: the per-sku flows with rule 4 by branch and bound are optimal."""
     net = _tight(small_net, cost_per_truck=0.0, max_units=np.nan, receive_capacity_units=np.nan)
-    for scenario in (Scenario(objective="target"), Scenario(excess_cover_days=28, donor_reserve=0.0, objective="target"), Scenario(service_level=0.99, max_lead_time_days=3.0, objective="target")):
+    for scenario in (
+        Scenario(objective="target"),
+        Scenario(excess_cover_days=28, donor_reserve=0.0, objective="target"),
+        Scenario(service_level=0.99, max_lead_time_days=3.0, objective="target"),
+    ):
         problem = build_problem(net, scenario)
         solution = optimize(problem, time_limit=30, use_mip=False)
         exact = evaluate(problem, solve_reference(problem, time_limit=30)["lines"]).network_cost_after
         assert solution.status == "OPTIMAL"
-        assert evaluate(problem, plan_lines_of(problem, solution.packs)).network_cost_after == pytest.approx(exact, rel=1e-6)
+        assert evaluate(problem, plan_lines_of(problem, solution.packs)).network_cost_after == pytest.approx(
+            exact, rel=1e-6
+        )
 
 
 def test_forced_quantities_are_kept(small_net):
@@ -116,12 +124,52 @@ def plan_lines_of(problem, packs):
 
 def _two_sites(cost_per_truck: float = 0.0) -> Network:
     """Austin holds 100 units nobody wants; Boston needs 5 a day and has none."""
-    sites = pd.DataFrame({"site_id": ["A", "B"], "name": ["Austin", "Boston"], "kind": ["store"] * 2, "region": ["South", "Northeast"], "lat": [30.3, 42.4], "lon": [-97.7, -71.1], "receive_capacity_units": [np.nan, np.nan]})
-    skus = pd.DataFrame({"sku_id": ["S"], "name": ["Drill"], "category": ["Tools"], "unit_cost": [10.0], "unit_price": [20.0], "unit_volume": [1.0], "pack_size": [1], "criticality": [1.0]})
+    sites = pd.DataFrame(
+        {
+            "site_id": ["A", "B"],
+            "name": ["Austin", "Boston"],
+            "kind": ["store"] * 2,
+            "region": ["South", "Northeast"],
+            "lat": [30.3, 42.4],
+            "lon": [-97.7, -71.1],
+            "receive_capacity_units": [np.nan, np.nan],
+        }
+    )
+    skus = pd.DataFrame(
+        {
+            "sku_id": ["S"],
+            "name": ["Drill"],
+            "category": ["Tools"],
+            "unit_cost": [10.0],
+            "unit_price": [20.0],
+            "unit_volume": [1.0],
+            "pack_size": [1],
+            "criticality": [1.0],
+        }
+    )
     inventory = pd.DataFrame({"site_id": ["A", "B"], "sku_id": ["S", "S"], "on_hand": [100, 0], "in_transit": [0, 0]})
-    forecast = pd.DataFrame({"site_id": ["A", "B"], "sku_id": ["S", "S"], "mean_daily": [0.0, 5.0], "std_daily": [0.0, 0.0]})
-    inbound = pd.DataFrame({"site_id": pd.Series([], dtype=str), "sku_id": pd.Series([], dtype=str), "qty": pd.Series([], dtype=int), "eta": pd.Series([], dtype="datetime64[ns]")})
-    lanes = pd.DataFrame({"from_site_id": ["A", "B"], "to_site_id": ["B", "A"], "lead_time_days": [3.0, 3.0], "cost_per_unit": [1.0, 1.0], "cost_per_truck": [cost_per_truck] * 2, "truck_capacity": [60.0] * 2, "max_units": [np.nan] * 2})
+    forecast = pd.DataFrame(
+        {"site_id": ["A", "B"], "sku_id": ["S", "S"], "mean_daily": [0.0, 5.0], "std_daily": [0.0, 0.0]}
+    )
+    inbound = pd.DataFrame(
+        {
+            "site_id": pd.Series([], dtype=str),
+            "sku_id": pd.Series([], dtype=str),
+            "qty": pd.Series([], dtype=int),
+            "eta": pd.Series([], dtype="datetime64[ns]"),
+        }
+    )
+    lanes = pd.DataFrame(
+        {
+            "from_site_id": ["A", "B"],
+            "to_site_id": ["B", "A"],
+            "lead_time_days": [3.0, 3.0],
+            "cost_per_unit": [1.0, 1.0],
+            "cost_per_truck": [cost_per_truck] * 2,
+            "truck_capacity": [60.0] * 2,
+            "max_units": [np.nan] * 2,
+        }
+    )
     return Network(sites, skus, inventory, forecast, inbound, lanes, dt.date(2026, 1, 1))
 
 
@@ -139,7 +187,10 @@ def test_hand_computed_plan():
         "Boston expected to lose 140 sales in the next 28 days; 100 units from Austin cut that to 40, "
         "worth $1,000 of lost margin and $50 of excess at Austin, for $100 of transfer"
     )
-    assert result.table["reason"].iat[0] == "Boston short 140 units, out of stock now; Austin 100 above its excess level; avoids $1,000 of shortage and $50 of excess for $100 of transfer"
+    assert (
+        result.table["reason"].iat[0]
+        == "Boston short 140 units, out of stock now; Austin 100 above its excess level; avoids $1,000 of shortage and $50 of excess for $100 of transfer"
+    )
 
 
 def test_expected_cost_plan_computed_by_hand():
@@ -181,10 +232,26 @@ def test_els_and_eex_match_numerical_integration():
     from rebal_core.positions import expected_excess, expected_shortage
 
     for mu, sigma, P in ((140.0, 10.6, 100.0), (140.0, 10.6, 160.0), (5.0, 3.0, 0.0), (50.0, 20.0, 51.0)):
-        els = integrate.quad(lambda d: max(0.0, d - P) * norm.pdf(d, mu, sigma), mu - 12 * sigma, mu + 12 * sigma, points=[P], limit=200)[0]
-        eex = integrate.quad(lambda d: max(0.0, P - d) * norm.pdf(d, mu, sigma), mu - 12 * sigma, mu + 12 * sigma, points=[P], limit=200)[0]
-        assert expected_shortage(np.array([mu]), np.array([sigma]), np.array([P]))[0] == pytest.approx(els, rel=1e-6, abs=1e-9)
-        assert expected_excess(np.array([mu]), np.array([sigma]), np.array([P]))[0] == pytest.approx(eex, rel=1e-6, abs=1e-9)
+        els = integrate.quad(
+            lambda d, P=P, mu=mu, sigma=sigma: max(0.0, d - P) * norm.pdf(d, mu, sigma),
+            mu - 12 * sigma,
+            mu + 12 * sigma,
+            points=[P],
+            limit=200,
+        )[0]
+        eex = integrate.quad(
+            lambda d, P=P, mu=mu, sigma=sigma: max(0.0, P - d) * norm.pdf(d, mu, sigma),
+            mu - 12 * sigma,
+            mu + 12 * sigma,
+            points=[P],
+            limit=200,
+        )[0]
+        assert expected_shortage(np.array([mu]), np.array([sigma]), np.array([P]))[0] == pytest.approx(
+            els, rel=1e-6, abs=1e-9
+        )
+        assert expected_excess(np.array([mu]), np.array([sigma]), np.array([P]))[0] == pytest.approx(
+            eex, rel=1e-6, abs=1e-9
+        )
 
 
 def test_trucks_are_counted_as_ceil_of_volume():
@@ -242,10 +309,42 @@ def test_plan_cli_summary_agrees_with_plan_csv(small_bundle, small_net, tmp_path
     toml = tmp_path / "s.toml"
     toml.write_text(f'service_level = 0.97\nmin_move_units = 4\ncost_per_move = 7.5\nobjective = "{objective}"\n')
     out, summary = tmp_path / "PLAN.csv", tmp_path / "SUMMARY.json"
-    assert cli(["plan", str(small_bundle), "--scenario", str(toml), "--out", str(out), "--summary", str(summary), "--quiet"]) == 0
+    assert (
+        cli(
+            [
+                "plan",
+                str(small_bundle),
+                "--scenario",
+                str(toml),
+                "--out",
+                str(out),
+                "--summary",
+                str(summary),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out, dtype={"sku_id": str, "from_site_id": str, "to_site_id": str}, encoding="utf-8-sig")
     s = json.loads(summary.read_text())
-    for key in ("network_cost_before", "network_cost_after", "transfer_cost", "shortage_cost_before", "shortage_cost_after", "excess_cost_before", "excess_cost_after", "fill_rate_before", "fill_rate_after", "lines", "units_moved", "trucks", "solver_status", "lower_bound", "gap", "solve_seconds"):
+    for key in (
+        "network_cost_before",
+        "network_cost_after",
+        "transfer_cost",
+        "shortage_cost_before",
+        "shortage_cost_after",
+        "excess_cost_before",
+        "excess_cost_after",
+        "fill_rate_before",
+        "fill_rate_after",
+        "lines",
+        "units_moved",
+        "trucks",
+        "solver_status",
+        "lower_bound",
+        "gap",
+        "solve_seconds",
+    ):
         assert key in s, key
     # Recompute every figure from PLAN.csv and the bundle alone.
     problem = build_problem(small_net, Scenario.from_toml(toml))
@@ -253,7 +352,9 @@ def test_plan_cli_summary_agrees_with_plan_csv(small_bundle, small_net, tmp_path
     assert violations(problem, plan_lines(table)) == []
     assert s["network_cost_after"] == pytest.approx(score.network_cost_after, rel=1e-9)
     assert s["transfer_cost"] == pytest.approx(score.transfer_cost, rel=1e-9)
-    assert s["network_cost_after"] == pytest.approx(s["transfer_cost"] + s["shortage_cost_after"] + s["excess_cost_after"], rel=1e-9)
+    assert s["network_cost_after"] == pytest.approx(
+        s["transfer_cost"] + s["shortage_cost_after"] + s["excess_cost_after"], rel=1e-9
+    )
     assert s["fill_rate_after"] == pytest.approx(score.after["fill_rate"], rel=1e-9)
     assert s["lines"] == len(table) and s["units_moved"] == table["qty"].sum()
     assert s["objective"] == objective
@@ -262,7 +363,9 @@ def test_plan_cli_summary_agrees_with_plan_csv(small_bundle, small_net, tmp_path
     assert s["gap"] == pytest.approx((s["network_cost_after"] - s["lower_bound"]) / s["network_cost_after"], abs=1e-12)
     assert np.allclose(table["line_cost"], table["qty"] * table["cost_per_unit"] + 7.5)
     assert table["reason"].str.len().min() > 20
-    assert list(table["transfer_id"]) == [transfer_id(*t) for t in table[["sku_id", "from_site_id", "to_site_id"]].itertuples(index=False)]
+    assert list(table["transfer_id"]) == [
+        transfer_id(*t) for t in table[["sku_id", "from_site_id", "to_site_id"]].itertuples(index=False)
+    ]
     # Same bundle, scenario and plan: same ids.
     again = tmp_path / "AGAIN.csv"
     assert cli(["plan", str(small_bundle), "--scenario", str(toml), "--out", str(again), "--quiet"]) == 0
@@ -298,7 +401,12 @@ def test_plan_around_decisions(small_net):
     # fixed lines kept at their (edited) quantity, forbidden ones out, rule 4 around the fixed ones
     fixed = lines.iloc[[0]].assign(qty=lines["qty"].iloc[0])
     forbidden = lines.iloc[1:4]
-    around = plan_network(small_net, Scenario(objective="target"), commitments=Commitments(fixed=fixed, forbidden=forbidden), time_limit=10)
+    around = plan_network(
+        small_net,
+        Scenario(objective="target"),
+        commitments=Commitments(fixed=fixed, forbidden=forbidden),
+        time_limit=10,
+    )
     got = plan_lines(around.table)
     merged = got.merge(fixed, on=LINE_KEYS, suffixes=("", "_fixed"))
     assert len(merged) == 1 and (merged["qty"] == merged["qty_fixed"]).all()
@@ -308,16 +416,27 @@ def test_plan_around_decisions(small_net):
     assert around.lower_bound <= around.score.network_cost_after + 1e-6
 
     # the greedy rule honours the same decisions
-    rule = plan_network(small_net, Scenario(objective="target"), commitments=Commitments(forbidden=lines), method="greedy")
+    rule = plan_network(
+        small_net, Scenario(objective="target"), commitments=Commitments(forbidden=lines), method="greedy"
+    )
     assert plan_lines(rule.table).merge(lines[LINE_KEYS], on=LINE_KEYS).empty
 
     # moves under way: the receivers' positions rise, the same and reverse moves are not proposed
-    moving = plan_network(small_net, Scenario(objective="target"), commitments=Commitments(in_transit=lines.iloc[:5]), time_limit=10)
+    moving = plan_network(
+        small_net, Scenario(objective="target"), commitments=Commitments(in_transit=lines.iloc[:5]), time_limit=10
+    )
     again = plan_lines(moving.table)
     reverse = lines.iloc[:5].rename(columns={"from_site_id": "to_site_id", "to_site_id": "from_site_id"})
-    assert again.merge(lines.iloc[:5][LINE_KEYS], on=LINE_KEYS).empty and again.merge(reverse[LINE_KEYS], on=LINE_KEYS).empty
+    assert (
+        again.merge(lines.iloc[:5][LINE_KEYS], on=LINE_KEYS).empty
+        and again.merge(reverse[LINE_KEYS], on=LINE_KEYS).empty
+    )
     assert moving.score.network_cost_before < free.score.network_cost_before
 
     # fixed lines that break a rule are refused, with the rule
     with pytest.raises(CommitmentsInvalid, match="may ship at most"):
-        plan_network(small_net, Scenario(objective="target"), commitments=Commitments(fixed=fixed.assign(qty=fixed["qty"] * 10_000)))
+        plan_network(
+            small_net,
+            Scenario(objective="target"),
+            commitments=Commitments(fixed=fixed.assign(qty=fixed["qty"] * 10_000)),
+        )

@@ -45,7 +45,9 @@ def random_network(seed: int) -> tuple[Network, Scenario]:
             "criticality": rng.choice([0.5, 1.0, 2.0], n_skus),
         }
     )
-    skus["unit_price"] = np.where(skus["unit_price"].notna(), (skus["unit_cost"] * rng.uniform(0.8, 2.2, n_skus)).round(2), np.nan)
+    skus["unit_price"] = np.where(
+        skus["unit_price"].notna(), (skus["unit_cost"] * rng.uniform(0.8, 2.2, n_skus)).round(2), np.nan
+    )
     pairs = [(s, k) for s in range(n_sites) for k in range(n_skus) if rng.random() < 0.8]
     inventory = pd.DataFrame(
         {
@@ -63,7 +65,14 @@ def random_network(seed: int) -> tuple[Network, Scenario]:
             "std_daily": rng.uniform(0, 2, len(pairs)).round(3),
         }
     )
-    inbound = pd.DataFrame({"site_id": pd.Series([], dtype=str), "sku_id": pd.Series([], dtype=str), "qty": pd.Series([], dtype=int), "eta": pd.Series([], dtype="datetime64[ns]")})
+    inbound = pd.DataFrame(
+        {
+            "site_id": pd.Series([], dtype=str),
+            "sku_id": pd.Series([], dtype=str),
+            "qty": pd.Series([], dtype=int),
+            "eta": pd.Series([], dtype="datetime64[ns]"),
+        }
+    )
     lanes = [(a, b) for a in range(n_sites) for b in range(n_sites) if a != b and rng.random() < 0.7]
     truck = rng.random(len(lanes)) < 0.4
     lanes = pd.DataFrame(
@@ -78,7 +87,11 @@ def random_network(seed: int) -> tuple[Network, Scenario]:
         }
     )
     net = Network(sites, skus, inventory, forecast, inbound, lanes, dt.date(2026, 1, 1))
-    params: dict = {"service_level": float(rng.choice([0.8, 0.95, 0.99])), "horizon_days": int(rng.choice([14, 28])), "excess_cover_days": float(rng.choice([28, 45, 90]))}
+    params: dict = {
+        "service_level": float(rng.choice([0.8, 0.95, 0.99])),
+        "horizon_days": int(rng.choice([14, 28])),
+        "excess_cover_days": float(rng.choice([28, 45, 90])),
+    }
     if rng.random() < 0.5:
         params["min_move_units"] = int(rng.integers(2, 12))
     if rng.random() < 0.5:

@@ -16,16 +16,42 @@ AS_OF = dt.date(2026, 1, 10)
 
 
 def network(inventory, forecast, inbound=(), skus=None) -> Network:
-    sites = pd.DataFrame({"site_id": ["A", "B"], "name": ["Alpha", "Beta"], "kind": ["store", "dc"], "region": ["R1", "R2"], "lat": [0.0, 1.0], "lon": [0.0, 1.0], "receive_capacity_units": [np.nan, np.nan]})
-    skus = skus if skus is not None else pd.DataFrame(
-        {"sku_id": ["s"], "name": ["Widget"], "category": ["C"], "unit_cost": [10.0], "unit_price": [14.0], "unit_volume": [1.0], "pack_size": [1], "criticality": [1.0], "shelf_life_days": [np.nan]}
+    sites = pd.DataFrame(
+        {
+            "site_id": ["A", "B"],
+            "name": ["Alpha", "Beta"],
+            "kind": ["store", "dc"],
+            "region": ["R1", "R2"],
+            "lat": [0.0, 1.0],
+            "lon": [0.0, 1.0],
+            "receive_capacity_units": [np.nan, np.nan],
+        }
+    )
+    skus = (
+        skus
+        if skus is not None
+        else pd.DataFrame(
+            {
+                "sku_id": ["s"],
+                "name": ["Widget"],
+                "category": ["C"],
+                "unit_cost": [10.0],
+                "unit_price": [14.0],
+                "unit_volume": [1.0],
+                "pack_size": [1],
+                "criticality": [1.0],
+                "shelf_life_days": [np.nan],
+            }
+        )
     )
     return Network(
         sites=sites,
         skus=skus,
         inventory=pd.DataFrame(inventory, columns=["site_id", "sku_id", "on_hand", "in_transit"]),
         forecast=pd.DataFrame(forecast, columns=["site_id", "sku_id", "mean_daily", "std_daily"]),
-        inbound=pd.DataFrame(list(inbound), columns=["site_id", "sku_id", "qty", "eta"]).astype({"eta": "datetime64[ns]", "qty": "int64"}),
+        inbound=pd.DataFrame(list(inbound), columns=["site_id", "sku_id", "qty", "eta"]).astype(
+            {"eta": "datetime64[ns]", "qty": "int64"}
+        ),
         lanes=pd.DataFrame(),
         as_of=AS_OF,
     )
@@ -33,7 +59,11 @@ def network(inventory, forecast, inbound=(), skus=None) -> Network:
 
 def test_hand_computed_position():
     # m = 2/day, sd = 1/day, H = 25 days -> mu = 50, sigma = 5; z(0.95) = 1.6449
-    net = network([("A", "s", 40, 5)], [("A", "s", 2.0, 1.0)], inbound=[("A", "s", 10, "2026-01-20"), ("A", "s", 99, "2026-03-01")])
+    net = network(
+        [("A", "s", 40, 5)],
+        [("A", "s", 2.0, 1.0)],
+        inbound=[("A", "s", 10, "2026-01-20"), ("A", "s", 99, "2026-03-01")],
+    )
     pos = build_positions(net, Scenario(horizon_days=25, excess_cover_days=60, objective="target")).iloc[0]
     z = norm.ppf(0.95)
     assert pos["mu"] == pytest.approx(50) and pos["sigma"] == pytest.approx(5)
@@ -53,7 +83,13 @@ def test_hand_computed_position():
 
 @pytest.mark.parametrize(
     "on_hand, mean, status",
-    [(10, 2.0, "stockout_risk"), (60, 2.0, "balanced"), (500, 2.0, "excess"), (5, 0.0, "no_demand"), (0, 0.0, "balanced")],
+    [
+        (10, 2.0, "stockout_risk"),
+        (60, 2.0, "balanced"),
+        (500, 2.0, "excess"),
+        (5, 0.0, "no_demand"),
+        (0, 0.0, "balanced"),
+    ],
 )
 def test_status_classes(on_hand, mean, status):
     net = network([("A", "s", on_hand, 0)], [("A", "s", mean, 0.0)])
@@ -61,7 +97,19 @@ def test_status_classes(on_hand, mean, status):
 
 
 def test_penalties_without_price_and_criticality():
-    skus = pd.DataFrame({"sku_id": ["s"], "name": ["W"], "category": ["C"], "unit_cost": [10.0], "unit_price": [np.nan], "unit_volume": [1.0], "pack_size": [1], "criticality": [2.0], "shelf_life_days": [np.nan]})
+    skus = pd.DataFrame(
+        {
+            "sku_id": ["s"],
+            "name": ["W"],
+            "category": ["C"],
+            "unit_cost": [10.0],
+            "unit_price": [np.nan],
+            "unit_volume": [1.0],
+            "pack_size": [1],
+            "criticality": [2.0],
+            "shelf_life_days": [np.nan],
+        }
+    )
     net = network([("A", "s", 0, 0)], [("A", "s", 1.0, 0.0)], skus=skus)
     pos = build_positions(net, Scenario(horizon_days=10, shortage_cost_factor=0.5, excess_cost_rate=0.1)).iloc[0]
     assert pos["p"] == pytest.approx(2.0 * 0.5 * 10)
@@ -110,9 +158,23 @@ def test_projection_matches_day_by_day_loop():
         arrivals = [(int(d), int(q)) for d, q in zip(rng.integers(-3, 80, rng.integers(0, 4)), rng.integers(1, 120, 4))]
         rows.append(("A", sku, on, it))
         fc.append(("A", sku, m, 0.5))
-        inbound += [("A", sku, q, (pd.Timestamp(AS_OF) + pd.Timedelta(days=d)).strftime("%Y-%m-%d")) for d, q in arrivals]
+        inbound += [
+            ("A", sku, q, (pd.Timestamp(AS_OF) + pd.Timedelta(days=d)).strftime("%Y-%m-%d")) for d, q in arrivals
+        ]
         cases.append((on, it, m, arrivals))
-    skus = pd.DataFrame({"sku_id": [f"s{i}" for i in range(300)], "name": "W", "category": "C", "unit_cost": 1.0, "unit_price": 2.0, "unit_volume": 1.0, "pack_size": 1, "criticality": 1.0, "shelf_life_days": np.nan})
+    skus = pd.DataFrame(
+        {
+            "sku_id": [f"s{i}" for i in range(300)],
+            "name": "W",
+            "category": "C",
+            "unit_cost": 1.0,
+            "unit_price": 2.0,
+            "unit_volume": 1.0,
+            "pack_size": 1,
+            "criticality": 1.0,
+            "shelf_life_days": np.nan,
+        }
+    )
     net = network(rows, fc, inbound, skus=skus)
     pos = project(build_positions(net, Scenario()), net.inbound, net.as_of).set_index("sku_id")
     for i, (on, it, m, arrivals) in enumerate(cases):

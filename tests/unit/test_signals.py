@@ -15,7 +15,14 @@ AS_OF = dt.date(2026, 6, 1)
 def world(last_day: dt.date = AS_OF - dt.timedelta(days=1)):
     days = pd.date_range(end=pd.Timestamp(last_day), periods=120)
     sites = pd.DataFrame({"site_id": ["A", "B", "C", "D"], "region": ["R"] * 4})
-    skus = pd.DataFrame({"sku_id": ["S1", "S2", "S3"], "category": ["Tools", "Paint", "Tools"], "unit_cost": [10.0, 5.0, 20.0], "unit_price": [15.0, 4.0, 30.0]})
+    skus = pd.DataFrame(
+        {
+            "sku_id": ["S1", "S2", "S3"],
+            "category": ["Tools", "Paint", "Tools"],
+            "unit_cost": [10.0, 5.0, 20.0],
+            "unit_price": [15.0, 4.0, 30.0],
+        }
+    )
     rows = []
     for site in ("A", "B", "C"):
         for i, day in enumerate(days):
@@ -25,10 +32,25 @@ def world(last_day: dt.date = AS_OF - dt.timedelta(days=1)):
             paint = 5.0 if not (site == "C" and i >= len(days) - 28) else 20.0  # C's paint demand quadrupled recently
             rows.append((site, "S2", day, paint))
     demand = pd.DataFrame(rows, columns=["site_id", "sku_id", "date", "qty"])
-    demand.loc[(demand["site_id"] == "A") & (demand["sku_id"] == "S1") & (demand["date"] == days[-10]), "qty"] = 400.0  # a keying error
-    inventory = pd.DataFrame({"site_id": ["A", "A", "B", "C", "D"], "sku_id": ["S1", "S3", "S1", "S2", "S1"], "on_hand": [100, 7, 50, 40, 30], "in_transit": [0] * 5})
-    forecast = pd.DataFrame({"site_id": ["A", "B", "C", "A", "B", "C"], "sku_id": ["S1", "S1", "S1", "S2", "S2", "S2"],
-                             "mean_daily": [10.0, 10.0, 10.0, 5.0, 5.0, 5.0], "std_daily": [1.0] * 6})
+    demand.loc[(demand["site_id"] == "A") & (demand["sku_id"] == "S1") & (demand["date"] == days[-10]), "qty"] = (
+        400.0  # a keying error
+    )
+    inventory = pd.DataFrame(
+        {
+            "site_id": ["A", "A", "B", "C", "D"],
+            "sku_id": ["S1", "S3", "S1", "S2", "S1"],
+            "on_hand": [100, 7, 50, 40, 30],
+            "in_transit": [0] * 5,
+        }
+    )
+    forecast = pd.DataFrame(
+        {
+            "site_id": ["A", "B", "C", "A", "B", "C"],
+            "sku_id": ["S1", "S1", "S1", "S2", "S2", "S2"],
+            "mean_daily": [10.0, 10.0, 10.0, 5.0, 5.0, 5.0],
+            "std_daily": [1.0] * 6,
+        }
+    )
     return sites, skus, inventory, demand, forecast
 
 
@@ -57,9 +79,19 @@ def test_stale_and_future_data_are_critical():
     stale = f[f["check"] == "stale"]
     assert (stale["severity"] == "critical").any() and "39 days before the planning date" in stale["message"].iloc[0]
     sites, skus, inventory, demand, forecast = world()
-    future = pd.concat([demand, pd.DataFrame({"site_id": ["A"], "sku_id": ["S1"], "date": [pd.Timestamp(AS_OF) + pd.Timedelta(days=3)], "qty": [1.0]})])
+    future = pd.concat(
+        [
+            demand,
+            pd.DataFrame(
+                {"site_id": ["A"], "sku_id": ["S1"], "date": [pd.Timestamp(AS_OF) + pd.Timedelta(days=3)], "qty": [1.0]}
+            ),
+        ]
+    )
     critical = blocking(check_signals(sites, skus, inventory, future, forecast, AS_OF))
-    assert list(critical["check"]) == ["impossible"] and "dated on or after the planning date" in critical["message"].iloc[0]
+    assert (
+        list(critical["check"]) == ["impossible"]
+        and "dated on or after the planning date" in critical["message"].iloc[0]
+    )
 
 
 def test_one_site_behind_the_others_is_stale():
