@@ -7,7 +7,7 @@ used: mixed with a folder named pages/ it falls back to file-based pages on reru
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.figures import money, plain, status_bar
+from rebal_core.views.figures import money, plain, status_bar
 
 st.set_page_config(page_title="Rebal - inventory rebalancing", page_icon=":material/swap_horiz:", layout="wide")
 

@@ -17,7 +17,7 @@ def network(bundle: str, variant: str):
     import numpy as np
 
     from rebal_core import services
-    from rebal_core.bundle import load_bundle
+    from rebal_core.signals.bundle import load_bundle
 
     cache_dir = Path(__file__).resolve().parents[1] / "data" / "bench" / "cache"  # git-ignored
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -39,8 +39,8 @@ def plan_step(bundle: str, variant: str, scenario_json: str, method: str, time_l
     import json
     import statistics
 
-    from rebal_core.planning import build_problem, evaluate
-    from rebal_core.scenario import Scenario
+    from rebal_core.decisions.planning import build_problem, evaluate
+    from rebal_core.decisions.scenario import Scenario
 
     net = network(bundle, variant)
     scenario = Scenario.from_mapping(json.loads(scenario_json))
@@ -50,7 +50,7 @@ def plan_step(bundle: str, variant: str, scenario_json: str, method: str, time_l
         problem = build_problem(net, scenario)
         t1 = time.perf_counter()
         if method == "monolithic":
-            from rebal_core.reference import solve_reference
+            from rebal_core.decisions.solvers.reference import solve_reference
 
             ref = solve_reference(problem, time_limit=float(time_limit), build_limit=float(time_limit))
             builds.append(t1 - t0 + ref["build_seconds"])
@@ -65,7 +65,7 @@ def plan_step(bundle: str, variant: str, scenario_json: str, method: str, time_l
                 "variables": ref.get("variables"),
             }
         else:
-            from rebal_core.optimizer import plan
+            from rebal_core.decisions.solvers.optimizer import plan
 
             p = plan(problem, method=method, time_limit=float(time_limit))
             builds.append(t1 - t0)
@@ -135,7 +135,7 @@ def main() -> None:
         frames = {p.name: pd.read_csv(p) for p in Path(args[0]).glob("*.csv*")}
         extra = {"rows": sum(len(f) for f in frames.values())}
     elif step == "validate":
-        from rebal_core.bundle import load_bundle
+        from rebal_core.signals.bundle import load_bundle
 
         b = load_bundle(args[0])
         extra = {"rows": len(b.inventory) + len(b.demand)}

@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _measure import network  # noqa: E402
 from bench_plan import ensure  # noqa: E402
 
-from rebal_core.backtest import Replay, backtest, totals  # noqa: E402
-from rebal_core.bundle import load_bundle  # noqa: E402
-from rebal_core.montecarlo import plan_positions, simulate  # noqa: E402
-from rebal_core.optimizer import plan_network  # noqa: E402
-from rebal_core.scenario import Scenario  # noqa: E402
+from rebal_core.decisions.scenario import Scenario  # noqa: E402
+from rebal_core.decisions.solvers.optimizer import plan_network  # noqa: E402
+from rebal_core.decisions.what_if.backtest import Replay, backtest, totals  # noqa: E402
+from rebal_core.decisions.what_if.uncertainty import plan_positions, simulate  # noqa: E402
+from rebal_core.signals.bundle import load_bundle  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Every claim true (issue 11): claimed bound against the exact optimum, the time limit kept, time by phase.
 
 1. Small random trucked networks (``rebal_core.stress.tiny_trucked_network``): the optimizer's
-   claimed lower bound and status against the exact MIP (``rebal_core.reference``).
+   claimed lower bound and status against the exact MIP (``rebal_core.decisions.solvers.reference``).
 2. Coupled 50 x 5,000 from a generator other than the sample's (``stress.coupled_network``:
    awkward pack volumes, four truck sizes, minimum move 10, budgets from loose to tight):
    wall time of the solve against ``--time-limit`` 5 s (target: within 10 %), gap (target <= 2 %),
@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rebal_core.optimizer import plan  # noqa: E402
-from rebal_core.planning import build_problem, evaluate  # noqa: E402
-from rebal_core.reference import solve_reference  # noqa: E402
-from rebal_core.scenario import Scenario  # noqa: E402
-from rebal_core.stress import coupled_network, tiny_trucked_network  # noqa: E402
+from rebal_core.decisions.planning import build_problem, evaluate  # noqa: E402
+from rebal_core.decisions.scenario import Scenario  # noqa: E402
+from rebal_core.decisions.solvers.optimizer import plan  # noqa: E402
+from rebal_core.decisions.solvers.reference import solve_reference  # noqa: E402
+from rebal_core.decisions.solvers.stress import coupled_network, tiny_trucked_network  # noqa: E402
 
 
 def small(n: int) -> None:

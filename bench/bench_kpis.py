@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rebal_core import services, store
-from rebal_core.positions import build_positions, filter_positions, kpis, project, site_summary
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.positions import build_positions, filter_positions, kpis, project, site_summary
+from rebal_core.decisions.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,10 +3,10 @@
 For each instance, in fresh processes (peak memory is the whole process,
 loading included): build, solve and total time, network cost and gap of
 
-* the optimizer (``rebal_core.optimizer``),
+* the optimizer (``rebal_core.decisions.solvers.optimizer``),
 * the greedy baseline (largest shortage first, nearest donor),
 * the monolithic MIP of the same spec built variable by variable
-  (``rebal_core.reference``: pywraplp + SCIP), with the same time limit for
+  (``rebal_core.decisions.solvers.reference``: pywraplp + SCIP), with the same time limit for
   building and for solving.
 
 Instances: the sample; 50 sites x 5,000 skus from ``synth`` with trucks, lane

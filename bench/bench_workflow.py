@@ -33,13 +33,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _measure import network  # noqa: E402 - the bench's cached networks
 from bench_plan import BENCH_DATA, ensure  # noqa: E402
 
-from rebal_core import accounts, services, store, workflow  # noqa: E402
-from rebal_core.compare import tradeoff  # noqa: E402
-from rebal_core.governance import Policy, Thresholds  # noqa: E402
-from rebal_core.identity import Actor  # noqa: E402
-from rebal_core.optimizer import plan_network  # noqa: E402
-from rebal_core.planning import Commitments, plan_lines  # noqa: E402
-from rebal_core.scenario import Scenario  # noqa: E402
+from rebal_core import services, store  # noqa: E402
+from rebal_core.decisions.planning import Commitments, plan_lines  # noqa: E402
+from rebal_core.decisions.scenario import Scenario  # noqa: E402
+from rebal_core.decisions.solvers.optimizer import plan_network  # noqa: E402
+from rebal_core.decisions.what_if.compare import tradeoff  # noqa: E402
+from rebal_core.governance.identity import Actor  # noqa: E402
+from rebal_core.governance.policy import Policy, Thresholds  # noqa: E402
+from rebal_core.services import accounts, workflow
 
 
 def timed(fn):

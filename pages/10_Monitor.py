@@ -4,9 +4,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import services, workflow
-from rebal_core.figures import plain
-from rebal_core.monitor import snapshot_trend
+from rebal_core import services
+from rebal_core.execution.outcomes import snapshot_trend
+from rebal_core.services import workflow
+from rebal_core.views.figures import plain
 
 st.set_page_config(page_title="Monitor - Rebal", layout="wide")
 st.title("Monitor")

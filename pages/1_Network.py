@@ -3,8 +3,8 @@
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.figures import money, network_map
-from rebal_core.positions import site_summary, worst_positions
+from rebal_core.decisions.positions import site_summary, worst_positions
+from rebal_core.views.figures import money, network_map
 
 st.set_page_config(page_title="Network - Rebal", layout="wide")
 st.title("Network")

@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import services, store, workflow
-from rebal_core.accuracy import record_accuracy
-from rebal_core.bundle import BundleInvalid
-from rebal_core.figures import plain
-from rebal_core.forecast import calibration_sentence, calibration_table
+from rebal_core import services, store
+from rebal_core.services import workflow
+from rebal_core.signals.accuracy import record_accuracy
+from rebal_core.signals.bundle import BundleInvalid
+from rebal_core.signals.forecast import calibration_sentence, calibration_table
+from rebal_core.views.figures import plain
 
 st.set_page_config(page_title="Data - Rebal", layout="wide")
 

@@ -4,13 +4,14 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import services, workflow
-from rebal_core.figures import cost_waterfall, money, plain, signed_money, transfer_map, uncertainty_bands
-from rebal_core.montecarlo import bands, plan_positions, simulate
-from rebal_core.optimizer import plan
-from rebal_core.planning import LINE_KEYS, problem_with_moves
-from rebal_core.positions import site_summary
-from rebal_core.scenario import Scenario, ScenarioInvalid
+from rebal_core import services
+from rebal_core.decisions.planning import LINE_KEYS, problem_with_moves
+from rebal_core.decisions.positions import site_summary
+from rebal_core.decisions.scenario import Scenario, ScenarioInvalid
+from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.decisions.what_if.uncertainty import bands, plan_positions, simulate
+from rebal_core.services import workflow
+from rebal_core.views.figures import cost_waterfall, money, plain, signed_money, transfer_map, uncertainty_bands
 
 st.set_page_config(page_title="Scenario lab - Rebal", layout="wide")
 MC_DRAWS = 500

@@ -5,9 +5,20 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import workflow
-from rebal_core.compare import SWEEPS, differing_lines, kpi_table, tradeoff, tradeoff_notes, units_by_region
-from rebal_core.figures import (
+from rebal_core.decisions.planning import Commitments
+from rebal_core.decisions.positions import site_summary
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.what_if.compare import (
+    SWEEPS,
+    differing_lines,
+    kpi_table,
+    tradeoff,
+    tradeoff_notes,
+    units_by_region,
+)
+from rebal_core.decisions.what_if.uncertainty import bands, plan_positions, simulate
+from rebal_core.services import workflow
+from rebal_core.views.figures import (
     compare_bars,
     cost_waterfall,
     money,
@@ -17,10 +28,6 @@ from rebal_core.figures import (
     transfer_map,
     uncertainty_bands,
 )
-from rebal_core.montecarlo import bands, plan_positions, simulate
-from rebal_core.planning import Commitments
-from rebal_core.positions import site_summary
-from rebal_core.scenario import Scenario
 
 st.set_page_config(page_title="Compare - Rebal", layout="wide")
 st.title("Compare scenarios")

@@ -6,7 +6,7 @@ import json
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import audit
+from rebal_core.store import audit
 
 st.set_page_config(page_title="Audit log - Rebal", layout="wide")
 st.title("Audit log")

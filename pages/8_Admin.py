@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import accounts, workflow
-from rebal_core.governance import Policy, Thresholds
-from rebal_core.identity import ROLES
+from rebal_core.governance.identity import ROLES
+from rebal_core.governance.policy import Policy, Thresholds
+from rebal_core.services import accounts, workflow
 
 st.set_page_config(page_title="Admin - Rebal", layout="wide")
 st.title("Admin")

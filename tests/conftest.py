@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rebal_core import services, store
-from rebal_core.synth import SynthConfig, synthesize
+from rebal_core.signals.sample import SynthConfig, synthesize
 
 # The command line's prepared-bundle cache: never the user's own ~/.cache during tests.
 os.environ.setdefault("REBAL_CACHE_DIR", tempfile.mkdtemp(prefix="rebal-test-cache-"))
@@ -59,8 +59,8 @@ def workflow_store(loaded_db: str, target: Path) -> str:
     """A writable copy of the loaded store with users admin, pat (planner), ann and amy (approvers), vic (viewer)."""
     import sqlite3
 
-    from rebal_core import accounts, workflow
-    from rebal_core.identity import Actor
+    from rebal_core.governance.identity import Actor
+    from rebal_core.services import accounts, workflow
 
     with sqlite3.connect(loaded_db.removeprefix("sqlite:///")) as src, sqlite3.connect(target) as dst:
         src.backup(dst)  # a consistent copy, WAL included

@@ -11,8 +11,8 @@ import time
 
 import streamlit as st
 
-from rebal_core import accounts
-from rebal_core.identity import Actor
+from rebal_core.governance.identity import Actor
+from rebal_core.services import accounts
 
 SIGNED_IN = "signed_in"  # username (non-widget key)
 

@@ -10,11 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import auth
-from rebal_core import accounts, services, store, workflow
-from rebal_core.identity import Actor
-from rebal_core.models import DatasetPublic
-from rebal_core.positions import Network, build_positions, project
-from rebal_core.scenario import Scenario
+from rebal_core import services, store
+from rebal_core.decisions.positions import Network, build_positions, project
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.governance.identity import Actor
+from rebal_core.services import accounts, workflow
+from rebal_core.store.tables import DatasetPublic
 
 
 def engine():

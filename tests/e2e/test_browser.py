@@ -59,9 +59,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def store_url(loaded_db, tmp_path_factory) -> str:
     """A store with users and two solved scenarios, one of them submitted for review."""
-    from rebal_core import services, store, workflow
-    from rebal_core.identity import Actor
-    from rebal_core.scenario import Scenario
+    from rebal_core import services, store
+    from rebal_core.decisions.scenario import Scenario
+    from rebal_core.governance.identity import Actor
+    from rebal_core.services import workflow
     from tests.conftest import workflow_store
 
     url = workflow_store(loaded_db, tmp_path_factory.mktemp("browser") / "browser.db")

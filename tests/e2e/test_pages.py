@@ -133,9 +133,10 @@ def test_scenario_lab_map_pick_filters_the_plan():
 def writable(workflow_db, monkeypatch):
     """A store the page may change, with users admin, pat (planner), ann (approver), vic (viewer)."""
     monkeypatch.setenv("REBAL_DATABASE_URL", workflow_db)
-    from rebal_core import services, store, workflow
-    from rebal_core.identity import Actor
-    from rebal_core.scenario import Scenario
+    from rebal_core import services, store
+    from rebal_core.decisions.scenario import Scenario
+    from rebal_core.governance.identity import Actor
+    from rebal_core.services import workflow
 
     engine = store.make_engine(workflow_db)
     dataset = store.find_dataset(engine=engine, name="Small network")
@@ -172,9 +173,9 @@ def test_sign_in_is_required_and_checks_the_password(writable):
 
 def test_plans_page_submit_approve_release_export(writable):
     engine, (record, _) = writable
-    from rebal_core import workflow
-    from rebal_core.governance import Policy, Thresholds
-    from rebal_core.identity import Actor
+    from rebal_core.governance.identity import Actor
+    from rebal_core.governance.policy import Policy, Thresholds
+    from rebal_core.services import workflow
 
     # the small network's expected-cost plan moves little value per line: a low threshold routes some to approval
     workflow.set_policy(
@@ -232,7 +233,7 @@ def test_plans_page_viewer_cannot_act(writable):
 
 def test_plans_page_rejection_needs_a_reason(writable):
     engine, (record, _) = writable
-    from rebal_core import workflow
+    from rebal_core.services import workflow
 
     at = run("pages/5_Plans.py", user="pat")
     at.session_state["scenario_id"] = record.id
@@ -277,7 +278,7 @@ def test_audit_log_page_filters(writable):
 
 def test_admin_page_policy_and_users(writable):
     engine, _ = writable
-    from rebal_core import workflow
+    from rebal_core.services import workflow
 
     at = run("pages/8_Admin.py", user="pat")
     assert any("needs the admin role" in c.value for c in at.caption)
@@ -294,7 +295,7 @@ def test_admin_page_policy_and_users(writable):
 
 def test_scenario_lab_saves_a_scenario(writable):
     engine, _ = writable
-    from rebal_core import workflow
+    from rebal_core.services import workflow
 
     at = run("pages/4_Scenario_lab.py", user="pat")
     at.text_input(key="lab-save-name").input("From the lab").run()
@@ -356,8 +357,9 @@ def test_backtest_page_runs_a_short_replay():
 
 def test_monitor_page_follows_a_released_plan(writable, bundle_copy):
     engine, (record, _) = writable
-    from rebal_core import services, workflow
-    from rebal_core.identity import Actor
+    from rebal_core import services
+    from rebal_core.governance.identity import Actor
+    from rebal_core.services import workflow
 
     release(engine, record)
     pat = Actor("pat", "planner")

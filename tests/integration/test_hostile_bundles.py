@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rebal_core.bundle import MAX_NUMBER, BundleInvalid, load_bundle
-from rebal_core.synth import SynthConfig, synthesize
+from rebal_core.signals.bundle import MAX_NUMBER, BundleInvalid, load_bundle
+from rebal_core.signals.sample import SynthConfig, synthesize
 
 TINY = SynthConfig(sites=4, skus=6, days=60, seed=2, as_of=dt.date(2026, 6, 1))
 FUZZ_CASES = 300

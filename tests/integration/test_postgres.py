@@ -11,9 +11,10 @@ import tempfile
 
 import pytest
 
-from rebal_core import services, store, workflow
-from rebal_core.bundle import BundleInvalid
-from rebal_core.identity import Actor
+from rebal_core import services, store
+from rebal_core.governance.identity import Actor
+from rebal_core.services import workflow
+from rebal_core.signals.bundle import BundleInvalid
 
 pytestmark = pytest.mark.postgres
 
@@ -82,10 +83,11 @@ def test_workflow_on_postgres(pg_url, small_bundle, monkeypatch):
     """Concurrent approvals and the append-only audit log hold on PostgreSQL too (row locks, a trigger)."""
     from sqlalchemy import text
 
-    from rebal_core import accounts, audit, workflow
-    from rebal_core.governance import Policy, Thresholds
-    from rebal_core.identity import Actor
-    from rebal_core.scenario import Scenario
+    from rebal_core.decisions.scenario import Scenario
+    from rebal_core.governance.identity import Actor
+    from rebal_core.governance.policy import Policy, Thresholds
+    from rebal_core.services import accounts, workflow
+    from rebal_core.store import audit
     from tests.integration.test_workflow import approve_concurrently
 
     monkeypatch.setenv("REBAL_ADMIN_PASSWORD", "admin-password-1")  # no password file under data/
@@ -123,7 +125,7 @@ def test_workflow_on_postgres(pg_url, small_bundle, monkeypatch):
 def test_concurrent_policy_saves_and_long_names_on_postgres(pg_url, small_bundle):
     import threading
 
-    from rebal_core.governance import Policy, Thresholds
+    from rebal_core.governance.policy import Policy, Thresholds
 
     engine = store.make_engine(pg_url)
     admin = Actor("root", "admin")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from rebal_core import services, store
-from rebal_core.bundle import BundleInvalid
+from rebal_core.signals.bundle import BundleInvalid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,14 +60,14 @@ def test_failure_while_writing_rolls_back(engine, small_bundle, monkeypatch):
     """A crash half-way through storing (after some tables were written) leaves the store as it was."""
     services.import_bundle(engine=engine, source=small_bundle, name="Live")
     before = snapshot(engine)
-    real = store._bulk_insert
+    real = store.database._bulk_insert
 
     def failing(conn, table_name, *args, **kwargs):
         if table_name == "demand":
             raise OSError("disk full")
         return real(conn, table_name, *args, **kwargs)
 
-    monkeypatch.setattr(store, "_bulk_insert", failing)
+    monkeypatch.setattr(store.database, "_bulk_insert", failing)
     with pytest.raises(OSError):
         services.import_bundle(engine=engine, source=small_bundle, name="Live", replace=True)
     assert snapshot(engine) == before

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rebal_core import audit, services, store, workflow
-from rebal_core.governance import IllegalTransition, Policy, Thresholds
-from rebal_core.identity import Actor
-from rebal_core.scenario import Scenario
+from rebal_core import services, store
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.governance.identity import Actor
+from rebal_core.governance.policy import IllegalTransition, Policy, Thresholds
+from rebal_core.services import workflow
+from rebal_core.store import audit
 
 PAT, ANN, ADMIN = Actor("pat", "planner"), Actor("ann", "approver"), Actor("root", "admin")
 LOW = Policy(default=Thresholds(line_value=100.0, line_cost=20.0))
@@ -124,7 +126,7 @@ def test_the_author_of_a_plan_cannot_approve_it_unless_four_eyes_is_off(eng, dat
 
 
 def test_replacing_a_dataset_with_plans_is_refused_or_left_to_an_admin(eng, dataset, net, small_bundle):
-    from rebal_core.identity import PermissionDenied
+    from rebal_core.governance.identity import PermissionDenied
 
     draft = solved(eng, dataset, net, "Draft plan")
     with pytest.raises(PermissionDenied, match="would delete 1 saved plan"):
@@ -145,7 +147,7 @@ def test_replacing_a_dataset_with_plans_is_refused_or_left_to_an_admin(eng, data
 def test_password_guessing_locks_the_account_with_back_off(eng, monkeypatch):
     import datetime as dt
 
-    from rebal_core import accounts
+    from rebal_core.services import accounts
     from tests.conftest import PASSWORDS
 
     for _ in range(accounts.LOCK_AFTER):
@@ -171,7 +173,7 @@ def test_password_guessing_locks_the_account_with_back_off(eng, monkeypatch):
 
 
 def test_passwords_must_resist_guessing():
-    from rebal_core.identity import password_problem
+    from rebal_core.governance.identity import password_problem
 
     assert password_problem(" " * 10) and password_problem("aaaaaaaaaaaa") and password_problem("short")
     assert password_problem("correct horse battery") is None
@@ -185,7 +187,7 @@ def test_a_new_sqlite_store_is_its_owners_only(tmp_path):
 
 
 def test_a_weak_admin_password_in_the_environment_is_named(tmp_path, monkeypatch):
-    from rebal_core import accounts
+    from rebal_core.services import accounts
 
     monkeypatch.setenv("REBAL_ADMIN_PASSWORD", "short")
     engine = store.make_engine(f"sqlite:///{tmp_path / 'cfg.db'}")

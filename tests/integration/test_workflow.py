@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from rebal_core import audit, services, store, workflow
-from rebal_core.governance import IllegalTransition, Policy, Thresholds
-from rebal_core.identity import Actor, PermissionDenied
-from rebal_core.planning import LINE_KEYS
-from rebal_core.scenario import Scenario
+from rebal_core import services, store
+from rebal_core.decisions.planning import LINE_KEYS
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.governance.identity import Actor, PermissionDenied
+from rebal_core.governance.policy import IllegalTransition, Policy, Thresholds
+from rebal_core.services import workflow
+from rebal_core.store import audit
 
 ROOT = Path(__file__).resolve().parents[2]
 PAT, ANN, AMY, VIC = Actor("pat", "planner"), Actor("ann", "approver"), Actor("amy", "approver"), Actor("vic", "viewer")
@@ -267,7 +269,7 @@ def test_export_is_idempotent_and_formula_safe(eng, small_bundle, tmp_path):
     assert len(releases) == 1  # released once, exported twice
     assert len(audit.log(engine=eng, object_id=str(record.id), actions=["orders_exported"])) == 2
 
-    from rebal_core.export import to_csv_bytes, to_xlsx_bytes
+    from rebal_core.execution.files import to_csv_bytes, to_xlsx_bytes
 
     text_out = to_csv_bytes(first).decode("utf-8-sig")
     names = set(first["from_site"]) | set(first["to_site"])
@@ -439,7 +441,7 @@ def test_autopilot_is_idempotent_and_audited(workflow_db, tmp_path, eng):
 
 
 def test_accounts(eng):
-    from rebal_core import accounts
+    from rebal_core.services import accounts
     from tests.conftest import PASSWORDS
 
     admin = Actor("admin", "admin")
@@ -608,7 +610,7 @@ def test_count_adjustments_are_approved_and_feed_the_next_plan(eng, bundle_copy)
 
 
 def test_monitor_a_released_plan_with_a_later_snapshot(eng, dataset, net, bundle_copy):
-    from rebal_core.monitor import snapshot_trend
+    from rebal_core.execution.outcomes import snapshot_trend
 
     record = solved(eng, dataset, net)
     orders = release(eng, record)

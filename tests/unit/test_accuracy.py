@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rebal_core.accuracy import Tolerance, classify_counts, record_accuracy
+from rebal_core.signals.accuracy import Tolerance, classify_counts, record_accuracy
 
 
 @pytest.fixture

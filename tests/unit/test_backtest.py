@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rebal_core.backtest import Replay, backtest, totals
-from rebal_core.positions import Network
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.positions import Network
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.what_if.backtest import Replay, backtest, totals
 
 AS_OF = dt.date(2026, 3, 1)
 
@@ -103,8 +103,8 @@ def test_replenishment_is_the_same_in_every_arm():
 
 
 def test_forecast_intervals_hold_their_share_when_the_spread_is_right():
-    from rebal_core.backtest import _inside_intervals
-    from rebal_core.forecast import SPREAD_COLUMNS
+    from rebal_core.decisions.what_if.backtest import _inside_intervals
+    from rebal_core.signals.forecast import SPREAD_COLUMNS
 
     rng = np.random.default_rng(7)
     n, H, mu, sd = 20_000, 28, 10.0, 3.0

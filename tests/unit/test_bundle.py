@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rebal_core.bundle import MAX_ERRORS, BundleInvalid, load_bundle
+from rebal_core.signals.bundle import MAX_ERRORS, BundleInvalid, load_bundle
 
 
 def edit(bundle: Path, table: str, fn) -> None:

@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rebal_core.optimizer import plan
-from rebal_core.planning import build_problem, evaluate, plan_lines, violations
-from rebal_core.reference import solve_reference
-from rebal_core.stress import tiny_trucked_network as trucked_network
+from rebal_core.decisions.planning import build_problem, evaluate, plan_lines, violations
+from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.decisions.solvers.reference import solve_reference
+from rebal_core.decisions.solvers.stress import tiny_trucked_network as trucked_network
 
 # 16 in every run; CLAIM_NETWORKS=150 was run before committing: no false claim (the floored
 # per-truck cut this replaced made 10 false OPTIMAL claims in the first 80).
@@ -66,7 +66,7 @@ def test_a_budget_that_binds_by_a_hair_holds_on_the_reported_cost(seed):
 
 
 def test_rule_7_has_no_tolerance():
-    from rebal_core.planning import money_exact, over_budget
+    from rebal_core.decisions.planning import money_exact, over_budget
 
     assert (
         over_budget(5000.003, 5000.0) and not over_budget(5000.0, 5000.0) and not over_budget(0.1 + 0.2 + 100.0, 100.3)
@@ -75,10 +75,10 @@ def test_rule_7_has_no_tolerance():
 
 
 def test_lines_map_back_to_their_arcs():
-    from rebal_core.optimizer import packs_on_arcs
-    from rebal_core.planning import lines_from_arcs
-    from rebal_core.scenario import Scenario
-    from rebal_core.stress import coupled_network
+    from rebal_core.decisions.planning import lines_from_arcs
+    from rebal_core.decisions.scenario import Scenario
+    from rebal_core.decisions.solvers.optimizer import packs_on_arcs
+    from rebal_core.decisions.solvers.stress import coupled_network
 
     problem = build_problem(coupled_network(10, 40, seed=2), Scenario(objective="target"))
     rng = np.random.default_rng(0)
@@ -89,10 +89,17 @@ def test_lines_map_back_to_their_arcs():
 def test_starting_prices_raise_the_first_bound_where_capacities_bind():
     """Prices start at the break-even gains of the resources the greedy rule fills, 0 elsewhere;
     on a network whose lanes and receipts bind, the first relaxation's bound is stronger for it."""
-    from rebal_core.greedy import greedy
-    from rebal_core.optimizer import BINDING_SHARE, bound_costs, initial_prices, packs_on_arcs, resources, solve_skus
-    from rebal_core.scenario import Scenario
-    from rebal_core.stress import coupled_network
+    from rebal_core.decisions.scenario import Scenario
+    from rebal_core.decisions.solvers.greedy import greedy
+    from rebal_core.decisions.solvers.optimizer import (
+        BINDING_SHARE,
+        bound_costs,
+        initial_prices,
+        packs_on_arcs,
+        resources,
+        solve_skus,
+    )
+    from rebal_core.decisions.solvers.stress import coupled_network
 
     net = coupled_network(20, 300, seed=4)
     # capacities a tenth of the generator's, so that some bind at this size

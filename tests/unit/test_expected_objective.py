@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from rebal_core import services
-from rebal_core.backtest import Replay, backtest, totals
-from rebal_core.bundle import load_bundle
-from rebal_core.forecast import SPREAD_LOOKBACK, horizon_errors, spread_at
-from rebal_core.greedy import _position_cost_fn, greedy
-from rebal_core.optimizer import plan
-from rebal_core.planning import build_problem, evaluate, in_scope, position_cost, violations
-from rebal_core.scenario import Scenario, ScenarioInvalid
+from rebal_core.decisions.planning import build_problem, evaluate, in_scope, position_cost, violations
+from rebal_core.decisions.scenario import Scenario, ScenarioInvalid
+from rebal_core.decisions.solvers.greedy import _position_cost_fn, greedy
+from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.decisions.what_if.backtest import Replay, backtest, totals
+from rebal_core.signals.bundle import load_bundle
+from rebal_core.signals.forecast import SPREAD_LOOKBACK, horizon_errors, spread_at
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_measured_spread_sees_autocorrelation():
 
 
 def test_planning_sigma_is_never_below_sd_sqrt_h(small_net):
-    from rebal_core.positions import build_positions
+    from rebal_core.decisions.positions import build_positions
 
     pos = build_positions(small_net, Scenario())
     assert (pos["sigma"] >= pos["std_daily"] * np.sqrt(pos["horizon"]) - 1e-9).all()
@@ -72,7 +72,7 @@ def test_planning_sigma_is_never_below_sd_sqrt_h(small_net):
 
 
 def test_horizon_stops_at_replenishment(small_net):
-    from rebal_core.positions import build_positions
+    from rebal_core.decisions.positions import build_positions
 
     skus = small_net.skus.assign(replenishment_days=np.where(np.arange(len(small_net.skus)) % 2 == 0, 7.0, np.nan))
     net = dataclasses.replace(small_net, skus=skus)
@@ -158,7 +158,7 @@ def test_hindsight_beats_the_forecast_when_demand_moves():
     """Store C sold nothing in history but sells 10 a day in the replayed window: only hindsight serves it."""
     import datetime as dt
 
-    from rebal_core.positions import Network
+    from rebal_core.decisions.positions import Network
 
     as_of = dt.date(2026, 3, 1)
     sites = pd.DataFrame(

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rebal_core.export import neutralize_formulas, to_csv_bytes
-from rebal_core.forecast import classify, forecast_demand
-from rebal_core.geo import RateCard, derive_lanes, great_circle_km, outline_paths, topojson_paths
+from rebal_core.execution.files import neutralize_formulas, to_csv_bytes
+from rebal_core.signals.forecast import classify, forecast_demand
+from rebal_core.signals.geo import RateCard, derive_lanes, great_circle_km, outline_paths, topojson_paths
 
 
 def test_classify_patterns():
@@ -113,7 +113,7 @@ def test_every_owasp_formula_start_is_neutralised_in_csv_and_xlsx(cell):
 
     import openpyxl
 
-    from rebal_core.export import is_formula_like, to_xlsx_bytes
+    from rebal_core.execution.files import is_formula_like, to_xlsx_bytes
 
     assert is_formula_like(cell)
     frame = pd.DataFrame({"name": [cell], cell: [1]})
@@ -127,7 +127,7 @@ def test_every_owasp_formula_start_is_neutralised_in_csv_and_xlsx(cell):
 
 @pytest.mark.parametrize("cell", ["plain", "Phoenix DC", "ST-001", "SKU=3", "a-b", "", " leading space", "1e5"])
 def test_ordinary_text_is_left_alone(cell):
-    from rebal_core.export import is_formula_like
+    from rebal_core.execution.files import is_formula_like
 
     assert not is_formula_like(cell)
 
@@ -139,7 +139,7 @@ def test_ordinary_text_is_left_alone(cell):
 def test_names_are_shown_as_text_never_markdown(name):
     import re
 
-    from rebal_core.figures import plain
+    from rebal_core.views.figures import plain
 
     shown = plain(name)
     assert not re.search(r"(?<!\\)[\[\]*_`$<>]", shown)  # every markdown character escaped
@@ -147,7 +147,7 @@ def test_names_are_shown_as_text_never_markdown(name):
 
 
 def test_names_in_figures_cannot_carry_links_or_tags():
-    from rebal_core.figures import compare_bars, region_units_figure
+    from rebal_core.views.figures import compare_bars, region_units_figure
 
     evil = '<a href="http://evil">click</a>'
     bars = compare_bars({evil: 0.9, "B": 0.95}, "fill rate", percent=True)

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rebal_core import services, store
-from rebal_core.bundle import load_bundle
-from rebal_core.optimizer import plan
-from rebal_core.planning import build_problem, evaluate, plan_lines, violations
-from rebal_core.positions import build_positions, kpis, site_summary, summarize
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.planning import build_problem, evaluate, plan_lines, violations
+from rebal_core.decisions.positions import build_positions, kpis, site_summary, summarize
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.signals.bundle import load_bundle
 
 AS_OF = dt.date(2026, 5, 1)
 NAMES = (

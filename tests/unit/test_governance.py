@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rebal_core.governance import (
+from rebal_core.governance.identity import AUTOPILOT, Actor, PermissionDenied, hash_password, verify_password
+from rebal_core.governance.policy import (
     PLAN_STATES,
     TRANSITIONS,
     IllegalTransition,
@@ -14,7 +15,6 @@ from rebal_core.governance import (
     check_line_action,
     next_state,
 )
-from rebal_core.identity import AUTOPILOT, Actor, PermissionDenied, hash_password, verify_password
 
 
 def test_the_lifecycle_runs_draft_to_received():

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rebal_core.montecarlo import bands, simulate
-from rebal_core.positions import expected_shortage
+from rebal_core.decisions.positions import expected_shortage
+from rebal_core.decisions.what_if.uncertainty import bands, simulate
 
 
 def positions(position, mu, sigma, p):

@@ -13,13 +13,13 @@ import pytest
 
 from rebal_core import services
 from rebal_core.__main__ import main as cli
-from rebal_core.bundle import load_bundle
-from rebal_core.greedy import greedy
-from rebal_core.optimizer import Cancelled, optimize, plan
-from rebal_core.planning import build_problem, evaluate, plan_lines, transfer_id, violations
-from rebal_core.positions import Network
-from rebal_core.reference import solve_reference
-from rebal_core.scenario import Scenario, ScenarioInvalid
+from rebal_core.decisions.planning import build_problem, evaluate, plan_lines, transfer_id, violations
+from rebal_core.decisions.positions import Network
+from rebal_core.decisions.scenario import Scenario, ScenarioInvalid
+from rebal_core.decisions.solvers.greedy import greedy
+from rebal_core.decisions.solvers.optimizer import Cancelled, optimize, plan
+from rebal_core.decisions.solvers.reference import solve_reference
+from rebal_core.signals.bundle import load_bundle
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_branch_and_bound_is_exact_without_coupling(small_net):
 
 def test_forced_quantities_are_kept(small_net):
     """Lower bounds on arcs (lines a planner has fixed) survive the flow, in packs and in units."""
-    from rebal_core.optimizer import bound_costs, gated_plan, solve_skus
+    from rebal_core.decisions.solvers.optimizer import bound_costs, gated_plan, solve_skus
 
     problem = build_problem(small_net, Scenario())
     free = solve_skus(problem, bound_costs(problem, problem.arcs)).packs
@@ -117,7 +117,7 @@ def test_forced_quantities_are_kept(small_net):
 
 
 def plan_lines_of(problem, packs):
-    from rebal_core.planning import lines_from_arcs
+    from rebal_core.decisions.planning import lines_from_arcs
 
     return lines_from_arcs(problem, packs)
 
@@ -229,7 +229,7 @@ def test_els_and_eex_match_numerical_integration():
     from scipy import integrate
     from scipy.stats import norm
 
-    from rebal_core.positions import expected_excess, expected_shortage
+    from rebal_core.decisions.positions import expected_excess, expected_shortage
 
     for mu, sigma, P in ((140.0, 10.6, 100.0), (140.0, 10.6, 160.0), (5.0, 3.0, 0.0), (50.0, 20.0, 51.0)):
         els = integrate.quad(
@@ -386,8 +386,8 @@ def test_plan_cli_refuses_bad_scenario(small_bundle, tmp_path, capsys):
 
 
 def test_plan_around_decisions(small_net):
-    from rebal_core.optimizer import CommitmentsInvalid, plan_network
-    from rebal_core.planning import LINE_KEYS, Commitments
+    from rebal_core.decisions.planning import LINE_KEYS, Commitments
+    from rebal_core.decisions.solvers.optimizer import CommitmentsInvalid, plan_network
 
     free = plan_network(small_net, Scenario(objective="target"), time_limit=10)
     lines = plan_lines(free.table)

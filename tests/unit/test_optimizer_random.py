@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rebal_core.optimizer import optimize, plan
-from rebal_core.planning import build_problem, evaluate, lines_from_arcs, plan_lines, violations
-from rebal_core.positions import Network
-from rebal_core.reference import solve_reference
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.planning import build_problem, evaluate, lines_from_arcs, plan_lines, violations
+from rebal_core.decisions.positions import Network
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.optimizer import optimize, plan
+from rebal_core.decisions.solvers.reference import solve_reference
 
 # 24 in every run (about 20 s); RANDOM_NETWORKS=150 checked 150 before this was committed.
 RANDOM_NETWORKS = int(os.environ.get("RANDOM_NETWORKS", "24"))

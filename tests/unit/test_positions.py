@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from rebal_core.positions import Network, build_positions, kpis, project, projection_series
-from rebal_core.scenario import Scenario, ScenarioInvalid
+from rebal_core.decisions.positions import Network, build_positions, kpis, project, projection_series
+from rebal_core.decisions.scenario import Scenario, ScenarioInvalid
 
 AS_OF = dt.date(2026, 1, 10)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from rebal_core.signals import blocking, check_signals
+from rebal_core.signals.quality import blocking, check_signals
 
 AS_OF = dt.date(2026, 6, 1)
 

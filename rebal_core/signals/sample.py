@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from rebal_core.geo import ROAD_FACTOR, great_circle_km
+from rebal_core.signals.geo import ROAD_FACTOR, great_circle_km
 
 DEFAULT_AS_OF = dt.date(2026, 11, 16)
 

@@ -17,17 +17,17 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from rebal_core import store
-from rebal_core.audit import now
-from rebal_core.bundle import Bundle, Finding, load_bundle
-from rebal_core.forecast import forecast_demand, with_measured_spread
-from rebal_core.geo import RateCard, derive_lanes
-from rebal_core.identity import Actor
-from rebal_core.models import AuditEvent, DatasetPublic
-from rebal_core.planning import add_to_inventory
-from rebal_core.positions import Network
-from rebal_core.signals import FINDING_COLUMNS, check_signals
-from rebal_core.store import StoreBusy, when_busy  # noqa: F401 - pages retry a busy store through services, not the store
-from rebal_core.synth import SynthConfig, synthesize
+from rebal_core.decisions.planning import add_to_inventory
+from rebal_core.decisions.positions import Network
+from rebal_core.governance.identity import Actor
+from rebal_core.signals.bundle import Bundle, Finding, load_bundle
+from rebal_core.signals.forecast import forecast_demand, with_measured_spread
+from rebal_core.signals.geo import RateCard, derive_lanes
+from rebal_core.signals.quality import FINDING_COLUMNS, check_signals
+from rebal_core.signals.sample import SynthConfig, synthesize
+from rebal_core.store.audit import now
+from rebal_core.store.database import StoreBusy, when_busy  # noqa: F401 - pages retry a busy store through services, not the store
+from rebal_core.store.tables import AuditEvent, DatasetPublic
 
 Progress = Callable[[float, str], None]
 SAMPLE_NAME = "Sample network"
@@ -102,8 +102,8 @@ def import_bundle(
 ) -> ImportResult:
     """Validate, forecast and store a bundle as dataset ``name`` (all or nothing), audited as ``actor``.
 
-    Raises :class:`rebal_core.bundle.BundleInvalid` for bad input and
-    :class:`rebal_core.store.DatasetExists` for a name clash without ``replace``;
+    Raises :class:`rebal_core.signals.bundle.BundleInvalid` for bad input and
+    :class:`rebal_core.store.database.DatasetExists` for a name clash without ``replace``;
     in both cases nothing stored changes.
     """
     actor.require("import_data")
@@ -240,7 +240,7 @@ def _replaceable(engine: Engine, actor: Actor, existing: DatasetPublic) -> list[
             "Import under another name, or finish (receive) or delete those plans first"
         )
     if plans and not actor.can("replace_planned_data"):
-        from rebal_core.identity import PermissionDenied
+        from rebal_core.governance.identity import PermissionDenied
 
         raise PermissionDenied(
             f"replacing {existing.name!r} would delete {len(plans)} saved plan(s) with their decisions: "
@@ -313,7 +313,7 @@ def _bundle_key(path: Path) -> str:
         with f.open("rb") as stream:
             while chunk := stream.read(1 << 22):
                 h.update(chunk)
-    for src in sorted(Path(__file__).parent.glob("*.py")):  # a change to the engine prepares afresh
+    for src in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):  # a change to the engine prepares afresh
         h.update(src.read_bytes())
     return h.hexdigest()
 
@@ -328,7 +328,7 @@ def _only_mine(path: Path) -> bool:
 
 def prepared_network(path: str | Path, progress: Progress = _quiet, use_cache: bool = True) -> Prepared:
     """Load, validate, forecast and check a bundle, or take all of it from the cache when its files
-    are byte for byte the same. Raises :class:`rebal_core.bundle.BundleInvalid` like :func:`load_bundle`.
+    are byte for byte the same. Raises :class:`rebal_core.signals.bundle.BundleInvalid` like :func:`load_bundle`.
 
     The command line plans the same bundle many times (scenarios, time limits); preparing it
     is most of the time (sample: about 8 s against a 1 s solve). The cache lives in

@@ -1,6 +1,6 @@
 """Accounts: local users with argon2id password hashes, OIDC sign-ins mapped to users, the first admin.
 
-Role checks happen here and in :mod:`rebal_core.workflow`, never only in the pages.
+Role checks happen here and in :mod:`rebal_core.services.workflow`, never only in the pages.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from rebal_core import audit
-from rebal_core.identity import (
+from rebal_core.governance.identity import (
     ROLES,
     Actor,
     hash_password,
@@ -22,9 +21,10 @@ from rebal_core.identity import (
     password_problem,
     verify_password,
 )
-from rebal_core.models import User, UserPublic
-from rebal_core.services import FIRST_START
-from rebal_core.store import DATA_DIR
+from rebal_core.services.datasets import FIRST_START
+from rebal_core.store import audit
+from rebal_core.store.database import DATA_DIR
+from rebal_core.store.tables import User, UserPublic
 
 
 class AccountError(ValueError):

@@ -19,7 +19,7 @@ import pandas as pd
 
 EARTH_RADIUS_KM = 6371.0088
 ROAD_FACTOR = 1.22
-GEO_DIR = Path(__file__).resolve().parent.parent / "data" / "geo"
+GEO_DIR = Path(__file__).resolve().parents[2] / "data" / "geo"
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rebal_core.positions import Network, build_positions, kpis
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.positions import Network, build_positions, kpis
+from rebal_core.decisions.scenario import Scenario
 
 
 def line_outcomes(

@@ -1,6 +1,6 @@
 """S&OP use cases: saved scenarios, re-plans around decisions, approvals, release, export, autopilot.
 
-Every function takes the acting user (:class:`rebal_core.identity.Actor`),
+Every function takes the acting user (:class:`rebal_core.governance.identity.Actor`),
 checks the role here (not only in the pages), changes the store in one
 transaction and records an audit event in that same transaction.
 
@@ -29,31 +29,8 @@ from sqlalchemy import Engine, and_, exists, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from rebal_core import __version__, accounts, audit, services
-from rebal_core.accuracy import Tolerance, classify_counts
-from rebal_core.export import jsonable
-from rebal_core.governance import (
-    FIXED_STATUSES,
-    LINE_ACTIONS,
-    STATE_WORDS,
-    TRANSITIONS,
-    IllegalTransition,
-    Policy,
-    check_line_action,
-    next_state,
-)
-from rebal_core.identity import AUTOPILOT, Actor, PermissionDenied
-from rebal_core.models import (
-    AuditEvent,
-    Dataset,
-    PlanLine,
-    PolicyVersion,
-    SavedScenario,
-    ScenarioPublic,
-    StockAdjustment,
-)
-from rebal_core.optimizer import plan_network
-from rebal_core.planning import (
+from rebal_core import __version__, store
+from rebal_core.decisions.planning import (
     LINE_KEYS,
     Commitments,
     Plan,
@@ -63,13 +40,38 @@ from rebal_core.planning import (
     explain,
     violations,
 )
-from rebal_core.positions import Network
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.positions import Network
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.optimizer import plan_network
+from rebal_core.execution.files import jsonable
+from rebal_core.governance.identity import AUTOPILOT, Actor, PermissionDenied
+from rebal_core.governance.policy import (
+    FIXED_STATUSES,
+    LINE_ACTIONS,
+    STATE_WORDS,
+    TRANSITIONS,
+    IllegalTransition,
+    Policy,
+    check_line_action,
+    next_state,
+)
+from rebal_core.services import accounts, datasets
+from rebal_core.signals.accuracy import Tolerance, classify_counts
+from rebal_core.store import audit
+from rebal_core.store.tables import (
+    AuditEvent,
+    Dataset,
+    PlanLine,
+    PolicyVersion,
+    SavedScenario,
+    ScenarioPublic,
+    StockAdjustment,
+)
 
 SCENARIO_NAME_CHARS = 160  # models.ScenarioBase.name
 SOLVER_VERSION = f"rebal {__version__}; ortools {ortools.__version__}"
 Progress = Callable[[float, str], None]
-SYSTEM_FIRST_START = services.FIRST_START
+SYSTEM_FIRST_START = datasets.FIRST_START
 
 
 class WorkflowError(ValueError):
@@ -90,9 +92,9 @@ REFUSALS: tuple[type[Exception], ...] = (
     IllegalTransition,
     PermissionDenied,
     accounts.AccountError,
-    services.store.DatasetInUse,
-    services.store.DatasetNameInvalid,
-    services.store.StoreBusy,
+    store.DatasetInUse,
+    store.DatasetNameInvalid,
+    store.StoreBusy,
 )
 
 
@@ -342,7 +344,7 @@ def save_scenario(
         raise WorkflowError("a scenario needs a name")
     if len(name) > SCENARIO_NAME_CHARS:
         raise WorkflowError(f"a scenario name has at most {SCENARIO_NAME_CHARS} characters; this one has {len(name)}")
-    if services.store.get_dataset(engine=engine, dataset_id=dataset_id) is None:
+    if store.get_dataset(engine=engine, dataset_id=dataset_id) is None:
         raise WorkflowError(f"no dataset with id {dataset_id}")
     if method not in ("optimize", "greedy"):
         raise WorkflowError(f"method must be 'optimize' or 'greedy', got {method!r}")
@@ -517,7 +519,7 @@ def commitments_for(*, engine: Engine, scenario_id: int) -> Commitments:
 
 
 def _network(engine: Engine, record: ScenarioPublic, network: Network | None) -> Network:
-    return network if network is not None else services.load_network(engine=engine, dataset_id=record.dataset_id)
+    return network if network is not None else datasets.load_network(engine=engine, dataset_id=record.dataset_id)
 
 
 def _bump(session: Session, scenario_id: int, states: Iterable[str], revision: int | None = None) -> bool:
@@ -566,7 +568,7 @@ def solve_scenario(
         raise IllegalTransition(
             f"{record.name!r} is {STATE_WORDS[record.status]}; only a draft is re-planned (send it back to draft first)"
         )
-    blocked = services.planning_blocked(services.store.get_dataset(engine=engine, dataset_id=record.dataset_id))
+    blocked = datasets.planning_blocked(store.get_dataset(engine=engine, dataset_id=record.dataset_id))
     if blocked:
         raise WorkflowError(blocked)
     params = scenario or parameters(record)
@@ -935,7 +937,7 @@ def open_decisions(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, note: str = "") -> ScenarioPublic:
-    """Move a plan through its lifecycle (see :mod:`rebal_core.governance`); illegal moves are refused with what to do."""
+    """Move a plan through its lifecycle (see :mod:`rebal_core.governance.policy`); illegal moves are refused with what to do."""
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     target = next_state(record.status, event)
     actor.require(TRANSITIONS[event][2])
@@ -1126,7 +1128,7 @@ def transfer_orders(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
     planning date). Receivers with no stockout in sight get ``H``.
     """
     record = get_scenario(engine=engine, scenario_id=scenario_id)
-    dataset = services.store.get_dataset(engine=engine, dataset_id=record.dataset_id)
+    dataset = store.get_dataset(engine=engine, dataset_id=record.dataset_id)
     frame = lines(engine=engine, scenario_id=scenario_id)
     frame = frame[frame["released"]] if len(frame) else frame
     if frame.empty:
@@ -1219,11 +1221,11 @@ def autopilot(
     submitted is not re-planned, lines already released are not released again,
     and each step that has nothing to do says so.
     """
-    datasets = services.store.list_datasets(engine=engine)
+    stored = store.list_datasets(engine=engine)
     if dataset_id is None:
-        if not datasets:
+        if not stored:
             raise WorkflowError("no dataset is stored; import one first")
-        dataset_id = datasets[0].id
+        dataset_id = stored[0].id
     template = find_scenario(engine=engine, name=scenario_name, dataset_id=dataset_id) or find_scenario(
         engine=engine, name=scenario_name
     )
@@ -1307,7 +1309,7 @@ def reproduce(*, engine: Engine, scenario_id: int, network: Network | None = Non
 def delete_dataset(*, engine: Engine, actor: Actor, dataset_id: int) -> None:
     """Delete a dataset with its scenarios (admin); refused while its released transfers are in transit."""
     actor.require("delete_data")
-    dataset = services.store.get_dataset(engine=engine, dataset_id=dataset_id)
+    dataset = store.get_dataset(engine=engine, dataset_id=dataset_id)
     if dataset is None:
         raise WorkflowError(f"no dataset with id {dataset_id}")
     moving = [
@@ -1331,7 +1333,7 @@ def delete_dataset(*, engine: Engine, actor: Actor, dataset_id: int) -> None:
         summary=f"deleted dataset {dataset.name!r} and its scenarios",
         before=json.dumps({"name": dataset.name, "as_of": str(dataset.as_of), "positions": dataset.positions}),
     )
-    services.store.delete_dataset(engine=engine, dataset_id=dataset_id, audit_event=event)
+    store.delete_dataset(engine=engine, dataset_id=dataset_id, audit_event=event)
 
 
 def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: str) -> None:
@@ -1340,18 +1342,16 @@ def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: s
     reason = reason.strip()
     if not reason:
         raise WorkflowError("an override needs a reason (it is kept in the audit log)")
-    dataset = services.store.get_dataset(engine=engine, dataset_id=dataset_id)
+    dataset = store.get_dataset(engine=engine, dataset_id=dataset_id)
     if dataset is None:
         raise WorkflowError(f"no dataset with id {dataset_id}")
-    critical = services.dataset_signals(dataset).query("severity == 'critical'")
+    critical = datasets.dataset_signals(dataset).query("severity == 'critical'")
     if critical.empty:
         raise WorkflowError(f"{dataset.name!r} has no critical signal findings; nothing to override")
     override = {"by": actor.username, "at": str(audit.now()), "reason": reason}
     with Session(engine) as session:
         session.execute(
-            update(services.store.Dataset)
-            .where(services.store.Dataset.id == dataset_id)
-            .values(signal_override=json.dumps(override))
+            update(store.Dataset).where(store.Dataset.id == dataset_id).values(signal_override=json.dumps(override))
         )
         audit.record(
             session,
@@ -1370,16 +1370,16 @@ def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: s
 def count_discrepancies(
     *, engine: Engine, dataset_id: int, network: Network | None = None, tolerance: Tolerance | None = None
 ) -> pd.DataFrame:
-    """The dataset's cycle counts classified against its system record (:mod:`rebal_core.accuracy`),
+    """The dataset's cycle counts classified against its system record (:mod:`rebal_core.signals.accuracy`),
     with open transfers (released, not received) as timing evidence."""
-    counts = services.store.read_table(engine=engine, dataset_id=dataset_id, table="counts")
+    counts = store.read_table(engine=engine, dataset_id=dataset_id, table="counts")
     if counts.empty:
         return pd.DataFrame()
-    dataset = services.store.get_dataset(engine=engine, dataset_id=dataset_id)
-    net = network if network is not None else services.load_network(engine=engine, dataset_id=dataset_id)
+    dataset = store.get_dataset(engine=engine, dataset_id=dataset_id)
+    net = network if network is not None else datasets.load_network(engine=engine, dataset_id=dataset_id)
     tol = tolerance or Tolerance()
     since = (counts["date"].min() - pd.Timedelta(days=tol.sync_days)).date()
-    demand = services.store.read_demand_since(engine=engine, dataset_id=dataset_id, since=since)
+    demand = store.read_demand_since(engine=engine, dataset_id=dataset_id, since=since)
     moving = released_in_transit(engine=engine, dataset_id=dataset.id)
     return classify_counts(
         counts, net.inventory, net.skus, inbound=net.inbound, demand=demand, open_transfers=moving, tolerance=tol
@@ -1512,7 +1512,7 @@ def plan_outcomes(
     later: Network | None = None,
 ) -> pd.DataFrame:
     """What a plan's released lines did, read from a later snapshot (:func:`rebal_core.monitor.line_outcomes`)."""
-    from rebal_core.monitor import line_outcomes
+    from rebal_core.execution.outcomes import line_outcomes
 
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     frame = lines(engine=engine, scenario_id=scenario_id)
@@ -1521,7 +1521,7 @@ def plan_outcomes(
         raise WorkflowError(f"{record.name!r} has no released lines to follow up")
     net = _network(engine, record, network)
     plan, _ = score_lines(net, record, frame)
-    later = later if later is not None else services.load_network(engine=engine, dataset_id=later_dataset_id)
+    later = later if later is not None else datasets.load_network(engine=engine, dataset_id=later_dataset_id)
     return line_outcomes(
         released[["transfer_id", *LINE_KEYS, "qty", "released_at"]],
         plan.problem.positions,

@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from rebal_core.optimizer import plan_network
-from rebal_core.planning import LINE_KEYS, Commitments
-from rebal_core.positions import Network
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.planning import LINE_KEYS, Commitments
+from rebal_core.decisions.positions import Network
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.optimizer import plan_network
 
 Progress = Callable[[float, str], None]
 

@@ -2,7 +2,7 @@
 
 No pruning, no decomposition: every (sku, allowed lane) whose donor holds
 shippable stock is an integer variable. It exists as an independent check of
-:mod:`rebal_core.optimizer` (tests compare the two on small instances with each
+:mod:`rebal_core.decisions.solvers.optimizer` (tests compare the two on small instances with each
 rule binding in turn) and as the baseline in ``bench/bench_plan.py``. Too slow
 for the app by design.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from ortools.linear_solver import pywraplp
 
-from rebal_core.planning import PlanningProblem
+from rebal_core.decisions.planning import PlanningProblem
 
 
 def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_limit: float | None = None) -> dict:

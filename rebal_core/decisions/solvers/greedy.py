@@ -21,14 +21,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from rebal_core.planning import (
+from rebal_core.decisions.planning import (
     VOLUME_TOLERANCE,
     PlanningProblem,
     banned,
     in_scope,
     lane_lookup,
 )
-from rebal_core.positions import is_expected
+from rebal_core.decisions.positions import is_expected
 
 DONORS_PER_RECEIVER = 5
 

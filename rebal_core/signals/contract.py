@@ -1,7 +1,7 @@
 """The input contract (``shared/spec/data-contract.md``) written down as data.
 
 Each table is a tuple of :class:`Column` rules; the loader in
-:mod:`rebal_core.bundle` applies them column by column, vectorized, so that a
+:mod:`rebal_core.signals.bundle` applies them column by column, vectorized, so that a
 bundle of millions of rows validates in seconds and every error can name its
 table, line and column.
 """

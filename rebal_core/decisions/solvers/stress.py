@@ -4,7 +4,7 @@ Not the sample's generator: sites at random points, lanes to the nearest few
 sites, every position long, short or balanced at random, pack volumes that
 never divide a truck's capacity, trucks of several sizes, minimum moves and a
 budget at a chosen tightness. The tests check the optimizer's claims on the
-small ones against the exact MIP (:mod:`rebal_core.reference`); ``bench/``
+small ones against the exact MIP (:mod:`rebal_core.decisions.solvers.reference`); ``bench/``
 times the large ones.
 """
 
@@ -15,8 +15,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from rebal_core.positions import Network
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.positions import Network
+from rebal_core.decisions.scenario import Scenario
 
 AS_OF = dt.date(2026, 1, 1)
 AWKWARD_VOLUMES = (0.3, 0.7, 1.3, 2.9, 0.45)  # none divides 20, 37, 50 or 140

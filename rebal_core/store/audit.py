@@ -14,8 +14,8 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from rebal_core.identity import Actor
-from rebal_core.models import AuditEvent
+from rebal_core.governance.identity import Actor
+from rebal_core.store.tables import AuditEvent
 
 AUDIT_COLUMNS = [
     "id",

@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pydeck as pdk
 
-from rebal_core.geo import outline_paths
-from rebal_core.positions import STATUS_LABELS
+from rebal_core.decisions.positions import STATUS_LABELS
+from rebal_core.signals.geo import outline_paths
 
 # Colour language shared by every view: red = short, amber = below target, teal = balanced,
 # blue = excess, grey = no demand.

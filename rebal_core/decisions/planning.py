@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from rebal_core.positions import (
+from rebal_core.decisions.positions import (
     Network,
     build_positions,
     is_expected,
@@ -37,7 +37,7 @@ from rebal_core.positions import (
     project,
     with_position,
 )
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.scenario import Scenario
 
 LINE_KEYS = ["sku_id", "from_site_id", "to_site_id"]
 VOLUME_TOLERANCE = 1e-9  # relative slack when counting trucks, so 1800.0000001 is one truck of 1800

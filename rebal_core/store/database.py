@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, event, func
 from sqlmodel import Session, SQLModel, create_engine, delete, select
 
-from rebal_core.models import (
+from rebal_core.store.tables import (
     BUNDLE_TABLES,
     AuditEvent,
     Dataset,
@@ -27,7 +27,7 @@ from rebal_core.models import (
     DemandRecord,
 )
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 DEFAULT_DB = DATA_DIR / "rebal.db"
 CHUNK_ROWS = 200_000
 
@@ -71,7 +71,7 @@ class DatasetInUse(Exception):
 
 def plans_on(*, engine: Engine, dataset_id: int) -> list[tuple[str, str]]:
     """(name, status) of every saved plan on a dataset."""
-    from rebal_core.models import SavedScenario
+    from rebal_core.store.tables import SavedScenario
 
     with Session(engine) as session:
         return [
@@ -410,7 +410,7 @@ def read_demand_since(*, engine: Engine, dataset_id: int, since: dt.date) -> pd.
 
 def approved_adjustments(*, engine: Engine, dataset_id: int) -> pd.DataFrame:
     """Approved stock adjustments of a dataset (site_id, sku_id, adjustment): they correct its on-hand for every plan."""
-    from rebal_core.models import StockAdjustment
+    from rebal_core.store.tables import StockAdjustment
 
     query = select(StockAdjustment.site_id, StockAdjustment.sku_id, StockAdjustment.adjustment).where(
         StockAdjustment.dataset_id == dataset_id, StockAdjustment.status == "approved"
@@ -421,7 +421,7 @@ def approved_adjustments(*, engine: Engine, dataset_id: int) -> pd.DataFrame:
 
 def adjustment_stamp(*, engine: Engine, dataset_id: int) -> str:
     """Changes whenever an adjustment of the dataset is decided (cache keys of the network use it)."""
-    from rebal_core.models import StockAdjustment
+    from rebal_core.store.tables import StockAdjustment
 
     query = select(func.count(), func.max(StockAdjustment.decided_at)).where(
         StockAdjustment.dataset_id == dataset_id, StockAdjustment.status == "approved"

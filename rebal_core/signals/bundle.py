@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import tomllib
 
-from rebal_core.contract import SITES, SKUS, TABLES, TABLES_BY_NAME, Table
-from rebal_core.geo import RateCard
+from rebal_core.signals.contract import SITES, SKUS, TABLES, TABLES_BY_NAME, Table
+from rebal_core.signals.geo import RateCard
 
 MAX_ERRORS = 200
 """Errors reported per bundle; past it the report says how many more there were."""

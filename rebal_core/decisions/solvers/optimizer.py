@@ -4,7 +4,7 @@ Method (measured in ``bench/bench_plan.py``; figures in the README)
 -------------------------------------------------------------------
 The spec's problem is a mixed-integer program whose size is set by the
 candidate arcs (sku x donor x receiver on an allowed lane, safely pruned in
-:mod:`rebal_core.planning`) and whose difficulty comes from a few rules that
+:mod:`rebal_core.decisions.planning`) and whose difficulty comes from a few rules that
 couple skus (trucks, lane max units, receive capacity, budget) or break
 convexity within a sku (rule 4, minimum move, cost per move).
 
@@ -61,8 +61,7 @@ import scipy.sparse as sp
 from ortools.graph.python import min_cost_flow
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from rebal_core.greedy import greedy
-from rebal_core.planning import (
+from rebal_core.decisions.planning import (
     Arcs,
     Commitments,
     Plan,
@@ -82,8 +81,9 @@ from rebal_core.planning import (
     repriced,
     violations,
 )
-from rebal_core.positions import Network, is_expected, marginal_cost
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.positions import Network, is_expected, marginal_cost
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.greedy import greedy
 
 Progress = Callable[[float, str], None]
 FLOW_CHUNK_ARCS = 500

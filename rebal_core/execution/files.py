@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from rebal_core.planning import Plan
+    from rebal_core.decisions.planning import Plan
 
 FORMULA_STARTS = ("=", "+", "-", "@", "|", "%")  # after NFKC and leading blanks; "|" and "%" for DDE and LibreOffice
 CONTROL_STARTS = ("\t", "\r", "\n")

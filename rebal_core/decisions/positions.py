@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.scenario import Scenario
 
 STATUSES = ("stockout_risk", "below_target", "balanced", "excess", "no_demand")
 STATUS_LABELS = {
@@ -118,7 +118,7 @@ def build_positions(net: Network, scenario: Scenario) -> pd.DataFrame:
     the measured error of H-day totals where the forecast table carries it
     (:func:`rebal_core.forecast.spread_at`).
     """
-    from rebal_core.forecast import SPREAD_COLUMNS, spread_at
+    from rebal_core.signals.forecast import SPREAD_COLUMNS, spread_at
 
     keys = ["site_id", "sku_id"]
     inv = net.inventory[keys + ["on_hand", "in_transit"]]

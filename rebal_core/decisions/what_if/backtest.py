@@ -59,11 +59,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from rebal_core.forecast import classify, horizon_errors, spread_at
-from rebal_core.optimizer import plan
-from rebal_core.planning import build_problem
-from rebal_core.positions import Network, position_horizon, replenishment_days, unit_shortage_penalty
-from rebal_core.scenario import Scenario
+from rebal_core.decisions.planning import build_problem
+from rebal_core.decisions.positions import Network, position_horizon, replenishment_days, unit_shortage_penalty
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.signals.forecast import classify, horizon_errors, spread_at
 
 ARMS = ("none", "greedy", "optimize", "hindsight")
 HISTORY_FOR_SPREAD = 365  # days of history before a planning day used to measure the spread
