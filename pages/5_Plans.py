@@ -319,7 +319,7 @@ def decisions() -> None:
                 "Quantity (units)",
                 min_value=1,
                 value=int(row["qty"]),
-                step=max(1, int(row["proposed_qty"]) // max(1, int(row["packs"]))),
+                step=int(row["pack_size"]),
                 key="plans-edit-qty",
             )
             why = st.text_input("Note", key="plans-edit-note")

@@ -250,6 +250,7 @@ def lines(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["lane_id"] = frame["from_site_id"] + ">" + frame["to_site_id"]
+        frame["pack_size"] = pack_size_of(frame["qty"], frame["packs"])  # the step of a quantity edit
         frame["cost"] = frame["line_cost"] + frame["truck_share"]
         frame["released"] = frame["released_at"].notna()
     return frame
@@ -660,9 +661,14 @@ def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tu
 # ----------------------------------------------------------------------------- line decisions
 
 
+def pack_size_of(qty, packs):
+    """Units per pack of stored lines (qty and packs always agree; 1 for a line of no packs).
+    Works on numbers and on columns: the one rule behind the line's ``pack_size``."""
+    return np.where(np.asarray(packs) > 0, np.asarray(qty) // np.maximum(np.asarray(packs), 1), 1).clip(min=1)
+
+
 def _pack(line: PlanLine) -> int:
-    """Units per pack of a stored line (qty and packs always agree)."""
-    return max(1, line.qty // line.packs) if line.packs else 1
+    return int(pack_size_of(line.qty, line.packs))
 
 
 LINE_EVENTS = {"approve": "line_approved", "reject": "line_rejected", "reset": "line_reset"}

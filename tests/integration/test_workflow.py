@@ -631,3 +631,23 @@ def test_monitor_a_released_plan_with_a_later_snapshot(eng, dataset, net, bundle
     assert (out["receiver_position_planned"] >= out["receiver_position_before"]).all()
     trend = snapshot_trend([("later", services.load_network(engine=eng, dataset_id=later.id)), ("first", net)])
     assert list(trend["snapshot"]) == ["first", "later"] and (trend["turns"] > 0).all()
+
+
+def test_an_edited_line_still_steps_by_its_pack(eng, dataset, net):
+    """The Plans page offers +/- steps of the line's pack size. It used to derive the step from the
+    proposed quantity and the edited number of packs: 100 units in packs of 10, edited to 30, gave
+    steps of 33, which the core then refused. The line now carries its pack size."""
+    record = solved(eng, dataset, net)
+    lines = workflow.lines(engine=eng, scenario_id=record.id)
+    packed = lines[(lines["packs"] >= 3) & (lines["qty"] // lines["packs"] > 1)]
+    row = packed.iloc[0]
+    pack, tid = int(row["qty"] // row["packs"]), row["transfer_id"]
+    assert (lines["pack_size"] == lines["qty"] // lines["packs"]).all()
+    edited = (int(row["packs"]) - 1) * pack
+    workflow.firm_line(engine=eng, actor=PAT, scenario_id=record.id, transfer_id=tid, qty=edited, network=net)
+    line = workflow.lines(engine=eng, scenario_id=record.id).set_index("transfer_id").loc[tid]
+    assert line["pack_size"] == pack
+    # one step up from the edit is a quantity the core accepts
+    workflow.firm_line(
+        engine=eng, actor=PAT, scenario_id=record.id, transfer_id=tid, qty=edited + int(line["pack_size"]), network=net
+    )
