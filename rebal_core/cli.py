@@ -170,6 +170,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rebal_core.decisions.planning import build_problem
     from rebal_core.decisions.solvers.optimizer import plan
     from rebal_core.execution.files import write_plan
+    from rebal_core.signals.quality import blocking
 
     scenario = _scenario(args.scenario)
     if scenario is None:
@@ -184,7 +185,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 2
     phases = dict(prepared.phases)
     findings = prepared.findings
-    critical = findings[findings["severity"] == "critical"]
+    critical = blocking(findings)
     if len(critical) and not args.override_signals:
         _print_signals(critical)
         print(
@@ -591,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # imported here, not at the top: `plan` should not pay for the store and the workflow
-        from rebal_core.services.workflow import REFUSALS
+        from rebal_core.errors import REFUSALS
 
         if isinstance(exc, (*REFUSALS, LookupError)):  # bad requests: say what is wrong, exit 2
             print(f"error: {exc}")

@@ -7,16 +7,10 @@ from pathlib import Path
 
 import tomllib
 
+from rebal_core.errors import ScenarioInvalid  # noqa: F401 (re-exported: callers name them here)
+
 OBJECTIVES = ("expected", "target")
 """``expected``: expected lost sales and excess (the default); ``target``: shortfall below target and stock above the excess level."""
-
-
-class ScenarioInvalid(ValueError):
-    """Raised with every problem of a scenario, one per line."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)

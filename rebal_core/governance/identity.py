@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from rebal_core.errors import PermissionDenied  # noqa: F401 (re-exported: callers name them here)
+
 ROLES = ("viewer", "planner", "approver", "admin")
 SYSTEM_ROLE = "system"
 
@@ -57,10 +59,6 @@ ACTION_WORDS = {
     "manage_users": "managing users",
     "override": "overriding checks",
 }
-
-
-class PermissionDenied(PermissionError):
-    """The actor's role does not allow the action."""
 
 
 @dataclass(frozen=True)

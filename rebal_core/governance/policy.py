@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from rebal_core.errors import IllegalTransition  # noqa: F401 (re-exported: callers name them here)
+
 PLAN_STATES = ("draft", "in_review", "approved", "released", "received")
 STATE_WORDS = {
     "draft": "a draft",
@@ -54,10 +56,6 @@ LINE_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "reset": (("draft", "in_review"), "edit_line"),  # back to proposed (undo a decision)
 }
 FIXED_STATUSES = ("approved", "firm")  # kept by a re-plan, with released lines
-
-
-class IllegalTransition(ValueError):
-    """A lifecycle event or line action that the plan's state does not allow."""
 
 
 def next_state(state: str, event: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from rebal_core.errors import AccountError, AccountLocked, ConfigurationError  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.governance.identity import (
     ROLES,
     Actor,
@@ -25,14 +26,6 @@ from rebal_core.services.datasets import FIRST_START
 from rebal_core.store import audit
 from rebal_core.store.database import DATA_DIR
 from rebal_core.store.tables import User, UserPublic
-
-
-class AccountError(ValueError):
-    """A user request that cannot be done (unknown user, taken name, bad password...)."""
-
-
-class ConfigurationError(AccountError):
-    """The environment configures something that cannot work; the message names the variable."""
 
 
 def _check_role(role: str) -> None:
@@ -96,10 +89,6 @@ LOCK_AFTER = 5  # failed sign-ins in a row before the account is locked
 LOCK_SECONDS = 60  # the first lock; doubled for every further failure, at most MAX_LOCK_SECONDS
 MAX_LOCK_SECONDS = 3600
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(24))  # checked for unknown users: the same work either way
-
-
-class AccountLocked(AccountError):
-    """Too many failed sign-ins in a row: refused until the lock ends or an admin unlocks."""
 
 
 def lock_seconds(failures: int) -> int:

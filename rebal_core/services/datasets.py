@@ -19,11 +19,12 @@ from sqlalchemy import Engine
 from rebal_core import store
 from rebal_core.decisions.planning import add_to_inventory
 from rebal_core.decisions.positions import Network
+from rebal_core.errors import PlanningBlocked
 from rebal_core.governance.identity import Actor
 from rebal_core.signals.bundle import Bundle, Finding, load_bundle
 from rebal_core.signals.forecast import forecast_demand, with_measured_spread
 from rebal_core.signals.geo import RateCard, derive_lanes
-from rebal_core.signals.quality import FINDING_COLUMNS, check_signals
+from rebal_core.signals.quality import FINDING_COLUMNS, blocking, check_signals
 from rebal_core.signals.sample import SynthConfig, synthesize
 from rebal_core.store.audit import now
 from rebal_core.store.database import StoreBusy, when_busy  # noqa: F401 - pages retry a busy store through services, not the store
@@ -147,7 +148,7 @@ def import_bundle(
                 else ""
             )
             + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s), "
-            + f"{int((findings['severity'] == 'critical').sum())} critical signal finding(s)",
+            + f"{len(blocking(findings))} critical signal finding(s)",
             after=json.dumps(
                 {
                     "sites": len(tables["sites"]),
@@ -272,7 +273,7 @@ def dataset_signals(dataset: DatasetPublic) -> pd.DataFrame:
 
 def planning_blocked(dataset: DatasetPublic) -> str | None:
     """Why planning must wait (critical findings, not overridden), in words; None when it may go ahead."""
-    critical = dataset_signals(dataset).query("severity == 'critical'")
+    critical = blocking(dataset_signals(dataset))
     if critical.empty or dataset.signal_override:
         return None
     listed = "; ".join(critical["message"].head(3)) + ("..." if len(critical) > 3 else "")
@@ -280,6 +281,14 @@ def planning_blocked(dataset: DatasetPublic) -> str | None:
         f"planning on {dataset.name!r} is blocked by {len(critical)} critical signal finding(s): {listed}. "
         "Fix the data and import it again, or an admin overrides on the Data page."
     )
+
+
+def require_planning_allowed(dataset: DatasetPublic) -> None:
+    """Refuse (:class:`PlanningBlocked`) to plan on a dataset whose critical findings stand:
+    every path that makes a plan (save, re-plan, the Scenario lab) goes through here."""
+    blocked = planning_blocked(dataset)
+    if blocked:
+        raise PlanningBlocked(blocked)
 
 
 # ----------------------------------------------------------------------------- prepared bundles (command line)

@@ -43,8 +43,9 @@ from rebal_core.decisions.planning import (
 from rebal_core.decisions.positions import Network
 from rebal_core.decisions.scenario import Scenario
 from rebal_core.decisions.solvers.optimizer import plan_network
+from rebal_core.errors import REFUSALS, Conflict, PlanningBlocked, WorkflowError  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.execution.files import jsonable
-from rebal_core.governance.identity import AUTOPILOT, Actor, PermissionDenied
+from rebal_core.governance.identity import AUTOPILOT, Actor
 from rebal_core.governance.policy import (
     FIXED_STATUSES,
     LINE_ACTIONS,
@@ -57,6 +58,7 @@ from rebal_core.governance.policy import (
 )
 from rebal_core.services import accounts, datasets
 from rebal_core.signals.accuracy import Tolerance, classify_counts
+from rebal_core.signals.quality import blocking
 from rebal_core.store import audit
 from rebal_core.store.tables import (
     AuditEvent,
@@ -74,28 +76,11 @@ Progress = Callable[[float, str], None]
 SYSTEM_FIRST_START = datasets.FIRST_START
 
 
-class WorkflowError(ValueError):
-    """A request that cannot be done as asked (unknown scenario, name taken, bad quantity...)."""
-
-
-class Conflict(WorkflowError):
-    """Someone changed the plan meanwhile; reload and try again."""
-
-
 def _quiet(fraction: float, message: str) -> None:
     return None
 
 
 # What a user is told in words (pages show it, the CLI exits 2): refusals, not bugs.
-REFUSALS: tuple[type[Exception], ...] = (
-    WorkflowError,
-    IllegalTransition,
-    PermissionDenied,
-    accounts.AccountError,
-    store.DatasetInUse,
-    store.DatasetNameInvalid,
-    store.StoreBusy,
-)
 
 
 # ----------------------------------------------------------------------------- policy
@@ -569,9 +554,7 @@ def solve_scenario(
         raise IllegalTransition(
             f"{record.name!r} is {STATE_WORDS[record.status]}; only a draft is re-planned (send it back to draft first)"
         )
-    blocked = datasets.planning_blocked(store.get_dataset(engine=engine, dataset_id=record.dataset_id))
-    if blocked:
-        raise WorkflowError(blocked)
+    datasets.require_planning_allowed(store.get_dataset(engine=engine, dataset_id=record.dataset_id))
     params = scenario or parameters(record)
     method = method or record.method
     time_limit = time_limit or record.time_limit
@@ -1351,7 +1334,7 @@ def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: s
     dataset = store.get_dataset(engine=engine, dataset_id=dataset_id)
     if dataset is None:
         raise WorkflowError(f"no dataset with id {dataset_id}")
-    critical = datasets.dataset_signals(dataset).query("severity == 'critical'")
+    critical = blocking(datasets.dataset_signals(dataset))
     if critical.empty:
         raise WorkflowError(f"{dataset.name!r} has no critical signal findings; nothing to override")
     override = {"by": actor.username, "at": str(audit.now()), "reason": reason}

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import tomllib
 
+from rebal_core.errors import BundleInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.signals.contract import SITES, SKUS, TABLES, TABLES_BY_NAME, Table
 from rebal_core.signals.geo import RateCard
 
@@ -82,22 +83,6 @@ class Finding:
             "column": self.column,
             "message": self.message,
         }
-
-
-class BundleInvalid(Exception):
-    """Raised when a bundle has errors; ``errors`` holds all of them."""
-
-    def __init__(self, errors: list[Finding], warnings: list[Finding], more: int = 0):
-        self.errors = errors
-        self.warnings = warnings
-        self.more = more
-        super().__init__(f"{len(errors) + more} error(s) in the bundle; first: {errors[0] if errors else '-'}")
-
-    def report(self) -> str:
-        lines = [str(e) for e in self.errors]
-        if self.more:
-            lines.append(f"... and {self.more} more error(s)")
-        return "\n".join(lines)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, event, func
 from sqlmodel import Session, SQLModel, create_engine, delete, select
 
+from rebal_core.errors import DatasetExists, DatasetInUse, DatasetNameInvalid, StoreBusy  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.store.tables import (
     BUNDLE_TABLES,
     AuditEvent,
@@ -32,19 +33,7 @@ DEFAULT_DB = DATA_DIR / "rebal.db"
 CHUNK_ROWS = 200_000
 
 
-class DatasetExists(Exception):
-    """A dataset of that name is already stored and replacing it was not asked for."""
-
-
 DATASET_NAME_CHARS = 120  # models.Dataset.name
-
-
-class DatasetNameInvalid(ValueError):
-    """A dataset name that is empty or too long."""
-
-
-class StoreBusy(Exception):
-    """The store stayed locked by another writer (an import, usually) through every retry."""
 
 
 def when_busy(action, attempts: int = 3):
@@ -63,10 +52,6 @@ def when_busy(action, attempts: int = 3):
                 raise StoreBusy(
                     "the store is busy with another change (an import, most likely) and stayed locked; nothing was changed, try again in a minute"
                 ) from None
-
-
-class DatasetInUse(Exception):
-    """A dataset cannot be replaced: plans on it are in review, approved or released."""
 
 
 def plans_on(*, engine: Engine, dataset_id: int) -> list[tuple[str, str]]:

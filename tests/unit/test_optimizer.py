@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from rebal_core import services
-from rebal_core.__main__ import main as cli
+from rebal_core.cli import main as cli
 from rebal_core.decisions.planning import build_problem, evaluate, plan_lines, transfer_id, violations
 from rebal_core.decisions.positions import Network
 from rebal_core.decisions.scenario import Scenario, ScenarioInvalid

@@ -84,6 +84,7 @@ from rebal_core.decisions.planning import (
 from rebal_core.decisions.positions import Network, is_expected, marginal_cost
 from rebal_core.decisions.scenario import Scenario
 from rebal_core.decisions.solvers.greedy import greedy
+from rebal_core.errors import CommitmentsInvalid  # noqa: F401 (re-exported: callers name them here)
 
 Progress = Callable[[float, str], None]
 FLOW_CHUNK_ARCS = 500
@@ -1729,14 +1730,6 @@ def plan_for_fill_rate(
     if reaching and status == "OPTIMAL" and result.gap > 1e-6:
         result.solver_status = "FEASIBLE"
     return result
-
-
-class CommitmentsInvalid(ValueError):
-    """Fixed lines that break the rules of a feasible plan, one problem per entry."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 def plan_network(
