@@ -7,7 +7,7 @@ from pages.components import state, widgets
 from rebal_core import services
 from rebal_core.execution.outcomes import snapshot_trend
 from rebal_core.services import workflow
-from rebal_core.views.figures import plain
+from rebal_core.views.figures import money_whole, plain
 
 st.set_page_config(page_title="Monitor - Rebal", layout="wide")
 st.title("Monitor")
@@ -85,7 +85,7 @@ else:
     )
     k[3].metric("Donors out of stock later", f"{int(out['donor_short_later'].sum()):,}")
     st.caption(
-        f"Transfer spend of the plan: ${workflow.summary(by_id[chosen]).get('transfer_cost', 0):,.0f}. Positions: planned = the plan's view after the transfers; actual = on hand + in transit in the later snapshot."
+        f"Transfer spend of the plan: {money_whole(workflow.summary(by_id[chosen]).get('transfer_cost', 0))}. Positions: planned = the plan's view after the transfers; actual = on hand + in transit in the later snapshot."
     )
     st.dataframe(out, hide_index=True, width="stretch", key="mon-lines")
     widgets.download_csv(out, "plan-outcomes.csv", "Download the outcomes", key="mon-csv")

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from rebal_core.decisions.scenario import REPEATED_SOLVE_SECONDS, SAVED_PLAN_SECONDS, SOLVE_SECONDS
+from rebal_core.progress import quiet
 from rebal_core.signals.bundle import BundleInvalid, load_bundle
 
 
@@ -46,7 +48,7 @@ def _print_signals(findings) -> None:
 
 def _progress(args: argparse.Namespace, label: str):
     """Progress lines unless ``--quiet``."""
-    return (lambda f, m: None) if args.quiet else _progress_printer(label)
+    return quiet if args.quiet else _progress_printer(label)
 
 
 def _bundle(path: str, show, outcome: str):
@@ -481,7 +483,12 @@ def parser() -> argparse.ArgumentParser:
         default="optimize",
         help="optimize (default) or the rules-based greedy baseline",
     )
-    pl.add_argument("--time-limit", type=_seconds, default=60.0, help="seconds the optimizer may take (default 60)")
+    pl.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=SOLVE_SECONDS,
+        help=f"seconds the optimizer may take (default {SOLVE_SECONDS:g})",
+    )
     pl.add_argument("--quiet", action="store_true", help="no progress lines")
     pl.add_argument(
         "--no-cache",
@@ -528,7 +535,12 @@ def parser() -> argparse.ArgumentParser:
         help="supplier lead time of the replenishment orders, days (default 14)",
     )
     bt.add_argument("--no-replenishment", action="store_true", help="no supplier orders: stock only moves by transfers")
-    bt.add_argument("--time-limit", type=_seconds, default=2.0, help="optimizer seconds per planning day (default 2)")
+    bt.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=REPEATED_SOLVE_SECONDS,
+        help=f"optimizer seconds per planning day (default {REPEATED_SOLVE_SECONDS:g})",
+    )
     bt.add_argument("--out", help="CSV of every arm and period")
     bt.add_argument("--quiet", action="store_true")
     bt.set_defaults(run=cmd_backtest)
@@ -540,7 +552,7 @@ def parser() -> argparse.ArgumentParser:
     ss.add_argument("--params", help="scenario TOML file")
     ss.add_argument("--dataset", help="dataset name or id (default: the most recent)")
     ss.add_argument("--method", choices=["optimize", "greedy"], default="optimize")
-    ss.add_argument("--time-limit", type=_seconds, default=5.0)
+    ss.add_argument("--time-limit", type=_seconds, default=SAVED_PLAN_SECONDS)
     ss.add_argument("--database")
     ss.set_defaults(run=cmd_save_scenario)
     ap = sub.add_parser(

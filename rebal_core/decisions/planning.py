@@ -38,9 +38,19 @@ from rebal_core.decisions.positions import (
     with_position,
 )
 from rebal_core.decisions.scenario import Scenario
+from rebal_core.format import money_whole
 
 LINE_KEYS = ["sku_id", "from_site_id", "to_site_id"]
 VOLUME_TOLERANCE = 1e-9  # relative slack when counting trucks, so 1800.0000001 is one truck of 1800
+
+
+def trucks_for(volume, capacity):
+    """Rule 5: the least trucks that carry ``volume`` at ``capacity`` each, ``ceil(volume / capacity)``
+    with a relative slack of VOLUME_TOLERANCE for floating-point sums. Numbers or arrays; 0 for no volume.
+    The one definition: the judge, the greedy rule, the optimizer and its repair all count with it."""
+    volume, capacity = np.asarray(volume, dtype=float), np.asarray(capacity, dtype=float)
+    trucks = np.ceil(volume / np.where(capacity > 0, capacity, 1.0) * (1 - VOLUME_TOLERANCE))
+    return np.where(volume > 0, trucks, 0.0)
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -443,7 +453,7 @@ def trucks_per_lane(lines: pd.DataFrame) -> pd.DataFrame:
     vol = (with_cap["qty"] * with_cap["unit_volume"]).groupby(with_cap["lane_id"]).sum()
     cap = with_cap.groupby("lane_id")["truck_capacity"].first()
     cost = with_cap.groupby("lane_id")["cost_per_truck"].first()
-    trucks = np.ceil(vol / cap * (1 - VOLUME_TOLERANCE)).astype(int)
+    trucks = trucks_for(vol, cap).astype(int)
     return pd.DataFrame({"volume": vol, "truck_capacity": cap, "trucks": trucks, "cost_per_truck": cost}).reset_index()
 
 
@@ -666,8 +676,7 @@ PLAN_COLUMNS = [
 ]  # fmt: skip
 
 
-def _money(x: float) -> str:
-    return f"${x:,.0f}"
+_money = money_whole
 
 
 def _expected_reason(
@@ -872,7 +881,7 @@ def best_candidate(problem: PlanningProblem) -> dict | None:
         cap = lanes["truck_capacity"].to_numpy(float)[arcs.lane]
         trucks = np.where(
             np.isfinite(cap) & (cap > 0),
-            np.ceil(q * arcs.volume / np.where(cap > 0, cap, 1.0) * (1 - VOLUME_TOLERANCE)),
+            trucks_for(q * arcs.volume, cap),
             0,
         )
         cost = (

@@ -9,6 +9,12 @@ import tomllib
 
 from rebal_core.errors import ScenarioInvalid  # noqa: F401 (re-exported: callers name them here)
 
+# Solver time limits in seconds: one default per use, named once (they were 13 literals).
+SOLVE_SECONDS = 60.0  # one plan on request: `python -m rebal_core plan`, optimizer.plan
+SAVED_PLAN_SECONDS = 5.0  # a saved scenario's plan (Plans page, save-scenario, autopilot)
+REPEATED_SOLVE_SECONDS = 2.0  # each solve of a sweep or of a backtest's planning day
+LAB_SECONDS = 1.0  # the Scenario lab's solve while sliders move
+
 OBJECTIVES = ("expected", "target")
 """``expected``: expected lost sales and excess (the default); ``target``: shortfall below target and stock above the excess level."""
 

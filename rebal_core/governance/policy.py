@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rebal_core.errors import IllegalTransition  # noqa: F401 (re-exported: callers name them here)
+from rebal_core.format import money_whole
 
 PLAN_STATES = ("draft", "in_review", "approved", "released", "received")
 STATE_WORDS = {
@@ -176,7 +177,9 @@ class Policy:
             over = amount > limit
             needs |= over
             for i in np.flatnonzero(over):
-                rules[i].append(f"{label} ${amount[i]:,.0f} > ${limit[i]:,.0f} ({source[i]}, policy v{self.version})")
+                rules[i].append(
+                    f"{label} {money_whole(amount[i])} > {money_whole(limit[i])} ({source[i]}, policy v{self.version})"
+                )
         return pd.DataFrame(
             {"needs_approval": needs, "approval_rule": ["; ".join(r) for r in rules]}, index=lines.index
         )

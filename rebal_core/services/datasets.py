@@ -21,6 +21,7 @@ from rebal_core.decisions.planning import add_to_inventory
 from rebal_core.decisions.positions import Network
 from rebal_core.errors import PlanningBlocked
 from rebal_core.governance.identity import Actor
+from rebal_core.progress import Progress, quiet  # noqa: F401
 from rebal_core.signals.bundle import Bundle, Finding, load_bundle
 from rebal_core.signals.forecast import forecast_demand, with_measured_spread
 from rebal_core.signals.geo import RateCard, derive_lanes
@@ -30,7 +31,6 @@ from rebal_core.store.audit import now
 from rebal_core.store.database import StoreBusy, when_busy  # noqa: F401 - pages retry a busy store through services, not the store
 from rebal_core.store.tables import AuditEvent, DatasetPublic
 
-Progress = Callable[[float, str], None]
 SAMPLE_NAME = "Sample network"
 SAMPLE_DIR = store.DATA_DIR / "sample"
 SAMPLE_CONFIG = SynthConfig()
@@ -45,10 +45,6 @@ def _os_user() -> str:
 
 
 CLI = Actor(f"cli:{_os_user()}", "admin")  # whoever runs the command line holds the store's credentials anyway
-
-
-def _quiet(fraction: float, message: str) -> None:
-    return None
 
 
 def _stage(progress: Progress, lo: float, hi: float) -> Progress:
@@ -67,7 +63,7 @@ class ImportResult:
     )  # (name, status) deleted with a replaced dataset
 
 
-def bundle_tables(bundle: Bundle, progress: Progress = _quiet) -> tuple[dict[str, pd.DataFrame], str, dict | None]:
+def bundle_tables(bundle: Bundle, progress: Progress = quiet) -> tuple[dict[str, pd.DataFrame], str, dict | None]:
     """The tables to store for a bundle: forecast computed and lanes derived when the bundle has none."""
     tables: dict[str, pd.DataFrame] = {
         "sites": bundle.sites,
@@ -98,7 +94,7 @@ def import_bundle(
     source: str | Path,
     name: str,
     replace: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     actor: Actor = CLI,
 ) -> ImportResult:
     """Validate, forecast and store a bundle as dataset ``name`` (all or nothing), audited as ``actor``.
@@ -162,7 +158,7 @@ def import_bundle(
     return ImportResult(dataset, bundle.warnings, time.perf_counter() - started, findings, orphaned)
 
 
-def ensure_sample(*, engine: Engine, progress: Progress = _quiet) -> DatasetPublic | None:
+def ensure_sample(*, engine: Engine, progress: Progress = quiet) -> DatasetPublic | None:
     """On first start (empty store) generate the sample bundle and import it; else do nothing."""
     if store.list_datasets(engine=engine):
         return None
@@ -251,7 +247,7 @@ def _replaceable(engine: Engine, actor: Actor, existing: DatasetPublic) -> list[
     return plans
 
 
-def network_from_bundle(bundle: Bundle, progress: Progress = _quiet) -> Network:
+def network_from_bundle(bundle: Bundle, progress: Progress = quiet) -> Network:
     """A validated bundle as a planning network (forecast from demand.csv when it has none)."""
     tables, _, _ = bundle_tables(bundle, progress)
     return network_from_tables(tables, bundle.as_of)
@@ -335,7 +331,7 @@ def _only_mine(path: Path) -> bool:
     return all(p.stat().st_uid == mine and not p.stat().st_mode & 0o022 for p in (path, path.parent))
 
 
-def prepared_network(path: str | Path, progress: Progress = _quiet, use_cache: bool = True) -> Prepared:
+def prepared_network(path: str | Path, progress: Progress = quiet, use_cache: bool = True) -> Prepared:
     """Load, validate, forecast and check a bundle, or take all of it from the cache when its files
     are byte for byte the same. Raises :class:`rebal_core.signals.bundle.BundleInvalid` like :func:`load_bundle`.
 

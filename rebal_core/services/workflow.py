@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,10 +41,11 @@ from rebal_core.decisions.planning import (
     violations,
 )
 from rebal_core.decisions.positions import Network
-from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.scenario import SAVED_PLAN_SECONDS, Scenario
 from rebal_core.decisions.solvers.optimizer import plan_network
 from rebal_core.errors import REFUSALS, Conflict, PlanningBlocked, WorkflowError  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.execution.files import jsonable
+from rebal_core.format import money_whole
 from rebal_core.governance.identity import AUTOPILOT, Actor
 from rebal_core.governance.policy import (
     FIXED_STATUSES,
@@ -56,6 +57,7 @@ from rebal_core.governance.policy import (
     check_line_action,
     next_state,
 )
+from rebal_core.progress import Progress, quiet  # noqa: F401
 from rebal_core.services import accounts, datasets
 from rebal_core.signals.accuracy import Tolerance, classify_counts
 from rebal_core.signals.quality import blocking
@@ -72,12 +74,7 @@ from rebal_core.store.tables import (
 
 SCENARIO_NAME_CHARS = 160  # models.ScenarioBase.name
 SOLVER_VERSION = f"rebal {__version__}; ortools {ortools.__version__}"
-Progress = Callable[[float, str], None]
 SYSTEM_FIRST_START = datasets.FIRST_START
-
-
-def _quiet(fraction: float, message: str) -> None:
-    return None
 
 
 # What a user is told in words (pages show it, the CLI exits 2): refusals, not bugs.
@@ -321,7 +318,7 @@ def save_scenario(
     scenario: Scenario,
     name: str | None = None,
     method: str = "optimize",
-    time_limit: float = 5.0,
+    time_limit: float = SAVED_PLAN_SECONDS,
 ) -> ScenarioPublic:
     """Persist a scenario as a draft without a plan (:func:`solve_scenario` makes and stores its plan)."""
     actor.require("save_scenario")
@@ -539,7 +536,7 @@ def solve_scenario(
     method: str | None = None,
     time_limit: float | None = None,
     network: Network | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     cancel: threading.Event | None = None,
 ) -> ScenarioPublic:
     """(Re-)plan a draft around its decisions, optionally with new parameters.
@@ -1201,7 +1198,7 @@ def autopilot(
     dataset_id: int | None = None,
     time_limit: float | None = None,
     actor: Actor = AUTOPILOT,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> AutopilotReport:
     """Nightly run: plan the dataset with a saved scenario's parameters, approve what the policy lets through, release it.
 
@@ -1425,7 +1422,7 @@ def propose_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, networ
                 object_type="dataset",
                 object_id=dataset_id,
                 dataset_id=dataset_id,
-                summary=f"proposed {n} stock adjustment(s) from cycle counts (those under ${limit:,.0f} approved by policy v{policy.version})"
+                summary=f"proposed {n} stock adjustment(s) from cycle counts (those under {money_whole(limit)} approved by policy v{policy.version})"
                 if limit is not None
                 else f"proposed {n} stock adjustment(s) from cycle counts",
                 after={"proposed": n},

@@ -30,6 +30,7 @@ import pyarrow.csv as pacsv
 import tomllib
 
 from rebal_core.errors import BundleInvalid  # noqa: F401 (re-exported: callers name them here)
+from rebal_core.progress import Progress, quiet  # noqa: F401
 from rebal_core.signals.contract import SITES, SKUS, TABLES, TABLES_BY_NAME, Table
 from rebal_core.signals.geo import RateCard
 
@@ -49,8 +50,6 @@ MAX_NUMBER = 1e12  # no quantity, cost, capacity or rate beyond this (2^53 keeps
 EARLIEST_AS_OF, LATEST_AS_OF = dt.date(1970, 1, 1), dt.date(2200, 12, 31)
 EXAMPLES_PER_RULE = 20
 """Errors listed for one rule on one column before summarising the rest."""
-
-Progress = Callable[[float, str], None]
 
 
 def _no_progress(fraction: float, message: str) -> None:  # noqa: ARG001 - default sink

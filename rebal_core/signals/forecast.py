@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from rebal_core.progress import Progress, quiet
 
 HISTORY_DAYS = 365
 STD_WINDOW = 56
@@ -174,10 +175,9 @@ def forecast_demand(
     demand: pd.DataFrame,
     as_of: dt.date,
     horizon: int = 28,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress = quiet,
 ) -> ForecastResult:
     """Forecast every position with demand history; see the module docstring for the method."""
-    progress = progress or (lambda f, m: None)
     os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
     pairs, matrix, dates = demand_matrix(demand, as_of)
     if len(pairs) == 0:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rebal_core.format import money_whole
+
 SEVERITIES = ("critical", "warning", "info")
 FINDING_COLUMNS = ["check", "severity", "site_id", "sku_id", "category", "message", "figure"]
 
@@ -283,7 +285,7 @@ def check_signals(
             _finding(
                 "dead_stock",
                 "info",
-                f"{r.on_hand:,} on hand (${value:,.0f}) with no demand in {t.dead_days} days: a candidate to move or write off",
+                f"{r.on_hand:,} on hand ({money_whole(value)}) with no demand in {t.dead_days} days: a candidate to move or write off",
                 value,
                 site_id=r.site_id,
                 sku_id=r.sku_id,

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, event, func
 from sqlmodel import Session, SQLModel, create_engine, delete, select
 
 from rebal_core.errors import DatasetExists, DatasetInUse, DatasetNameInvalid, StoreBusy  # noqa: F401 (re-exported: callers name them here)
+from rebal_core.progress import Progress, quiet
 from rebal_core.store.tables import (
     BUNDLE_TABLES,
     AuditEvent,
@@ -256,7 +257,7 @@ def save_dataset(
     rate_card: dict | None = None,
     signals: Iterable[dict] = (),
     replace: bool = False,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress = quiet,
     audit_event: AuditEvent | None = None,
 ) -> DatasetPublic:
     """Store a dataset's tables in one transaction; raise :class:`DatasetExists` unless ``replace``.
@@ -266,7 +267,6 @@ def save_dataset(
     name = name.strip()
     if not name:
         raise ValueError("a dataset needs a name")
-    progress = progress or (lambda f, m: None)
     total = sum(len(t) for t in tables.values()) or 1
     written = 0
     with engine.begin() as conn:

@@ -196,7 +196,7 @@ class ScenarioBase(SQLModel):
     name: str = Field(max_length=160)
     params: str  # JSON, Scenario.as_dict
     method: str = "optimize"
-    time_limit: float = 5.0
+    time_limit: float  # seconds; decisions.scenario.SAVED_PLAN_SECONDS unless the planner chose
     status: str = "draft"  # governance.PLAN_STATES
     author: str
     created_at: NaiveDatetime

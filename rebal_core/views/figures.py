@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import pydeck as pdk
 
 from rebal_core.decisions.positions import STATUS_LABELS
+from rebal_core.format import money, money_whole, signed_money  # noqa: F401 (pages name them here)
 from rebal_core.signals.geo import outline_paths
 
 # Colour language shared by every view: red = short, amber = below target, teal = balanced,
@@ -42,16 +43,6 @@ def plain(text: object) -> str:
 def text_label(name: object) -> str:
     """A name as plotly shows it: its labels, legends and hovers read HTML tags (links included), so escape them."""
     return html.escape(str(name))
-
-
-def money(value: float) -> str:
-    """Compact currency for labels: $1.2M, $34.5k, $870."""
-    a = abs(value)
-    if a >= 1e6:
-        return f"${value / 1e6:,.1f}M"
-    if a >= 1e4:
-        return f"${value / 1e3:,.1f}k"
-    return f"${value:,.0f}"
 
 
 def view_for(sites: pd.DataFrame) -> pdk.ViewState:
@@ -308,11 +299,6 @@ def projection_figure(
         title=f"{position['site_name']} · {position['sku_name']} ({position['sku_id']})",
     )
     return fig
-
-
-def signed_money(x: float) -> str:
-    """A change in money with its sign first ("-$4,680"), as metric deltas need."""
-    return ("-" if x < 0 else "+") + money(abs(x))
 
 
 # ----------------------------------------------------------------------------- plans

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from rebal_core.decisions.planning import (
-    VOLUME_TOLERANCE,
     PlanningProblem,
     banned,
     in_scope,
     lane_lookup,
+    trucks_for,
 )
 from rebal_core.decisions.positions import is_expected
 
@@ -158,4 +158,4 @@ def _position_cost_fn(pos: pd.DataFrame):
 
 
 def _trucks(volume: float, capacity: float) -> int:
-    return math.ceil(volume / capacity * (1 - VOLUME_TOLERANCE)) if volume > 0 else 0
+    return int(trucks_for(volume, capacity))

@@ -79,14 +79,15 @@ from rebal_core.decisions.planning import (
     position_cost,
     problem_with_moves,
     repriced,
+    trucks_for,
     violations,
 )
 from rebal_core.decisions.positions import Network, is_expected, marginal_cost
-from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.scenario import SOLVE_SECONDS, Scenario
 from rebal_core.decisions.solvers.greedy import greedy
 from rebal_core.errors import CommitmentsInvalid  # noqa: F401 (re-exported: callers name them here)
+from rebal_core.progress import Progress, quiet  # noqa: F401
 
-Progress = Callable[[float, str], None]
 FLOW_CHUNK_ARCS = 500
 SCALE_CAP = 1e6  # costs are scaled to integers by at most this (1e-6 currency resolution)
 FULL_MIP_ARCS = 3_000  # up to this many candidate arcs the whole problem also goes to the MIP (exact)
@@ -101,10 +102,6 @@ GATED_OVER_PER_SKU = (
     2.0  # the gated flow took 1.0-1.6x the per-sku relaxation (sample, 50 x 5,000), 2.8x on stress.coupled_network
 )
 SCIP_PARAMETERS = "limits/gap = 1e-9\nlimits/absgap = 1e-6\ndisplay/verblevel = 0"
-
-
-def _quiet(fraction: float, message: str) -> None:
-    return None
 
 
 class OutOfTime(Exception):
@@ -718,7 +715,7 @@ def truck_slopes(problem: PlanningProblem, packs: np.ndarray) -> np.ndarray:
     cap = lanes["truck_capacity"].to_numpy(float)
     volume = np.bincount(arcs.lane, weights=packs * arcs.pack * arcs.volume, minlength=len(lanes))
     used = (volume > 0) & (rate > 0)
-    trucks = np.ceil(volume[used] / cap[used] * (1 - 1e-9))
+    trucks = trucks_for(volume[used], cap[used])
     rate[used] = lanes["cost_per_truck"].to_numpy(float)[used] * trucks / volume[used]
     return arcs.pack * arcs.volume * rate[arcs.lane]
 
@@ -1113,7 +1110,7 @@ def _trim_trucks(problem: PlanningProblem, led: _Ledger, packs: np.ndarray) -> N
             volume = float(load @ packs[on_lane])
             if volume <= 0:
                 break
-            trucks = int(np.ceil(volume / cap[lane] * (1 - 1e-9)))
+            trucks = int(trucks_for(volume, cap[lane]))
             need = volume - (trucks - 1) * cap[lane]
             q = (packs[on_lane] * arcs.pack[on_lane]).astype(float)
             order = on_lane[np.argsort(led.kept(on_lane, q) / (q * arcs.volume[on_lane]), kind="stable")]
@@ -1443,8 +1440,8 @@ def solve_mip(
         if len(both):
             full[s0 : s0 + len(both)] = np.bincount(bo, weights=hx[out_sel], minlength=len(both)) > 0
         if len(truck_lanes):
-            full[t0 : t0 + len(truck_lanes)] = np.ceil(
-                np.bincount(l_of, weights=load * hx[trucked], minlength=len(truck_lanes)) / cap * (1 - 1e-9)
+            full[t0 : t0 + len(truck_lanes)] = trucks_for(
+                np.bincount(l_of, weights=load * hx[trucked], minlength=len(truck_lanes)), cap
             )
         for j, value in enumerate(full.tolist()):
             model.add_hint(j, value)
@@ -1492,8 +1489,8 @@ def solve_mip(
 def optimize(
     problem: PlanningProblem,
     *,
-    time_limit: float = 60.0,
-    progress: Progress = _quiet,
+    time_limit: float = SOLVE_SECONDS,
+    progress: Progress = quiet,
     cancel: threading.Event | None = None,
     use_mip: bool = True,
     repair_seconds: float = 0.0,
@@ -1570,8 +1567,8 @@ def plan(
     problem: PlanningProblem,
     *,
     method: str = "optimize",
-    time_limit: float = 60.0,
-    progress: Progress = _quiet,
+    time_limit: float = SOLVE_SECONDS,
+    progress: Progress = quiet,
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
 ) -> Plan:
@@ -1649,7 +1646,7 @@ def plan_for_fill_rate(
     problem: PlanningProblem,
     *,
     time_limit: float,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
 ) -> Plan:
@@ -1738,8 +1735,8 @@ def plan_network(
     *,
     commitments: Commitments | None = None,
     method: str = "optimize",
-    time_limit: float = 60.0,
-    progress: Progress = _quiet,
+    time_limit: float = SOLVE_SECONDS,
+    progress: Progress = quiet,
     cancel: threading.Event | None = None,
 ) -> Plan:
     """Plan ``net`` under ``scenario`` around decisions already taken (approval workflow).

@@ -17,9 +17,12 @@ import pandas as pd
 from ortools.linear_solver import pywraplp
 
 from rebal_core.decisions.planning import PlanningProblem
+from rebal_core.decisions.scenario import SOLVE_SECONDS
 
 
-def solve_reference(problem: PlanningProblem, time_limit: float = 60.0, build_limit: float | None = None) -> dict:
+def solve_reference(
+    problem: PlanningProblem, time_limit: float = SOLVE_SECONDS, build_limit: float | None = None
+) -> dict:
     """Solve the whole spec as one MIP. Returns lines, objective, bound, status and timings.
 
     ``build_limit`` stops building after that many seconds (status ``BUILD_LIMIT``).

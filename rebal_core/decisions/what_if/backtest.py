@@ -53,7 +53,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -61,13 +60,13 @@ from scipy.stats import norm
 
 from rebal_core.decisions.planning import build_problem
 from rebal_core.decisions.positions import Network, position_horizon, replenishment_days, unit_shortage_penalty
-from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.scenario import REPEATED_SOLVE_SECONDS, Scenario
 from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.progress import Progress, quiet
 from rebal_core.signals.forecast import classify, horizon_errors, spread_at
 
 ARMS = ("none", "greedy", "optimize", "hindsight")
 HISTORY_FOR_SPREAD = 365  # days of history before a planning day used to measure the spread
-Progress = Callable[[float, str], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Replay:
     lookback: int = 56
     supply_lead: int = 14
     replenish: bool = True
-    time_limit: float = 2.0
+    time_limit: float = REPEATED_SOLVE_SECONDS
 
 
 def backtest(
@@ -86,7 +85,7 @@ def backtest(
     scenario: Scenario = Scenario(),
     replay: Replay = Replay(),
     arms: tuple[str, ...] = ARMS,
-    progress: Progress = lambda f, m: None,
+    progress: Progress = quiet,
     cancel: threading.Event | None = None,
 ) -> pd.DataFrame:
     """One row per arm and replay period: demand, lost units and value, transfer spend, units moved, excess value, fill rate."""

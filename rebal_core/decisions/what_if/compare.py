@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from rebal_core.decisions.planning import LINE_KEYS, Commitments
 from rebal_core.decisions.positions import Network
-from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.scenario import REPEATED_SOLVE_SECONDS, Scenario
 from rebal_core.decisions.solvers.optimizer import plan_network
-
-Progress = Callable[[float, str], None]
+from rebal_core.progress import Progress, quiet
 
 # (label, summary key, kind): kind says how to read a difference ("cost": lower is better)
 KPI_ROWS: list[tuple[str, str, str]] = [
@@ -117,8 +116,8 @@ def tradeoff(
     *,
     over: str = "target_fill_rate",
     commitments: Commitments | None = None,
-    time_limit: float = 2.0,
-    progress: Progress = lambda f, m: None,
+    time_limit: float = REPEATED_SOLVE_SECONDS,
+    progress: Progress = quiet,
     cancel: threading.Event | None = None,
 ) -> pd.DataFrame:
     """Solve ``scenario`` at each value of ``over`` (a fill-rate target, or the service level);

@@ -1,0 +1,60 @@
+"""Rules that had several copies now have one (issue 13): money in words, trucks per lane,
+the progress sink, the refusals, "critical"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rebal_core.decisions.planning import trucks_for
+from rebal_core.format import money, money_whole, signed_money
+from rebal_core.signals.quality import blocking
+
+
+@pytest.mark.parametrize(
+    ("value", "compact", "whole", "signed"),
+    [
+        (1_446_016.9409, "$1.4M", "$1,446,017", "+$1.4M"),
+        (12_389, "$12.4k", "$12,389", "+$12.4k"),
+        (-461_700, "-$461.7k", "-$461,700", "-$461.7k"),
+        (870, "$870", "$870", "+$870"),
+        (-4.4, "-$4", "-$4", "-$4"),
+    ],
+)
+def test_money_has_its_sign_before_the_symbol(value, compact, whole, signed):
+    assert (money(value), money_whole(value), signed_money(value)) == (compact, whole, signed)
+
+
+def test_trucks_count_ceil_volume_over_capacity_with_one_slack():
+    assert trucks_for(1800.0000001, 1800) == 1  # floating-point sums
+    assert trucks_for(139.8, 20) == 7
+    assert trucks_for(0, 20) == 0
+    assert list(trucks_for(np.array([0.0, 20.0, 20.5, 61.0]), np.array([20.0, 20.0, 20.0, 20.0]))) == [0, 1, 2, 4]
+
+
+def test_critical_is_decided_in_one_place():
+    findings = pd.DataFrame({"severity": ["critical", "warning", "info", "critical"], "message": list("abcd")})
+    assert list(blocking(findings)["message"]) == ["a", "d"]
+
+
+def test_every_module_uses_the_one_progress_sink_and_refusals():
+    """No module defines its own progress type, quiet sink or refusal class any more."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "rebal_core"
+    for path in root.rglob("*.py"):
+        if path.name in ("progress.py", "errors.py"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "Progress" for t in node.targets):
+                raise AssertionError(f"{path.name} defines Progress again")
+            if isinstance(node, ast.FunctionDef) and node.name in ("_quiet", "quiet"):
+                raise AssertionError(f"{path.name} defines a quiet sink again")
+            if isinstance(node, ast.ClassDef) and any(
+                getattr(b, "id", "") in ("Exception", "ValueError", "PermissionError") for b in node.bases
+            ):
+                if node.name not in ("OutOfTime", "Cancelled"):  # solver control flow, not refusals
+                    raise AssertionError(f"{path.name} defines the refusal {node.name} outside errors.py")
