@@ -5,8 +5,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services
-from rebal_core.execution.outcomes import snapshot_trend
-from rebal_core.services import workflow
+from rebal_core.services import snapshot_trend, workflow
 from rebal_core.views.figures import money_whole, plain
 
 st.set_page_config(page_title="Monitor - Rebal", layout="wide")

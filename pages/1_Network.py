@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.decisions.positions import site_summary, worst_positions
+from rebal_core.services import site_summary, worst_positions
 from rebal_core.views.figures import money, network_map
 
 st.set_page_config(page_title="Network - Rebal", layout="wide")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services
-from rebal_core.decisions.positions import WORST_BY, projection_series, summarize, worst_positions
+from rebal_core.services import WORST_BY, projection_series, summarize, worst_positions
 from rebal_core.views.figures import HEATMAP_METRICS, heatmap, projection_figure
 
 st.set_page_config(page_title="Hotspots - Rebal", layout="wide")

@@ -8,11 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core import services, store
-from rebal_core.services import workflow
-from rebal_core.signals.accuracy import record_accuracy
-from rebal_core.signals.bundle import BundleInvalid
-from rebal_core.signals.forecast import calibration_sentence, calibration_table
+from rebal_core import services
+from rebal_core.services import BundleInvalid, calibration_sentence, calibration_table, record_accuracy, workflow
 from rebal_core.views.figures import plain
 
 st.set_page_config(page_title="Data - Rebal", layout="wide")
@@ -83,7 +80,7 @@ engine = state.engine()
 widgets.flash()
 
 st.subheader("Datasets")
-datasets = store.list_datasets(engine=engine)
+datasets = services.list_datasets(engine=engine)
 active = state.active_dataset()
 if datasets:
     table = pd.DataFrame(
@@ -156,7 +153,7 @@ with st.expander("Import a bundle", expanded=not datasets):
                     width="stretch",
                     key="data-errors",
                 )
-            except store.DatasetExists as exc:
+            except services.DatasetExists as exc:
                 bar.empty()
                 st.error(plain(f"{exc}. Tick 'Replace' to overwrite it."))
             except workflow.REFUSALS as exc:  # a replace that would delete plans under way, or not the user's to make

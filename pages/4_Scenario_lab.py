@@ -5,16 +5,11 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services
-from rebal_core.decisions.planning import LINE_KEYS, problem_with_moves
-from rebal_core.decisions.positions import site_summary
-from rebal_core.decisions.scenario import Scenario, ScenarioInvalid
-from rebal_core.decisions.solvers.optimizer import plan
-from rebal_core.decisions.what_if.uncertainty import bands, plan_positions, simulate
-from rebal_core.services import workflow
+from rebal_core.services import Scenario, ScenarioInvalid, lab, workflow
 from rebal_core.views.figures import cost_waterfall, money, plain, signed_money, transfer_map, uncertainty_bands
 
 st.set_page_config(page_title="Scenario lab - Rebal", layout="wide")
-MC_DRAWS = 500
+MC_DRAWS = lab.MC_DRAWS
 st.title("Scenario lab")
 
 dataset, net, pos = state.require_dataset()
@@ -27,9 +22,7 @@ def problem_for(dataset_id: int, version: str, scenario: Scenario, moving: tuple
 
     ``moving``: the lines released by saved plans and not yet received; they are in transit, never proposed again.
     """
-    return problem_with_moves(
-        state.network(dataset_id, version), scenario, pd.DataFrame(list(moving), columns=LINE_KEYS + ["qty"])
-    )
+    return lab.problem(state.network(dataset_id, version), scenario, moving)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -40,21 +33,20 @@ def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_l
     """
     bar = st.progress(0.0, text=f"Solving ({method})...")
     try:
-        result = plan(
-            problem_for(dataset_id, version, scenario, moving),
+        result = lab.solve(
+            dataset=state.dataset_record(dataset_id),
+            problem=problem_for(dataset_id, version, scenario, moving),
             method=method,
             time_limit=time_limit,
             progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
         )
     finally:
         bar.empty()
-    sites = state.network(dataset_id, version).sites
-    before, after = plan_positions(result)
     return {
-        "summary": result.summary(),
+        "summary": result.summary,
         "table": result.table,
-        "sites_after": site_summary(result.score.positions_after, sites),
-        "uncertainty": bands(simulate(before, after, draws=MC_DRAWS)),
+        "sites_after": result.sites_after,
+        "uncertainty": result.uncertainty,
     }
 
 
@@ -128,7 +120,7 @@ def scenario_inputs() -> Scenario | None:
 
 
 @st.fragment
-def lab() -> None:
+def scenario_lab() -> None:
     with st.expander("Scenario", expanded=True):
         scenario = scenario_inputs()
         time_limit = st.select_slider(
@@ -344,4 +336,4 @@ def save(scenario: Scenario, time_limit: float) -> None:
             st.markdown("Review and approve it on the **Plans** page.")
 
 
-lab()
+scenario_lab()

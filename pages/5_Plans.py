@@ -3,9 +3,7 @@
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.decisions.scenario import Scenario
-from rebal_core.governance.policy import PLAN_STATES
-from rebal_core.services import workflow
+from rebal_core.services import PLAN_STATES, Scenario, workflow
 from rebal_core.views.figures import cost_waterfall, money, plain, signed_money
 
 st.set_page_config(page_title="Plans - Rebal", layout="wide")

@@ -5,19 +5,21 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.decisions.planning import Commitments
-from rebal_core.decisions.positions import site_summary
-from rebal_core.decisions.scenario import Scenario
-from rebal_core.decisions.what_if.compare import (
+from rebal_core.services import (
     SWEEPS,
+    Commitments,
+    Scenario,
+    bands,
     differing_lines,
     kpi_table,
+    plan_positions,
+    simulate,
+    site_summary,
     tradeoff,
     tradeoff_notes,
     units_by_region,
+    workflow,
 )
-from rebal_core.decisions.what_if.uncertainty import bands, plan_positions, simulate
-from rebal_core.services import workflow
 from rebal_core.views.figures import (
     compare_bars,
     cost_waterfall,

@@ -1,12 +1,11 @@
 """Audit log: who did what, when, with before and after; filter and export."""
 
-import datetime as dt
 import json
 
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.store import audit
+from rebal_core.services import audit_trail
 
 st.set_page_config(page_title="Audit log - Rebal", layout="wide")
 st.title("Audit log")
@@ -16,9 +15,12 @@ st.caption("Append-only: the store refuses to change or delete an event. Times a
 
 c1, c2, c3, c4 = st.columns([1, 2, 1, 2])
 user = c1.selectbox(
-    "User", [None, *audit.users(engine=engine)], format_func=lambda u: "Everyone" if u is None else u, key="audit-user"
+    "User",
+    [None, *audit_trail.users(engine=engine)],
+    format_func=lambda u: "Everyone" if u is None else u,
+    key="audit-user",
 )
-actions = c2.multiselect("Actions", audit.actions(engine=engine), key="audit-actions", placeholder="All actions")
+actions = c2.multiselect("Actions", audit_trail.actions(engine=engine), key="audit-actions", placeholder="All actions")
 days = c3.selectbox(
     "Period",
     [1, 7, 30, 365, None],
@@ -27,8 +29,7 @@ days = c3.selectbox(
     key="audit-days",
 )
 text = c4.text_input("Search the summary", key="audit-q")
-since = None if days is None else audit.now() - dt.timedelta(days=days)
-events = audit.log(engine=engine, username=user, actions=actions or None, since=since, text=text or None)
+events = audit_trail.events(engine=engine, username=user, actions=actions, days=days, text=text)
 st.markdown(f"**{len(events):,} event(s)**")
 st.dataframe(
     events.drop(columns=["before", "after"]),

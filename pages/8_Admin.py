@@ -6,9 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.governance.identity import ROLES
-from rebal_core.governance.policy import Policy, Thresholds
-from rebal_core.services import accounts, workflow
+from rebal_core.services import ROLES, Policy, Thresholds, accounts, workflow
 
 st.set_page_config(page_title="Admin - Rebal", layout="wide")
 st.title("Admin")

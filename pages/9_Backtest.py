@@ -5,8 +5,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services
-from rebal_core.decisions.scenario import Scenario
-from rebal_core.decisions.what_if.backtest import Replay, backtest, totals
+from rebal_core.services import Replay, Scenario, backtest, totals
 from rebal_core.views.figures import backtest_figures, money, promise_figure
 
 st.set_page_config(page_title="Backtest - Rebal", layout="wide")

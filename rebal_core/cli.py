@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from rebal_core.decisions.scenario import REPEATED_SOLVE_SECONDS, SAVED_PLAN_SECONDS, SOLVE_SECONDS
+from rebal_core.errors import BundleInvalid
 from rebal_core.progress import quiet
-from rebal_core.signals.bundle import BundleInvalid, load_bundle
+from rebal_core.services import REPEATED_SOLVE_SECONDS, SAVED_PLAN_SECONDS, SOLVE_SECONDS
 
 
 def _progress_printer(label: str):
@@ -53,6 +53,8 @@ def _progress(args: argparse.Namespace, label: str):
 
 def _bundle(path: str, show, outcome: str):
     """The validated bundle, or None after printing every error and ``outcome`` (what did not happen)."""
+    from rebal_core.services import load_bundle
+
     try:
         return load_bundle(path, progress=show)
     except BundleInvalid as exc:
@@ -66,6 +68,8 @@ def _report_invalid(exc: BundleInvalid, outcome: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from rebal_core.services import load_bundle
+
     try:
         bundle = load_bundle(args.bundle, progress=_progress_printer("validate") if not args.quiet else None)
     except BundleInvalid as exc:
@@ -84,9 +88,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rebal_core import services, store
+    from rebal_core import services
 
-    engine = store.make_engine(args.database)
+    engine = services.make_engine(args.database)
     name = args.name or Path(args.bundle).stem
     try:
         result = services.import_bundle(
@@ -96,7 +100,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(exc.report())
         print(f"invalid: {len(exc.errors) + exc.more} error(s); nothing was stored")
         return 2
-    except store.DatasetExists as exc:
+    except services.DatasetExists as exc:
         print(f"error: {exc} (use --replace)")
         return 2
     for w in result.warnings:
@@ -115,26 +119,26 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from rebal_core import services, store
+    from rebal_core import services
     from rebal_core.services import workflow
 
-    engine = store.make_engine(args.database)
+    engine = services.make_engine(args.database)
     how = workflow.ensure_governance(engine=engine)
     if how:
         print(how)
     dataset = services.ensure_sample(engine=engine, progress=_progress_printer("first start"))
     if dataset is None:
-        print(f"store ready at {store.database_url() if not args.database else args.database}")
+        print(f"store ready at {services.database_url() if not args.database else args.database}")
     else:
         print(f"loaded the sample network as dataset {dataset.id} ({dataset.sites} sites, {dataset.skus} skus)")
     return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from rebal_core import store
+    from rebal_core import services
 
-    engine = store.make_engine(args.database)
-    for d in store.list_datasets(engine=engine):
+    engine = services.make_engine(args.database)
+    for d in services.list_datasets(engine=engine):
         print(
             f"{d.id}\t{d.name}\t{d.as_of}\t{d.sites} sites\t{d.skus} skus\t{d.positions} positions\timported {d.imported_at}"
         )
@@ -144,7 +148,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from rebal_core.signals.sample import SynthConfig, synthesize
+    from rebal_core.services import SynthConfig, synthesize
 
     cfg = SynthConfig(
         sites=args.sites, skus=args.skus, days=args.days, seed=args.seed, as_of=dt.date.fromisoformat(args.as_of)
@@ -157,7 +161,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def _scenario(path: str | None, name: str | None = None):
     """The scenario of a TOML file (the spec's defaults without one); None after printing every problem."""
-    from rebal_core.decisions.scenario import Scenario, ScenarioInvalid
+    from rebal_core.services import Scenario, ScenarioInvalid
 
     try:
         return Scenario.from_toml(path) if path else Scenario(**({"name": name} if name else {}))
@@ -168,50 +172,38 @@ def _scenario(path: str | None, name: str | None = None):
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from rebal_core import services
-    from rebal_core.decisions.planning import build_problem
-    from rebal_core.decisions.solvers.optimizer import plan
-    from rebal_core.execution.files import write_plan
-    from rebal_core.signals.quality import blocking
+    from rebal_core.services import PlanningBlocked, batch
 
     scenario = _scenario(args.scenario)
     if scenario is None:
         print("invalid scenario; no plan was made")
         return 2
-    show = _progress(args, "plan")
-    t0 = time.perf_counter()
     try:
-        prepared = services.prepared_network(args.bundle, progress=show, use_cache=not args.no_cache)
+        run = batch.plan_bundle(
+            args.bundle,
+            scenario,
+            out=args.out,
+            summary_path=args.summary,
+            method=args.method,
+            time_limit=args.time_limit,
+            override_signals=args.override_signals,
+            use_cache=not args.no_cache,
+            progress=_progress(args, "plan"),
+        )
     except BundleInvalid as exc:
         _report_invalid(exc, "no plan was made")
         return 2
-    phases = dict(prepared.phases)
-    findings = prepared.findings
-    critical = blocking(findings)
-    if len(critical) and not args.override_signals:
-        _print_signals(critical)
-        print(
-            "planning blocked by critical signal findings; fix the data, or pass --override-signals REASON; no plan was made"
-        )
+    except PlanningBlocked as exc:
+        _print_signals(exc.findings)
+        print(str(exc))
         return 2
-    if len(critical):
+    if run.overridden is not None:
         print(
-            f"warning: planning despite {len(critical)} critical signal finding(s), overridden: {args.override_signals}",
+            f"warning: planning despite {len(run.overridden)} critical signal finding(s), overridden: {args.override_signals}",
             file=sys.stderr,
         )
-    t = time.perf_counter()
-    problem = build_problem(prepared.network, scenario)
-    t1 = time.perf_counter()
-    phases["build"] = t1 - t
-    result = plan(
-        problem, method=args.method, time_limit=args.time_limit, progress=show, build_seconds=time.perf_counter() - t0
-    )
-    t2 = time.perf_counter()
-    phases["solve"] = result.solve_seconds
-    phases["score and reasons"] = t2 - t1 - result.solve_seconds
-    write_plan(result, args.out, args.summary)
-    phases["write"] = time.perf_counter() - t2
-    s = result.summary()
+    phases = run.phases
+    s = run.plan.summary()
     print(
         f"{s['lines']} lines, {s['units_moved']:,} units; network cost {s['network_cost_before']:,.2f} -> {s['network_cost_after']:,.2f} "
         f"(transfer {s['transfer_cost']:,.2f}); {s['solver_status']}, "
@@ -239,23 +231,23 @@ def _cli_actor():
 
 
 def _dataset_id(engine, name: str | None) -> int | None:
-    from rebal_core import store
+    from rebal_core import services
 
     if name is None:
         return None
-    found = store.find_dataset(engine=engine, name=name)
+    found = services.find_dataset(engine=engine, name=name)
     if found is None and name.isdigit():
-        found = store.get_dataset(engine=engine, dataset_id=int(name))
+        found = services.get_dataset(engine=engine, dataset_id=int(name))
     if found is None:
         raise LookupError(f"no dataset named {name!r} (see `python -m rebal_core datasets`)")
     return found.id
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    from rebal_core import store
+    from rebal_core import services
     from rebal_core.services import workflow
 
-    engine = store.make_engine(args.database)
+    engine = services.make_engine(args.database)
     for s in workflow.list_scenarios(engine=engine, dataset_id=_dataset_id(engine, args.dataset)):
         k = workflow.summary(s)
         cost = f"network cost {k['network_cost_after']:,.0f}" if "network_cost_after" in k else "not solved"
@@ -266,15 +258,15 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_save_scenario(args: argparse.Namespace) -> int:
-    from rebal_core import store
+    from rebal_core import services
     from rebal_core.services import workflow
 
-    engine = store.make_engine(args.database)
+    engine = services.make_engine(args.database)
     params = _scenario(args.params, name=args.name)
     if params is None:
         print("invalid scenario; nothing was saved")
         return 2
-    dataset_id = _dataset_id(engine, args.dataset) or store.list_datasets(engine=engine)[0].id
+    dataset_id = _dataset_id(engine, args.dataset) or services.list_datasets(engine=engine)[0].id
     record = workflow.save_scenario(
         engine=engine,
         actor=_cli_actor(),
@@ -292,8 +284,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from rebal_core import services
-    from rebal_core.decisions.what_if.backtest import Replay, backtest, totals
-    from rebal_core.execution.files import to_csv_bytes
+    from rebal_core.services import Replay, backtest, to_csv_bytes, totals
 
     scenario = _scenario(args.scenario)
     if scenario is None:
@@ -336,10 +327,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_autopilot(args: argparse.Namespace) -> int:
-    from rebal_core import store
+    from rebal_core import services
     from rebal_core.services import workflow
 
-    engine = store.make_engine(args.database)
+    engine = services.make_engine(args.database)
     workflow.ensure_governance(engine=engine)
     report = workflow.autopilot(
         engine=engine,
@@ -359,16 +350,16 @@ def cmd_autopilot(args: argparse.Namespace) -> int:
 
 
 def _write_orders(orders, out: str) -> None:
-    from rebal_core.execution.files import to_csv_bytes, to_xlsx_bytes
+    from rebal_core.services import to_csv_bytes, to_xlsx_bytes
 
     Path(out).write_bytes(to_xlsx_bytes(orders) if out.lower().endswith(".xlsx") else to_csv_bytes(orders))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rebal_core import store
+    from rebal_core import services
     from rebal_core.services import workflow
 
-    engine = store.make_engine(args.database)
+    engine = services.make_engine(args.database)
     record = workflow.find_scenario(engine=engine, name=args.scenario, dataset_id=_dataset_id(engine, args.dataset))
     if record is None:
         print(f"error: no saved scenario named {args.scenario!r} (see `python -m rebal_core scenarios`)")
@@ -386,10 +377,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_users(args: argparse.Namespace) -> int:
     import getpass
 
-    from rebal_core import store
+    from rebal_core import services
     from rebal_core.services import accounts
 
-    engine = store.make_engine(args.database)
+    engine = services.make_engine(args.database)
     actor = _cli_actor()
     if args.action == "list":
         for u in accounts.list_users(engine=engine):
@@ -424,12 +415,11 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from rebal_core import store
-    from rebal_core.execution.files import to_csv_bytes
-    from rebal_core.store import audit
+    from rebal_core import services
+    from rebal_core.services import audit_trail, to_csv_bytes
 
-    engine = store.make_engine(args.database)
-    frame = audit.log(engine=engine, username=args.user, actions=args.action, limit=args.limit)
+    engine = services.make_engine(args.database)
+    frame = audit_trail.events(engine=engine, username=args.user, actions=args.action, limit=args.limit)
     if args.out:
         Path(args.out).write_bytes(to_csv_bytes(frame))
         print(f"wrote {len(frame)} event(s) to {args.out}")
@@ -595,7 +585,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from rebal_core.store.database import when_busy
+    from rebal_core.services import when_busy
 
     try:
         return when_busy(lambda: args.run(args))

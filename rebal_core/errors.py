@@ -60,7 +60,12 @@ class Conflict(WorkflowError):
 
 
 class PlanningBlocked(WorkflowError):
-    """The dataset has critical signal findings that nobody has overridden: no plan is made on it."""
+    """The dataset has critical signal findings that nobody has overridden: no plan is made on it.
+    ``findings`` holds them (a signals table) when the caller can show them."""
+
+    def __init__(self, message: str, findings: Any = None):
+        self.findings = findings
+        super().__init__(message)
 
 
 class AccountError(ValueError):

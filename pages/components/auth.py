@@ -11,8 +11,7 @@ import time
 
 import streamlit as st
 
-from rebal_core.governance.identity import Actor
-from rebal_core.services import accounts
+from rebal_core.services import Actor, accounts
 
 SIGNED_IN = "signed_in"  # username (non-widget key)
 

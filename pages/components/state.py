@@ -10,22 +10,18 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import auth
-from rebal_core import services, store
-from rebal_core.decisions.positions import Network, build_positions, project
-from rebal_core.decisions.scenario import Scenario
-from rebal_core.governance.identity import Actor
-from rebal_core.services import accounts, workflow
-from rebal_core.store.tables import DatasetPublic
+from rebal_core import services
+from rebal_core.services import Actor, DatasetPublic, Network, Scenario, accounts, build_positions, project, workflow
 
 
 def engine():
     """The store's engine (one per database URL, so tests pointing elsewhere get their own)."""
-    return _engine(store.database_url())
+    return _engine(services.database_url())
 
 
 @st.cache_resource
 def _engine(url: str):
-    return store.make_engine(url)
+    return services.make_engine(url)
 
 
 def ensure_started() -> Actor:
@@ -37,7 +33,7 @@ def ensure_started() -> Actor:
         st.stop()
     if first_start is None and accounts.admin_password_file(engine()).exists():
         first_start = f"First start: sign in as admin with the password in {accounts.admin_password_file(engine())}, then change it on the Admin page."
-    if not store.list_datasets(engine=engine()):
+    if not services.list_datasets(engine=engine()):
         bar = st.progress(0.0, text="First start: loading the sample network...")
         services.ensure_sample(
             engine=engine(), progress=lambda f, m: bar.progress(min(f, 1.0), text=f"First start: {m}")
@@ -48,7 +44,7 @@ def ensure_started() -> Actor:
 
 def active_dataset() -> DatasetPublic | None:
     """The dataset chosen on the Data page (default: the most recent import)."""
-    datasets = store.list_datasets(engine=engine())
+    datasets = services.list_datasets(engine=engine())
     if not datasets:
         return None
     by_id = {d.id: d for d in datasets}
@@ -70,6 +66,11 @@ def positions(dataset_id: int, version: str, scenario: Scenario) -> pd.DataFrame
     return project(build_positions(net, scenario), net.inbound, net.as_of)
 
 
+def dataset_record(dataset_id: int) -> DatasetPublic:
+    """The stored dataset (its signal override included), read afresh."""
+    return services.get_dataset(engine=engine(), dataset_id=dataset_id)
+
+
 def actor() -> Actor:
     """Who is signed in (call after :func:`ensure_started` or :func:`require_dataset`)."""
     return accounts.actor_of(engine=engine(), username=st.session_state[auth.SIGNED_IN])
@@ -77,10 +78,10 @@ def actor() -> Actor:
 
 def version(dataset: DatasetPublic) -> str:
     """Cache key that changes when a dataset is replaced under the same id or name."""
-    stamp = store.adjustment_stamp(
+    stamp = services.adjustment_stamp(
         engine=engine(), dataset_id=dataset.id
     )  # approved count adjustments change the on hand
-    return f"{store.database_url()}:{dataset.id}:{dataset.imported_at.isoformat()}:{stamp}"
+    return f"{services.database_url()}:{dataset.id}:{dataset.imported_at.isoformat()}:{stamp}"
 
 
 def require_dataset() -> tuple[DatasetPublic, Network, pd.DataFrame]:

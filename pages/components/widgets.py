@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from rebal_core.decisions.positions import filter_positions, kpis
-from rebal_core.execution.files import to_csv_bytes
+from rebal_core.services import filter_positions, kpis, to_csv_bytes
 from rebal_core.views.figures import money, plain
 
 
@@ -60,7 +59,7 @@ def flash(message: str | None = None) -> None:
 
 def attempt(action, done: str, refusals: tuple[type[Exception], ...]) -> bool:
     """Run a core action; on success leave ``done`` for the next run and rerun, on refusal show why."""
-    from rebal_core.services.datasets import StoreBusy, when_busy
+    from rebal_core.services import StoreBusy, when_busy
 
     try:
         result = when_busy(action)
@@ -74,7 +73,7 @@ def attempt(action, done: str, refusals: tuple[type[Exception], ...]) -> bool:
 
 def download_orders(orders: pd.DataFrame, stem: str, key: str, on_download=None) -> None:
     """Transfer orders as CSV and .xlsx (formula-neutralised); ``on_download`` records the export."""
-    from rebal_core.execution.files import to_xlsx_bytes
+    from rebal_core.services import to_xlsx_bytes
 
     left, right = st.columns(2)
     left.download_button(

@@ -651,3 +651,22 @@ def test_an_edited_line_still_steps_by_its_pack(eng, dataset, net):
     workflow.firm_line(
         engine=eng, actor=PAT, scenario_id=record.id, transfer_id=tid, qty=edited + int(line["pack_size"]), network=net
     )
+
+
+def test_the_scenario_lab_is_blocked_by_critical_signals_in_the_core(eng, bundle_copy):
+    """The lab used to enforce the block itself (the page), so the core did not block that path."""
+    from rebal_core.errors import PlanningBlocked
+    from rebal_core.services import lab
+
+    demand = pd.read_csv(bundle_copy / "demand.csv", dtype=str)
+    pd.concat([demand, demand.iloc[:1].assign(date="2026-06-05")]).to_csv(bundle_copy / "demand.csv", index=False)
+    (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-01"\n')
+    d = services.import_bundle(engine=eng, source=bundle_copy, name="Future rows", actor=PAT).dataset
+    problem = lab.problem(services.load_network(engine=eng, dataset_id=d.id), Scenario())
+    with pytest.raises(PlanningBlocked, match="blocked by 1 critical signal finding"):
+        lab.solve(dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem, time_limit=1)
+    workflow.override_signals(engine=eng, actor=Actor("admin", "admin"), dataset_id=d.id, reason="one test row")
+    shown = lab.solve(
+        dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem, time_limit=1, draws=20
+    )
+    assert shown.summary["lines"] == len(shown.table) and len(shown.sites_after) == len(problem.sites)

@@ -53,8 +53,8 @@ def test_every_module_uses_the_one_progress_sink_and_refusals():
                 raise AssertionError(f"{path.name} defines Progress again")
             if isinstance(node, ast.FunctionDef) and node.name in ("_quiet", "quiet"):
                 raise AssertionError(f"{path.name} defines a quiet sink again")
-            if isinstance(node, ast.ClassDef) and any(
+            refusal = isinstance(node, ast.ClassDef) and any(
                 getattr(b, "id", "") in ("Exception", "ValueError", "PermissionError") for b in node.bases
-            ):
-                if node.name not in ("OutOfTime", "Cancelled"):  # solver control flow, not refusals
-                    raise AssertionError(f"{path.name} defines the refusal {node.name} outside errors.py")
+            )
+            if refusal and node.name not in ("OutOfTime", "Cancelled"):  # solver control flow, not refusals
+                raise AssertionError(f"{path.name} defines the refusal {node.name} outside errors.py")

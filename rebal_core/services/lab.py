@@ -1,0 +1,62 @@
+"""The Scenario lab's use case: plan a network under a scenario the planner is still tuning.
+
+Nothing is stored (saving goes through :mod:`rebal_core.services.workflow`), but the same
+gate as every other planning path holds: critical signal findings that nobody overrode
+block the plan (:func:`rebal_core.services.datasets.require_planning_allowed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from rebal_core.decisions.planning import LINE_KEYS, PlanningProblem, problem_with_moves
+from rebal_core.decisions.positions import Network, site_summary
+from rebal_core.decisions.scenario import LAB_SECONDS, Scenario
+from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.decisions.what_if.uncertainty import bands, plan_positions, simulate
+from rebal_core.progress import Progress, quiet
+from rebal_core.services.datasets import require_planning_allowed
+from rebal_core.store.tables import DatasetPublic
+
+MC_DRAWS = 500  # demand draws behind the lab's uncertainty bands
+
+
+@dataclass
+class LabPlan:
+    """One lab solve, as the page shows it."""
+
+    summary: dict  # Plan.summary()
+    table: pd.DataFrame  # the plan's lines with their reasons
+    sites_after: pd.DataFrame  # site statuses after the plan (the map)
+    uncertainty: pd.DataFrame  # fill rate and lost sales bands over MC_DRAWS demand draws
+
+
+def problem(network: Network, scenario: Scenario, moving: pd.DataFrame | tuple = ()) -> PlanningProblem:
+    """The planning problem of ``scenario`` on ``network``, with ``moving`` (lines released by saved
+    plans and not yet received: sku_id, from_site_id, to_site_id, qty) counted as in transit."""
+    moves = moving if isinstance(moving, pd.DataFrame) else pd.DataFrame(list(moving), columns=LINE_KEYS + ["qty"])
+    return problem_with_moves(network, scenario, moves)
+
+
+def solve(
+    *,
+    dataset: DatasetPublic,
+    problem: PlanningProblem,
+    method: str = "optimize",
+    time_limit: float = LAB_SECONDS,
+    progress: Progress = quiet,
+    draws: int = MC_DRAWS,
+) -> LabPlan:
+    """Plan ``problem`` (built on ``dataset``) with ``method``; refused with
+    :class:`rebal_core.errors.PlanningBlocked` while the dataset's critical findings stand."""
+    require_planning_allowed(dataset)
+    result = plan(problem, method=method, time_limit=time_limit, progress=progress)
+    before, after = plan_positions(result)
+    return LabPlan(
+        summary=result.summary(),
+        table=result.table,
+        sites_after=site_summary(result.score.positions_after, (problem.network or problem).sites),
+        uncertainty=bands(simulate(before, after, draws=draws)),
+    )

@@ -1,0 +1,111 @@
+"""The import arrows of ../shared/architecture.md, enforced (issue 13).
+
+Read statically from the source (ast), so it takes milliseconds and imports nothing:
+- the four pure layers (signals, decisions, execution, governance) and views never
+  import ``store`` or ``services``; arrows only point down;
+- ``store`` imports only its tables, ``governance`` (the actor on an audit event) and the
+  cross-cutting modules;
+- pages, app.py and the command line import only ``services`` and ``views``;
+- no Streamlit anywhere in ``rebal_core``.
+``errors``, ``progress`` and ``format`` are cross-cutting leaves: every layer may use them.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "rebal_core"
+LEAVES = {"errors", "progress", "format", "__version__"}
+MAY_IMPORT = {
+    "signals": set(),
+    "decisions": {"signals"},
+    "execution": {"decisions", "signals"},
+    "governance": set(),
+    "views": {"decisions", "signals", "governance", "execution"},
+    "store": {"governance"},
+    "services": {"signals", "decisions", "execution", "governance", "store", "views"},
+    "cli": {"services", "views"},
+    "__main__": {"cli"},
+    "page": {"services", "views"},
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported rebal_core module) of every import in ``path``, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "rebal_core":
+            if node.module == "rebal_core":
+                found += [(node.lineno, f"rebal_core.{a.name}") for a in node.names]
+            else:
+                found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "rebal_core"]
+    return found
+
+
+def _layer_of_module(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "rebal_core"
+
+
+def _layer_of_file(path: Path) -> str:
+    if CORE in path.parents:
+        rel = path.relative_to(CORE)
+        return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+    return "page"
+
+
+def _sources() -> list[Path]:
+    return sorted([*CORE.rglob("*.py"), ROOT / "app.py", *(ROOT / "pages").rglob("*.py")])
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_arrows_point_down(path: Path):
+    layer = _layer_of_file(path)
+    if layer in LEAVES or layer == "__init__":
+        assert not [m for _, m in _imports(path) if _layer_of_module(m) not in LEAVES], f"{path.name} is a leaf"
+        return
+    allowed = MAY_IMPORT[layer] | LEAVES | {layer}
+    wrong = [
+        f"line {n}: {m}"
+        for n, m in _imports(path)
+        if _layer_of_module(m) not in allowed and not (layer == "page" and m.startswith("pages"))
+    ]
+    assert not wrong, f"{path.relative_to(ROOT)} ({layer}) may import only {sorted(allowed)}; it imports " + "; ".join(
+        wrong
+    )
+
+
+def test_no_streamlit_in_the_engine():
+    for path in CORE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(n.split(".")[0] == "streamlit" for n in names), f"{path} imports streamlit"
+
+
+def test_every_folder_says_what_lives_there_and_what_it_may_import():
+    for init in CORE.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc) > 80, f"{init.relative_to(ROOT)} opens without saying what lives there"
+        if init.parent != CORE and init.parent.name != "services":
+            assert "import" in doc, f"{init.relative_to(ROOT)} does not say what it may import"
+
+
+def test_the_check_catches_a_page_reaching_into_the_store(tmp_path):
+    """The check itself can fail: a page importing the store is flagged."""
+    page = tmp_path / "x.py"
+    page.write_text("from rebal_core import store\nfrom rebal_core.decisions.solvers.optimizer import plan\n")
+    bad = [m for _, m in _imports(page) if _layer_of_module(m) not in MAY_IMPORT["page"] | LEAVES]
+    assert bad == ["rebal_core.store", "rebal_core.decisions.solvers.optimizer"]
