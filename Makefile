@@ -52,7 +52,7 @@ test: test-deps lint
 
 # The pure unit tests (no files, no database, no browser): seconds, for the edit-test loop.
 test-fast: .stamp-test-install
-	$(VPY) -m pytest -q -m "not slow" tests/unit
+	$(VPY) -m pytest -q -m "not slow" tests/unit tests/architecture
 
 bench: install
 	PYTHONPATH=. $(VPY) bench/bench_import.py
