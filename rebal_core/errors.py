@@ -36,11 +36,11 @@ class ScenarioInvalid(ValueError):
 
 
 class CommitmentsInvalid(ValueError):
-    """Fixed lines that break the rules of a feasible plan, one problem per entry."""
+    """Fixed lines that break the rules of a feasible plan, one problem per entry (``planning.Violation``)."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[Any]):
         self.problems = problems
-        super().__init__("; ".join(problems))
+        super().__init__("; ".join(map(str, problems)))
 
 
 class PermissionDenied(PermissionError):

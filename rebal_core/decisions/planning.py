@@ -551,56 +551,104 @@ def _empty_positions(problem: PlanningProblem, pairs: pd.DataFrame) -> pd.DataFr
     return out
 
 
-def violations(problem: PlanningProblem, lines: pd.DataFrame) -> list[str]:
-    """Every rule of a feasible plan (spec rules 1-7) that ``lines`` breaks, in words."""
+RULES = {
+    "lane": "1: a line travels on an existing lane",
+    "lane_allowed": "1: the lane is allowed (lead time, region scope)",
+    "cost_ratio": "1: the lane's cost per unit within the cost-ratio threshold",
+    "category": "scope: the sku is in the scenario's categories",
+    "one_line": "one line per sku and lane",
+    "quantity": "2: a positive whole number of packs, at least the minimum move",
+    "ship_limit": "3: a donor ships at most on hand less its reserve",
+    "one_direction": "4: a position ships or receives, not both",
+    "lane_max_units": "6: a lane carries at most its max_units",
+    "receive_capacity": "6: a site receives at most its receive capacity",
+    "budget": "7: the transfer cost within the budget",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule of a feasible plan (spec rules 1-7): which rule (a key of RULES), where, in words."""
+
+    rule: str
+    message: str
+    sku_id: str | None = None
+    site_id: str | None = None
+    lane: str | None = None  # "FROM>TO"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}; expected one of {', '.join(RULES)}")
+
+    def __str__(self) -> str:
+        return self.message
+
+    def touches(self, sku_id: str, from_site_id: str, to_site_id: str) -> bool:
+        """Whether a line of ``sku_id`` on ``from_site_id>to_site_id`` has a part in it: its sku, one of
+        its sites, its lane, or the plan-wide budget (a quantity edit is refused only for its own)."""
+        return (
+            self.rule == "budget"
+            or self.sku_id == sku_id
+            or self.site_id in (from_site_id, to_site_id)
+            or self.lane == f"{from_site_id}>{to_site_id}"
+        )
+
+
+def violations(problem: PlanningProblem, lines: pd.DataFrame) -> list[Violation]:
+    """Every rule of a feasible plan (spec rules 1-7) that ``lines`` breaks (at most 20 lines per rule)."""
     sc = problem.scenario
-    out: list[str] = []
+    out: list[Violation] = []
     if lines.empty:
         return out
     ln = _with_lanes(problem, lines.reset_index(drop=True))
-    tag = ln["sku_id"] + " " + ln["from_site_id"] + ">" + ln["to_site_id"]
     pos = problem.positions.set_index(["site_id", "sku_id"])
 
-    def each(mask: pd.Series | np.ndarray, what: str) -> None:
-        for t in tag[np.asarray(mask)].head(20):
-            out.append(f"{t}: {what}")
+    def each(mask: pd.Series | np.ndarray, rule: str, what: str) -> None:
+        for r in ln[np.asarray(mask)].head(20).itertuples(index=False):
+            lane = f"{r.from_site_id}>{r.to_site_id}"
+            out.append(Violation(rule, f"{r.sku_id} {lane}: {what}", sku_id=r.sku_id, lane=lane))
 
-    each(ln["allowed"].isna(), "no such lane")
-    each(ln["allowed"].eq(False), "lane not allowed in this scenario (lead time or region scope)")
+    each(ln["allowed"].isna(), "lane", "no such lane")
+    each(ln["allowed"].eq(False), "lane_allowed", "lane not allowed in this scenario (lead time or region scope)")
     if sc.max_unit_cost_ratio is not None:
         each(
             ln["cost_per_unit"] > sc.max_unit_cost_ratio * ln["unit_cost"],
+            "cost_ratio",
             "lane costs more per unit than the cost-ratio threshold",
         )
     if sc.categories:
-        each(~ln["category"].isin(list(sc.categories)), "sku outside the scenario's categories")
-    each(ln.duplicated(LINE_KEYS, keep=False), "more than one line for this sku and lane")
-    each(ln["qty"] <= 0, "quantity must be positive")
-    each(ln["qty"] % ln["pack_size"] != 0, "quantity is not a whole number of packs")
-    each(ln["qty"] < sc.min_move_units, f"quantity below the minimum move of {sc.min_move_units}")
+        each(~ln["category"].isin(list(sc.categories)), "category", "sku outside the scenario's categories")
+    each(ln.duplicated(LINE_KEYS, keep=False), "one_line", "more than one line for this sku and lane")
+    each(ln["qty"] <= 0, "quantity", "quantity must be positive")
+    each(ln["qty"] % ln["pack_size"] != 0, "quantity", "quantity is not a whole number of packs")
+    each(ln["qty"] < sc.min_move_units, "quantity", f"quantity below the minimum move of {sc.min_move_units}")
 
     shipped = ln.groupby(["from_site_id", "sku_id"])["qty"].sum()
     limit = pd.Series(shippable_units(pos, sc), index=pos.index).reindex(shipped.index).fillna(0).to_numpy(float)
     keeps = "donor reserve and its own expected demand" if sc.objective == "expected" else "donor reserve"
     for (site, sku), q, lim in zip(shipped.index, shipped.to_numpy(float), limit):
         if q > lim + 1e-9:
-            out.append(f"{site} ships {q:g} of {sku} but may ship at most {lim:g} (on hand less {keeps})")
+            message = f"{site} ships {q:g} of {sku} but may ship at most {lim:g} (on hand less {keeps})"
+            out.append(Violation("ship_limit", message, sku_id=sku, site_id=site))
     received = set(zip(ln["to_site_id"], ln["sku_id"]))
     for site, sku in shipped.index:
         if (site, sku) in received:
-            out.append(f"{site} both ships and receives {sku}")
+            out.append(Violation("one_direction", f"{site} both ships and receives {sku}", sku_id=sku, site_id=site))
     per_lane = ln.groupby("lane_id").agg(qty=("qty", "sum"), max_units=("max_units", "first"))
     for lane_id, row in per_lane[per_lane["max_units"].notna() & (per_lane["qty"] > per_lane["max_units"])].iterrows():
-        out.append(f"lane {lane_id} carries {row['qty']:g} units, above its max_units {row['max_units']:g}")
+        message = f"lane {lane_id} carries {row['qty']:g} units, above its max_units {row['max_units']:g}"
+        out.append(Violation("lane_max_units", message, lane=str(lane_id)))
     rc = problem.sites.set_index("site_id")["receive_capacity_units"]
     got = ln.groupby("to_site_id")["qty"].sum()
     cap = rc.reindex(got.index)
     for site in got.index[cap.notna() & (got > cap)]:
-        out.append(f"{site} receives {got[site]:g} units, above its receive capacity {cap[site]:g}")
+        message = f"{site} receives {got[site]:g} units, above its receive capacity {cap[site]:g}"
+        out.append(Violation("receive_capacity", message, site_id=site))
     if sc.budget is not None:
         score = evaluate(problem, lines)
         if over_budget(score.transfer_cost, sc.budget):
-            out.append(f"transfer cost {score.transfer_cost:,.2f} exceeds the budget {sc.budget:,.2f}")
+            message = f"transfer cost {score.transfer_cost:,.2f} exceeds the budget {sc.budget:,.2f}"
+            out.append(Violation("budget", message))
     return out
 
 

@@ -34,6 +34,7 @@ from rebal_core.decisions.planning import (
     LINE_KEYS,
     Commitments,
     Plan,
+    Violation,
     apply_moves,
     build_problem,
     evaluate,
@@ -619,7 +620,7 @@ def solve_scenario(
     return get_scenario(engine=engine, scenario_id=scenario_id)
 
 
-def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tuple[Plan, list[str]]:
+def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tuple[Plan, list[Violation]]:
     """The plan made of ``frame``'s lines (decisions applied) scored by the spec, with the rules it breaks."""
     stored = Commitments.from_dict(json.loads(record.commitments or "{}"))
     base = build_problem(apply_moves(net, stored.in_transit), parameters(record))
@@ -820,12 +821,12 @@ def firm_line(
         _reassess(
             session, record, current_policy(engine=engine)
         )  # a firm line above the policy waits for another approver
-        mine = [
-            b for b in broken if line.sku_id in b or line.from_site_id in b or line.to_site_id in b or "budget" in b
-        ]
+        mine = [b for b in broken if b.touches(line.sku_id, line.from_site_id, line.to_site_id)]
         if mine:
             session.rollback()
-            raise WorkflowError(f"{transfer_id}: {qty} units would break the plan's rules: " + "; ".join(mine))
+            raise WorkflowError(
+                f"{transfer_id}: {qty} units would break the plan's rules: " + "; ".join(map(str, mine))
+            )
         audit.record(
             session,
             actor=actor,
@@ -842,7 +843,7 @@ def firm_line(
     return LineResult(changed=[transfer_id])
 
 
-def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[str]:
+def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[Violation]:
     """Re-score the plan from its current lines (after a rejection, reset or edit); returns broken rules."""
     rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == record.id)).all()
     frame = pd.DataFrame([r.model_dump() for r in rows], columns=list(PlanLine.model_fields))

@@ -58,3 +58,15 @@ def test_every_module_uses_the_one_progress_sink_and_refusals():
             )
             if refusal and node.name not in ("OutOfTime", "Cancelled"):  # solver control flow, not refusals
                 raise AssertionError(f"{path.name} defines the refusal {node.name} outside errors.py")
+
+
+def test_violations_are_typed_and_say_which_rule_and_where():
+    from rebal_core.decisions.planning import RULES, Violation
+
+    v = Violation("receive_capacity", "S10 receives 120 units, above its receive capacity 100", site_id="S10")
+    assert str(v) == v.message and v.rule in RULES
+    # the old substring match took S1's line for S10's problem; the typed one does not
+    assert not v.touches("K1", "S2", "S1") and v.touches("K1", "S2", "S10")
+    assert Violation("budget", "transfer cost 5,000.01 exceeds the budget 5,000.00").touches("K9", "A", "B")
+    with pytest.raises(ValueError, match="unknown rule"):
+        Violation("made-up", "x")

@@ -290,7 +290,9 @@ def test_violations_name_each_broken_rule(small_net):
         ],
         columns=["sku_id", "from_site_id", "to_site_id", "qty"],
     )
-    text = "\n".join(violations(problem, bad))
+    found = violations(problem, bad)
+    text = "\n".join(map(str, found))
+    assert {v.rule for v in found} >= {"lane", "one_line", "quantity", "ship_limit"}
     assert "no such lane" in text
     assert "more than one line" in text
     assert "below the minimum move of 5" in text
