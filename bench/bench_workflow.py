@@ -147,7 +147,7 @@ def sample_workflow() -> None:
         f"  firm one line (validated, re-scored), median    {statistics.median(firm_times):6.2f} s  ({len(firm_times)} edits)"
     )
     print(
-        f"  re-solve around the decisions                   {t_resolve:6.2f} s  (network cost {workflow.summary(record)['network_cost_after']:,.0f})"
+        f"  re-solve around the decisions                   {t_resolve:6.2f} s  (network cost {workflow.summary(record).network_cost_after:,.0f})"
     )
     print(
         f"  two approvers at once, {len(ids)} single-line calls    {t_approve:6.2f} s  ({t_approve / max(1, len(ids)) * 1000:.0f} ms per decision)"

@@ -84,7 +84,7 @@ else:
     )
     k[3].metric("Donors out of stock later", f"{int(out['donor_short_later'].sum()):,}")
     st.caption(
-        f"Transfer spend of the plan: {money_whole(workflow.summary(by_id[chosen]).get('transfer_cost', 0))}. Positions: planned = the plan's view after the transfers; actual = on hand + in transit in the later snapshot."
+        f"Transfer spend of the plan: {money_whole(getattr(workflow.summary(by_id[chosen]), 'transfer_cost', 0))}. Positions: planned = the plan's view after the transfers; actual = on hand + in transit in the later snapshot."
     )
     st.dataframe(out, hide_index=True, width="stretch", key="mon-lines")
     widgets.download_csv(out, "plan-outcomes.csv", "Download the outcomes", key="mon-csv")

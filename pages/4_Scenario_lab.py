@@ -157,48 +157,44 @@ def scenario_lab() -> None:
     cols = st.columns(5)
     cols[0].metric(
         "Network cost",
-        money(s["network_cost_after"]),
-        delta=signed_money(s["network_cost_after"] - s["network_cost_before"]),
+        money(s.network_cost_after),
+        delta=signed_money(s.network_cost_after - s.network_cost_before),
         delta_color="inverse",
         help="Transfer + shortage + excess cost after the plan (change against doing nothing)",
     )
     cols[1].metric(
         "Expected fill rate",
-        f"{s['fill_rate_after']:.2%}",
-        delta=f"{(s['fill_rate_after'] - s['fill_rate_before']) * 100:+.2f} pts",
+        f"{s.fill_rate_after:.2%}",
+        delta=f"{(s.fill_rate_after - s.fill_rate_before) * 100:+.2f} pts",
     )
     cols[2].metric(
         "Shortage value",
-        money(s["kpis_after"]["shortage_value"]),
-        delta=signed_money(s["kpis_after"]["shortage_value"] - s["kpis_before"]["shortage_value"]),
+        money(s.kpis_after["shortage_value"]),
+        delta=signed_money(s.kpis_after["shortage_value"] - s.kpis_before["shortage_value"]),
         delta_color="inverse",
     )
     cols[3].metric(
         "Excess value",
-        money(s["kpis_after"]["excess_value"]),
-        delta=signed_money(s["kpis_after"]["excess_value"] - s["kpis_before"]["excess_value"]),
+        money(s.kpis_after["excess_value"]),
+        delta=signed_money(s.kpis_after["excess_value"] - s.kpis_before["excess_value"]),
         delta_color="inverse",
     )
     cols[4].metric(
         "Transfer cost",
-        money(s["transfer_cost"]),
-        help=f"{s['lines']:,} lines, {s['units_moved']:,} units, {sum(s['trucks'].values()):,} trucks",
+        money(s.transfer_cost),
+        help=f"{s.lines:,} lines, {s.units_moved:,} units, {sum(s.trucks.values()):,} trucks",
     )
-    bound = (
-        f"proven gap {s['gap']:.2%} (lower bound {money(s['lower_bound'])})"
-        if s["gap"] == s["gap"]
-        else "no proven bound"
-    )
+    bound = f"proven gap {s.gap:.2%} (lower bound {money(s.lower_bound)})" if s.gap == s.gap else "no proven bound"
     st.caption(
-        f"Solver: {s['solver_status']}, {bound}, {s['solve_seconds']:.1f} s."
-        + (" The greedy rule's plan was better within the time limit and is kept." if s["kept_greedy_plan"] else "")
+        f"Solver: {s.solver_status}, {bound}, {s.solve_seconds:.1f} s."
+        + (" The greedy rule's plan was better within the time limit and is kept." if s.kept_greedy_plan else "")
     )
-    if s["nothing_pays"]:
-        st.info(s["nothing_pays"])
-    if s["fill_rate_target"] is not None and not s["fill_rate_target_met"]:
+    if s.nothing_pays:
+        st.info(s.nothing_pays)
+    if s.fill_rate_target is not None and not s.fill_rate_target_met:
         st.warning(
-            f"No plan reaches an expected fill rate of {s['fill_rate_target']:.1%} over the positions in scope: this is the plan that comes closest "
-            f"({s['fill_rate_after']:.2%} over the whole network). Transfers cannot create stock the network does not hold."
+            f"No plan reaches an expected fill rate of {s.fill_rate_target:.1%} over the positions in scope: this is the plan that comes closest "
+            f"({s.fill_rate_after:.2%} over the whole network). Transfers cannot create stock the network does not hold."
         )
 
     with st.expander(f"Uncertainty: {MC_DRAWS} demand draws from the forecast, without and with the plan"):
@@ -221,12 +217,12 @@ def scenario_lab() -> None:
     left, right = st.columns([3, 2])
     left.plotly_chart(cost_waterfall(s), width="stretch", key="lab-waterfall")
     rows = [
-        ("Network cost", s["network_cost_after"], g["network_cost_after"], money),
-        ("Net benefit", s["net_benefit"], g["net_benefit"], money),
-        ("Transfer cost", s["transfer_cost"], g["transfer_cost"], money),
-        ("Expected fill rate", s["fill_rate_after"], g["fill_rate_after"], lambda x: f"{x:.2%}"),
-        ("Transfer lines", s["lines"], g["lines"], lambda x: f"{x:,}"),
-        ("Units moved", s["units_moved"], g["units_moved"], lambda x: f"{x:,}"),
+        ("Network cost", s.network_cost_after, g.network_cost_after, money),
+        ("Net benefit", s.net_benefit, g.net_benefit, money),
+        ("Transfer cost", s.transfer_cost, g.transfer_cost, money),
+        ("Expected fill rate", s.fill_rate_after, g.fill_rate_after, lambda x: f"{x:.2%}"),
+        ("Transfer lines", s.lines, g.lines, lambda x: f"{x:,}"),
+        ("Units moved", s.units_moved, g.units_moved, lambda x: f"{x:,}"),
     ]
     compare = pd.DataFrame(
         [(name, fmt(a), fmt(b)) for name, a, b, fmt in rows], columns=["", "Optimized", "Greedy rule"]
@@ -234,7 +230,7 @@ def scenario_lab() -> None:
     right.markdown("**Optimized against the greedy rule** (largest shortage first, nearest donor)")
     right.dataframe(compare, hide_index=True, width="stretch")
     right.caption(
-        f"Optimization saves {money(g['network_cost_after'] - s['network_cost_after'])} of network cost over the greedy rule on this scenario."
+        f"Optimization saves {money(g.network_cost_after - s.network_cost_after)} of network cost over the greedy rule on this scenario."
     )
 
     st.subheader("Transfers")
@@ -331,7 +327,7 @@ def save(scenario: Scenario, time_limit: float) -> None:
                 bar.empty()
             st.session_state["scenario_id"] = record.id
             st.success(
-                f"Saved {plain(repr(record.name))} with a plan of {workflow.summary(record).get('lines', 0)} lines."
+                f"Saved {plain(repr(record.name))} with a plan of {getattr(workflow.summary(record), 'lines', 0)} lines."
             )
             st.markdown("Review and approve it on the **Plans** page.")
 

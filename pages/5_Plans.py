@@ -130,7 +130,7 @@ if cols[0].button(
             network=state.network(dataset.id, v),
             progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
         ),
-        lambda r: f"Solved: {workflow.summary(r).get('lines', 0)} lines.",
+        lambda r: f"Solved: {getattr(workflow.summary(r), 'lines', 0)} lines.",
         REFUSED,
     )
 events = [
@@ -177,7 +177,7 @@ if st.session_state.get("plans_confirm_release") == record.id and record.status 
 if not summary:
     st.info("This scenario has no plan yet: press **Solve**.")
     st.stop()
-if summary.get("edited"):
+if summary.edited:
     st.warning(
         "Lines were rejected or edited since the last solve: the figures below are the plan as it now stands (re-solve a draft to re-optimize around the decisions)."
     )
@@ -186,17 +186,17 @@ if summary.get("edited"):
 k = st.columns(5)
 k[0].metric(
     "Network cost",
-    money(summary["network_cost_after"]),
-    delta=signed_money(summary["network_cost_after"] - summary["network_cost_before"]),
+    money(summary.network_cost_after),
+    delta=signed_money(summary.network_cost_after - summary.network_cost_before),
     delta_color="inverse",
 )
 k[1].metric(
     "Expected fill rate",
-    f"{summary['fill_rate_after']:.2%}",
-    delta=f"{(summary['fill_rate_after'] - summary['fill_rate_before']) * 100:+.2f} pts",
+    f"{summary.fill_rate_after:.2%}",
+    delta=f"{(summary.fill_rate_after - summary.fill_rate_before) * 100:+.2f} pts",
 )
-k[2].metric("Transfer cost", money(summary["transfer_cost"]))
-k[3].metric("Lines", f"{summary['lines']:,}", help=f"{summary['units_moved']:,} units")
+k[2].metric("Transfer cost", money(summary.transfer_cost))
+k[3].metric("Lines", f"{summary.lines:,}", help=f"{summary.units_moved:,} units")
 waiting = workflow.open_decisions(lines)
 k[4].metric(
     "Waiting for a decision", f"{len(waiting):,}", help="Proposed lines, and firm lines above the policy thresholds"

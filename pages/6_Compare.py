@@ -105,12 +105,12 @@ if len(solved) >= 2:
             )
         c1, c2, c3 = st.columns(3)
         c1.plotly_chart(
-            compare_bars({n: summaries[n]["fill_rate_after"] for n in names}, "Expected fill rate after", percent=True),
+            compare_bars({n: summaries[n].fill_rate_after for n in names}, "Expected fill rate after", percent=True),
             width="stretch",
             key="cmp-fill",
         )
         c2.plotly_chart(
-            compare_bars({n: summaries[n]["transfer_cost"] for n in names}, "Transfer spend"),
+            compare_bars({n: summaries[n].transfer_cost for n in names}, "Transfer spend"),
             width="stretch",
             key="cmp-spend",
         )

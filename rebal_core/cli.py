@@ -204,17 +204,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     phases = run.phases
     s = run.plan.summary()
-    print(
-        f"{s['lines']} lines, {s['units_moved']:,} units; network cost {s['network_cost_before']:,.2f} -> {s['network_cost_after']:,.2f} "
-        f"(transfer {s['transfer_cost']:,.2f}); {s['solver_status']}, "
-        + (f"gap {s['gap']:.4%}" if s["gap"] == s["gap"] else "no bound (greedy rule)")
-        + f", solved in {s['solve_seconds']:.1f}s"
-    )
-    if s["nothing_pays"]:
-        print(s["nothing_pays"])
-    if s["fill_rate_target"] is not None:
-        met = "reached" if s["fill_rate_target_met"] else "NOT reached: the plan that comes closest"
-        print(f"fill-rate target {s['fill_rate_target']:.2%}: {met}")
+    print(s.describe())
+    if s.nothing_pays:
+        print(s.nothing_pays)
+    if s.fill_rate_target is not None:
+        met = "reached" if s.fill_rate_target_met else "NOT reached: the plan that comes closest"
+        print(f"fill-rate target {s.fill_rate_target:.2%}: {met}")
     print(
         "time by phase: "
         + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
@@ -250,9 +245,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     engine = services.make_engine(args.database)
     for s in workflow.list_scenarios(engine=engine, dataset_id=_dataset_id(engine, args.dataset)):
         k = workflow.summary(s)
-        cost = f"network cost {k['network_cost_after']:,.0f}" if "network_cost_after" in k else "not solved"
+        cost = f"network cost {k.network_cost_after:,.0f}" if k else "not solved"
         print(
-            f"{s.id}\t{s.name}\tdataset {s.dataset_id}\t{s.status}\t{k.get('lines', 0)} lines\t{cost}\tby {s.author}, {s.updated_at}"
+            f"{s.id}\t{s.name}\tdataset {s.dataset_id}\t{s.status}\t{k.lines if k else 0} lines\t{cost}\tby {s.author}, {s.updated_at}"
         )
     return 0
 

@@ -21,7 +21,7 @@ start above target and receivers below their excess level.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 
 import numpy as np
@@ -677,44 +677,141 @@ class Plan:
             return float("nan")
         return max(0.0, (after - self.lower_bound) / after) if after > 0 else 0.0
 
-    def summary(self) -> dict:
-        """SUMMARY.json: every field the spec names, plus the full KPI set before and after."""
+    def summary(self) -> PlanSummary:
+        """What the plan does, in the spec's terms (SUMMARY.json is its ``as_dict``)."""
         b, a = self.score.before, self.score.after
-        return {
-            "scenario": self.problem.scenario.as_dict(),
-            "method": self.method,
-            "network_cost_before": b["network_cost"],
-            "network_cost_after": a["network_cost"],
-            "net_benefit": a["net_benefit"],
-            "transfer_cost": a["transfer_cost"],
-            "truck_cost": self.score.truck_cost,
-            "shortage_cost_before": b["shortage_cost"],
-            "shortage_cost_after": a["shortage_cost"],
-            "excess_cost_before": b["excess_cost"],
-            "excess_cost_after": a["excess_cost"],
-            "fill_rate_before": b["fill_rate"],
-            "fill_rate_after": a["fill_rate"],
-            "lines": a["lines"],
-            "units_moved": a["units_moved"],
-            "trucks": self.score.trucks,
-            "lanes_used": a["lanes_used"],
-            "objective": self.problem.scenario.objective,
-            "expected_lost_units_before": b["expected_lost_units"],
-            "expected_lost_units_after": a["expected_lost_units"],
-            "expected_lost_value_before": b["expected_lost_value"],
-            "expected_lost_value_after": a["expected_lost_value"],
-            "nothing_pays": nothing_pays_message(self.problem) if a["lines"] == 0 else None,
-            "solver_status": self.solver_status,
-            "lower_bound": self.lower_bound,
-            "gap": self.gap,
-            "build_seconds": self.build_seconds,
-            "solve_seconds": self.solve_seconds,
-            "fill_rate_target": self.stats.get("fill_rate_target"),
-            "fill_rate_target_met": self.stats.get("fill_rate_met"),
-            "kept_greedy_plan": bool(self.stats.get("kept_greedy", False)),
-            "kpis_before": b,
-            "kpis_after": a,
-        }
+        return PlanSummary(
+            scenario=self.problem.scenario.as_dict(),
+            method=self.method,
+            network_cost_before=b["network_cost"],
+            network_cost_after=a["network_cost"],
+            net_benefit=a["net_benefit"],
+            transfer_cost=a["transfer_cost"],
+            truck_cost=self.score.truck_cost,
+            shortage_cost_before=b["shortage_cost"],
+            shortage_cost_after=a["shortage_cost"],
+            excess_cost_before=b["excess_cost"],
+            excess_cost_after=a["excess_cost"],
+            fill_rate_before=b["fill_rate"],
+            fill_rate_after=a["fill_rate"],
+            lines=a["lines"],
+            units_moved=a["units_moved"],
+            trucks=self.score.trucks,
+            lanes_used=a["lanes_used"],
+            objective=self.problem.scenario.objective,
+            expected_lost_units_before=b["expected_lost_units"],
+            expected_lost_units_after=a["expected_lost_units"],
+            expected_lost_value_before=b["expected_lost_value"],
+            expected_lost_value_after=a["expected_lost_value"],
+            nothing_pays=nothing_pays_message(self.problem) if a["lines"] == 0 else None,
+            solver_status=self.solver_status,
+            lower_bound=self.lower_bound,
+            gap=self.gap,
+            build_seconds=self.build_seconds,
+            solve_seconds=self.solve_seconds,
+            fill_rate_target=self.stats.get("fill_rate_target"),
+            fill_rate_target_met=self.stats.get("fill_rate_met"),
+            kept_greedy_plan=bool(self.stats.get("kept_greedy", False)),
+            kpis_before=b,
+            kpis_after=a,
+        )
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a plan does, in the spec's terms: network cost before and after (transfer + shortage +
+    excess), fill rate, lines, units, trucks, the solver's status and proven bound. Checks itself
+    (a plan's cost is never below its bound, counts are never negative). Stored as JSON with the
+    saved plan (``as_dict`` / ``from_dict``); a re-scored plan also keeps what was solved."""
+
+    scenario: dict
+    method: str
+    network_cost_before: float
+    network_cost_after: float
+    net_benefit: float
+    transfer_cost: float
+    truck_cost: float
+    shortage_cost_before: float
+    shortage_cost_after: float
+    excess_cost_before: float
+    excess_cost_after: float
+    fill_rate_before: float
+    fill_rate_after: float
+    lines: int
+    units_moved: int
+    trucks: dict
+    lanes_used: int
+    objective: str
+    expected_lost_units_before: float
+    expected_lost_units_after: float
+    expected_lost_value_before: float
+    expected_lost_value_after: float
+    nothing_pays: str | None
+    solver_status: str
+    lower_bound: float
+    gap: float
+    build_seconds: float
+    solve_seconds: float
+    fill_rate_target: float | None
+    fill_rate_target_met: bool | None
+    kept_greedy_plan: bool
+    kpis_before: dict
+    kpis_after: dict
+    # a saved plan re-scored after decisions: what the solver made of it, and its lines as solved
+    edited: bool = False
+    solved: dict | None = None
+    result: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        problems = [f"{name} is negative" for name in ("lines", "units_moved", "lanes_used") if getattr(self, name) < 0]
+        if self.lower_bound == self.lower_bound and self.lower_bound > self.network_cost_after + 1e-6 * max(
+            1.0, abs(self.network_cost_after)
+        ):
+            problems.append(f"lower bound {self.lower_bound:,.2f} above the plan's cost {self.network_cost_after:,.2f}")
+        if problems:
+            raise ValueError("inconsistent plan summary: " + "; ".join(problems))
+
+    def cost(self) -> float:
+        """The plan's network cost (transfer + shortage + excess after it)."""
+        return self.network_cost_after
+
+    def is_feasible(self) -> bool:
+        """Whether the plan keeps every rule (plans the optimizer or greedy rule make always do; an
+        edited plan's broken rules are refused before it is stored)."""
+        return self.solver_status != "INFEASIBLE"
+
+    def describe(self) -> str:
+        """One line for people: lines, units, cost before -> after, status and gap."""
+        bound = f"gap {self.gap:.4%}" if self.gap == self.gap else "no bound (greedy rule)"
+        return (
+            f"{self.lines} lines, {self.units_moved:,} units; network cost {self.network_cost_before:,.2f} -> "
+            f"{self.network_cost_after:,.2f} (transfer {self.transfer_cost:,.2f}); {self.solver_status}, {bound}, "
+            f"solved in {self.solve_seconds:.1f}s"
+        )
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        if not self.edited:
+            for key in ("edited", "solved", "result"):
+                out.pop(key)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> PlanSummary:
+        """A stored summary (fields added later default; fields no longer known are ignored)."""
+        known = {f.name for f in fields(cls)}
+        if "trucks_by_lane" in raw and "trucks" not in raw:  # the name a saved plan keeps them under
+            raw = {**raw, "trucks": raw["trucks_by_lane"]}
+        defaults = {"truck_cost": 0.0, "trucks": {}, "lanes_used": 0, "objective": "target", "nothing_pays": None,
+                    "fill_rate_target": None, "fill_rate_target_met": None, "kept_greedy_plan": False,
+                    "build_seconds": 0.0, "kpis_before": {}, "kpis_after": {}, "method": "optimize", "scenario": {}}  # fmt: skip
+        for key in ("expected_lost_units_before", "expected_lost_units_after", "expected_lost_value_before", "expected_lost_value_after"):  # fmt: skip
+            defaults[key] = float("nan")
+        values = {**defaults, **{k: v for k, v in raw.items() if k in known}}
+        for key in ("lower_bound", "gap"):  # NaN is stored as null (JSON has no NaN)
+            if values.get(key) is None:
+                values[key] = float("nan")
+        return cls(**values)
 
 
 PLAN_COLUMNS = [

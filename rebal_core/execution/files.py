@@ -63,7 +63,7 @@ def jsonable(value):
 
 
 def summary_json(plan: Plan) -> str:
-    return json.dumps(jsonable(plan.summary()), indent=2, default=str)
+    return json.dumps(jsonable(plan.summary().as_dict()), indent=2, default=str)
 
 
 def write_plan(plan: Plan, out: str | Path, summary: str | Path | None = None) -> None:

@@ -34,6 +34,7 @@ from rebal_core.decisions.planning import (
     LINE_KEYS,
     Commitments,
     Plan,
+    PlanSummary,
     Violation,
     apply_moves,
     build_problem,
@@ -216,8 +217,10 @@ def parameters(record: ScenarioPublic) -> Scenario:
     return Scenario.from_mapping(raw)
 
 
-def summary(record: ScenarioPublic) -> dict:
-    return json.loads(record.summary or "{}")
+def summary(record: ScenarioPublic) -> PlanSummary | None:
+    """The saved plan's summary; None while the scenario has not been solved."""
+    raw = json.loads(record.summary or "{}")
+    return PlanSummary.from_dict(raw) if raw else None
 
 
 def lines(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
@@ -304,7 +307,7 @@ def _line_records(scenario_id: int, plan: Plan, old: dict[str, PlanLine], policy
 
 def _plan_summary(plan: Plan, extra: dict | None = None) -> str:
     """Plan.summary plus the lines as solved (``result``), so a re-run can be checked against it."""
-    s = plan.summary()
+    s = plan.summary().as_dict()
     s["trucks_by_lane"] = s.pop("trucks")
     s["result"] = plan.table[LINE_KEYS + ["qty"]].to_dict("records")
     s.update(extra or {})
@@ -603,15 +606,15 @@ def solve_scenario(
             object_type="scenario",
             object_id=scenario_id,
             dataset_id=record.dataset_id,
-            summary=f"solved {record.name!r}: {s['lines']} lines, network cost {s['network_cost_after']:,.0f} ({plan.solver_status}); "
+            summary=f"solved {record.name!r}: {s.lines} lines, network cost {s.network_cost_after:,.0f} ({plan.solver_status}); "
             f"kept {len(commitments.fixed)}, excluded {len(commitments.forbidden)}, in transit {len(commitments.in_transit)}",
             before={
-                "network_cost_after": summary(record).get("network_cost_after"),
+                "network_cost_after": getattr(summary(record), "network_cost_after", None),
                 "params": json.loads(record.params),
             },
             after={
-                "network_cost_after": s["network_cost_after"],
-                "lines": s["lines"],
+                "network_cost_after": s.network_cost_after,
+                "lines": s.lines,
                 "params": params.as_dict(),
                 "status": plan.solver_status,
             },
@@ -1125,7 +1128,7 @@ def transfer_orders(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
     days = np.floor(frame["days_until_stockout"].astype(float).fillna(horizon).to_numpy()).astype(int)
     arrive = np.maximum(np.minimum(days, horizon), lead)
     as_of = pd.Timestamp(dataset.as_of)
-    trucks = summary(record).get("trucks_by_lane", {})
+    trucks = getattr(summary(record), "trucks", {})
     out = frame.assign(
         line_id=frame["transfer_id"],
         transfer_id=frame["transfer_id"] + f"-P{scenario_id}",
@@ -1240,7 +1243,7 @@ def autopilot(
         solved = True
         s = summary(run)
         messages.append(
-            f"planned {s.get('lines', 0)} line(s), network cost {s.get('network_cost_before', 0):,.0f} -> {s.get('network_cost_after', 0):,.0f}"
+            f"planned {s.lines} line(s), network cost {s.network_cost_before:,.0f} -> {s.network_cost_after:,.0f}"
         )
         before = lines(engine=engine, scenario_id=run.id)
         run = transition(engine=engine, actor=actor, scenario_id=run.id, event="submit", note="autopilot")
@@ -1283,13 +1286,13 @@ def reproduce(*, engine: Engine, scenario_id: int, network: Network | None = Non
         method=record.method,
         time_limit=record.time_limit,
     )
-    was = pd.DataFrame(stored.get("result", []), columns=LINE_KEYS + ["qty"])
+    was = pd.DataFrame(stored.result, columns=LINE_KEYS + ["qty"])
     now = plan.table[LINE_KEYS + ["qty"]]
     both = was.merge(now, on=LINE_KEYS, how="outer", suffixes=("_stored", "_now")).fillna(
         {"qty_stored": 0, "qty_now": 0}
     )
     diff = both[both["qty_stored"] != both["qty_now"]].reset_index(drop=True)
-    solved_cost = (stored.get("solved") or {}).get("network_cost_after", stored.get("network_cost_after"))
+    solved_cost = (stored.solved or {}).get("network_cost_after", stored.network_cost_after)
     return Reproduction(diff.empty, float(solved_cost), plan.score.network_cost_after, diff)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pydeck as pdk
 
+from rebal_core.decisions.planning import PlanSummary
 from rebal_core.decisions.positions import STATUS_LABELS
 from rebal_core.format import money, money_whole, signed_money  # noqa: F401 (pages name them here)
 from rebal_core.signals.geo import outline_paths
@@ -304,14 +305,14 @@ def projection_figure(
 # ----------------------------------------------------------------------------- plans
 
 
-def cost_waterfall(summary: dict, title: str = "Network cost: inaction to plan") -> go.Figure:
+def cost_waterfall(summary: PlanSummary, title: str = "Network cost: inaction to plan") -> go.Figure:
     """Inaction -> + transfer cost -> - shortage avoided -> - excess avoided -> after (``Plan.summary()``)."""
-    shortage_avoided = summary["shortage_cost_before"] - summary["shortage_cost_after"]
-    excess_avoided = summary["excess_cost_before"] - summary["excess_cost_after"]
+    shortage_avoided = summary.shortage_cost_before - summary.shortage_cost_after
+    excess_avoided = summary.excess_cost_before - summary.excess_cost_after
     fig = go.Figure(
         go.Waterfall(
             x=["cost of inaction", "transfer cost", "shortage avoided", "excess avoided", "after the plan"]
-            if summary.get("objective", "expected") == "target"
+            if summary.objective == "target"
             else [
                 "cost of inaction",
                 "transfer cost",
@@ -321,18 +322,18 @@ def cost_waterfall(summary: dict, title: str = "Network cost: inaction to plan")
             ],
             measure=["absolute", "relative", "relative", "relative", "total"],
             y=[
-                summary["network_cost_before"],
-                summary["transfer_cost"],
+                summary.network_cost_before,
+                summary.transfer_cost,
                 -shortage_avoided,
                 -excess_avoided,
-                summary["network_cost_after"],
+                summary.network_cost_after,
             ],
             text=[
-                money(summary["network_cost_before"]),
-                signed_money(summary["transfer_cost"]),
+                money(summary.network_cost_before),
+                signed_money(summary.transfer_cost),
                 signed_money(-shortage_avoided),
                 signed_money(-excess_avoided),
-                money(summary["network_cost_after"]),
+                money(summary.network_cost_after),
             ],
             textposition="outside",
             increasing={"marker": {"color": "#DC2626"}},

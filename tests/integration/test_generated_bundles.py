@@ -147,13 +147,11 @@ def test_every_valid_bundle_plans_imports_and_shows(tables, objective):
             again = evaluate(problem, lines)
             assert again.network_cost_after == pytest.approx(result.score.network_cost_after, rel=1e-12)
             summary = result.summary()
-            assert (
-                summary["network_cost_after"] <= summary["network_cost_before"] + 1e-6
-            )  # the empty plan is always there
+            assert summary.network_cost_after <= summary.network_cost_before + 1e-6  # the empty plan is always there
             if method == "optimize" and np.isfinite(result.lower_bound):
-                assert result.lower_bound <= summary["network_cost_after"] + 1e-6
-            if summary["lines"] == 0:
-                assert summary["nothing_pays"]
+                assert result.lower_bound <= summary.network_cost_after + 1e-6
+            if summary.lines == 0:
+                assert summary.nothing_pays
         engine = store.make_engine(f"sqlite:///{Path(tmp) / 'store.db'}")
         dataset = services.import_bundle(engine=engine, source=folder, name="generated").dataset
         stored = services.load_network(engine=engine, dataset_id=dataset.id)

@@ -192,9 +192,9 @@ def test_resolve_keeps_decisions_and_replans_the_rest(eng, dataset, net):
     assert workflow.parameters(record).cost_per_move == 25.0
     plan, broken = workflow.score_lines(net, record, after.reset_index())
     assert broken == []  # the whole plan, decisions included, obeys every rule
-    assert plan.score.network_cost_after == pytest.approx(workflow.summary(record)["network_cost_after"])
+    assert plan.score.network_cost_after == pytest.approx(workflow.summary(record).network_cost_after)
     stored = workflow.summary(record)
-    assert stored["lower_bound"] <= stored["network_cost_after"] + 1e-6
+    assert stored.lower_bound <= stored.network_cost_after + 1e-6
 
 
 def test_firm_edits_that_break_rules_are_refused(eng, dataset, net):
@@ -241,8 +241,8 @@ def test_released_lines_count_as_in_transit_and_are_never_proposed_twice(eng, da
     reverse = {(s, b, a) for s, a, b in keys(released)}
     assert not keys(again) & keys(released) and not keys(again) & reverse
     s1, s2 = workflow.summary(first), workflow.summary(second)
-    assert s2["network_cost_before"] < s1["network_cost_before"]  # the moves under way already help the receivers
-    assert s2["units_moved"] < s1["units_moved"]
+    assert s2.network_cost_before < s1.network_cost_before  # the moves under way already help the receivers
+    assert s2.units_moved < s1.units_moved
 
     workflow.transition(
         engine=eng, actor=PAT, scenario_id=first.id, event="receive"
@@ -669,4 +669,4 @@ def test_the_scenario_lab_is_blocked_by_critical_signals_in_the_core(eng, bundle
     shown = lab.solve(
         dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem, time_limit=1, draws=20
     )
-    assert shown.summary["lines"] == len(shown.table) and len(shown.sites_after) == len(problem.sites)
+    assert shown.summary.lines == len(shown.table) and len(shown.sites_after) == len(problem.sites)

@@ -119,7 +119,7 @@ def test_fill_rate_target(small_net):
     free = plan(build_problem(small_net, Scenario()), time_limit=2)
     scope = in_scope(free.problem.positions, free.problem.scenario)
     assert scope.all()
-    reached = free.summary()["fill_rate_after"]
+    reached = free.summary().fill_rate_after
     below = round(reached - 0.002, 3)
     # a target the free plan already meets: the same least-cost plan
     easy = plan(build_problem(small_net, Scenario(target_fill_rate=max(0.5, below - 0.05))), time_limit=4)
@@ -131,16 +131,16 @@ def test_fill_rate_target(small_net):
         build_problem(small_net, Scenario(target_fill_rate=min(0.999, round(reached + 0.003, 3)))), time_limit=6
     )
     s = harder.summary()
-    if s["fill_rate_target_met"]:
-        assert s["fill_rate_after"] >= s["fill_rate_target"] - 1e-9
-        assert s["network_cost_after"] >= free.score.network_cost_after - 1e-6
-        assert harder.lower_bound <= s["network_cost_after"] + 1e-6
+    if s.fill_rate_target_met:
+        assert s.fill_rate_after >= s.fill_rate_target - 1e-9
+        assert s.network_cost_after >= free.score.network_cost_after - 1e-6
+        assert harder.lower_bound <= s.network_cost_after + 1e-6
     else:
-        assert harder.solver_status == "TARGET_NOT_REACHED" and s["fill_rate_after"] >= reached - 1e-9
+        assert harder.solver_status == "TARGET_NOT_REACHED" and s.fill_rate_after >= reached - 1e-9
     impossible = plan(build_problem(small_net, Scenario(target_fill_rate=0.999)), time_limit=4)
-    assert impossible.solver_status == "TARGET_NOT_REACHED" and not impossible.summary()["fill_rate_target_met"]
+    assert impossible.solver_status == "TARGET_NOT_REACHED" and not impossible.summary().fill_rate_target_met
     assert (
-        impossible.summary()["fill_rate_after"] >= reached - 1e-6
+        impossible.summary().fill_rate_after >= reached - 1e-6
     )  # the closest plan is at least as good as the free one
     with pytest.raises(ScenarioInvalid, match="target_fill_rate"):
         Scenario(objective="target", target_fill_rate=0.9)
@@ -150,8 +150,8 @@ def test_nothing_pays_is_an_answer(small_net):
     dear = small_net.lanes.assign(cost_per_unit=small_net.lanes["cost_per_unit"] * 0 + 500.0)
     result = plan(build_problem(dataclasses.replace(small_net, lanes=dear), Scenario()), time_limit=1)
     s = result.summary()
-    assert s["lines"] == 0 and s["network_cost_after"] == pytest.approx(s["network_cost_before"])
-    assert s["nothing_pays"].startswith("No transfer pays today")
+    assert s.lines == 0 and s.network_cost_after == pytest.approx(s.network_cost_before)
+    assert s.nothing_pays.startswith("No transfer pays today")
 
 
 def test_hindsight_beats_the_forecast_when_demand_moves():

@@ -70,3 +70,35 @@ def test_violations_are_typed_and_say_which_rule_and_where():
     assert Violation("budget", "transfer cost 5,000.01 exceeds the budget 5,000.00").touches("K9", "A", "B")
     with pytest.raises(ValueError, match="unknown rule"):
         Violation("made-up", "x")
+
+
+def _summary(**changes):
+    from rebal_core.decisions.planning import PlanSummary
+
+    base = dict(
+        scenario={}, method="optimize", network_cost_before=100.0, network_cost_after=80.0, net_benefit=20.0,
+        transfer_cost=5.0, truck_cost=2.0, shortage_cost_before=60.0, shortage_cost_after=45.0,
+        excess_cost_before=40.0, excess_cost_after=30.0, fill_rate_before=0.9, fill_rate_after=0.95, lines=3,
+        units_moved=40, trucks={"A>B": 1}, lanes_used=1, objective="expected", expected_lost_units_before=10.0,
+        expected_lost_units_after=6.0, expected_lost_value_before=60.0, expected_lost_value_after=45.0,
+        nothing_pays=None, solver_status="FEASIBLE", lower_bound=78.0, gap=0.025, build_seconds=0.1,
+        solve_seconds=1.0, fill_rate_target=None, fill_rate_target_met=None, kept_greedy_plan=False,
+        kpis_before={"shortage_value": 7.0}, kpis_after={"shortage_value": 3.0},
+    )  # fmt: skip
+    return PlanSummary(**{**base, **changes})
+
+
+def test_plan_summary_is_typed_checks_itself_and_round_trips():
+    from rebal_core.decisions.planning import PlanSummary
+
+    s = _summary()
+    assert s.cost() == 80.0 and s.is_feasible()
+    assert PlanSummary.from_dict(s.as_dict()) == s
+    stored = {**s.as_dict(), "trucks_by_lane": s.trucks}  # how a saved plan keeps its trucks
+    del stored["trucks"]
+    assert PlanSummary.from_dict(stored).trucks == {"A>B": 1}
+    assert "3 lines, 40 units; network cost 100.00 -> 80.00" in s.describe()
+    with pytest.raises(ValueError, match="lower bound 90.00 above the plan's cost 80.00"):
+        _summary(lower_bound=90.0)
+    with pytest.raises(ValueError, match="lines is negative"):
+        _summary(lines=-1)

@@ -259,7 +259,7 @@ def test_trucks_are_counted_as_ceil_of_volume():
     result = plan(build_problem(_two_sites(cost_per_truck=300.0), Scenario()))
     assert result.score.network_cost_after == pytest.approx(1100)
     assert result.score.trucks == {"A>B": 2}
-    assert result.summary()["trucks"] == {"A>B": 2}
+    assert result.summary().trucks == {"A>B": 2}
 
 
 def test_greedy_is_feasible_and_never_better(small_net):

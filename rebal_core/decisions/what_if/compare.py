@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from rebal_core.decisions.planning import LINE_KEYS, Commitments
+from rebal_core.decisions.planning import LINE_KEYS, Commitments, PlanSummary
 from rebal_core.decisions.positions import Network
 from rebal_core.decisions.scenario import REPEATED_SOLVE_SECONDS, Scenario
 from rebal_core.decisions.solvers.optimizer import plan_network
@@ -34,14 +34,16 @@ KPI_ROWS: list[tuple[str, str, str]] = [
 ]
 
 
-def _get(summary: dict, key: str) -> float:
-    value = summary
-    for part in key.split("."):
-        value = value.get(part, np.nan) if isinstance(value, dict) else np.nan
+def _get(summary: PlanSummary, key: str) -> float:
+    """A KPI of a plan: a summary field, or ``kpis_after.<name>`` from its KPI set."""
+    head, _, rest = key.partition(".")
+    value = getattr(summary, head, np.nan)
+    if rest:
+        value = value.get(rest, np.nan) if isinstance(value, dict) else np.nan
     return float(value) if value is not None else np.nan
 
 
-def kpi_table(summaries: dict[str, dict], base: str) -> pd.DataFrame:
+def kpi_table(summaries: dict[str, PlanSummary], base: str) -> pd.DataFrame:
     """One row per KPI: each plan's value and, for every other plan, its difference from ``base``."""
     if base not in summaries:
         raise ValueError(f"base {base!r} is not one of the plans compared ({', '.join(summaries)})")
@@ -142,15 +144,15 @@ def tradeoff(
             "setting": f"{SWEEPS[over]} {value:.1%}",
             over: value,
             "service_level": sc.service_level,
-            "fill_rate_before": s["fill_rate_before"],
-            "fill_rate_after": s["fill_rate_after"],
-            "target_met": s["fill_rate_target_met"] if over == "target_fill_rate" else None,
-            "transfer_cost": s["transfer_cost"],
-            "network_cost_after": s["network_cost_after"],
-            "shortage_value_after": s["kpis_after"]["shortage_value"],
-            "lines": s["lines"],
-            "units_moved": s["units_moved"],
-            "gap": s["gap"],
+            "fill_rate_before": s.fill_rate_before,
+            "fill_rate_after": s.fill_rate_after,
+            "target_met": s.fill_rate_target_met if over == "target_fill_rate" else None,
+            "transfer_cost": s.transfer_cost,
+            "network_cost_after": s.network_cost_after,
+            "shortage_value_after": s.kpis_after["shortage_value"],
+            "lines": s.lines,
+            "units_moved": s.units_moved,
+            "gap": s.gap,
         })  # fmt: skip
     progress(1.0, "done")
     out = pd.DataFrame(rows)
