@@ -64,6 +64,7 @@ from rebal_core.services import accounts, datasets
 from rebal_core.signals.accuracy import Tolerance, classify_counts
 from rebal_core.signals.quality import blocking
 from rebal_core.store import audit
+from rebal_core.store.plans import PlanRepository
 from rebal_core.store.tables import (
     AuditEvent,
     Dataset,
@@ -73,6 +74,7 @@ from rebal_core.store.tables import (
     ScenarioPublic,
     StockAdjustment,
 )
+from rebal_core.store.unit_of_work import UnitOfWork
 
 SCENARIO_NAME_CHARS = 160  # models.ScenarioBase.name
 SOLVER_VERSION = f"rebal {__version__}; ortools {ortools.__version__}"
@@ -87,20 +89,13 @@ SYSTEM_FIRST_START = datasets.FIRST_START
 
 def ensure_governance(*, engine: Engine) -> str | None:
     """First start: approval policy v1 and the admin account; returns how to sign in (or None)."""
-    with Session(engine) as session:
-        if session.exec(select(PolicyVersion)).first() is None:
+    with UnitOfWork(engine) as uow:
+        if uow.policies.latest() is None:
             default = Policy(version=1)
-            session.add(
-                PolicyVersion(
-                    version=1,
-                    created_at=audit.now(),
-                    created_by=SYSTEM_FIRST_START.username,
-                    note="defaults",
-                    thresholds=default.to_json(),
-                )
+            uow.policies.add(
+                version=1, created_by=SYSTEM_FIRST_START.username, note="defaults", thresholds=default.to_json()
             )
-            audit.record(
-                session,
+            uow.record(
                 actor=SYSTEM_FIRST_START,
                 action="policy_changed",
                 object_type="policy",
@@ -108,19 +103,19 @@ def ensure_governance(*, engine: Engine) -> str | None:
                 summary="approval policy v1 (defaults)",
                 after=json.loads(default.to_json()),
             )
-            session.commit()
+            uow.commit()
     return accounts.ensure_admin(engine=engine)
 
 
 def current_policy(*, engine: Engine) -> Policy:
-    with Session(engine) as session:
-        row = session.exec(select(PolicyVersion).order_by(PolicyVersion.version.desc())).first()
-    return Policy.from_json(row.thresholds, row.version) if row else Policy()
+    with UnitOfWork(engine) as uow:
+        row = uow.policies.latest()
+        return Policy.from_json(row.thresholds, row.version) if row else Policy()
 
 
 def policy_history(*, engine: Engine) -> list[PolicyVersion]:
-    with Session(engine) as session:
-        return list(session.exec(select(PolicyVersion).order_by(PolicyVersion.version.desc())).all())
+    with UnitOfWork(engine) as uow:
+        return uow.policies.history()
 
 
 def set_policy(*, engine: Engine, actor: Actor, policy: Policy, note: str = "") -> Policy:
@@ -142,17 +137,9 @@ def set_policy(*, engine: Engine, actor: Actor, policy: Policy, note: str = "") 
 
 def _save_policy(engine: Engine, actor: Actor, policy: Policy, note: str) -> Policy:
     before = current_policy(engine=engine)
-    with Session(engine) as session:
+    with UnitOfWork(engine) as uow:
         version = before.version + 1
-        session.add(
-            PolicyVersion(
-                version=version,
-                created_at=audit.now(),
-                created_by=actor.username,
-                note=note,
-                thresholds=policy.to_json(),
-            )
-        )
+        uow.policies.add(version=version, created_by=actor.username, note=note, thresholds=policy.to_json())
         switched = (
             ""
             if before.four_eyes == policy.four_eyes
@@ -162,8 +149,7 @@ def _save_policy(engine: Engine, actor: Actor, policy: Policy, note: str) -> Pol
                 else "; four eyes switched OFF: authors may approve their own plans"
             )
         )
-        audit.record(
-            session,
+        uow.record(
             actor=actor,
             action="policy_changed",
             object_type="policy",
@@ -172,7 +158,7 @@ def _save_policy(engine: Engine, actor: Actor, policy: Policy, note: str) -> Pol
             before=json.loads(before.to_json()),
             after=json.loads(policy.to_json()),
         )
-        session.commit()
+        uow.commit()
     return current_policy(engine=engine)
 
 
@@ -180,32 +166,27 @@ def _save_policy(engine: Engine, actor: Actor, policy: Policy, note: str) -> Pol
 
 
 def list_scenarios(*, engine: Engine, dataset_id: int | None = None) -> list[ScenarioPublic]:
-    query = select(SavedScenario).order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
-    if dataset_id is not None:
-        query = query.where(SavedScenario.dataset_id == dataset_id)
-    with Session(engine) as session:
-        return [ScenarioPublic.model_validate(r) for r in session.exec(query).all()]
+    """Saved scenarios (on one dataset, or all), most recently changed first."""
+    with UnitOfWork(engine) as uow:
+        return [ScenarioPublic.model_validate(r) for r in uow.plans.list(dataset_id)]
+
+
+def _get(uow: UnitOfWork, scenario_id: int) -> SavedScenario:
+    record = uow.plans.get(scenario_id)
+    if record is None:
+        raise WorkflowError(f"no saved scenario with id {scenario_id}")
+    return record
 
 
 def get_scenario(*, engine: Engine, scenario_id: int) -> ScenarioPublic:
-    with Session(engine) as session:
-        row = session.get(SavedScenario, scenario_id)
-        if row is None:
-            raise WorkflowError(f"no saved scenario with id {scenario_id}")
-        return ScenarioPublic.model_validate(row)
+    with UnitOfWork(engine) as uow:
+        return ScenarioPublic.model_validate(_get(uow, scenario_id))
 
 
 def find_scenario(*, engine: Engine, name: str, dataset_id: int | None = None) -> ScenarioPublic | None:
     """The scenario of that name (on that dataset, else the most recently changed one)."""
-    query = (
-        select(SavedScenario)
-        .where(SavedScenario.name == name.strip())
-        .order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
-    )
-    if dataset_id is not None:
-        query = query.where(SavedScenario.dataset_id == dataset_id)
-    with Session(engine) as session:
-        row = session.exec(query).first()
+    with UnitOfWork(engine) as uow:
+        row = uow.plans.find(name, dataset_id)
         return ScenarioPublic.model_validate(row) if row else None
 
 
@@ -226,13 +207,8 @@ def summary(record: ScenarioPublic) -> PlanSummary | None:
 def lines(*, engine: Engine, scenario_id: int) -> pd.DataFrame:
     """Every line of a scenario's plan with its decision (rejected lines included, marked)."""
     columns = list(PlanLine.model_fields)
-    with Session(engine) as session:
-        rows = [
-            r.model_dump()
-            for r in session.exec(
-                select(PlanLine).where(PlanLine.scenario_id == scenario_id).order_by(PlanLine.transfer_id)
-            ).all()
-        ]
+    with UnitOfWork(engine) as uow:
+        rows = [r.model_dump() for r in uow.plans.lines(scenario_id)]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["lane_id"] = frame["from_site_id"] + ">" + frame["to_site_id"]
@@ -251,8 +227,7 @@ def in_plan(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _name_taken(session: Session, dataset_id: int, name: str, but: int | None = None) -> bool:
-    query = select(SavedScenario.id).where(SavedScenario.dataset_id == dataset_id, SavedScenario.name == name)
-    return any(i != but for i in session.exec(query).all())
+    return PlanRepository(session).name_taken(dataset_id, name, but)
 
 
 def _line_records(scenario_id: int, plan: Plan, old: dict[str, PlanLine], policy: Policy) -> list[PlanLine]:
@@ -405,17 +380,14 @@ def rename_scenario(*, engine: Engine, actor: Actor, scenario_id: int, name: str
     name = name.strip()
     if not name:
         raise WorkflowError("a scenario needs a name")
-    with Session(engine) as session:
-        record = session.get(SavedScenario, scenario_id)
-        if record is None:
-            raise WorkflowError(f"no saved scenario with id {scenario_id}")
-        if _name_taken(session, record.dataset_id, name, but=scenario_id):
+    with UnitOfWork(engine) as uow:
+        record = _get(uow, scenario_id)
+        if uow.plans.name_taken(record.dataset_id, name, but=scenario_id):
             raise WorkflowError(f"a scenario named {name!r} already exists for this dataset; choose another name")
         old = record.name
         record.name, record.updated_at, record.revision = name, audit.now(), record.revision + 1
-        session.add(record)
-        audit.record(
-            session,
+        uow.plans.add(record)
+        uow.record(
             actor=actor,
             action="scenario_renamed",
             object_type="scenario",
@@ -425,23 +397,16 @@ def rename_scenario(*, engine: Engine, actor: Actor, scenario_id: int, name: str
             before={"name": old},
             after={"name": name},
         )
-        session.commit()
-        session.refresh(record)
-        return ScenarioPublic.model_validate(record)
+        uow.commit()
+        return ScenarioPublic.model_validate(uow.refresh(record))
 
 
 def delete_scenario(*, engine: Engine, actor: Actor, scenario_id: int) -> None:
     """Delete a scenario and its plan; refused while released transfers are on their way."""
     actor.require("edit_scenario")
-    with Session(engine) as session:
-        record = session.get(SavedScenario, scenario_id)
-        if record is None:
-            raise WorkflowError(f"no saved scenario with id {scenario_id}")
-        released = session.exec(
-            select(PlanLine.transfer_id).where(
-                PlanLine.scenario_id == scenario_id, col(PlanLine.released_at).is_not(None)
-            )
-        ).all()
+    with UnitOfWork(engine) as uow:
+        record = _get(uow, scenario_id)
+        released = uow.plans.released_ids(scenario_id)
         if released and record.status != "received":
             raise IllegalTransition(
                 f"{record.name!r} has {len(released)} released transfer(s) in transit; confirm their receipt before deleting it"
@@ -452,10 +417,8 @@ def delete_scenario(*, engine: Engine, actor: Actor, scenario_id: int) -> None:
             "params": json.loads(record.params),
             "summary": {k: v for k, v in json.loads(record.summary or "{}").items() if k != "result"},
         }
-        session.exec(delete(PlanLine).where(PlanLine.scenario_id == scenario_id))
-        session.delete(record)
-        audit.record(
-            session,
+        uow.plans.delete(record)
+        uow.record(
             actor=actor,
             action="scenario_deleted",
             object_type="scenario",
@@ -464,7 +427,7 @@ def delete_scenario(*, engine: Engine, actor: Actor, scenario_id: int) -> None:
             summary=f"deleted scenario {record.name!r}",
             before=before,
         )
-        session.commit()
+        uow.commit()
 
 
 # ----------------------------------------------------------------------------- solving around decisions
@@ -475,19 +438,8 @@ def released_in_transit(*, engine: Engine, dataset_id: int, exclude_scenario: in
 
     The dataset's own in_transit column predates these releases (see the README).
     """
-    with Session(engine) as session:
-        rows = session.exec(
-            select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.qty)
-            .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
-            .where(
-                SavedScenario.dataset_id == dataset_id,
-                SavedScenario.id != (exclude_scenario or -1),
-                SavedScenario.status != "received",
-                col(PlanLine.released_at).is_not(None),
-            )
-            .order_by(PlanLine.scenario_id, PlanLine.transfer_id)
-        ).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=LINE_KEYS + ["qty"])
+    with UnitOfWork(engine) as uow:
+        return uow.plans.released_in_transit(dataset_id, exclude_scenario)
 
 
 def commitments_for(*, engine: Engine, scenario_id: int) -> Commitments:
@@ -510,14 +462,8 @@ def _network(engine: Engine, record: ScenarioPublic, network: Network | None) ->
 
 
 def _bump(session: Session, scenario_id: int, states: Iterable[str], revision: int | None = None) -> bool:
-    """Take the plan's lock: bump its revision if it is in one of ``states`` (and at ``revision``)."""
-    cond = [SavedScenario.id == scenario_id, col(SavedScenario.status).in_(list(states))]
-    if revision is not None:
-        cond.append(SavedScenario.revision == revision)
-    result = session.execute(
-        update(SavedScenario).where(*cond).values(revision=SavedScenario.revision + 1, updated_at=audit.now())
-    )
-    return result.rowcount == 1
+    """Take the plan's lock (:meth:`PlanRepository.lock`)."""
+    return PlanRepository(session).lock(scenario_id, states, revision)
 
 
 def _refused(engine: Engine, scenario_id: int, doing: str) -> WorkflowError:

@@ -1,0 +1,103 @@
+"""The plans repository: saved scenarios and their lines, by intent (cosmicpython's Repository).
+
+Every query the plan workflow needs, named for what it answers; the SQL stays here, so a
+different database touches ``store/`` alone. Methods work inside the caller's unit of
+work (:class:`rebal_core.store.unit_of_work.UnitOfWork`) and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+from sqlalchemy import update
+from sqlmodel import Session, col, delete, select
+
+from rebal_core.store.audit import now
+from rebal_core.store.tables import PlanLine, SavedScenario
+
+
+class PlanRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    # --- saved scenarios
+    def get(self, scenario_id: int) -> SavedScenario | None:
+        return self.session.get(SavedScenario, scenario_id)
+
+    def list(self, dataset_id: int | None = None) -> list[SavedScenario]:
+        """Most recently changed first."""
+        query = select(SavedScenario).order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
+        if dataset_id is not None:
+            query = query.where(SavedScenario.dataset_id == dataset_id)
+        return list(self.session.exec(query).all())
+
+    def find(self, name: str, dataset_id: int | None = None) -> SavedScenario | None:
+        """The scenario of that name (on that dataset, else the most recently changed one)."""
+        query = (
+            select(SavedScenario)
+            .where(SavedScenario.name == name.strip())
+            .order_by(SavedScenario.updated_at.desc(), SavedScenario.id.desc())
+        )
+        if dataset_id is not None:
+            query = query.where(SavedScenario.dataset_id == dataset_id)
+        return self.session.exec(query).first()
+
+    def name_taken(self, dataset_id: int, name: str, but: int | None = None) -> bool:
+        query = select(SavedScenario.id).where(SavedScenario.dataset_id == dataset_id, SavedScenario.name == name)
+        return any(i != but for i in self.session.exec(query).all())
+
+    def add(self, record: SavedScenario) -> SavedScenario:
+        self.session.add(record)
+        self.session.flush()
+        return record
+
+    def delete(self, record: SavedScenario) -> None:
+        """The scenario and every line of its plan."""
+        self.session.exec(delete(PlanLine).where(PlanLine.scenario_id == record.id))
+        self.session.delete(record)
+
+    def lock(self, scenario_id: int, states: Iterable[str], revision: int | None = None) -> bool:
+        """Take the plan's lock: bump its revision if it is in one of ``states`` (and at ``revision``).
+        False when someone changed it meanwhile (the caller refuses, nothing was changed)."""
+        cond = [SavedScenario.id == scenario_id, col(SavedScenario.status).in_(list(states))]
+        if revision is not None:
+            cond.append(SavedScenario.revision == revision)
+        result = self.session.execute(
+            update(SavedScenario).where(*cond).values(revision=SavedScenario.revision + 1, updated_at=now())
+        )
+        return result.rowcount == 1
+
+    # --- plan lines
+    def lines(self, scenario_id: int) -> list[PlanLine]:
+        """Every line of the plan, rejected ones included, by transfer id."""
+        return list(
+            self.session.exec(
+                select(PlanLine).where(PlanLine.scenario_id == scenario_id).order_by(PlanLine.transfer_id)
+            ).all()
+        )
+
+    def released_ids(self, scenario_id: int) -> list[str]:
+        """Transfer ids of the plan's lines that have been released (on their way or received)."""
+        return list(
+            self.session.exec(
+                select(PlanLine.transfer_id).where(
+                    PlanLine.scenario_id == scenario_id, col(PlanLine.released_at).is_not(None)
+                )
+            ).all()
+        )
+
+    def released_in_transit(self, dataset_id: int, exclude_scenario: int | None = None) -> pd.DataFrame:
+        """Lines released by plans on ``dataset_id`` and not yet received (sku, from, to, qty)."""
+        rows = self.session.exec(
+            select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.qty)
+            .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
+            .where(
+                SavedScenario.dataset_id == dataset_id,
+                SavedScenario.id != (exclude_scenario or -1),
+                SavedScenario.status != "received",
+                col(PlanLine.released_at).is_not(None),
+            )
+            .order_by(PlanLine.scenario_id, PlanLine.transfer_id)
+        ).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=["sku_id", "from_site_id", "to_site_id", "qty"])
