@@ -301,6 +301,32 @@ def save_scenario(
 ) -> ScenarioPublic:
     """Persist a scenario as a draft without a plan (:func:`solve_scenario` makes and stores its plan)."""
     actor.require("save_scenario")
+    with UnitOfWork(engine) as uow:
+        record = _new_scenario(uow, engine, actor, dataset_id, scenario, name, method, time_limit)
+        uow.record(
+            actor=actor,
+            action="scenario_saved",
+            object_type="scenario",
+            object_id=record.id,
+            dataset_id=dataset_id,
+            summary=f"saved scenario {record.name!r}",
+            after={"params": scenario.as_dict(), "method": method, "time_limit": time_limit},
+        )
+        uow.commit()
+        return ScenarioPublic.model_validate(uow.refresh(record))
+
+
+def _new_scenario(
+    uow: UnitOfWork,
+    engine: Engine,
+    actor: Actor,
+    dataset_id: int,
+    scenario: Scenario,
+    name: str | None,
+    method: str,
+    time_limit: float,
+) -> SavedScenario:
+    """A new draft scenario in ``uow`` (validated; not committed)."""
     name = (name or scenario.name).strip()
     if not name:
         raise WorkflowError("a scenario needs a name")
@@ -312,11 +338,11 @@ def save_scenario(
         raise WorkflowError(f"method must be 'optimize' or 'greedy', got {method!r}")
     if not time_limit > 0:
         raise WorkflowError(f"the time limit must be > 0 seconds, got {time_limit!r}")
+    if uow.plans.name_taken(dataset_id, name):
+        raise WorkflowError(f"a scenario named {name!r} already exists for this dataset; choose another name")
     now = audit.now()
-    with Session(engine) as session:
-        if _name_taken(session, dataset_id, name):
-            raise WorkflowError(f"a scenario named {name!r} already exists for this dataset; choose another name")
-        record = SavedScenario(
+    return uow.plans.add(
+        SavedScenario(
             dataset_id=dataset_id,
             name=name,
             params=json.dumps(scenario.as_dict()),
@@ -327,41 +353,21 @@ def save_scenario(
             updated_at=now,
             solver_version=SOLVER_VERSION,
         )
-        session.add(record)
-        session.flush()
-        audit.record(
-            session,
-            actor=actor,
-            action="scenario_saved",
-            object_type="scenario",
-            object_id=record.id,
-            dataset_id=dataset_id,
-            summary=f"saved scenario {name!r}",
-            after={"params": scenario.as_dict(), "method": method, "time_limit": time_limit},
-        )
-        session.commit()
-        session.refresh(record)
-        return ScenarioPublic.model_validate(record)
+    )
 
 
 def clone_scenario(
     *, engine: Engine, actor: Actor, scenario_id: int, name: str, dataset_id: int | None = None
 ) -> ScenarioPublic:
     """A new draft with the same parameters (on the same or another dataset); solve it to get its plan."""
-    source = get_scenario(engine=engine, scenario_id=scenario_id)
-    params = parameters(source)
-    out = save_scenario(
-        engine=engine,
-        actor=actor,
-        dataset_id=dataset_id or source.dataset_id,
-        scenario=params,
-        name=name,
-        method=source.method,
-        time_limit=source.time_limit,
-    )
-    with Session(engine) as session:
-        audit.record(
-            session,
+    actor.require("save_scenario")
+    with UnitOfWork(engine) as uow:
+        source = _get(uow, scenario_id)
+        params = parameters(ScenarioPublic.model_validate(source))
+        out = _new_scenario(
+            uow, engine, actor, dataset_id or source.dataset_id, params, name, source.method, source.time_limit
+        )
+        uow.record(
             actor=actor,
             action="scenario_cloned",
             object_type="scenario",
@@ -369,10 +375,10 @@ def clone_scenario(
             dataset_id=out.dataset_id,
             summary=f"cloned {source.name!r} (id {source.id}) as {out.name!r}",
             before={"id": source.id},
-            after={"id": out.id},
+            after={"id": out.id, "params": params.as_dict(), "method": source.method, "time_limit": source.time_limit},
         )
-        session.commit()
-    return out
+        uow.commit()
+        return ScenarioPublic.model_validate(uow.refresh(out))
 
 
 def rename_scenario(*, engine: Engine, actor: Actor, scenario_id: int, name: str) -> ScenarioPublic:
