@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import ortools
 import pandas as pd
-from sqlalchemy import Engine, and_, exists, or_, update
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
@@ -67,7 +67,6 @@ from rebal_core.store import audit
 from rebal_core.store.plans import PlanRepository
 from rebal_core.store.tables import (
     AuditEvent,
-    Dataset,
     PlanLine,
     PolicyVersion,
     SavedScenario,
@@ -773,9 +772,8 @@ def firm_line(
         session.add(line)
         session.flush()
         broken = _rescore(session, record, net)
-        _reassess(
-            session, record, current_policy(engine=engine)
-        )  # a firm line above the policy waits for another approver
+        # a firm line above the policy waits for another approver
+        _reassess(PlanRepository(session), record, current_policy(engine=engine))
         mine = [b for b in broken if b.touches(line.sku_id, line.from_site_id, line.to_site_id)]
         if mine:
             session.rollback()
@@ -829,9 +827,9 @@ def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[Vio
 # ----------------------------------------------------------------------------- lifecycle
 
 
-def _reassess(session: Session, record: ScenarioPublic, policy: Policy) -> list[PlanLine]:
+def _reassess(plans: PlanRepository, record: ScenarioPublic, policy: Policy) -> list[PlanLine]:
     """Every line's ``needs_approval`` under the policy in force, from its current quantity and cost."""
-    rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == record.id)).all()
+    rows = plans.lines(record.id)
     if not rows:
         return rows
     frame = pd.DataFrame(
@@ -850,13 +848,13 @@ def _reassess(session: Session, record: ScenarioPublic, policy: Policy) -> list[
     for r, needs, rule in zip(rows, assessed["needs_approval"], assessed["approval_rule"]):
         if r.released_at is None:
             r.needs_approval, r.approval_rule = bool(needs), rule
-            session.add(r)
+            plans.save(r)
     return rows
 
 
-def _approve_by_policy(session: Session, actor: Actor, record: ScenarioPublic, policy: Policy) -> int:
+def _approve_by_policy(plans: PlanRepository, actor: Actor, record: ScenarioPublic, policy: Policy) -> int:
     """Re-assess every line under the policy in force; approve the proposed ones under its thresholds."""
-    rows = _reassess(session, record, policy)
+    rows = _reassess(plans, record, policy)
     now, n = audit.now(), 0
     for r in rows:
         if r.status == "proposed" and not r.needs_approval and r.released_at is None:
@@ -867,7 +865,7 @@ def _approve_by_policy(session: Session, actor: Actor, record: ScenarioPublic, p
                 r.version + 1,
             )
             n += 1
-        session.add(r)
+        plans.save(r)
     return n
 
 
@@ -896,37 +894,20 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
             raise IllegalTransition(
                 f"cannot approve {record.name!r}: {len(waiting)} line(s) still need a decision ({', '.join(waiting['transfer_id'].head(5))}{'...' if len(waiting) > 5 else ''})"
             )
-    with Session(engine) as session:
-        cond = [SavedScenario.id == scenario_id, SavedScenario.status == record.status]
-        if event == "approve":  # checked again inside the statement: no decision may have been undone meanwhile
-            cond.append(
-                ~exists().where(
-                    and_(
-                        PlanLine.scenario_id == scenario_id,
-                        or_(PlanLine.status == "proposed", and_(PlanLine.status == "firm", PlanLine.needs_approval)),
-                    )
-                )
-            )
-        done = session.execute(
-            update(SavedScenario)
-            .where(*cond)
-            .values(status=target, revision=SavedScenario.revision + 1, updated_at=audit.now())
-        )
-        if done.rowcount != 1:
+    with UnitOfWork(engine) as uow:
+        # checked again inside the statement on approval: no decision may have been undone meanwhile
+        if not uow.plans.move(scenario_id, record.status, target, no_open_lines=event == "approve"):
             raise _refused(engine, scenario_id, event.replace("_", " ") + " it")
         detail = ""
         if event == "submit":
-            n = _approve_by_policy(session, actor, record, policy)
-            session.execute(
-                update(SavedScenario).where(SavedScenario.id == scenario_id).values(policy_version=policy.version)
-            )
+            n = _approve_by_policy(uow.plans, actor, record, policy)
+            uow.plans.set_policy_version(scenario_id, policy.version)
             detail = f"; {n} line(s) under policy v{policy.version} approved automatically"
         if event == "release":
-            _refuse_double_moves(session, record)  # inside the release's transaction: two releases cannot both pass
-            n = _stamp_release(session, actor, scenario_id)
+            _refuse_double_moves(uow.plans, record)  # inside the release's transaction: two releases cannot both pass
+            n = uow.plans.stamp_release(scenario_id, actor.username)
             detail = f"; {n} transfer order(s) released"
-        audit.record(
-            session,
+        uow.record(
             actor=actor,
             action=f"plan_{event}",
             object_type="scenario",
@@ -937,23 +918,8 @@ def transition(*, engine: Engine, actor: Actor, scenario_id: int, event: str, no
             before={"status": record.status},
             after={"status": target},
         )
-        session.commit()
+        uow.commit()
     return get_scenario(engine=engine, scenario_id=scenario_id)
-
-
-def _releasable():
-    """Lines that may go out: approved, or firm within the policy. A firm line above it waits for its approver."""
-    return or_(PlanLine.status == "approved", and_(PlanLine.status == "firm", ~col(PlanLine.needs_approval)))
-
-
-def _stamp_release(session: Session, actor: Actor, scenario_id: int) -> int:
-    now = audit.now()
-    done = session.execute(
-        update(PlanLine)
-        .where(PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None))
-        .values(released_at=now, released_by=actor.username, version=PlanLine.version + 1)
-    )
-    return done.rowcount
 
 
 @dataclass
@@ -967,12 +933,8 @@ class ReleasePreview:
 
 
 def release_preview(*, engine: Engine, scenario_id: int) -> ReleasePreview:
-    with Session(engine) as session:
-        rows = session.exec(
-            select(PlanLine).where(
-                PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None)
-            )
-        ).all()
+    with UnitOfWork(engine) as uow:
+        rows = uow.plans.releasable(scenario_id)
     return ReleasePreview(
         len(rows),
         sum(r.qty for r in rows),
@@ -981,29 +943,16 @@ def release_preview(*, engine: Engine, scenario_id: int) -> ReleasePreview:
     )
 
 
-def _refuse_double_moves(session: Session, record: ScenarioPublic) -> None:
+def _refuse_double_moves(plans: PlanRepository, record: ScenarioPublic) -> None:
     """Execution is idempotent across plans: a line that would move a sku again on a lane (or its
     reverse) where another plan's released transfer is still in transit is refused with what to do.
 
     Runs in the release's own transaction after its first write, with the dataset's row locked
     (PostgreSQL; SQLite serialises writers anyway), so two releases cannot both pass the check.
     """
-    session.exec(select(Dataset.id).where(Dataset.id == record.dataset_id).with_for_update()).first()
-    going = session.exec(
-        select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, PlanLine.transfer_id).where(
-            PlanLine.scenario_id == record.id, _releasable(), col(PlanLine.released_at).is_(None)
-        )
-    ).all()
-    moving = session.exec(
-        select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, SavedScenario.name)
-        .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
-        .where(
-            SavedScenario.dataset_id == record.dataset_id,
-            SavedScenario.id != record.id,
-            SavedScenario.status != "received",
-            col(PlanLine.released_at).is_not(None),
-        )
-    ).all()
+    plans.lock_dataset(record.dataset_id)
+    going = [(r.sku_id, r.from_site_id, r.to_site_id, r.transfer_id) for r in plans.releasable(record.id)]
+    moving = plans.moving_elsewhere(record.dataset_id, record.id)
     if not going or not moving:
         return
     busy = {}
@@ -1023,16 +972,15 @@ def release_approved(*, engine: Engine, actor: Actor, scenario_id: int) -> int:
     """Release the approved lines of a plan still in review (the rest wait for their approver)."""
     actor.require("release")
     record = get_scenario(engine=engine, scenario_id=scenario_id)
-    with Session(engine) as session:
-        if not _bump(session, scenario_id, ("in_review",)):
+    with UnitOfWork(engine) as uow:
+        if not uow.plans.lock(scenario_id, ("in_review",)):
             raise IllegalTransition(
                 f"approved lines are released early only from a plan in review; {record.name!r} is {STATE_WORDS[record.status]}"
             )
-        _refuse_double_moves(session, record)
-        n = _stamp_release(session, actor, scenario_id)
+        _refuse_double_moves(uow.plans, record)
+        n = uow.plans.stamp_release(scenario_id, actor.username)
         if n:
-            audit.record(
-                session,
+            uow.record(
                 actor=actor,
                 action="lines_released",
                 object_type="scenario",
@@ -1041,9 +989,7 @@ def release_approved(*, engine: Engine, actor: Actor, scenario_id: int) -> int:
                 summary=f"{record.name!r}: released {n} approved line(s) while the rest is in review",
                 after={"released": n},
             )
-            session.commit()
-        else:
-            session.rollback()
+            uow.commit()  # nothing released: nothing kept (the lock's bump rolls back)
     return n
 
 

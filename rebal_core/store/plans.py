@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pandas as pd
-from sqlalchemy import update
+from sqlalchemy import and_, exists, or_, update
 from sqlmodel import Session, col, delete, select
 
 from rebal_core.store.audit import now
-from rebal_core.store.tables import PlanLine, SavedScenario
+from rebal_core.store.tables import Dataset, PlanLine, SavedScenario
+
+
+def _releasable():
+    """Lines that may go out: approved, or firm within the policy. A firm line above it waits for its approver."""
+    return or_(PlanLine.status == "approved", and_(PlanLine.status == "firm", ~col(PlanLine.needs_approval)))
 
 
 class PlanRepository:
@@ -101,3 +106,72 @@ class PlanRepository:
             .order_by(PlanLine.scenario_id, PlanLine.transfer_id)
         ).all()
         return pd.DataFrame([tuple(r) for r in rows], columns=["sku_id", "from_site_id", "to_site_id", "qty"])
+
+    def save(self, row: PlanLine | SavedScenario) -> None:
+        self.session.add(row)
+
+    # --- lifecycle and release
+    def move(self, scenario_id: int, from_status: str, to_status: str, no_open_lines: bool = False) -> bool:
+        """Move the plan from ``from_status`` to ``to_status`` (its lock taken); with ``no_open_lines``
+        only while no line waits for a decision, checked inside the statement (a decision undone
+        meanwhile cannot slip through). False when the plan changed meanwhile."""
+        cond = [SavedScenario.id == scenario_id, SavedScenario.status == from_status]
+        if no_open_lines:
+            cond.append(
+                ~exists().where(
+                    and_(
+                        PlanLine.scenario_id == scenario_id,
+                        or_(PlanLine.status == "proposed", and_(PlanLine.status == "firm", PlanLine.needs_approval)),
+                    )
+                )
+            )
+        done = self.session.execute(
+            update(SavedScenario)
+            .where(*cond)
+            .values(status=to_status, revision=SavedScenario.revision + 1, updated_at=now())
+        )
+        return done.rowcount == 1
+
+    def set_policy_version(self, scenario_id: int, version: int) -> None:
+        self.session.execute(
+            update(SavedScenario).where(SavedScenario.id == scenario_id).values(policy_version=version)
+        )
+
+    def releasable(self, scenario_id: int) -> list[PlanLine]:
+        """Lines that would go out on release: approved or firm within the policy, not released yet."""
+        return list(
+            self.session.exec(
+                select(PlanLine).where(
+                    PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None)
+                )
+            ).all()
+        )
+
+    def stamp_release(self, scenario_id: int, username: str) -> int:
+        """Mark the releasable lines released now, by ``username``; how many."""
+        done = self.session.execute(
+            update(PlanLine)
+            .where(PlanLine.scenario_id == scenario_id, _releasable(), col(PlanLine.released_at).is_(None))
+            .values(released_at=now(), released_by=username, version=PlanLine.version + 1)
+        )
+        return done.rowcount
+
+    def lock_dataset(self, dataset_id: int) -> None:
+        """Row-lock the dataset until commit (PostgreSQL; SQLite serialises writers anyway)."""
+        self.session.exec(select(Dataset.id).where(Dataset.id == dataset_id).with_for_update()).first()
+
+    def moving_elsewhere(self, dataset_id: int, exclude_scenario: int) -> list[tuple[str, str, str, str]]:
+        """(sku, from, to, plan name) of lines other plans on the dataset released and are not received."""
+        return [
+            tuple(r)
+            for r in self.session.exec(
+                select(PlanLine.sku_id, PlanLine.from_site_id, PlanLine.to_site_id, SavedScenario.name)
+                .join(SavedScenario, SavedScenario.id == PlanLine.scenario_id)
+                .where(
+                    SavedScenario.dataset_id == dataset_id,
+                    SavedScenario.id != exclude_scenario,
+                    SavedScenario.status != "received",
+                    col(PlanLine.released_at).is_not(None),
+                )
+            ).all()
+        ]
