@@ -27,7 +27,7 @@ import ortools
 import pandas as pd
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, select
 
 from rebal_core import __version__, store
 from rebal_core.decisions.planning import (
@@ -519,23 +519,17 @@ def solve_scenario(
     except ValueError as exc:  # CommitmentsInvalid: fixed lines that break a rule
         raise WorkflowError(f"the kept lines break the plan's rules: {exc}") from None
     policy = current_policy(engine=engine)
-    with Session(engine) as session:
-        if not _bump(session, scenario_id, ("draft",), revision=record.revision):
+    with UnitOfWork(engine) as uow:
+        if not uow.plans.lock(scenario_id, ("draft",), revision=record.revision):
             if get_scenario(engine=engine, scenario_id=scenario_id).status != "draft":
                 raise _refused(engine, scenario_id, "store the new plan")
             raise Conflict(
                 f"{record.name!r} was changed while it was being solved; solve again to include those changes"
             )
-        old = {
-            r.transfer_id: r for r in session.exec(select(PlanLine).where(PlanLine.scenario_id == scenario_id)).all()
-        }
+        old = {r.transfer_id: r for r in uow.plans.lines(scenario_id)}
         keep = {t for t, r in old.items() if r.status == "rejected"}
-        session.exec(
-            delete(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).not_in(keep))
-        )
-        session.flush()
         records = _line_records(scenario_id, plan, {t: r for t, r in old.items() if t not in keep}, policy)
-        session.add_all(records)
+        uow.plans.replace_lines(scenario_id, keep, records)
         now = audit.now()
         values = {
             "params": json.dumps(params.as_dict()),
@@ -548,10 +542,9 @@ def solve_scenario(
             "solver_version": SOLVER_VERSION,
             "policy_version": policy.version,
         }
-        session.execute(update(SavedScenario).where(SavedScenario.id == scenario_id).values(**values))
+        uow.plans.update(scenario_id, **values)
         s = plan.summary()
-        audit.record(
-            session,
+        uow.record(
             actor=actor,
             action="plan_solved",
             object_type="scenario",
@@ -570,7 +563,7 @@ def solve_scenario(
                 "status": plan.solver_status,
             },
         )
-        session.commit()
+        uow.commit()
     return get_scenario(engine=engine, scenario_id=scenario_id)
 
 

@@ -175,3 +175,15 @@ class PlanRepository:
                 )
             ).all()
         ]
+
+    def update(self, scenario_id: int, **values) -> None:
+        """Set columns of a saved scenario (the caller holds its lock)."""
+        self.session.execute(update(SavedScenario).where(SavedScenario.id == scenario_id).values(**values))
+
+    def replace_lines(self, scenario_id: int, keep: set[str], new: list[PlanLine]) -> None:
+        """The plan's lines become ``new`` plus the ones whose transfer ids are in ``keep``."""
+        self.session.exec(
+            delete(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).not_in(keep))
+        )
+        self.session.flush()
+        self.session.add_all(new)
