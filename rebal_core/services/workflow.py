@@ -27,7 +27,7 @@ import ortools
 import pandas as pd
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from rebal_core import __version__, store
 from rebal_core.decisions.planning import (
@@ -655,15 +655,10 @@ def decide_lines(
     net = _network(engine, record, network) if action in ("reject", "reset") else None
     four_eyes = current_policy(engine=engine).four_eyes
     result = LineResult()
-    with Session(engine) as session:
-        if not _bump(session, scenario_id, LINE_ACTIONS[action][0]):
+    with UnitOfWork(engine) as uow:
+        if not uow.plans.lock(scenario_id, LINE_ACTIONS[action][0]):
             raise _refused(engine, scenario_id, f"{action} lines")
-        rows = {
-            r.transfer_id: r
-            for r in session.exec(
-                select(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).in_(ids))
-            ).all()
-        }
+        rows = uow.plans.lines_by_id(scenario_id, ids)
         now = audit.now()
         changes = []
         for tid in ids:
@@ -691,18 +686,16 @@ def decide_lines(
                     "",
                 )
             line.decided_by, line.decided_at, line.version = actor.username, now, line.version + 1
-            session.add(line)
+            uow.plans.save(line)
             result.changed.append(tid)
             changes.append((tid, before, {"status": line.status, "qty": line.qty}))
         if not result.changed:
-            session.rollback()
-            return result
-        session.flush()
+            return result  # nothing committed: the lock's bump rolls back
+        uow.plans.flush()
         if net is not None:
-            _rescore(session, record, net)
+            _rescore(uow.plans, record, net)
         for tid, before, after in changes:
-            audit.record(
-                session,
+            uow.record(
                 actor=actor,
                 action=LINE_EVENTS[action],
                 object_type="plan_line",
@@ -712,7 +705,7 @@ def decide_lines(
                 before=before,
                 after=after,
             )
-        session.commit()
+        uow.commit()
     return result
 
 
@@ -740,19 +733,17 @@ def firm_line(
             f"{transfer_id}: quantity must be a whole number > 0 (reject the line to move nothing), got {qty!r}"
         )
     net = _network(engine, record, network)
-    with Session(engine) as session:
-        if not _bump(session, scenario_id, LINE_ACTIONS["firm"][0]):
+    with UnitOfWork(engine) as uow:
+        if not uow.plans.lock(scenario_id, LINE_ACTIONS["firm"][0]):
             raise _refused(engine, scenario_id, "edit lines")
-        line = session.get(PlanLine, (scenario_id, transfer_id))
+        line = uow.plans.line(scenario_id, transfer_id)
         why = f"{transfer_id}: not a line of this plan" if line is None else _line_refusal(line, "firm", version)
         if why is None and line.status == "rejected":
             why = f"{transfer_id}: is rejected; reset it first to edit it"
         if why:
-            session.rollback()
             return LineResult(skipped=[why])
         pack = _pack(line)
         if qty % pack:
-            session.rollback()
             raise WorkflowError(f"{transfer_id}: {qty} is not a whole number of packs of {pack}")
         before = {"status": line.status, "qty": line.qty}
         line.qty, line.packs, line.status, line.note = int(qty), int(qty) // pack, "firm", note.strip()
@@ -762,19 +753,17 @@ def firm_line(
             line.version + 1,
             actor.username,
         )
-        session.add(line)
-        session.flush()
-        broken = _rescore(session, record, net)
+        uow.plans.save(line)
+        uow.plans.flush()
+        broken = _rescore(uow.plans, record, net)
         # a firm line above the policy waits for another approver
-        _reassess(PlanRepository(session), record, current_policy(engine=engine))
+        _reassess(uow.plans, record, current_policy(engine=engine))
         mine = [b for b in broken if b.touches(line.sku_id, line.from_site_id, line.to_site_id)]
         if mine:
-            session.rollback()
             raise WorkflowError(
                 f"{transfer_id}: {qty} units would break the plan's rules: " + "; ".join(map(str, mine))
             )
-        audit.record(
-            session,
+        uow.record(
             actor=actor,
             action="line_edited",
             object_type="plan_line",
@@ -785,13 +774,13 @@ def firm_line(
             before=before,
             after={"status": "firm", "qty": int(qty)},
         )
-        session.commit()
+        uow.commit()
     return LineResult(changed=[transfer_id])
 
 
-def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[Violation]:
+def _rescore(plans: PlanRepository, record: ScenarioPublic, net: Network) -> list[Violation]:
     """Re-score the plan from its current lines (after a rejection, reset or edit); returns broken rules."""
-    rows = session.exec(select(PlanLine).where(PlanLine.scenario_id == record.id)).all()
+    rows = plans.lines(record.id)
     frame = pd.DataFrame([r.model_dump() for r in rows], columns=list(PlanLine.model_fields))
     plan, broken = score_lines(net, record, frame)
     figures = plan.table.set_index("transfer_id")
@@ -803,7 +792,7 @@ def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[Vio
             r.shortage_avoided, r.excess_avoided = float(f["shortage_avoided"]), float(f["excess_avoided"])
             r.value = float(r.qty * unit_cost.get(r.sku_id, 0.0))
             r.reason = str(f["reason"])
-            session.add(r)
+            plans.save(r)
     old = json.loads(record.summary or "{}")
     solved = old.get("solved") or {k: old.get(k) for k in ("network_cost_after", "lower_bound", "gap", "solver_status")}
     extra = {
@@ -811,9 +800,7 @@ def _rescore(session: Session, record: ScenarioPublic, net: Network) -> list[Vio
         "solved": solved,
         "result": old.get("result", []),
     }  # the lines as solved stay for reproduction
-    session.execute(
-        update(SavedScenario).where(SavedScenario.id == record.id).values(summary=_plan_summary(plan, extra))
-    )
+    plans.update(record.id, summary=_plan_summary(plan, extra))
     return broken
 
 

@@ -187,3 +187,16 @@ class PlanRepository:
         )
         self.session.flush()
         self.session.add_all(new)
+
+    def line(self, scenario_id: int, transfer_id: str) -> PlanLine | None:
+        return self.session.get(PlanLine, (scenario_id, transfer_id))
+
+    def lines_by_id(self, scenario_id: int, transfer_ids: list[str]) -> dict[str, PlanLine]:
+        rows = self.session.exec(
+            select(PlanLine).where(PlanLine.scenario_id == scenario_id, col(PlanLine.transfer_id).in_(transfer_ids))
+        ).all()
+        return {r.transfer_id: r for r in rows}
+
+    def flush(self) -> None:
+        """Send pending changes (so queries in the same transaction see them)."""
+        self.session.flush()
