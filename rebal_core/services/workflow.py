@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import ortools
 import pandas as pd
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
 from rebal_core import __version__, store
 from rebal_core.decisions.planning import (
@@ -223,10 +222,6 @@ def in_plan(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- writing plans
-
-
-def _name_taken(session: Session, dataset_id: int, name: str, but: int | None = None) -> bool:
-    return PlanRepository(session).name_taken(dataset_id, name, but)
 
 
 def _line_records(scenario_id: int, plan: Plan, old: dict[str, PlanLine], policy: Policy) -> list[PlanLine]:
@@ -464,11 +459,6 @@ def commitments_for(*, engine: Engine, scenario_id: int) -> Commitments:
 
 def _network(engine: Engine, record: ScenarioPublic, network: Network | None) -> Network:
     return network if network is not None else datasets.load_network(engine=engine, dataset_id=record.dataset_id)
-
-
-def _bump(session: Session, scenario_id: int, states: Iterable[str], revision: int | None = None) -> bool:
-    """Take the plan's lock (:meth:`PlanRepository.lock`)."""
-    return PlanRepository(session).lock(scenario_id, states, revision)
 
 
 def _refused(engine: Engine, scenario_id: int, doing: str) -> WorkflowError:
@@ -1045,9 +1035,8 @@ def export_orders(*, engine: Engine, actor: Actor, scenario_id: int, file_format
         raise IllegalTransition(
             f"{record.name!r} is {STATE_WORDS[record.status]} and has no released lines; approve it before exporting transfer orders"
         )
-    with Session(engine) as session:
-        audit.record(
-            session,
+    with UnitOfWork(engine) as uow:
+        uow.record(
             actor=actor,
             action="orders_exported",
             object_type="scenario",
@@ -1056,7 +1045,7 @@ def export_orders(*, engine: Engine, actor: Actor, scenario_id: int, file_format
             summary=f"{record.name!r}: exported {len(orders)} transfer order(s) as {file_format}",
             after={"orders": len(orders), "units": int(orders["qty"].sum()) if len(orders) else 0},
         )
-        session.commit()
+        uow.commit()
     return orders
 
 
@@ -1217,12 +1206,9 @@ def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: s
     if critical.empty:
         raise WorkflowError(f"{dataset.name!r} has no critical signal findings; nothing to override")
     override = {"by": actor.username, "at": str(audit.now()), "reason": reason}
-    with Session(engine) as session:
-        session.execute(
-            update(store.Dataset).where(store.Dataset.id == dataset_id).values(signal_override=json.dumps(override))
-        )
-        audit.record(
-            session,
+    with UnitOfWork(engine) as uow:
+        uow.corrections.override_signals(dataset_id, json.dumps(override))
+        uow.record(
             actor=actor,
             action="signals_overridden",
             object_type="dataset",
@@ -1232,7 +1218,7 @@ def override_signals(*, engine: Engine, actor: Actor, dataset_id: int, reason: s
             before={"critical": critical["message"].tolist()},
             after=override,
         )
-        session.commit()
+        uow.commit()
 
 
 def count_discrepancies(
@@ -1258,15 +1244,8 @@ def count_discrepancies(
 
 
 def adjustments(*, engine: Engine, dataset_id: int) -> pd.DataFrame:
-    with Session(engine) as session:
-        rows = [
-            r.model_dump()
-            for r in session.exec(
-                select(StockAdjustment)
-                .where(StockAdjustment.dataset_id == dataset_id)
-                .order_by(StockAdjustment.site_id, StockAdjustment.sku_id)
-            ).all()
-        ]
+    with UnitOfWork(engine) as uow:
+        rows = [r.model_dump() for r in uow.corrections.adjustments(dataset_id)]
     return pd.DataFrame(rows, columns=list(StockAdjustment.model_fields))
 
 
@@ -1285,20 +1264,19 @@ def propose_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, networ
     existing = adjustments(engine=engine, dataset_id=dataset_id)
     taken = set(zip(existing["site_id"], existing["sku_id"]))
     now, n = audit.now(), 0
-    with Session(engine) as session:
+    with UnitOfWork(engine) as uow:
         for r in found.itertuples():
             if (r.site_id, r.sku_id) in taken:
                 continue
             small = limit is not None and abs(r.adjustment_value) <= limit
-            session.add(StockAdjustment(
+            uow.corrections.add(StockAdjustment(
                 dataset_id=dataset_id, site_id=r.site_id, sku_id=r.sku_id, count_date=r.date.date(), system_qty=int(r.system_qty), counted_qty=int(r.counted_qty),
                 adjustment=int(r.adjustment), value=float(r.adjustment_value), discrepancy_class=r.discrepancy_class, evidence=r.evidence,
                 status="approved" if small else "proposed", decided_by=f"policy v{policy.version}" if small else None, decided_at=now if small else None,
             ))  # fmt: skip
             n += 1
         if n:
-            audit.record(
-                session,
+            uow.record(
                 actor=actor,
                 action="adjustments_proposed",
                 object_type="dataset",
@@ -1309,7 +1287,7 @@ def propose_adjustments(*, engine: Engine, actor: Actor, dataset_id: int, networ
                 else f"proposed {n} stock adjustment(s) from cycle counts",
                 after={"proposed": n},
             )
-        session.commit()
+        uow.commit()
     return n
 
 
@@ -1323,37 +1301,20 @@ def decide_adjustments(
     if action == "reject" and not note.strip():
         raise WorkflowError("a rejection needs a reason (it is kept in the audit log)")
     result = LineResult()
-    with Session(engine) as session:
+    with UnitOfWork(engine) as uow:
         for site, sku in positions:
-            row = session.get(StockAdjustment, (dataset_id, site, sku))
+            row = uow.corrections.adjustment(dataset_id, site, sku)
             if row is None or row.status != "proposed":
                 result.skipped.append(
                     f"{site}/{sku}: " + ("no such adjustment" if row is None else f"already {row.status}")
                 )
                 continue
-            done = session.execute(
-                update(StockAdjustment)
-                .where(
-                    StockAdjustment.dataset_id == dataset_id,
-                    StockAdjustment.site_id == site,
-                    StockAdjustment.sku_id == sku,
-                    StockAdjustment.version == row.version,
-                    StockAdjustment.status == "proposed",
-                )
-                .values(
-                    status="approved" if action == "approve" else "rejected",
-                    decided_by=actor.username,
-                    decided_at=audit.now(),
-                    note=note.strip(),
-                    version=row.version + 1,
-                )
-            )
-            if done.rowcount != 1:
+            status = "approved" if action == "approve" else "rejected"
+            if not uow.corrections.decide(row, status, actor.username, note.strip()):
                 result.skipped.append(f"{site}/{sku}: changed meanwhile; reload")
                 continue
             result.changed.append(f"{site}/{sku}")
-            audit.record(
-                session,
+            uow.record(
                 actor=actor,
                 action=f"adjustment_{action}d" if action == "approve" else "adjustment_rejected",
                 object_type="stock_adjustment",
@@ -1367,7 +1328,7 @@ def decide_adjustments(
                     "on_hand": row.counted_qty if action == "approve" else row.system_qty,
                 },
             )
-        session.commit()
+        uow.commit()
     return result
 
 
