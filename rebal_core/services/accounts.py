@@ -10,8 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlalchemy import Engine
 
 from rebal_core.errors import AccountError, AccountLocked, ConfigurationError  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.governance.identity import (
@@ -26,6 +25,7 @@ from rebal_core.services.datasets import FIRST_START
 from rebal_core.store import audit
 from rebal_core.store.database import DATA_DIR
 from rebal_core.store.tables import User, UserPublic
+from rebal_core.store.unit_of_work import UnitOfWork
 
 
 def _check_role(role: str) -> None:
@@ -47,8 +47,8 @@ def ensure_admin(*, engine: Engine) -> str | None:
     The password is ``REBAL_ADMIN_PASSWORD`` when set, else a random one written
     to ``password_file`` (readable by its owner only).
     """
-    with Session(engine) as session:
-        if session.exec(select(func.count()).select_from(User)).one():
+    with UnitOfWork(engine) as uow:
+        if uow.users.count():
             return None
         given = os.environ.get("REBAL_ADMIN_PASSWORD")
         if given is not None and password_problem(given):
@@ -57,7 +57,7 @@ def ensure_admin(*, engine: Engine) -> str | None:
                 f"password is written to {admin_password_file(engine)}"
             )
         password = given or secrets.token_urlsafe(12)
-        session.add(
+        uow.users.save(
             User(
                 username="admin",
                 display_name="Administrator",
@@ -66,8 +66,7 @@ def ensure_admin(*, engine: Engine) -> str | None:
                 created_at=audit.now(),
             )
         )
-        audit.record(
-            session,
+        uow.record(
             actor=FIRST_START,
             action="user_created",
             object_type="user",
@@ -75,7 +74,7 @@ def ensure_admin(*, engine: Engine) -> str | None:
             summary="first start: created user admin (role admin)",
             after={"role": "admin"},
         )
-        session.commit()
+        uow.commit()
     if os.environ.get("REBAL_ADMIN_PASSWORD"):
         return "Sign in as admin with the password in REBAL_ADMIN_PASSWORD, then change it on the Admin page."
     password_file = admin_password_file(engine)
@@ -104,29 +103,27 @@ def authenticate(*, engine: Engine, username: str, password: str) -> Actor | Non
     with back-off (:class:`AccountLocked`, even for the right password) until the time is up or an
     admin unlocks it."""
     name = username.strip()
-    with Session(engine) as session:
-        user = session.exec(select(User).where(User.username == name)).first()
+    with UnitOfWork(engine) as uow:
+        user = uow.users.by_name(name)
         ok = verify_password(user.password_hash if user is not None and user.password_hash else _DUMMY_HASH, password)
         if user is not None and ok and user.password_hash is None:
             ok = False
         now = audit.now()
         if user is not None and user.locked_until is not None and user.locked_until > now:
             wait = int((user.locked_until - now).total_seconds()) + 1
-            audit.record(
-                session,
+            uow.record(
                 actor=Actor(name[:120] or "?", "viewer"),
                 action="sign_in_failed",
                 object_type="user",
                 object_id=name[:120],
                 summary=f"sign-in as {name!r} refused: the account is locked for {wait} s more",
             )
-            session.commit()
+            uow.commit()
             raise AccountLocked(
                 f"too many failed sign-ins: this account is locked for {wait} more second(s); try later, or ask an admin to unlock it"
             )
         if user is None or not user.active or not ok:
-            audit.record(
-                session,
+            uow.record(
                 actor=Actor(name[:120] or "?", "viewer"),
                 action="sign_in_failed",
                 object_type="user",
@@ -138,40 +135,38 @@ def authenticate(*, engine: Engine, username: str, password: str) -> Actor | Non
                 seconds = lock_seconds(user.failed_sign_ins)
                 if seconds:
                     user.locked_until = now + dt.timedelta(seconds=seconds)
-                    audit.record(
-                        session,
+                    uow.record(
                         actor=Actor(name, "viewer"),
                         action="account_locked",
                         object_type="user",
                         object_id=name,
                         summary=f"{name} locked for {seconds} s after {user.failed_sign_ins} failed sign-ins in a row",
                     )
-                session.add(user)
-            session.commit()
+                uow.users.save(user)
+            uow.commit()
             return None
         if user.failed_sign_ins or user.locked_until is not None:
             user.failed_sign_ins, user.locked_until = 0, None
-            session.add(user)
+            uow.users.save(user)
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
-            session.add(user)
-        session.commit()
+            uow.users.save(user)
+        uow.commit()
         return Actor(user.username, user.role)
 
 
 def unlock_user(*, engine: Engine, actor: Actor, username: str) -> None:
     """An admin lifts a sign-in lock (audited)."""
     actor.require("manage_users")
-    with Session(engine) as session:
-        user = _user(session, username)
+    with UnitOfWork(engine) as uow:
+        user = _user(uow, username)
         before = {
             "failed_sign_ins": user.failed_sign_ins,
             "locked_until": str(user.locked_until) if user.locked_until else None,
         }
         user.failed_sign_ins, user.locked_until = 0, None
-        session.add(user)
-        audit.record(
-            session,
+        uow.users.save(user)
+        uow.record(
             actor=actor,
             action="account_unlocked",
             object_type="user",
@@ -179,7 +174,7 @@ def unlock_user(*, engine: Engine, actor: Actor, username: str) -> None:
             summary=f"{username} unlocked",
             before=before,
         )
-        session.commit()
+        uow.commit()
 
 
 def actor_for_oidc(*, engine: Engine, email: str, name: str = "") -> Actor | None:
@@ -187,13 +182,12 @@ def actor_for_oidc(*, engine: Engine, email: str, name: str = "") -> Actor | Non
     email = email.strip().lower()
     if not email:
         return None
-    with Session(engine) as session:
-        user = session.exec(select(User).where(func.lower(User.email) == email)).first()
+    with UnitOfWork(engine) as uow:
+        user = uow.users.by_email(email)
         if user is None:
             user = User(username=email, display_name=name, role="viewer", email=email, created_at=audit.now())
-            session.add(user)
-            audit.record(
-                session,
+            uow.users.save(user)
+            uow.record(
                 actor=Actor(email, "viewer"),
                 action="user_created",
                 object_type="user",
@@ -201,13 +195,13 @@ def actor_for_oidc(*, engine: Engine, email: str, name: str = "") -> Actor | Non
                 summary=f"first sign-in through the identity provider: {email} (viewer)",
                 after={"role": "viewer"},
             )
-            session.commit()
+            uow.commit()
         return Actor(user.username, user.role) if user.active else None
 
 
 def list_users(*, engine: Engine) -> list[UserPublic]:
-    with Session(engine) as session:
-        return [UserPublic.model_validate(u) for u in session.exec(select(User).order_by(User.username)).all()]
+    with UnitOfWork(engine) as uow:
+        return [UserPublic.model_validate(u) for u in uow.users.all()]
 
 
 def create_user(
@@ -227,8 +221,8 @@ def create_user(
     _check_role(role)
     if password is not None and password_problem(password):
         raise AccountError(password_problem(password))
-    with Session(engine) as session:
-        if session.exec(select(User).where(User.username == username)).first():
+    with UnitOfWork(engine) as uow:
+        if uow.users.by_name(username):
             raise AccountError(f"a user named {username!r} already exists")
         user = User(
             username=username,
@@ -238,9 +232,8 @@ def create_user(
             password_hash=hash_password(password) if password else None,
             created_at=audit.now(),
         )
-        session.add(user)
-        audit.record(
-            session,
+        uow.users.save(user)
+        uow.record(
             actor=actor,
             action="user_created",
             object_type="user",
@@ -248,13 +241,13 @@ def create_user(
             summary=f"created user {username} ({role})",
             after={"role": role, "email": user.email},
         )
-        session.commit()
-        session.refresh(user)
+        uow.commit()
+        uow.refresh(user)
         return UserPublic.model_validate(user)
 
 
-def _user(session: Session, username: str) -> User:
-    user = session.exec(select(User).where(User.username == username)).first()
+def _user(uow: UnitOfWork, username: str) -> User:
+    user = uow.users.by_name(username)
     if user is None:
         raise AccountError(f"no user named {username!r}")
     return user
@@ -267,20 +260,19 @@ def update_user(
     actor.require("manage_users")
     if role is not None:
         _check_role(role)
-    with Session(engine) as session:
-        user = _user(session, username)
+    with UnitOfWork(engine) as uow:
+        user = _user(uow, username)
         before = {"role": user.role, "active": user.active}
         new_role = role if role is not None else user.role
         new_active = active if active is not None else user.active
         if user.role == "admin" and user.active and (new_role != "admin" or not new_active):
-            admins = session.exec(select(func.count()).select_from(User).where(User.role == "admin", User.active)).one()
+            admins = uow.users.active_admins()
             if admins <= 1:
                 raise AccountError(f"{username} is the last active admin; make another admin first")
         user.role, user.active = new_role, new_active
-        session.add(user)
+        uow.users.save(user)
         after = {"role": new_role, "active": new_active}
-        audit.record(
-            session,
+        uow.record(
             actor=actor,
             action="user_changed",
             object_type="user",
@@ -289,8 +281,8 @@ def update_user(
             before=before,
             after=after,
         )
-        session.commit()
-        session.refresh(user)
+        uow.commit()
+        uow.refresh(user)
         return UserPublic.model_validate(user)
 
 
@@ -299,30 +291,29 @@ def set_password(*, engine: Engine, actor: Actor, username: str, password: str, 
     problem = password_problem(password)
     if problem:
         raise AccountError(problem)
-    with Session(engine) as session:
-        user = _user(session, username)
+    with UnitOfWork(engine) as uow:
+        user = _user(uow, username)
         if actor.username == username:
             if user.password_hash and not verify_password(user.password_hash, current or ""):
                 raise AccountError("the current password is wrong")
         else:
             actor.require("manage_users")
         user.password_hash = hash_password(password)
-        session.add(user)
-        audit.record(
-            session,
+        uow.users.save(user)
+        uow.record(
             actor=actor,
             action="password_changed",
             object_type="user",
             object_id=username,
             summary=f"password of {username} changed",
         )
-        session.commit()
+        uow.commit()
     if username == "admin":
         admin_password_file(engine).unlink(missing_ok=True)  # the first-start password is no longer valid
 
 
 def actor_of(*, engine: Engine, username: str) -> Actor | None:
     """The current role of a signed-in user (re-read on every page run, so a role change or lock applies at once)."""
-    with Session(engine) as session:
-        user = session.exec(select(User).where(User.username == username)).first()
+    with UnitOfWork(engine) as uow:
+        user = uow.users.by_name(username)
         return Actor(user.username, user.role) if user is not None and user.active else None

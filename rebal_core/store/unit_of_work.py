@@ -1,7 +1,7 @@
 """The unit of work (cosmicpython's ``unit_of_work.py``): one transaction per use case.
 
 ``with UnitOfWork(engine) as uow:`` opens a session and exposes the repositories
-(``uow.plans``, ``uow.policies``, ``uow.corrections``) and the audit trail (``uow.record(...)``); nothing is kept unless the use
+(``uow.plans``, ``uow.policies``, ``uow.corrections``, ``uow.users``) and the audit trail (``uow.record(...)``); nothing is kept unless the use
 case calls ``uow.commit()``, and the audit event is written in the same transaction as the
 change it describes: a structure, not a habit. A use case that raises leaves the store as
 it was.
@@ -19,6 +19,7 @@ from rebal_core.store import audit
 from rebal_core.store.adjustments import CorrectionRepository
 from rebal_core.store.plans import PlanRepository
 from rebal_core.store.policies import PolicyRepository
+from rebal_core.store.users import UserRepository
 
 
 class UnitOfWork:
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.plans = PlanRepository(self.session)
         self.policies = PolicyRepository(self.session)
         self.corrections = CorrectionRepository(self.session)
+        self.users = UserRepository(self.session)
         self.committed = False
         return self
 

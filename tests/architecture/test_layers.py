@@ -109,3 +109,20 @@ def test_the_check_catches_a_page_reaching_into_the_store(tmp_path):
     page.write_text("from rebal_core import store\nfrom rebal_core.decisions.solvers.optimizer import plan\n")
     bad = [m for _, m in _imports(page) if _layer_of_module(m) not in MAY_IMPORT["page"] | LEAVES]
     assert bad == ["rebal_core.store", "rebal_core.decisions.solvers.optimizer"]
+
+
+def test_only_the_store_touches_the_database():
+    """Outside ``store/`` nothing imports sqlmodel or SQLAlchemy's sessions and queries: services pass
+    the engine handle along and catch SQLAlchemy's errors, the store does the rest."""
+    for path in [*CORE.rglob("*.py"), ROOT / "app.py", *(ROOT / "pages").rglob("*.py")]:
+        if (CORE / "store") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                root = node.module.split(".")[0]
+                assert root != "sqlmodel", f"{path.relative_to(ROOT)} imports sqlmodel"
+                if node.module == "sqlalchemy":
+                    names = {a.name for a in node.names}
+                    assert names <= {"Engine"}, f"{path.relative_to(ROOT)} imports {names - {'Engine'}} from sqlalchemy"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "sqlmodel" for a in node.names), path
