@@ -1,8 +1,9 @@
 """Services: the use cases, named by the planner's verbs. ``datasets`` (import, load, signals,
-first start), ``workflow`` (scenarios, approvals, release, corrections, monitoring),
-``lab`` (plan while tuning), ``batch`` (the command line's plan run), ``accounts``,
-``audit_trail`` (reading the trail), and ``explore`` (the read-only functions and value
-types pages show and build requests from).
+first start); the plan workflow: ``policy``, ``scenarios``, ``approvals``, ``release``,
+``corrections``, ``monitoring`` (``workflow`` names them all); ``lab`` (plan while
+tuning), ``batch`` (the command line's plan run), ``accounts``, ``audit_trail`` (reading
+the trail), and ``explore`` (the read-only functions and value types pages show and build
+requests from).
 
 Pages and the command line call ``services`` and ``views`` only. Services may import
 every layer below (signals, decisions, execution, governance, store).
@@ -18,7 +19,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = ("accounts", "audit_trail", "batch", "datasets", "explore", "lab", "workflow")
+_MODULES = (
+    "accounts", "approvals", "audit_trail", "batch", "corrections", "datasets", "explore", "lab", "monitoring", "policy",
+    "release", "scenarios", "workflow",
+)  # fmt: skip
 _STORE = ("adjustment_stamp", "database_url", "get_dataset", "list_datasets", "make_engine")
 _SCENARIO = (
     "LAB_SECONDS",
