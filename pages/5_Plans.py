@@ -273,11 +273,7 @@ def decisions() -> None:
     picked = st.multiselect("Lines", list(labels), format_func=labels.get, key="plans-picked", placeholder="Pick lines")
     reason = st.text_input("Reason (needed to reject)", key="plans-reason")
     in_review = record.status == "in_review"
-    may = {
-        "approve": actor.can("decide_line"),
-        "reject": actor.can("decide_line" if in_review else "exclude_line"),
-        "reset": actor.can("decide_line") or actor.can("edit_line"),
-    }
+    may = {action: workflow.may_decide(actor, record.status, action) for action in ("approve", "reject", "reset")}
     for col, (action, label) in zip(
         st.columns(3), (("approve", "Approve"), ("reject", "Reject"), ("reset", "Undo decision"))
     ):

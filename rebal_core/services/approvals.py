@@ -63,6 +63,22 @@ def _line_refusal(line: PlanLine, action: str, version: int | None) -> str | Non
     return None
 
 
+def line_permissions(status: str, action: str) -> tuple[str, ...]:
+    """The permissions, any one of which lets someone ``action`` lines of a plan in ``status``: approving,
+    and rejecting in review, is an approver's decision; rejecting a draft's line is the planner's
+    exclusion; undoing a decision is either's."""
+    if action == "approve" or (action == "reject" and status == "in_review"):
+        return ("decide_line",)
+    if action == "reject":
+        return ("exclude_line",)
+    return ("edit_line", "decide_line")
+
+
+def may_decide(actor: Actor, status: str, action: str) -> bool:
+    """Whether ``actor`` may ``action`` lines of a plan in ``status`` (the Plans page's buttons ask this)."""
+    return any(actor.can(p) for p in line_permissions(status, action))
+
+
 def decide_lines(
     *,
     engine: Engine,
@@ -82,12 +98,8 @@ def decide_lines(
     ids = list(dict.fromkeys(transfer_ids))
     record = get_scenario(engine=engine, scenario_id=scenario_id)
     check_line_action(record.status, action)
-    if action == "approve" or (action == "reject" and record.status == "in_review"):
-        actor.require("decide_line")
-    elif action == "reject":
-        actor.require("exclude_line")
-    elif not (actor.can("edit_line") or actor.can("decide_line")):
-        actor.require("edit_line")
+    if not may_decide(actor, record.status, action):
+        actor.require(line_permissions(record.status, action)[0])
     note = note.strip()
     if action == "reject" and not note:
         raise WorkflowError("a rejection needs a reason (it is shown to the planner and kept in the audit log)")

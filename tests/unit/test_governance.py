@@ -116,3 +116,16 @@ def test_passwords_are_salted_argon2_hashes():
     assert not verify_password(None, "anything at all")
     with pytest.raises(ValueError, match="at least 10 characters"):
         hash_password("short")
+
+
+def test_who_may_decide_lines_is_one_rule_the_page_asks():
+    """The Plans page kept its own copy of this table; it now asks the core."""
+    from rebal_core.governance.identity import Actor
+    from rebal_core.services.approvals import may_decide
+
+    planner, approver, viewer = Actor("p", "planner"), Actor("a", "approver"), Actor("v", "viewer")
+    assert may_decide(approver, "in_review", "approve") and not may_decide(planner, "in_review", "approve")
+    assert may_decide(approver, "in_review", "reject") and not may_decide(planner, "in_review", "reject")
+    assert may_decide(planner, "draft", "reject")
+    assert may_decide(planner, "draft", "reset") and may_decide(approver, "in_review", "reset")
+    assert not any(may_decide(viewer, s, a) for s in ("draft", "in_review") for a in ("approve", "reject", "reset"))
