@@ -22,9 +22,13 @@ def network(bundle: str, variant: str):
     cache_dir = Path(__file__).resolve().parents[1] / "data" / "bench" / "cache"  # git-ignored
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_dir / f"{Path(bundle).resolve().name}.network.pkl"
+    net = None
     if cache.exists() and cache.stat().st_mtime > (Path(bundle) / "sites.csv").stat().st_mtime:
-        net = pickle.loads(cache.read_bytes())
-    else:
+        try:
+            net = pickle.loads(cache.read_bytes())
+        except (ImportError, AttributeError, pickle.UnpicklingError, EOFError):
+            net = None  # written by an engine whose modules have moved since: prepare again
+    if net is None:
         net = services.network_from_bundle(load_bundle(bundle))
         cache.write_bytes(pickle.dumps(net))
     if variant == "uncoupled":
