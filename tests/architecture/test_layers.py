@@ -126,3 +126,37 @@ def test_only_the_store_touches_the_database():
                     assert names <= {"Engine"}, f"{path.relative_to(ROOT)} imports {names - {'Engine'}} from sqlalchemy"
             elif isinstance(node, ast.Import):
                 assert not any(a.name.split(".")[0] == "sqlmodel" for a in node.names), path
+
+
+def test_every_module_uses_the_one_progress_sink_and_refusals():
+    """No module defines its own progress type, quiet sink or refusal class any more."""
+    root = CORE
+    for path in root.rglob("*.py"):
+        if path.name in ("progress.py", "errors.py"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "Progress" for t in node.targets):
+                raise AssertionError(f"{path.name} defines Progress again")
+            if isinstance(node, ast.FunctionDef) and node.name in ("_quiet", "quiet"):
+                raise AssertionError(f"{path.name} defines a quiet sink again")
+            refusal = isinstance(node, ast.ClassDef) and any(
+                getattr(b, "id", "") in ("Exception", "ValueError", "PermissionError") for b in node.bases
+            )
+            if refusal and node.name not in ("OutOfTime", "Cancelled"):  # solver control flow, not refusals
+                raise AssertionError(f"{path.name} defines the refusal {node.name} outside errors.py")
+
+
+def test_unit_tests_touch_no_files_or_database():
+    """tests/unit is pure: no test takes a file or store fixture, none opens, writes or connects."""
+    banned_fixtures = {"tmp_path", "tmp_path_factory", "small_bundle", "small_net", "bundle_copy", "engine", "loaded_db"}
+    banned_calls = {"open", "write_text", "write_bytes", "read_text", "make_engine", "connect", "load_bundle", "synthesize"}
+    for path in (ROOT / "tests" / "unit").glob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                taken = {a.arg for a in node.args.args} & banned_fixtures
+                assert not taken, f"{path.name}::{node.name} takes {taken}: an integration test"
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                assert name not in banned_calls, f"{path.name}:{node.lineno} calls {name}: an integration test"

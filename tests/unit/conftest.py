@@ -1,5 +1,5 @@
-"""Unit tests: pure functions on in-memory data. Those that need a generated bundle on disk
-(``small_bundle`` / ``small_net``) or run the exact reference MIP on many networks are
+"""Unit tests: pure functions on in-memory data; no files, no database (tests that read a bundle
+from disk are integration tests). Those that solve the exact reference MIP on many networks are
 marked ``slow``; ``make test-fast`` runs the rest in seconds."""
 
 from __future__ import annotations
