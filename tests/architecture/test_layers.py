@@ -149,8 +149,25 @@ def test_every_module_uses_the_one_progress_sink_and_refusals():
 
 def test_unit_tests_touch_no_files_or_database():
     """tests/unit is pure: no test takes a file or store fixture, none opens, writes or connects."""
-    banned_fixtures = {"tmp_path", "tmp_path_factory", "small_bundle", "small_net", "bundle_copy", "engine", "loaded_db"}
-    banned_calls = {"open", "write_text", "write_bytes", "read_text", "make_engine", "connect", "load_bundle", "synthesize"}
+    banned_fixtures = {
+        "tmp_path",
+        "tmp_path_factory",
+        "small_bundle",
+        "small_net",
+        "bundle_copy",
+        "engine",
+        "loaded_db",
+    }
+    banned_calls = {
+        "open",
+        "write_text",
+        "write_bytes",
+        "read_text",
+        "make_engine",
+        "connect",
+        "load_bundle",
+        "synthesize",
+    }
     for path in (ROOT / "tests" / "unit").glob("test_*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
