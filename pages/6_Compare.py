@@ -1,7 +1,6 @@
 """Compare: 2-4 saved plans side by side (A / B / delta), their maps and differing lines, and the service-level trade-off."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages.components import state, widgets
@@ -23,13 +22,13 @@ from rebal_core.services import (
 from rebal_core.views.figures import (
     compare_bars,
     cost_waterfall,
-    money,
     region_units_figure,
     text_label,
     tradeoff_figure,
     transfer_map,
     uncertainty_bands,
 )
+from rebal_core.views.tables import kpi_display
 
 st.set_page_config(page_title="Compare - Rebal", layout="wide")
 st.title("Compare scenarios")
@@ -75,20 +74,7 @@ if len(solved) >= 2:
         base = st.radio("Base (the A in A / B / delta)", names, horizontal=True, key="cmp-base")
         summaries = {by_id[i].name: workflow.summary(by_id[i]) for i in chosen}
         table = kpi_table(summaries, base)
-        kinds = dict(zip(table["KPI"], table["kind"]))
-
-        def fmt(value: float, kind: str, delta: bool) -> str:
-            if value != value:
-                return "-"
-            if kind == "rate":
-                return f"{value * 100:+.2f} pts" if delta else f"{value:.2%}"
-            if kind == "count":
-                return f"{value:+,.0f}" if delta else f"{value:,.0f}"
-            return (("+" if value >= 0 else "-") + money(abs(value))) if delta else money(value)
-
-        shown = pd.DataFrame({"KPI": table["KPI"]})
-        for c in table.columns[2:]:
-            shown[c] = [fmt(x, kinds[k], " - " in c) for x, k in zip(table[c], table["KPI"])]
+        shown = kpi_display(table)
         st.dataframe(shown, hide_index=True, width="stretch", key="cmp-kpis", height=35 * (len(shown) + 1) + 3)
         st.caption(
             "Expected fill rate: share of expected demand over the horizon served from stock (a fill rate, not a cycle service level). "

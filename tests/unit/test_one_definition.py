@@ -80,3 +80,18 @@ def test_plan_summary_is_typed_checks_itself_and_round_trips():
         _summary(lower_bound=90.0)
     with pytest.raises(ValueError, match="lines is negative"):
         _summary(lines=-1)
+
+
+def test_compare_formats_values_as_values_whatever_the_scenario_names():
+    """Issue 14: with names containing " - " every KPI was formatted as a change ("+$2.4M", "+91.61 pts")."""
+    from rebal_core.decisions.what_if.compare import kpi_table
+    from rebal_core.views.tables import kpi_display
+
+    a = _summary(network_cost_after=2_400_000.0, lower_bound=float("nan"), fill_rate_after=0.9161)
+    b = _summary(network_cost_after=2_300_000.0, lower_bound=float("nan"), fill_rate_after=0.9261)
+    table = kpi_table({"95% - budget": a, "98% - no budget": b}, base="95% - budget")
+    shown = kpi_display(table).set_index("KPI")
+    assert shown.loc["Expected fill rate after", "95% - budget"] == "91.61%"
+    assert shown.loc["Expected fill rate after", "98% - no budget - 95% - budget"] == "+1.00 pts"
+    assert shown.loc["Network cost after", "98% - no budget"] == "$2.3M"
+    assert shown.loc["Network cost after", "98% - no budget - 95% - budget"] == "-$100.0k"

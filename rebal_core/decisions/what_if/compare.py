@@ -44,7 +44,10 @@ def _get(summary: PlanSummary, key: str) -> float:
 
 
 def kpi_table(summaries: dict[str, PlanSummary], base: str) -> pd.DataFrame:
-    """One row per KPI: each plan's value and, for every other plan, its difference from ``base``."""
+    """One row per KPI: each plan's value and, for every other plan, its difference from ``base``.
+
+    Which columns are differences is said, not guessed from their names (a scenario may be
+    called "98% - no budget"): ``table.attrs["delta_columns"]``."""
     if base not in summaries:
         raise ValueError(f"base {base!r} is not one of the plans compared ({', '.join(summaries)})")
     rows = []
@@ -57,7 +60,9 @@ def kpi_table(summaries: dict[str, PlanSummary], base: str) -> pd.DataFrame:
             if name != base:
                 row[f"{name} - {base}"] = _get(s, key) - ref
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["delta_columns"] = [f"{name} - {base}" for name in summaries if name != base]
+    return out
 
 
 def units_by_region(plans: dict[str, pd.DataFrame], sites: pd.DataFrame) -> pd.DataFrame:
