@@ -1,7 +1,5 @@
 """Audit log: who did what, when, with before and after; filter and export."""
 
-import json
-
 import streamlit as st
 
 from pages.components import state, widgets
@@ -49,7 +47,10 @@ if len(events):
     )
     row = events.set_index("id").loc[one]
     left, right = st.columns(2)
-    left.markdown("**Before**")
-    left.json(json.loads(row["before"]), expanded=True)
-    right.markdown("**After**")
-    right.json(json.loads(row["after"]), expanded=True)
+    for column, title, side in (("before", "Before", left), ("after", "After", right)):
+        side.markdown(f"**{title}**")
+        value = audit_trail.detail(row[column])
+        if value is None:
+            side.caption("Nothing recorded.")
+        else:
+            side.json(value, expanded=True)

@@ -4,6 +4,7 @@ inside each use case's own transaction (see :mod:`rebal_core.store.audit`)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -36,3 +37,13 @@ def users(*, engine: Engine) -> list[str]:
 def actions(*, engine: Engine) -> list[str]:
     """Every kind of event in the trail."""
     return audit.actions(engine=engine)
+
+
+def detail(stored: str | None) -> dict | list | None:
+    """An event's before or after as data; None when nothing was recorded (stored as JSON null)."""
+    if not stored:
+        return None
+    value = json.loads(stored)
+    if value is None or isinstance(value, (dict, list)):
+        return value
+    return {"value": value}  # a bare number or text: shown as an object, which the JSON viewer needs

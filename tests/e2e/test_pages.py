@@ -274,6 +274,12 @@ def test_audit_log_page_filters(writable):
     assert {"plan_solved", "scenario_saved"} <= set(events["action"])
     at.multiselect(key="audit-actions").set_value(["plan_solved"]).run()
     assert set(frame(at, "action")["action"]) == {"plan_solved"}
+    # an event with nothing before: the viewer was handed JSON null and the browser showed
+    # '"ERROR": "src property must be a valid json object"' (issue 14)
+    at.multiselect(key="audit-actions").set_value(["scenario_saved"]).run()
+    assert not at.exception
+    assert all(j.value not in ("null", "") for j in at.json)
+    assert any(c.value == "Nothing recorded." for c in at.caption)
 
 
 def test_admin_page_policy_and_users(writable):
