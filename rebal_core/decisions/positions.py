@@ -374,7 +374,11 @@ def project(pos: pd.DataFrame, inbound: pd.DataFrame, as_of: dt.date, window: in
 
 
 def projection_series(position: pd.Series, inbound: pd.DataFrame, as_of: dt.date, days: int = 120) -> pd.DataFrame:
-    """Day-by-day projected closing stock of one position (see :func:`project`)."""
+    """Day by day, one position's projected closing stock and the demand it cannot serve.
+
+    Stock never goes below 0: demand beyond it is lost (cumulated in ``lost``), not owed,
+    and later arrivals refill from 0 (the lost-sales reading). The first day with lost
+    sales is :func:`project`'s days until stockout."""
     dates = pd.date_range(pd.Timestamp(as_of), periods=days, freq="D")
     mine = inbound[
         (inbound["site_id"].astype(str) == str(position["site_id"]))
@@ -382,13 +386,15 @@ def projection_series(position: pd.Series, inbound: pd.DataFrame, as_of: dt.date
     ]
     day = ((mine["eta"] - pd.Timestamp(as_of)).dt.days).clip(lower=0).to_numpy()
     arrivals = np.bincount(day[day < days], weights=mine["qty"].to_numpy(float)[day < days], minlength=days)
-    k = np.arange(days)
-    stock = (
-        float(position["on_hand"] + position["in_transit"])
-        + np.cumsum(arrivals)
-        - float(position["mean_daily"]) * (k + 1)
-    )
-    return pd.DataFrame({"date": dates, "projected": stock, "arrivals": arrivals})
+    demand = float(position["mean_daily"])
+    stock, lost = np.zeros(days), np.zeros(days)
+    level, short = float(position["on_hand"] + position["in_transit"]), 0.0
+    for i in range(days):  # 120 steps: the floor makes it a recursion
+        level += arrivals[i] - demand
+        if level < 0:
+            short, level = short - level, 0.0
+        stock[i], lost[i] = level, short
+    return pd.DataFrame({"date": dates, "projected": stock, "lost": lost, "arrivals": arrivals})
 
 
 # ----------------------------------------------------------------------------- views

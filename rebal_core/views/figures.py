@@ -224,6 +224,8 @@ def projection_figure(
         )
     end = projection["date"].iloc[-1]
     m = float(position["mean_daily"])
+    shown_days = hist["qty"].max() if not hist.empty else 0.0
+    per_day_top = max(float(shown_days), m, 1.0) * 1.15  # the second axis starts at 0 too
     fig.add_trace(
         go.Scatter(
             x=[start, end],
@@ -235,10 +237,10 @@ def projection_figure(
         )
     )
     ss, target, xlevel = float(position["safety_stock"]), float(position["target"]), float(position["excess_level"])
-    top = max(xlevel * 1.15, float(projection["projected"].max()) * 1.1, target * 1.3, 1.0)
-    bottom = min(0.0, float(projection["projected"].min()) * 1.1)
+    lost = projection["lost"] if "lost" in projection else pd.Series(0.0, index=projection.index)
+    top = max(xlevel * 1.15, float(projection["projected"].max()) * 1.1, float(lost.max()) * 1.1, target * 1.3, 1.0)
+    bottom = 0.0  # stock floors at 0; what demand it cannot serve is drawn as lost sales
     bands = [
-        (bottom, 0, "rgba(220,38,38,0.10)", "stockout"),
         (0, ss, "rgba(245,158,11,0.12)", "below safety stock"),
         (target, xlevel, "rgba(15,118,110,0.08)", "target to excess level"),
         (xlevel, top, "rgba(37,99,235,0.10)", "excess"),
@@ -269,6 +271,18 @@ def projection_figure(
             line={"color": "#0F172A", "width": 2.5},
         )
     )
+    if float(lost.max()) > 0:
+        fig.add_trace(
+            go.Scatter(
+                x=projection["date"],
+                y=lost,
+                name="lost sales (cumulative units)",
+                mode="lines",
+                line={"color": "#DC2626", "width": 2, "dash": "dash"},
+                fill="tozeroy",
+                fillcolor="rgba(220,38,38,0.08)",
+            )
+        )
     arrivals = projection[projection["arrivals"] > 0]
     if not arrivals.empty:
         fig.add_trace(
@@ -295,7 +309,7 @@ def projection_figure(
         height=430,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         yaxis={"title": "units in stock", "range": [bottom, top]},
-        yaxis2={"title": "units/day", "overlaying": "y", "side": "right", "showgrid": False, "rangemode": "tozero"},
+        yaxis2={"title": "units/day", "overlaying": "y", "side": "right", "showgrid": False, "range": [0, per_day_top]},
         legend={"orientation": "h", "y": -0.15},
         title=f"{position['site_name']} · {position['sku_name']} ({position['sku_id']})",
     )

@@ -189,8 +189,20 @@ def test_projection_series_agrees_with_days_until():
     net = network([("A", "s", 20, 0)], [("A", "s", 2.0, 1.0)], inbound=[("A", "s", 30, "2026-01-15")])
     pos = project(build_positions(net, Scenario()), net.inbound, net.as_of).iloc[0]
     series = projection_series(pos, net.inbound, net.as_of, days=60)
-    first_negative = int(np.flatnonzero(series["projected"].to_numpy() < 0)[0])
-    assert first_negative == pos["days_until_stockout"] == 25  # (20 + 30) / 2 = 25 days covered: days 0..24
+    first_lost = int(np.flatnonzero(series["lost"].to_numpy() > 0)[0])
+    assert first_lost == pos["days_until_stockout"] == 25  # (20 + 30) / 2 = 25 days covered: days 0..24
+    # stock floors at 0 and what it cannot serve is lost, not owed (issue 14: it was drawn at -2,000)
+    assert series["projected"].min() == 0 and series["lost"].iloc[-1] == pytest.approx(2.0 * 60 - 50)
+
+
+def test_projection_refills_from_zero_after_a_stockout():
+    net = network([("A", "s", 20, 0)], [("A", "s", 2.0, 1.0)], inbound=[("A", "s", 30, "2026-01-25")])
+    pos = project(build_positions(net, Scenario()), net.inbound, net.as_of).iloc[0]
+    series = projection_series(pos, net.inbound, net.as_of, days=40)
+    arrival = int(np.flatnonzero(series["arrivals"].to_numpy() > 0)[0])
+    assert int(np.flatnonzero(series["lost"].to_numpy() > 0)[0]) == pos["days_until_stockout"] == 10
+    assert series["projected"].iloc[arrival] == pytest.approx(30 - 2.0)  # refilled from 0, nothing owed
+    assert series["lost"].iloc[arrival] == pytest.approx(2.0 * (arrival - 10))
 
 
 @pytest.mark.parametrize(
