@@ -1,12 +1,11 @@
 """Monitor: what released plans did, from a later snapshot of the same network, and the trend across snapshots."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services
 from rebal_core.services import snapshot_trend, workflow
-from rebal_core.views.figures import money_whole, plain
+from rebal_core.views.figures import money_whole, plain, trend_figure
 
 st.set_page_config(page_title="Monitor - Rebal", layout="wide")
 st.title("Monitor")
@@ -23,23 +22,10 @@ def trend(ids: tuple[int, ...], names: tuple[str, ...], versions: tuple[str, ...
 
 st.subheader("Across snapshots of this network")
 t = trend(tuple(d.id for d in same), tuple(d.name for d in same), tuple(state.version(d) for d in same))
-c1, c2, c3 = st.columns(3)
-for col, field, title, fmt in (
-    (c1, "network_cost", "Network cost of inaction", "$,.0f"),
-    (c2, "fill_rate", "Expected fill rate", ".1%"),
-    (c3, "turns", "Inventory turns", ".1f"),
-):
-    fig = go.Figure(
-        go.Scatter(
-            x=t["as_of"],
-            y=t[field],
-            mode="lines+markers",
-            text=t["snapshot"],
-            hovertemplate="%{text}<br>%{y}<extra></extra>",
-        )
-    )
-    fig.update_layout(title=title, height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis={"tickformat": fmt})
-    col.plotly_chart(fig, width="stretch", key=f"mon-{field}")
+if len(t) < 2:
+    st.caption("One snapshot so far: import a later one of the same network on the Data page to see a trend.")
+for col, field in zip(st.columns(3), ("network_cost", "fill_rate", "turns")):
+    col.plotly_chart(trend_figure(t, field), width="stretch", key=f"mon-{field}")
 st.dataframe(t, hide_index=True, width="stretch", key="mon-trend")
 
 st.subheader("What a released plan did")

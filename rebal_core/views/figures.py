@@ -601,3 +601,42 @@ def promise_figure(periods: pd.DataFrame) -> go.Figure:
         legend={"orientation": "h"},
     )
     return fig
+
+
+TREND_FIELDS = {
+    "network_cost": ("Network cost of inaction", "money"),
+    "fill_rate": ("Expected fill rate", "rate"),
+    "turns": ("Inventory turns", "count"),
+}
+
+
+def trend_figure(trend: pd.DataFrame, field: str) -> go.Figure:
+    """One KPI across snapshots (:func:`rebal_core.execution.outcomes.snapshot_trend`): dates on the
+    x axis (days, never clock times), the value axis from 0 (a fill rate up to 100 %). With one
+    snapshot the point sits in a two-week window, not on an axis stretched around midnight."""
+    title, kind = TREND_FIELDS[field]
+    dates = pd.to_datetime(trend["as_of"])
+    fig = go.Figure(
+        go.Scatter(
+            x=dates,
+            y=trend[field],
+            mode="lines+markers",
+            text=[plain(s) for s in trend["snapshot"]],
+            hovertemplate="%{text}<br>%{x|%Y-%m-%d}: %{y}<extra></extra>",
+        )
+    )
+    values = trend[field].astype(float)
+    top = float(values.max()) if len(values) and np.isfinite(values.max()) else 1.0
+    yaxis: dict = {"rangemode": "tozero", "title": None}
+    if kind == "rate":
+        yaxis.update(range=[0, 1.0], tickformat=".0%")
+    elif kind == "money":
+        yaxis.update(range=[0, top * 1.15 or 1.0], tickprefix="$", tickformat="~s")
+    else:
+        yaxis.update(range=[0, top * 1.15 or 1.0], tickformat=".1f")
+    xaxis: dict = {"type": "date", "tickformat": "%Y-%m-%d"}
+    if len(dates) == 1:
+        day = dates.iloc[0]
+        xaxis.update(range=[day - pd.Timedelta(days=7), day + pd.Timedelta(days=7)], dtick=7 * 86_400_000)
+    fig.update_layout(title=title, height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis=xaxis, yaxis=yaxis)
+    return fig

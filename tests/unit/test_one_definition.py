@@ -95,3 +95,17 @@ def test_compare_formats_values_as_values_whatever_the_scenario_names():
     assert shown.loc["Expected fill rate after", "98% - no budget - 95% - budget"] == "+1.00 pts"
     assert shown.loc["Network cost after", "98% - no budget"] == "$2.3M"
     assert shown.loc["Network cost after", "98% - no budget - 95% - budget"] == "-$100.0k"
+
+
+def test_a_single_snapshot_trend_reads_in_days_from_zero():
+    """Issue 14: with one snapshot the Monitor drew clock times around midnight and 0-150 % fill rates."""
+    import datetime as dt
+
+    from rebal_core.views.figures import trend_figure
+
+    one = pd.DataFrame({"snapshot": ["June"], "as_of": [dt.date(2026, 6, 1)], "network_cost": [1.2e6], "fill_rate": [0.94], "turns": [5.5]})  # fmt: skip
+    rate = trend_figure(one, "fill_rate").layout
+    assert list(rate.yaxis.range) == [0, 1.0] and rate.xaxis.type == "date"
+    span = pd.to_datetime(rate.xaxis.range[1]) - pd.to_datetime(rate.xaxis.range[0])
+    assert span == pd.Timedelta(days=14)
+    assert trend_figure(one, "network_cost").layout.yaxis.range[0] == 0
