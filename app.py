@@ -4,12 +4,18 @@ The pages under pages/ are found by Streamlit's file-based navigation. st.naviga
 used: mixed with a folder named pages/ it falls back to file-based pages on reruns.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core.views.figures import money, plain, status_bar
 
-st.set_page_config(page_title="Rebal - inventory rebalancing", page_icon=":material/swap_horiz:", layout="wide")
+st.set_page_config(
+    page_title="Rebal - inventory rebalancing",
+    page_icon=str(Path(__file__).parent / "data" / "favicon.png"),  # served locally: no icon font from the internet
+    layout="wide",
+)
 
 st.title("Rebal")
 st.caption(

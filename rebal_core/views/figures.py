@@ -140,7 +140,10 @@ def network_map(site_kpis: pd.DataFrame, color_by: str = "status", selected: str
         "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"},
     }
     return pdk.Deck(
-        layers=[*outline_layers(), sites_layer], initial_view_state=view_for(site_kpis), map_style=None, tooltip=tooltip
+        layers=[*outline_layers(), sites_layer],
+        initial_view_state=view_for(site_kpis),
+        map_provider=None,
+        tooltip=tooltip,
     )
 
 
@@ -406,7 +409,7 @@ def transfer_map(site_kpis: pd.DataFrame, plan_table: pd.DataFrame, sites: pd.Da
         "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"},
     }
     return pdk.Deck(
-        layers=[*deck.layers, arcs], initial_view_state=deck.initial_view_state, map_style=None, tooltip=tooltip
+        layers=[*deck.layers, arcs], initial_view_state=deck.initial_view_state, map_provider=None, tooltip=tooltip
     )
 
 

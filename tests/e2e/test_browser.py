@@ -153,11 +153,20 @@ def _settle(page) -> None:
     page.wait_for_timeout(1500)
 
 
+def _leaves_the_machine(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in ("127.0.0.1", "localhost", "::1")
+
+
 def open_page(browser, server: str, path: str, user: str = "admin"):
     """A new browser tab on ``path``, signed in through the form (each page load is a new session)."""
     from tests.conftest import PASSWORDS
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.outside = []  # requests to any host but this machine (issue 14: maps fetched a basemap style)
+    page.on("request", lambda r: page.outside.append(r.url) if _leaves_the_machine(r.url) else None)
     page.goto(f"{server}/{path}")
     page.get_by_label("User name").fill(user, timeout=60_000)
     page.get_by_label("Password", exact=True).fill(PASSWORDS[user])
@@ -182,6 +191,7 @@ def test_page_renders_without_exception(server, browser, name):
         TITLES.get(PAGES[name], PAGES[name].replace("_", " ")),
     )
     assert "Traceback" not in page.content()
+    assert not page.outside, f"requests left the machine: {page.outside[:3]}"
     page.close()
 
 
@@ -194,6 +204,7 @@ def test_scenario_lab_draws_transfer_arcs(server, browser):
     SHOTS.mkdir(exist_ok=True)
     deck.screenshot(path=str(SHOTS / "lab-map.png"))
     assert page.locator('[data-testid="stException"]').count() == 0
+    assert not page.outside, f"requests left the machine: {page.outside[:3]}"
     page.close()
 
 

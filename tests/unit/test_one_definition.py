@@ -109,3 +109,19 @@ def test_a_single_snapshot_trend_reads_in_days_from_zero():
     span = pd.to_datetime(rate.xaxis.range[1]) - pd.to_datetime(rate.xaxis.range[0])
     assert span == pd.Timedelta(days=14)
     assert trend_figure(one, "network_cost").layout.yaxis.range[0] == 0
+
+
+def test_maps_ask_no_one_for_a_basemap():
+    """Issue 14: with map_style=None Streamlit fetched Carto's style for every map; no provider means
+    no basemap (the shipped outlines are the map)."""
+    import json
+
+    from rebal_core.decisions.positions import build_positions, site_summary
+    from rebal_core.decisions.scenario import Scenario
+    from rebal_core.decisions.solvers.stress import tiny_trucked_network
+    from rebal_core.views.figures import network_map
+
+    net, _ = tiny_trucked_network(0)
+    deck = json.loads(network_map(site_summary(build_positions(net, Scenario()), net.sites)).to_json())
+    assert "mapProvider" not in deck and deck["mapStyle"] == "__MAP_STYLE__"
+    assert "http" not in json.dumps(deck)
