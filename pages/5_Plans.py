@@ -5,6 +5,7 @@ import streamlit as st
 from pages.components import state, widgets
 from rebal_core.services import PLAN_STATES, Scenario, workflow
 from rebal_core.views.figures import cost_waterfall, money, plain, signed_money
+from rebal_core.views.tables import PLAN_LINE_COLUMNS, picked_totals, plan_lines_view
 
 st.set_page_config(page_title="Plans - Rebal", layout="wide")
 st.title("Plans")
@@ -222,36 +223,13 @@ if text:
         shown[["transfer_id", "sku_id", "sku_name", "from_site", "to_site", "reason"]].astype(str).agg(" ".join, axis=1)
     )
     shown = shown[hay.str.contains(text, case=False, regex=False)]
-view = [
-    "transfer_id",
-    "status",
-    "needs_approval",
-    "sku_id",
-    "sku_name",
-    "from_site",
-    "to_site",
-    "qty",
-    "proposed_qty",
-    "value",
-    "cost",
-    "reason",
-    "approval_rule",
-    "decided_by",
-    "note",
-    "released_at",
-    "version",
-]
 st.dataframe(
-    shown[view],
+    plan_lines_view(shown),
     hide_index=True,
     width="stretch",
     height=360,
     key="plans-lines",
-    column_config={
-        "value": st.column_config.NumberColumn(format="$%.0f"),
-        "cost": st.column_config.NumberColumn(format="$%.2f"),
-        "reason": st.column_config.TextColumn(width="large"),
-    },
+    column_config=widgets.column_config(PLAN_LINE_COLUMNS),
 )
 
 
@@ -278,7 +256,7 @@ def decisions() -> None:
         st.columns(3), (("approve", "Approve"), ("reject", "Reject"), ("reset", "Undo decision"))
     ):
         if col.button(
-            f"{label} {len(picked)} line(s)",
+            f"{label} {picked_totals(lines, picked)}" if picked else f"{label} (pick lines first)",
             disabled=not picked or not may[action] or (action == "approve" and not in_review),
             key=f"plans-{action}-lines",
         ):

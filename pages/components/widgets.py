@@ -95,3 +95,20 @@ def download_orders(orders: pd.DataFrame, stem: str, key: str, on_download=None)
         on_click=on_download,
         args=("xlsx",),
     )
+
+
+def column_config(columns: dict[str, tuple[str, str]]) -> dict:
+    """Streamlit column settings from a view's (label, kind) per column (views stay free of Streamlit)."""
+    kinds = {
+        "count": lambda label: st.column_config.NumberColumn(label, format="%,d"),
+        "money": lambda label: st.column_config.NumberColumn(label, format="$%,.0f"),
+        "money2": lambda label: st.column_config.NumberColumn(label, format="$%,.2f"),
+        "days": lambda label: st.column_config.NumberColumn(label, format="%.0f"),
+        "long": lambda label: st.column_config.TextColumn(label, width="large"),
+        "flag": lambda label: st.column_config.CheckboxColumn(label),
+        "time": lambda label: st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm"),
+    }
+    return {
+        c: kinds.get(kind, lambda label: st.column_config.TextColumn(label))(label)
+        for c, (label, kind) in columns.items()
+    }

@@ -31,3 +31,45 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
             continue
         shown[column] = [kpi_cell(x, k, column in deltas) for x, k in zip(table[column], table["kind"])]
     return shown
+
+
+# A plan's lines as the Plans page shows them: the planner's words, the reason early, units and
+# currency, the most urgent receivers first (then the biggest moves), not sorted by hash id.
+PLAN_LINE_COLUMNS: dict[str, tuple[str, str]] = {
+    "transfer_id": ("Transfer", "text"),
+    "status": ("Status", "text"),
+    "sku_name": ("Item", "text"),
+    "from_site": ("From", "text"),
+    "to_site": ("To", "text"),
+    "qty": ("Units", "count"),
+    "reason": ("Why", "long"),
+    "days_until_stockout": ("Receiver runs out in (days)", "days"),
+    "value": ("Stock value moved", "money"),
+    "cost": ("Transfer cost", "money2"),
+    "needs_approval": ("Needs approval", "flag"),
+    "approval_rule": ("Approval rule", "text"),
+    "proposed_qty": ("Proposed units", "count"),
+    "sku_id": ("SKU", "text"),
+    "decided_by": ("Decided by", "text"),
+    "note": ("Note", "text"),
+    "released_at": ("Released", "time"),
+    "version": ("Version", "count"),
+}
+
+
+def plan_lines_view(lines: pd.DataFrame) -> pd.DataFrame:
+    """The lines in PLAN_LINE_COLUMNS' order, most urgent receiver first, then the largest value."""
+    if lines.empty:
+        return lines.reindex(columns=list(PLAN_LINE_COLUMNS))
+    ordered = lines.assign(_urgency=lines["days_until_stockout"].astype(float).fillna(float("inf")))
+    ordered = ordered.sort_values(["_urgency", "value", "transfer_id"], ascending=[True, False, True], kind="stable")
+    return ordered[[c for c in PLAN_LINE_COLUMNS if c in ordered.columns]].reset_index(drop=True)
+
+
+def picked_totals(lines: pd.DataFrame, picked: list[str]) -> str:
+    """What a bulk action touches, in words: "12 lines · 3,400 units · $48.2k moved · $1.9k transfer cost"."""
+    chosen = lines[lines["transfer_id"].isin(picked)]
+    return (
+        f"{len(chosen):,} line(s) · {int(chosen['qty'].sum()):,} units · {money(float(chosen['value'].sum()))} moved · "
+        f"{money(float(chosen['cost'].sum()))} transfer cost"
+    )

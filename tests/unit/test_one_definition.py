@@ -125,3 +125,19 @@ def test_maps_ask_no_one_for_a_basemap():
     deck = json.loads(network_map(site_summary(build_positions(net, Scenario()), net.sites)).to_json())
     assert "mapProvider" not in deck and deck["mapStyle"] == "__MAP_STYLE__"
     assert "http" not in json.dumps(deck)
+
+
+def test_plan_lines_read_most_urgent_first_and_bulk_actions_say_their_total():
+    from rebal_core.views.tables import PLAN_LINE_COLUMNS, picked_totals, plan_lines_view
+
+    lines = pd.DataFrame({
+        "transfer_id": ["TR-a", "TR-b", "TR-c"], "status": "proposed", "sku_name": "x", "from_site": "A", "to_site": "B",
+        "qty": [10, 200, 30], "reason": "r", "days_until_stockout": [None, 3.0, 3.0], "value": [50.0, 48_000.0, 900.0],
+        "cost": [5.0, 1_900.0, 20.0], "needs_approval": False, "approval_rule": "", "proposed_qty": [10, 200, 30],
+        "sku_id": "K", "decided_by": None, "note": "", "released_at": None, "version": 1,
+    })  # fmt: skip
+    view = plan_lines_view(lines)
+    assert list(view["transfer_id"]) == ["TR-b", "TR-c", "TR-a"]  # urgent first, then value; hash ids last
+    assert list(view.columns)[:7] == ["transfer_id", "status", "sku_name", "from_site", "to_site", "qty", "reason"]
+    assert set(view.columns) <= set(PLAN_LINE_COLUMNS)
+    assert picked_totals(lines, ["TR-b", "TR-c"]) == "2 line(s) · 230 units · $48.9k moved · $1,920 transfer cost"
