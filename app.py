@@ -23,8 +23,14 @@ st.caption(
 )
 
 dataset, net, pos = state.require_dataset()
+unstocked = len(pos) - dataset.positions  # positions with forecast demand but no inventory row (stock 0)
 st.markdown(
     f"**Dataset:** {plain(dataset.name)} · planning date **{dataset.as_of}** · {dataset.sites} sites · {dataset.skus} SKUs · {len(pos):,} positions"
+    + (
+        f" ({dataset.positions:,} with a stock record, {unstocked:,} with demand and no stock record)"
+        if unstocked > 0
+        else ""
+    )
 )
 
 widgets.kpi_cards(pos)

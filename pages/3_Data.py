@@ -91,7 +91,7 @@ if datasets:
                 "planning date": d.as_of,
                 "sites": d.sites,
                 "skus": d.skus,
-                "positions": d.positions,
+                "stock records": d.positions,  # inventory rows; Home counts positions with demand too
                 "demand rows": d.demand_rows,
                 "imported (UTC)": d.imported_at,
                 "forecast": d.forecast_method,
