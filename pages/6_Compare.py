@@ -27,6 +27,7 @@ from rebal_core.views.figures import (
     tradeoff_figure,
     transfer_map,
     uncertainty_bands,
+    waterfall_top,
 )
 from rebal_core.views.tables import kpi_display
 
@@ -85,9 +86,12 @@ if len(solved) >= 2:
 
         views = {by_id[i].name: plan_view(i, by_id[i].revision, v) for i in chosen}
         cols = st.columns(len(chosen))
+        top = waterfall_top([summaries[n] for n in names])  # one scale for every plan
         for col, name in zip(cols, names):
             col.plotly_chart(
-                cost_waterfall(summaries[name], title=text_label(name)), width="stretch", key=f"cmp-wf-{name}"
+                cost_waterfall(summaries[name], title=text_label(name), y_max=top),
+                width="stretch",
+                key=f"cmp-wf-{name}",
             )
         c1, c2, c3 = st.columns(3)
         c1.plotly_chart(
@@ -130,7 +134,7 @@ if len(solved) >= 2:
             with cols[j % len(cols)]:
                 st.markdown(f"**{name}**: {len(views[name]['lines']):,} lines")
                 st.pydeck_chart(
-                    transfer_map(views[name]["sites_after"], views[name]["lines"], net.sites),
+                    transfer_map(views[name]["sites_after"], views[name]["lines"], net.sites, width_px=600),
                     height=360,
                     key=f"cmp-map-{j}",
                 )

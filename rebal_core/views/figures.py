@@ -25,10 +25,6 @@ STATUS_COLORS = {
     "no_demand": "#94A3B8",
 }
 SITE_STATUS_RGB = {"short": [220, 38, 38], "mixed": [245, 158, 11], "excess": [37, 99, 235], "balanced": [15, 118, 110]}
-MAP_VIEW = {
-    "us": pdk.ViewState(latitude=38.5, longitude=-96.5, zoom=3.2, pitch=0),
-    "world": pdk.ViewState(latitude=20, longitude=0, zoom=1.2, pitch=0),
-}
 
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>$|~])")  # links, images, :colour[...] need "[", formatting the rest
@@ -46,14 +42,18 @@ def text_label(name: object) -> str:
     return html.escape(str(name))
 
 
-def view_for(sites: pd.DataFrame) -> pdk.ViewState:
-    """A fixed view that frames the sites: the US view when they are all in the US box."""
-    lat, lon = sites["lat"], sites["lon"]
-    if lat.between(18, 72).all() and lon.between(-170, -60).all():
-        return MAP_VIEW["us"]
-    span = max(float(lat.max() - lat.min()), float(lon.max() - lon.min()) / 2, 1.0)
-    zoom = float(np.clip(np.log2(180 / span), 1, 10))
-    return pdk.ViewState(latitude=float(lat.mean()), longitude=float(lon.mean()), zoom=zoom, pitch=0)
+def view_for(sites: pd.DataFrame, width_px: int = 1200, height_px: int = 500) -> pdk.ViewState:
+    """A fixed view fitted to the sites' box on a map of ``width_px`` x ``height_px`` (Web Mercator:
+    a degree of latitude is 1 / cos(lat) times a degree of longitude). Fixed for a dataset, so it
+    stays the same across reruns; half-width maps (Compare) pass their width and still show every site."""
+    lat, lon = sites["lat"].astype(float), sites["lon"].astype(float)
+    mid_lat = float((lat.max() + lat.min()) / 2)
+    lon_span = max(float(lon.max() - lon.min()), 0.5)
+    lat_span = max(float(lat.max() - lat.min()), 0.5)
+    by_width = np.log2(width_px * 360 / (256 * lon_span))
+    by_height = np.log2(height_px * 360 * np.cos(np.radians(mid_lat)) / (256 * lat_span))
+    zoom = float(np.clip(min(by_width, by_height) - 0.35, 1, 10))  # a margin so edge sites are not cut
+    return pdk.ViewState(latitude=mid_lat, longitude=float((lon.max() + lon.min()) / 2), zoom=zoom, pitch=0)
 
 
 def outline_layers() -> list[pdk.Layer]:
@@ -75,7 +75,9 @@ def outline_layers() -> list[pdk.Layer]:
     return layers
 
 
-def network_map(site_kpis: pd.DataFrame, color_by: str = "status", selected: str | None = None) -> pdk.Deck:
+def network_map(
+    site_kpis: pd.DataFrame, color_by: str = "status", selected: str | None = None, width_px: int = 1200
+) -> pdk.Deck:
     """Sites sized by stock value and coloured by status or value at risk.
 
     ``site_kpis`` is :func:`rebal_core.positions.site_summary`'s output. Names
@@ -141,7 +143,7 @@ def network_map(site_kpis: pd.DataFrame, color_by: str = "status", selected: str
     }
     return pdk.Deck(
         layers=[*outline_layers(), sites_layer],
-        initial_view_state=view_for(site_kpis),
+        initial_view_state=view_for(site_kpis, width_px),
         map_provider=None,
         tooltip=tooltip,
     )
@@ -322,7 +324,9 @@ def projection_figure(
 # ----------------------------------------------------------------------------- plans
 
 
-def cost_waterfall(summary: PlanSummary, title: str = "Network cost: inaction to plan") -> go.Figure:
+def cost_waterfall(
+    summary: PlanSummary, title: str = "Network cost: inaction to plan", y_max: float | None = None
+) -> go.Figure:
     """Inaction -> + transfer cost -> - shortage avoided -> - excess avoided -> after (``Plan.summary()``)."""
     shortage_avoided = summary.shortage_cost_before - summary.shortage_cost_after
     excess_avoided = summary.excess_cost_before - summary.excess_cost_after
@@ -362,12 +366,22 @@ def cost_waterfall(summary: PlanSummary, title: str = "Network cost: inaction to
     fig.update_layout(
         title=title, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="$", showlegend=False
     )
+    top = y_max if y_max is not None else waterfall_top([summary])
+    fig.update_yaxes(range=[0, top])  # from 0; plans side by side pass one top so their bars compare
     return fig
 
 
-def transfer_map(site_kpis: pd.DataFrame, plan_table: pd.DataFrame, sites: pd.DataFrame) -> pdk.Deck:
+def waterfall_top(summaries: list[PlanSummary]) -> float:
+    """The value axis top that fits every plan's waterfall (inaction plus its transfer cost), with room for labels."""
+    tops = [s.network_cost_before + max(s.transfer_cost, 0.0) for s in summaries if s is not None]
+    return max(tops, default=1.0) * 1.12 or 1.0
+
+
+def transfer_map(
+    site_kpis: pd.DataFrame, plan_table: pd.DataFrame, sites: pd.DataFrame, width_px: int = 1200
+) -> pdk.Deck:
     """The sites map with one arc per lane used, width by units moved (aggregated per lane, not per line)."""
-    deck = network_map(site_kpis)
+    deck = network_map(site_kpis, width_px=width_px)
     if plan_table.empty:
         return deck
     per_lane = plan_table.groupby(["from_site_id", "to_site_id"], as_index=False).agg(
@@ -424,9 +438,10 @@ def compare_bars(values: dict[str, float], title: str, percent: bool = False) ->
     fig = go.Figure(
         go.Bar(x=[text_label(n) for n in names], y=y, text=text, textposition="outside", marker_color="#2563EB")
     )
-    if percent and y:
-        lo = min(y)
-        fig.update_yaxes(range=[max(0.0, lo - (1 - lo) * 0.5 - 0.01), 1.0], tickformat=".1%")
+    if percent:
+        fig.update_yaxes(range=[0, 1.0], tickformat=".0%")  # from 0: a cut axis makes 94 % look like half of 98 %
+    else:
+        fig.update_yaxes(rangemode="tozero")
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False)
     return fig
 

@@ -141,3 +141,24 @@ def test_plan_lines_read_most_urgent_first_and_bulk_actions_say_their_total():
     assert list(view.columns)[:7] == ["transfer_id", "status", "sku_name", "from_site", "to_site", "qty", "reason"]
     assert set(view.columns) <= set(PLAN_LINE_COLUMNS)
     assert picked_totals(lines, ["TR-b", "TR-c"]) == "2 line(s) · 230 units · $48.9k moved · $1,920 transfer cost"
+
+
+def test_compare_figures_share_scales_and_start_at_zero():
+    """Issue 14: the two waterfalls used different scales, the fill-rate bars a cut axis, side-by-side maps a US view."""
+    from rebal_core.decisions.positions import build_positions, site_summary
+    from rebal_core.decisions.scenario import Scenario
+    from rebal_core.decisions.solvers.stress import tiny_trucked_network
+    from rebal_core.views.figures import compare_bars, cost_waterfall, network_map, waterfall_top
+
+    small, big = _summary(network_cost_before=100.0, lower_bound=float("nan")), _summary(network_cost_before=900.0, lower_bound=float("nan"))  # fmt: skip
+    top = waterfall_top([small, big])
+    assert cost_waterfall(small, y_max=top).layout.yaxis.range == cost_waterfall(big, y_max=top).layout.yaxis.range
+    assert cost_waterfall(small, y_max=top).layout.yaxis.range[0] == 0
+    assert compare_bars({"a": 0.94, "b": 0.98}, "Fill", percent=True).layout.yaxis.range[0] == 0
+    net, _ = tiny_trucked_network(3)
+    sites = site_summary(build_positions(net, Scenario()), net.sites)
+    wide, half = network_map(sites).initial_view_state, network_map(sites, width_px=600).initial_view_state
+    assert half.zoom <= wide.zoom
+    span_px = (sites["lon"].max() - sites["lon"].min()) * 256 * 2**half.zoom / 360
+    assert span_px <= 600  # every site inside a half-width map (the fixed US view cut them off)
+    assert abs(half.longitude - (sites["lon"].max() + sites["lon"].min()) / 2) < 1e-9
