@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core.services import site_summary, worst_positions
-from rebal_core.views.figures import money, network_map
+from rebal_core.views.figures import map_legend, money, network_map
 
 st.set_page_config(page_title="Network - Rebal", layout="wide")
 st.title("Network")
@@ -29,6 +29,7 @@ event = st.pydeck_chart(
     key="network-map",
     height=520,
 )
+st.caption(map_legend(color_by, sites))
 picked = (event.selection.objects.get("sites") or [None])[0] if event and event.selection else None
 if picked:
     st.session_state["focus_site"] = picked["site_id"]

@@ -658,3 +658,25 @@ def trend_figure(trend: pd.DataFrame, field: str) -> go.Figure:
         xaxis.update(range=[day - pd.Timedelta(days=7), day + pd.Timedelta(days=7)], dtick=7 * 86_400_000)
     fig.update_layout(title=title, height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis=xaxis, yaxis=yaxis)
     return fig
+
+
+STATUS_WORDS = {
+    "short": ("red", "shortage dominates"),
+    "mixed": ("orange", "shortage and excess"),
+    "excess": ("blue", "excess dominates"),
+    "balanced": ("green", "balanced"),
+}
+
+
+def map_legend(color_by: str, site_kpis: pd.DataFrame) -> str:
+    """The map's legend in Streamlit markdown (colours match SITE_STATUS_RGB), with how many sites and
+    how much value at risk each status holds, the worst first; or the value-at-risk scale."""
+    if color_by != "status":
+        top = float(site_kpis["value_at_risk"].max()) if len(site_kpis) else 0.0
+        return f":orange[●] little value at risk → :red[●] {money(top)} at the worst site · size: stock value"
+    parts = []
+    grouped = site_kpis.groupby("status")["value_at_risk"].agg(["size", "sum"]).sort_values("sum", ascending=False)
+    for status, row in grouped.iterrows():
+        colour, words = STATUS_WORDS.get(status, ("gray", str(status)))
+        parts.append(f":{colour}[●] {words}: {int(row['size'])} site(s), {money(float(row['sum']))} at risk")
+    return " · ".join(parts) + " · size: stock value"

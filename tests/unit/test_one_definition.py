@@ -162,3 +162,13 @@ def test_compare_figures_share_scales_and_start_at_zero():
     span_px = (sites["lon"].max() - sites["lon"].min()) * 256 * 2**half.zoom / 360
     assert span_px <= 600  # every site inside a half-width map (the fixed US view cut them off)
     assert abs(half.longitude - (sites["lon"].max() + sites["lon"].min()) / 2) < 1e-9
+
+
+def test_the_map_legend_ranks_statuses_by_value_at_risk():
+    from rebal_core.views.figures import map_legend
+
+    sites = pd.DataFrame({"status": ["short", "excess", "short", "balanced"], "value_at_risk": [5e5, 2e4, 1e5, 0.0]})
+    legend = map_legend("status", sites)
+    assert legend.startswith(":red[●] shortage dominates: 2 site(s), $600.0k at risk")
+    assert legend.index("excess dominates") < legend.index("balanced")
+    assert "$500.0k" in map_legend("value at risk", sites)
