@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages.components import state, widgets
+from rebal_core import services
 from rebal_core.views.figures import money, plain, status_bar
 
 st.set_page_config(
@@ -32,6 +33,67 @@ st.markdown(
         else ""
     )
 )
+
+
+@st.cache_data(show_spinner="Planning the recommendation...", max_entries=4)
+def recommendation(dataset_id: int, version: str, moving: tuple):
+    return services.briefing.briefing(
+        dataset=state.dataset_record(dataset_id), network=net, positions=pos, moving=moving
+    )
+
+
+moving = tuple(
+    services.workflow.released_in_transit(engine=state.engine(), dataset_id=dataset.id).itertuples(
+        index=False, name=None
+    )
+)
+brief = recommendation(dataset.id, state.version(dataset), moving)
+st.subheader("Where it hurts")
+c = st.columns(4)
+c[0].metric(
+    "Value at risk today", money(brief.value_at_risk), help="Expected lost margin plus excess value across the network"
+)
+c[1].metric(
+    "Doing nothing costs",
+    money(brief.cost_of_inaction),
+    help=f"Shortage and excess cost over each position's horizon with no transfer; {money(brief.expected_lost_value)} of margin expected lost",
+)
+if brief.plan is not None:
+    s = brief.plan.summary
+    c[2].metric(
+        "The recommended plan saves",
+        money(s.net_benefit),
+        help=f"{s.lines:,} transfer lines, {s.units_moved:,} units, {money(s.transfer_cost)} transfer cost (expected-cost model, default scenario)",
+    )
+    c[3].metric(
+        "Expected fill rate with it",
+        f"{s.fill_rate_after:.2%}",
+        delta=f"{(s.fill_rate_after - s.fill_rate_before) * 100:+.2f} pts",
+    )
+    if s.nothing_pays:
+        st.info(s.nothing_pays)
+else:
+    st.warning(brief.blocked)
+if len(brief.sites):
+    st.dataframe(
+        brief.sites[["name", "region", "status", "value_at_risk", "shortage_value", "excess_value", "fill_rate"]],
+        hide_index=True,
+        width="stretch",
+        key="home-hurting",
+        column_config={
+            "name": st.column_config.TextColumn("Site"),
+            "region": st.column_config.TextColumn("Region"),
+            "status": st.column_config.TextColumn("Status"),
+            "value_at_risk": st.column_config.NumberColumn("Value at risk", format="$%,.0f"),
+            "shortage_value": st.column_config.NumberColumn("Shortage value", format="$%,.0f"),
+            "excess_value": st.column_config.NumberColumn("Excess value", format="$%,.0f"),
+            "fill_rate": st.column_config.NumberColumn("Fill rate", format="percent"),
+        },
+    )
+if brief.plan is not None and st.button(
+    "Open the recommended plan in the Scenario lab", type="primary", key="home-open"
+):
+    st.switch_page("pages/4_Scenario_lab.py")
 
 widgets.kpi_cards(pos)
 

@@ -20,7 +20,7 @@ import importlib
 from typing import Any
 
 _MODULES = (
-    "accounts", "approvals", "audit_trail", "batch", "corrections", "datasets", "explore", "lab", "monitoring", "policy",
+    "accounts", "approvals", "audit_trail", "batch", "briefing", "corrections", "datasets", "explore", "lab", "monitoring", "policy",
     "release", "scenarios", "workflow",
 )  # fmt: skip
 _STORE = ("adjustment_stamp", "database_url", "get_dataset", "list_datasets", "make_engine")

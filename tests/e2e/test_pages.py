@@ -62,6 +62,17 @@ def test_home_shows_kpis():
     assert "Expected fill rate" in labels and "Stockouts within 7 days" in labels
 
 
+def test_home_opens_on_a_recommendation():
+    """Issue 14: the home page said counts; it now says where it hurts, what inaction costs and
+    what the recommended plan would do, with one click to it."""
+    at = run("app.py")
+    labels = [m.label for m in at.metric]
+    assert {"Value at risk today", "Doing nothing costs", "The recommended plan saves"} <= set(labels)
+    hurting = at.dataframe[0].value
+    assert len(hurting) > 0 and hurting["value_at_risk"].is_monotonic_decreasing
+    assert at.button(key="home-open").label.startswith("Open the recommended plan")
+
+
 def test_network_filters_and_site_drilldown():
     at = run("pages/1_Network.py")
     all_value = next(m.value for m in at.metric if m.label == "Shortage value")

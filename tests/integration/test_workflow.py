@@ -670,3 +670,20 @@ def test_the_scenario_lab_is_blocked_by_critical_signals_in_the_core(eng, bundle
         dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem, time_limit=1, draws=20
     )
     assert shown.summary.lines == len(shown.table) and len(shown.sites_after) == len(problem.sites)
+
+
+def test_the_home_briefing_ranks_sites_and_plans_through_the_gate(eng, dataset, net, bundle_copy):
+    from rebal_core.decisions.positions import build_positions
+    from rebal_core.services import briefing
+
+    pos = build_positions(net, Scenario())
+    brief = briefing.briefing(dataset=dataset, network=net, positions=pos, time_limit=1)
+    assert brief.sites["value_at_risk"].is_monotonic_decreasing and len(brief.sites) <= briefing.HURTING_SITES
+    assert brief.plan is not None and brief.plan.summary.lines == len(brief.plan.table)
+    assert brief.plan.summary.net_benefit >= 0 and brief.cost_of_inaction >= brief.plan.summary.network_cost_after
+    demand = pd.read_csv(bundle_copy / "demand.csv", dtype=str)
+    pd.concat([demand, demand.iloc[:1].assign(date="2026-06-05")]).to_csv(bundle_copy / "demand.csv", index=False)
+    (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-01"\n')
+    late = services.import_bundle(engine=eng, source=bundle_copy, name="Future rows", actor=PAT).dataset
+    blocked = briefing.briefing(dataset=late, network=net, positions=pos, time_limit=1)
+    assert blocked.plan is None and "critical signal finding" in blocked.blocked
