@@ -24,8 +24,8 @@ st.caption(
     "Hindsight plans with the same rules knowing each window's real demand: the most a plan could have earned. The same replenishment runs in every arm "
     "(each item's replenishment time when the data gives one); the rules are in the README (Backtest)."
 )
-demand = history(dataset.id, v)
-span = (demand["date"].max() - demand["date"].min()).days + 1
+known = services.demand_span(engine=engine, dataset_id=dataset.id)  # sliders at once; the history is read on Run
+span = (known[1] - known[0]).days + 1 if known else 14
 c1, c2, c3 = st.columns(3)
 lookback = c1.slider("Forecast lookback (days)", 14, 112, 56, 7, key="bt-lookback")
 days = c2.slider(
@@ -39,7 +39,11 @@ supply = c4.slider(
 replenish = c5.toggle("Replenish from suppliers", value=True, key="bt-replenish")
 limit = c6.select_slider("Optimizer seconds per planning day", [0.5, 1.0, 2.0, 5.0], value=1.0, key="bt-tl")
 sl = st.slider("Service level", 0.80, 0.995, 0.95, 0.005, key="bt-sl")
-if st.button("Run the backtest", type="primary", key="bt-run"):
+run_col, stop_col = st.columns([3, 1])
+if stop_col.button("Stop", key="bt-stop", help="Interrupts a running backtest (at its next progress step)"):
+    st.info("Backtest stopped. Change the settings and run it again.")
+elif run_col.button("Run the backtest", type="primary", key="bt-run"):
+    demand = history(dataset.id, v)
     bar = st.progress(0.0, text="Replaying...")
     periods = backtest(
         net,

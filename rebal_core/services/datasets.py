@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import getpass
 import hashlib
 import json
@@ -199,6 +200,11 @@ def demand_history(
     if site_id is None and sku_id is None:
         return store.read_table(engine=engine, dataset_id=dataset_id, table="demand")
     return store.read_demand_history(engine=engine, dataset_id=dataset_id, site_id=site_id, sku_id=sku_id)
+
+
+def demand_span(*, engine: Engine, dataset_id: int) -> tuple[dt.date, dt.date] | None:
+    """First and last day of demand history: what a backtest can replay, known before reading it."""
+    return store.demand_span(engine=engine, dataset_id=dataset_id)
 
 
 def snapshots_of(*, engine: Engine, dataset: DatasetPublic, site_ids: set[str]) -> list[DatasetPublic]:

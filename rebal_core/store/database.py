@@ -393,6 +393,20 @@ def read_demand_since(*, engine: Engine, dataset_id: int, since: dt.date) -> pd.
     return frame
 
 
+def demand_span(*, engine: Engine, dataset_id: int) -> tuple[dt.date, dt.date] | None:
+    """First and last day of a dataset's demand history (one indexed query, not the whole history)."""
+    with Session(engine) as session:
+        first, last = session.exec(
+            select(func.min(DemandRecord.date), func.max(DemandRecord.date)).where(
+                DemandRecord.dataset_id == dataset_id
+            )
+        ).one()
+    if first is None:
+        return None
+    as_date = lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10])  # noqa: E731 - SQLite gives text
+    return as_date(first), as_date(last)
+
+
 def approved_adjustments(*, engine: Engine, dataset_id: int) -> pd.DataFrame:
     """Approved stock adjustments of a dataset (site_id, sku_id, adjustment): they correct its on-hand for every plan."""
     from rebal_core.store.tables import StockAdjustment

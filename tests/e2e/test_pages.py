@@ -372,6 +372,25 @@ def test_backtest_page_runs_a_short_replay():
     assert any("Forecast calibration" in c.value for c in at.caption)
 
 
+def test_backtest_shows_its_sliders_before_reading_history_and_can_stop():
+    """Issue 14: the sliders waited 11-14 s for the whole demand history; a 51 s run had no Stop."""
+    from rebal_core import services
+
+    calls = []
+    real = services.datasets.demand_history
+    services.datasets.demand_history = lambda **kw: calls.append(kw) or real(**kw)
+    try:
+        at = run("pages/9_Backtest.py")
+        assert at.slider(key="bt-days").max > 14 and calls == []  # the span came from one query
+        at.button(key="bt-stop").click().run()
+        assert any("Backtest stopped" in i.value for i in at.info) and calls == []
+        at.slider(key="bt-days").set_value(14).run()
+        at.button(key="bt-run").click().run()
+        assert len(calls) == 1  # read once, when the replay runs
+    finally:
+        services.datasets.demand_history = real
+
+
 def test_monitor_page_follows_a_released_plan(writable, bundle_copy):
     engine, (record, _) = writable
     from rebal_core import services
