@@ -5,6 +5,7 @@ import streamlit as st
 from pages.components import state, widgets
 from rebal_core.services import site_summary, worst_positions
 from rebal_core.views.figures import map_legend, money, network_map
+from rebal_core.views.tables import position_columns
 
 st.set_page_config(page_title="Network - Rebal", layout="wide")
 st.title("Network")
@@ -87,15 +88,7 @@ if choice:
         hide_index=True,
         width="stretch",
         key="network-site-table",
-        column_config={
-            "mean_daily": st.column_config.NumberColumn("forecast/day", format="%.2f"),
-            "target": st.column_config.NumberColumn(format="%.0f"),
-            "excess_level": st.column_config.NumberColumn(format="%.0f"),
-            "shortage_units": st.column_config.NumberColumn(format="%.0f"),
-            "excess_units": st.column_config.NumberColumn(format="%.0f"),
-            "shortage_value": st.column_config.NumberColumn(format="$%.0f"),
-            "excess_value": st.column_config.NumberColumn(format="$%.0f"),
-        },
+        column_config=widgets.column_config(position_columns(list(table.columns))),
     )
     if st.button("Open in Hotspots", key="network-to-hotspots"):
         st.switch_page("pages/2_Hotspots.py")

@@ -6,6 +6,7 @@ from pages.components import state, widgets
 from rebal_core import services
 from rebal_core.services import WORST_BY, projection_series, summarize, worst_positions
 from rebal_core.views.figures import HEATMAP_METRICS, heatmap, projection_figure
+from rebal_core.views.tables import position_columns
 
 st.set_page_config(page_title="Hotspots - Rebal", layout="wide")
 st.title("Hotspots")
@@ -52,15 +53,7 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="hotspots-table",
-    column_config={
-        "mean_daily": st.column_config.NumberColumn("forecast/day", format="%.2f"),
-        **{
-            c: st.column_config.NumberColumn(format="%.0f")
-            for c in ("target", "excess_level", "shortage_units", "excess_units", "days_of_cover")
-        },
-        "shortage_value": st.column_config.NumberColumn(format="$%.0f"),
-        "excess_value": st.column_config.NumberColumn(format="$%.0f"),
-    },
+    column_config=widgets.column_config(position_columns(columns)),
 )
 widgets.download_csv(worst[columns], "worst_positions.csv", "Download these positions (CSV)", key="hotspots-download")
 if event and event.selection.rows:

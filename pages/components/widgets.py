@@ -104,6 +104,7 @@ def column_config(columns: dict[str, tuple[str, str]]) -> dict:
         "money": lambda label: st.column_config.NumberColumn(label, format="$%,.0f"),
         "money2": lambda label: st.column_config.NumberColumn(label, format="$%,.2f"),
         "days": lambda label: st.column_config.NumberColumn(label, format="%.0f"),
+        "rate2": lambda label: st.column_config.NumberColumn(label, format="%.2f"),
         "long": lambda label: st.column_config.TextColumn(label, width="large"),
         "flag": lambda label: st.column_config.CheckboxColumn(label),
         "time": lambda label: st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm"),

@@ -73,3 +73,33 @@ def picked_totals(lines: pd.DataFrame, picked: list[str]) -> str:
         f"{len(chosen):,} line(s) · {int(chosen['qty'].sum()):,} units · {money(float(chosen['value'].sum()))} moved · "
         f"{money(float(chosen['cost'].sum()))} transfer cost"
     )
+
+
+# Positions as Hotspots and the Network drill-down show them, in the planner's words.
+POSITION_COLUMNS: dict[str, tuple[str, str]] = {
+    "site_id": ("Site", "text"),
+    "site_name": ("Site name", "text"),
+    "sku_id": ("SKU", "text"),
+    "sku_name": ("Item", "text"),
+    "category": ("Category", "text"),
+    "status": ("Status", "text"),
+    "on_hand": ("On hand", "count"),
+    "in_transit": ("In transit", "count"),
+    "inbound": ("Inbound", "count"),
+    "position": ("Position (units)", "count"),
+    "mean_daily": ("Forecast / day", "rate2"),
+    "target": ("Target", "count"),
+    "excess_level": ("Excess level", "count"),
+    "shortage_units": ("Short (units)", "count"),
+    "excess_units": ("Excess (units)", "count"),
+    "shortage_value": ("Shortage value", "money"),
+    "excess_value": ("Excess value", "money"),
+    "days_of_cover": ("Days of cover", "days"),
+    "days_until_stockout": ("Runs out in (days)", "days"),
+    "days_until_excess": ("Into excess in (days)", "days"),
+}
+
+
+def position_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
+    """POSITION_COLUMNS for the columns a table shows."""
+    return {c: POSITION_COLUMNS[c] for c in columns if c in POSITION_COLUMNS}

@@ -172,3 +172,11 @@ def test_the_map_legend_ranks_statuses_by_value_at_risk():
     assert legend.startswith(":red[●] shortage dominates: 2 site(s), $600.0k at risk")
     assert legend.index("excess dominates") < legend.index("balanced")
     assert "$500.0k" in map_legend("value at risk", sites)
+
+
+def test_position_tables_speak_the_planners_words():
+    from rebal_core.views.tables import POSITION_COLUMNS, position_columns
+
+    shown = position_columns(["sku_id", "mean_daily", "shortage_value", "days_until_stockout", "not_a_column"])
+    assert shown == {k: POSITION_COLUMNS[k] for k in ("sku_id", "mean_daily", "shortage_value", "days_until_stockout")}
+    assert all("_" not in label for label, _ in POSITION_COLUMNS.values())  # no raw headers like on_hand
