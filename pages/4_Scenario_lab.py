@@ -289,21 +289,22 @@ def scenario_lab() -> None:
         key="lab-table",
     )
     widgets.download_csv(table, "PLAN.csv", f"Download the plan (PLAN.csv, {len(table):,} lines)", key="lab-download")
-    save(scenario, float(time_limit))
+    save(scenario, float(time_limit), shown=(best["table"], best["summary"]))
 
 
-def save(scenario: Scenario, time_limit: float) -> None:
-    """Persist these rules as a saved scenario with its plan, for comparison and approval."""
+def save(scenario: Scenario, time_limit: float, shown) -> None:
+    """Persist these rules as a saved scenario with the plan shown above (not a new solve), for
+    comparison and approval."""
     actor = state.actor()
     with st.expander("Save as a scenario (for Compare and Plans)"):
         name = st.text_input("Scenario name", key="lab-save-name", placeholder="e.g. 98% service, no budget")
         if st.button(
-            "Save and solve",
+            "Save this plan",
             disabled=not name.strip() or not actor.can("save_scenario"),
             key="lab-save",
             help=None if actor.can("save_scenario") else "Needs the planner or admin role",
         ):
-            bar = st.progress(0.0, text="Saving and solving...")
+            bar = st.progress(0.0, text="Saving the plan shown...")
             try:
                 record = workflow.save_scenario(
                     engine=state.engine(),
@@ -319,6 +320,7 @@ def save(scenario: Scenario, time_limit: float) -> None:
                     scenario_id=record.id,
                     network=net,
                     progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+                    shown=shown,
                 )
             except workflow.REFUSALS as exc:
                 st.error(str(exc))

@@ -23,6 +23,7 @@ from rebal_core.decisions.planning import (
     PlanSummary,
     Violation,
     apply_moves,
+    around,
     build_problem,
     evaluate,
     explain,
@@ -371,12 +372,18 @@ def solve_scenario(
     network: Network | None = None,
     progress: Progress = quiet,
     cancel: threading.Event | None = None,
+    shown: tuple[pd.DataFrame, PlanSummary] | None = None,
 ) -> ScenarioPublic:
     """(Re-)plan a draft around its decisions, optionally with new parameters.
 
     Rejected lines stay out, approved / firm / released lines are kept as they
     are, other plans' released lines count as in transit; the rest is
     re-optimized. Refused with :class:`Conflict` if the plan changed while solving.
+
+    ``shown``: the lines and summary of a plan the planner saw (the Scenario lab) are stored
+    as they are, scored by the judge, instead of solving again: what you see is what you save
+    (a time-limited solve need not find the same plan twice). Refused when the plan would break
+    a rule or was made for other parameters, or when the draft has decisions it did not see.
     """
     actor.require("edit_scenario")
     record = get_scenario(engine=engine, scenario_id=scenario_id)
@@ -390,12 +397,21 @@ def solve_scenario(
     time_limit = time_limit or record.time_limit
     commitments = commitments_for(engine=engine, scenario_id=scenario_id)
     net = _network(engine, record, network)
-    try:
-        plan = plan_network(
-            net, params, commitments=commitments, method=method, time_limit=time_limit, progress=progress, cancel=cancel
-        )
-    except ValueError as exc:  # CommitmentsInvalid: fixed lines that break a rule
-        raise WorkflowError(f"the kept lines break the plan's rules: {exc}") from None
+    if shown is not None:
+        plan = _plan_shown(net, params, commitments, method, *shown)
+    else:
+        try:
+            plan = plan_network(
+                net,
+                params,
+                commitments=commitments,
+                method=method,
+                time_limit=time_limit,
+                progress=progress,
+                cancel=cancel,
+            )
+        except ValueError as exc:  # CommitmentsInvalid: fixed lines that break a rule
+            raise WorkflowError(f"the kept lines break the plan's rules: {exc}") from None
     policy = current_policy(engine=engine)
     with UnitOfWork(engine) as uow:
         if not uow.plans.lock(scenario_id, ("draft",), revision=record.revision):
@@ -443,6 +459,34 @@ def solve_scenario(
         )
         uow.commit()
     return get_scenario(engine=engine, scenario_id=scenario_id)
+
+
+def _plan_shown(
+    net: Network, params: Scenario, commitments: Commitments, method: str, lines: pd.DataFrame, summary: PlanSummary
+) -> Plan:
+    """The plan the planner saw, scored on this draft's problem; refused when it does not fit it."""
+    if not commitments.fixed.empty or not commitments.forbidden.empty:
+        raise WorkflowError("this plan has decisions the plan shown did not see; solve it instead")
+    if summary.scenario and Scenario.from_mapping(summary.scenario) != params:
+        raise WorkflowError("the plan shown was made for other parameters; solve it instead")
+    base = around(build_problem(apply_moves(net, commitments.in_transit), params), commitments)
+    rows = lines[LINE_KEYS + ["qty"]] if len(lines) else lines
+    broken = violations(base, rows) if len(rows) else []
+    if broken:
+        raise WorkflowError("the plan shown breaks the plan's rules here: " + "; ".join(map(str, broken[:3])))
+    score = evaluate(base, rows)
+    bound = summary.lower_bound if summary.lower_bound == summary.lower_bound else float("nan")
+    return Plan(
+        problem=base,
+        score=score,
+        table=explain(base, score),
+        method=method,
+        solver_status=summary.solver_status,
+        lower_bound=min(bound, score.network_cost_after) if bound == bound else bound,
+        build_seconds=summary.build_seconds,
+        solve_seconds=summary.solve_seconds,
+        stats={"kept_greedy": summary.kept_greedy_plan},
+    )
 
 
 def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tuple[Plan, list[Violation]]:

@@ -321,6 +321,14 @@ def test_scenario_lab_saves_a_scenario(writable):
     saved = workflow.find_scenario(engine=engine, name="From the lab")
     assert saved is not None and saved.solved_at is not None
     assert any("Saved 'From the lab'" in s.value for s in at.success)
+    # what you see is what you save (issue 14: the lab showed 1,664 lines, the saved plan had 1,521)
+    shown = at.dataframe[1].value
+    stored = workflow.summary(saved)
+    assert stored.lines == len(shown) == len(workflow.lines(engine=engine, scenario_id=saved.id))
+    shown_cost = next(m.value for m in at.metric if m.label == "Network cost")
+    from rebal_core.views.figures import money
+
+    assert money(stored.network_cost_after) == shown_cost
 
 
 def test_identity_provider_sign_in_when_configured(writable):

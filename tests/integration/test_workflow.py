@@ -687,3 +687,28 @@ def test_the_home_briefing_ranks_sites_and_plans_through_the_gate(eng, dataset, 
     late = services.import_bundle(engine=eng, source=bundle_copy, name="Future rows", actor=PAT).dataset
     blocked = briefing.briefing(dataset=late, network=net, positions=pos, time_limit=1)
     assert blocked.plan is None and "critical signal finding" in blocked.blocked
+
+
+def test_a_saved_plan_is_the_plan_shown(eng, dataset, net):
+    """What you see is what you save: the lab's lines are stored as shown, scored by the judge."""
+    from rebal_core.services import lab
+
+    shown = lab.solve(dataset=dataset, problem=lab.problem(net, Scenario(cost_per_move=5.0)), time_limit=1, draws=20)
+    record = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(cost_per_move=5.0))
+    stored = workflow.solve_scenario(
+        engine=eng, actor=PAT, scenario_id=record.id, network=net, shown=(shown.table, shown.summary)
+    )
+    s = workflow.summary(stored)
+    assert s.lines == shown.summary.lines and s.network_cost_after == pytest.approx(shown.summary.network_cost_after)
+    assert s.solver_status == shown.summary.solver_status
+    other = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(), name="Other")
+    with pytest.raises(workflow.WorkflowError, match="other parameters"):
+        workflow.solve_scenario(
+            engine=eng, actor=PAT, scenario_id=other.id, network=net, shown=(shown.table, shown.summary)
+        )
+    bad = shown.table.assign(qty=shown.table["qty"] * 10_000)
+    same = workflow.save_scenario(
+        engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(cost_per_move=5.0), name="Bad"
+    )
+    with pytest.raises(workflow.WorkflowError, match="breaks the plan's rules"):
+        workflow.solve_scenario(engine=eng, actor=PAT, scenario_id=same.id, network=net, shown=(bad, shown.summary))
