@@ -119,8 +119,16 @@ def scenario_inputs() -> Scenario | None:
         return None
 
 
+LAB_SETTINGS = (
+    "lab-sl", "lab-h", "lab-x", "lab-dr", "lab-mm", "lab-cpm", "lab-scf", "lab-ecr", "lab-lt-on", "lab-lt",
+    "lab-ratio-on", "lab-ratio", "lab-budget-on", "lab-budget", "lab-objective", "lab-fr-on", "lab-fr", "lab-cat",
+    "lab-reg", "lab-tl",
+)  # fmt: skip
+
+
 @st.fragment
 def scenario_lab() -> None:
+    state.keep_settings(LAB_SETTINGS)  # the lab's settings are still there after a visit to Plans or Compare
     with st.expander("Scenario", expanded=True):
         scenario = scenario_inputs()
         time_limit = st.select_slider(

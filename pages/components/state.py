@@ -93,3 +93,15 @@ def require_dataset() -> tuple[DatasetPublic, Network, pd.DataFrame]:
         st.stop()
     v = version(dataset)
     return dataset, network(dataset.id, v), positions(dataset.id, v, Scenario())
+
+
+def keep_settings(keys: tuple[str, ...]) -> None:
+    """Settings that survive a visit to another page: Streamlit drops a widget's state when its page
+    is left, so each run copies ``keys`` into a non-widget store and puts back the ones that were
+    dropped (call it before the widgets are drawn, and at the top of a fragment that draws them)."""
+    kept = st.session_state.setdefault("kept_settings", {})
+    for key in keys:
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
+        elif key in kept:
+            st.session_state[key] = kept[key]

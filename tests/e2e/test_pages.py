@@ -418,3 +418,28 @@ def test_monitor_page_follows_a_released_plan(writable, bundle_copy):
     assert {"Released lines followed", "Stockouts avoided", "Donors out of stock later"} <= labels
     assert len(frame(at, "stockout_avoided")) == len(workflow.lines(engine=engine, scenario_id=record.id))
     assert list(frame(at, "turns")["snapshot"]) == ["Small network", "Two weeks later"]
+
+
+def test_lab_settings_survive_a_visit_to_another_page():
+    """Issue 14: every lab setting reset after visiting another page (Streamlit drops a widget's
+    state when its page is left). keep_settings copies them aside and puts back the dropped ones."""
+
+    def page():
+        import streamlit as st
+
+        from pages.components import state
+
+        state.keep_settings(("lab-h",))
+        st.slider("Horizon", 1, 365, 28, key="lab-h")
+
+    at = AppTest.from_function(page, default_timeout=60)
+    at.run()
+    at.slider(key="lab-h").set_value(35).run()
+    at.run()  # the next run copies the changed value aside
+    assert at.session_state["kept_settings"] == {"lab-h": 35}
+    back = AppTest.from_function(page, default_timeout=60)  # a page whose widget state was dropped
+    back.session_state["kept_settings"] = {"lab-h": 35}
+    back.run()
+    assert not back.exception and back.slider(key="lab-h").value == 35
+    lab = (ROOT / "pages" / "4_Scenario_lab.py").read_text()
+    assert "state.keep_settings(LAB_SETTINGS)" in lab and '"lab-h"' in lab  # the lab keeps its settings so
