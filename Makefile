@@ -12,8 +12,10 @@ $(VPY):
 	$(VPY) -m pip install -q --upgrade pip
 
 # Re-install only when the requirement files change.
+# Shows what it installs (a fresh machine takes minutes: silence looked like a hang).
 .stamp-install: requirements.txt | $(VPY)
-	$(VPY) -m pip install -q -r requirements.txt
+	@echo "Installing Rebal's dependencies into $(VENV) (streamlit, plotly, pandas, ortools, statsforecast...; a few minutes the first time)"
+	$(VPY) -m pip install --progress-bar on -r requirements.txt
 	@touch $@
 
 .stamp-test-install: requirements.txt requirements-test.txt .stamp-install

@@ -384,6 +384,9 @@ def test_backtest_shows_its_sliders_before_reading_history_and_can_stop():
     """Issue 14: the sliders waited 11-14 s for the whole demand history; a 51 s run had no Stop."""
     from rebal_core import services
 
+    import streamlit as st
+
+    st.cache_data.clear()  # an earlier test's replay cached the history
     calls = []
     real = services.datasets.demand_history
     services.datasets.demand_history = lambda **kw: calls.append(kw) or real(**kw)
