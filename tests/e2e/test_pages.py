@@ -382,9 +382,9 @@ def test_backtest_page_runs_a_short_replay():
 
 def test_backtest_shows_its_sliders_before_reading_history_and_can_stop():
     """Issue 14: the sliders waited 11-14 s for the whole demand history; a 51 s run had no Stop."""
-    from rebal_core import services
-
     import streamlit as st
+
+    from rebal_core import services
 
     st.cache_data.clear()  # an earlier test's replay cached the history
     calls = []
