@@ -6,6 +6,7 @@ from pages.components import state, widgets
 from rebal_core import services
 from rebal_core.services import snapshot_trend, workflow
 from rebal_core.views.figures import money_whole, plain, trend_figure
+from rebal_core.views.tables import TREND_COLUMNS, in_order
 
 st.set_page_config(page_title="Monitor - Rebal", layout="wide")
 st.title("Monitor")
@@ -26,7 +27,13 @@ if len(t) < 2:
     st.caption("One snapshot so far: import a later one of the same network on the Data page to see a trend.")
 for col, field in zip(st.columns(3), ("network_cost", "fill_rate", "turns")):
     col.plotly_chart(trend_figure(t, field), width="stretch", key=f"mon-{field}")
-st.dataframe(t, hide_index=True, width="stretch", key="mon-trend")
+st.dataframe(
+    in_order(t, TREND_COLUMNS),
+    hide_index=True,
+    width="stretch",
+    key="mon-trend",
+    column_config=widgets.column_config(TREND_COLUMNS),
+)
 
 st.subheader("What a released plan did")
 released = [

@@ -7,6 +7,7 @@ from pages.components import state, widgets
 from rebal_core import services
 from rebal_core.services import Replay, Scenario, backtest, totals
 from rebal_core.views.figures import backtest_figures, money, promise_figure
+from rebal_core.views.tables import BACKTEST_COLUMNS, in_order
 
 st.set_page_config(page_title="Backtest - Rebal", layout="wide")
 st.title("Backtest")
@@ -98,7 +99,13 @@ if periods is not None and ran_on == dataset.id:
             st.warning(
                 "On this history the optimizer's transfers did not pay: keep planning with care, or check the lane costs and the forecast."
             )
-    st.dataframe(t, hide_index=True, width="stretch", key="bt-totals")
+    st.dataframe(
+        in_order(t, BACKTEST_COLUMNS),
+        hide_index=True,
+        width="stretch",
+        key="bt-totals",
+        column_config=widgets.column_config(BACKTEST_COLUMNS),
+    )
     f1, f2 = backtest_figures(periods)
     left, right = st.columns(2)
     left.plotly_chart(f1, width="stretch", key="bt-fill")

@@ -105,6 +105,8 @@ def column_config(columns: dict[str, tuple[str, str]]) -> dict:
         "money2": lambda label: st.column_config.NumberColumn(label, format="$%,.2f"),
         "days": lambda label: st.column_config.NumberColumn(label, format="%.0f"),
         "rate2": lambda label: st.column_config.NumberColumn(label, format="%.2f"),
+        "pct": lambda label: st.column_config.NumberColumn(label, format="percent"),
+        "date": lambda label: st.column_config.DateColumn(label, format="YYYY-MM-DD"),
         "long": lambda label: st.column_config.TextColumn(label, width="large"),
         "flag": lambda label: st.column_config.CheckboxColumn(label),
         "time": lambda label: st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm"),

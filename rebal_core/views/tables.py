@@ -103,3 +103,40 @@ POSITION_COLUMNS: dict[str, tuple[str, str]] = {
 def position_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
     """POSITION_COLUMNS for the columns a table shows."""
     return {c: POSITION_COLUMNS[c] for c in columns if c in POSITION_COLUMNS}
+
+
+# The Backtest's totals and the Monitor's trend, in the planner's words.
+BACKTEST_COLUMNS: dict[str, tuple[str, str]] = {
+    "arm": ("Arm", "text"),
+    "realised_net": ("Realised net vs none", "money"),
+    "promised_net": ("Promised by the plans", "money"),
+    "realised_over_promised": ("Realised / promised", "pct"),
+    "share_of_hindsight": ("Share of hindsight", "pct"),
+    "fill_rate": ("Fill rate", "pct"),
+    "lost_units": ("Lost sales (units)", "count"),
+    "lost_value": ("Lost sales value", "money"),
+    "transfer_spend": ("Transfer spend", "money"),
+    "units_moved": ("Units moved", "count"),
+    "lines": ("Transfer lines", "count"),
+    "excess_value": ("Excess value", "money"),
+    "demand_units": ("Demand (units)", "count"),
+    "net_gain_vs_none": ("Net gain vs none", "money"),
+    "inside_80": ("Actual inside the 80 % interval", "pct"),
+    "inside_95": ("Actual inside the 95 % interval", "pct"),
+}
+TREND_COLUMNS: dict[str, tuple[str, str]] = {
+    "snapshot": ("Snapshot", "text"),
+    "as_of": ("Planning date", "date"),
+    "network_cost": ("Network cost of inaction", "money"),
+    "fill_rate": ("Expected fill rate", "pct"),
+    "shortage_value": ("Shortage value", "money"),
+    "excess_value": ("Excess value", "money"),
+    "stock_value": ("Stock value", "money"),
+    "turns": ("Inventory turns", "rate2"),
+}
+
+
+def in_order(frame: pd.DataFrame, columns: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """The frame's columns in the spec's order (the ones it names first, any others after)."""
+    named = [c for c in columns if c in frame.columns]
+    return frame[named + [c for c in frame.columns if c not in columns]]

@@ -180,3 +180,11 @@ def test_position_tables_speak_the_planners_words():
     shown = position_columns(["sku_id", "mean_daily", "shortage_value", "days_until_stockout", "not_a_column"])
     assert shown == {k: POSITION_COLUMNS[k] for k in ("sku_id", "mean_daily", "shortage_value", "days_until_stockout")}
     assert all("_" not in label for label, _ in POSITION_COLUMNS.values())  # no raw headers like on_hand
+
+
+def test_backtest_and_trend_tables_lead_with_what_matters():
+    from rebal_core.views.tables import BACKTEST_COLUMNS, TREND_COLUMNS, in_order
+
+    totals = pd.DataFrame({"arm": ["none"], "demand_units": [1.0], "realised_net": [0.0], "extra": [1]})
+    assert list(in_order(totals, BACKTEST_COLUMNS).columns) == ["arm", "realised_net", "demand_units", "extra"]
+    assert all("_" not in label for label, _ in [*BACKTEST_COLUMNS.values(), *TREND_COLUMNS.values()])
