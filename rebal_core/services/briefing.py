@@ -41,7 +41,11 @@ def briefing(
     k = kpis(positions)
     try:
         plan = lab.solve(
-            dataset=dataset, problem=lab.problem(network, Scenario(), moving), time_limit=time_limit, draws=200
+            # no Monte Carlo: the home page shows no uncertainty bands
+            dataset=dataset,
+            problem=lab.problem(network, Scenario(), moving),
+            time_limit=time_limit,
+            draws=0,
         )
         blocked = None
     except PlanningBlocked as exc:

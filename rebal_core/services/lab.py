@@ -30,7 +30,7 @@ class LabPlan:
     summary: dict  # Plan.summary()
     table: pd.DataFrame  # the plan's lines with their reasons
     sites_after: pd.DataFrame  # site statuses after the plan (the map)
-    uncertainty: pd.DataFrame  # fill rate and lost sales bands over MC_DRAWS demand draws
+    uncertainty: pd.DataFrame | None  # fill rate and lost sales bands over MC_DRAWS draws (None: draws=0)
 
 
 def problem(network: Network, scenario: Scenario, moving: pd.DataFrame | tuple = ()) -> PlanningProblem:
@@ -53,10 +53,10 @@ def solve(
     :class:`rebal_core.errors.PlanningBlocked` while the dataset's critical findings stand."""
     require_planning_allowed(dataset)
     result = plan(problem, method=method, time_limit=time_limit, progress=progress)
-    before, after = plan_positions(result)
+    uncertainty = bands(simulate(*plan_positions(result), draws=draws)) if draws else None
     return LabPlan(
         summary=result.summary(),
         table=result.table,
         sites_after=site_summary(result.score.positions_after, (problem.network or problem).sites),
-        uncertainty=bands(simulate(before, after, draws=draws)),
+        uncertainty=uncertainty,
     )

@@ -20,6 +20,7 @@ from rebal_core.decisions.planning import (
     LINE_KEYS,
     Commitments,
     Plan,
+    PlanningProblem,
     PlanSummary,
     Violation,
     apply_moves,
@@ -471,22 +472,33 @@ def _plan_shown(
         raise WorkflowError("the plan shown was made for other parameters; solve it instead")
     base = around(build_problem(apply_moves(net, commitments.in_transit), params), commitments)
     rows = lines[LINE_KEYS + ["qty"]] if len(lines) else lines
-    broken = violations(base, rows) if len(rows) else []
+    plan, broken = _plan_of_lines(base, rows, method, summary.solver_status, summary.lower_bound)
     if broken:
         raise WorkflowError("the plan shown breaks the plan's rules here: " + "; ".join(map(str, broken[:3])))
+    plan.build_seconds, plan.solve_seconds = summary.build_seconds, summary.solve_seconds
+    plan.stats = {"kept_greedy": summary.kept_greedy_plan}
+    return plan
+
+
+def _plan_of_lines(
+    base: PlanningProblem, rows: pd.DataFrame, method: str, status: str, bound: float = float("nan")
+) -> tuple[Plan, list[Violation]]:
+    """Lines (sku, from, to, qty) as a plan on ``base``: scored and explained by the judge, with the
+    rules they break; a bound is kept only as far as it stays below the plan's cost."""
     score = evaluate(base, rows)
-    bound = summary.lower_bound if summary.lower_bound == summary.lower_bound else float("nan")
-    return Plan(
+    if bound == bound:
+        bound = min(bound, score.network_cost_after)
+    plan = Plan(
         problem=base,
         score=score,
         table=explain(base, score),
         method=method,
-        solver_status=summary.solver_status,
-        lower_bound=min(bound, score.network_cost_after) if bound == bound else bound,
-        build_seconds=summary.build_seconds,
-        solve_seconds=summary.solve_seconds,
-        stats={"kept_greedy": summary.kept_greedy_plan},
+        solver_status=status,
+        lower_bound=bound,
+        build_seconds=0.0,
+        solve_seconds=0.0,
     )
+    return plan, violations(base, rows) if len(rows) else []
 
 
 def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tuple[Plan, list[Violation]]:
@@ -494,18 +506,7 @@ def score_lines(net: Network, record: ScenarioPublic, frame: pd.DataFrame) -> tu
     stored = Commitments.from_dict(json.loads(record.commitments or "{}"))
     base = build_problem(apply_moves(net, stored.in_transit), parameters(record))
     plan_rows = in_plan(frame)[LINE_KEYS + ["qty"]] if len(frame) else frame
-    score = evaluate(base, plan_rows)
-    plan = Plan(
-        problem=base,
-        score=score,
-        table=explain(base, score),
-        method=record.method,
-        solver_status="EDITED",
-        lower_bound=float("nan"),
-        build_seconds=0.0,
-        solve_seconds=0.0,
-    )
-    return plan, violations(base, plan_rows) if len(plan_rows) else []
+    return _plan_of_lines(base, plan_rows, record.method, "EDITED")
 
 
 @dataclass
