@@ -5,19 +5,13 @@ Screenshots go to tests/e2e/screenshots/ (gitignored) for a person to look at.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e import harness
+
 SHOTS = Path(__file__).resolve().parent / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 PAGES = {
     "home": "",
     "network": "Network",
@@ -48,12 +42,6 @@ READY = {
 TITLES = {"Audit_log": "Audit log", "Compare": "Compare scenarios"}
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,100 +75,35 @@ def store_url(loaded_db, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(store_url):
-    port = _free_port()
-    env = {**os.environ, "REBAL_DATABASE_URL": store_url}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless=true",
-            f"--server.port={port}",
-            "--server.address=127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError(
-            "streamlit did not become healthy within 60 s:\n" + proc.stdout.read().decode(errors="replace")[-3000:]
-        )
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with harness.serve(store_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing; `make test` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--use-angle=swiftshader",
-                "--enable-unsafe-swiftshader",
-            ],
-        )
+    if not Path(harness.CHROMIUM).exists():
+        pytest.fail(f"{harness.CHROMIUM} is missing; `make test` installs Debian's chromium")
+    with harness.chromium() as b:
         yield b
-        b.close()
 
 
 def _settle(page) -> None:
-    """Wait for the script run to finish: the status widget disappears and a heading is drawn."""
-    page.wait_for_selector("h1", timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    page.wait_for_timeout(1500)
-
-
-def _leaves_the_machine(url: str) -> bool:
-    from urllib.parse import urlparse
-
-    parts = urlparse(url)
-    return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in ("127.0.0.1", "localhost", "::1")
+    """Wait until the app is idle (Streamlit's script state), not for a fixed time."""
+    harness.wait_idle(page)
 
 
 def open_page(browser, server: str, path: str, user: str = "admin"):
-    """A new browser tab on ``path``, signed in through the form (each page load is a new session)."""
+    """A new browser tab on ``path``, signed in (each page load is a new session), idle."""
     from tests.conftest import PASSWORDS
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page.outside = []  # requests to any host but this machine (issue 14: maps fetched a basemap style)
-    page.on("request", lambda r: page.outside.append(r.url) if _leaves_the_machine(r.url) else None)
-    page.goto(f"{server}/{path}")
-    page.get_by_label("User name").fill(user, timeout=60_000)
-    page.get_by_label("Password", exact=True).fill(PASSWORDS[user])
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text(f"Signed in as {user}").wait_for(timeout=60_000)
-    _settle(page)
-    return page
+    return harness.open_page(browser, server, path, user, PASSWORDS[user])
 
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_renders_without_exception(server, browser, name):
     page = open_page(browser, server, PAGES[name])
     page.wait_for_selector(READY[name], timeout=30_000)
-    page.wait_for_timeout(1000)
+    harness.wait_idle(page)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
@@ -200,7 +123,7 @@ def test_scenario_lab_draws_transfer_arcs(server, browser):
     deck = page.locator('[data-testid="stDeckGlJsonChart"]').first
     deck.scroll_into_view_if_needed()
     page.wait_for_selector('[data-testid="stDeckGlJsonChart"] canvas', timeout=30_000)
-    page.wait_for_timeout(2500)
+    harness.wait_idle(page)
     SHOTS.mkdir(exist_ok=True)
     deck.screenshot(path=str(SHOTS / "lab-map.png"))
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -212,7 +135,7 @@ def test_network_map_draws_sites(server, browser):
     page = open_page(browser, server, "Network")
     # deck.gl renders into a canvas inside the pydeck element (WebGL through SwiftShader).
     page.wait_for_selector('[data-testid="stDeckGlJsonChart"] canvas', timeout=30_000)
-    page.wait_for_timeout(2000)
+    harness.wait_idle(page)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "network-map.png"), full_page=True)
     assert page.locator('[data-testid="stDeckGlJsonChart"] canvas').count() >= 1
@@ -235,7 +158,7 @@ def test_data_page_refuses_a_broken_upload(server, browser, small_bundle, tmp_pa
     page.locator('input[type="file"]').set_input_files(str(broken))
     page.get_by_role("button", name="Validate and import").click()
     page.get_by_text("nothing was imported").wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
+    harness.wait_idle(page)
     page.screenshot(path=str(SHOTS / "data-errors.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
