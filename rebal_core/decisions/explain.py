@@ -32,6 +32,14 @@ class Plan:
     build_seconds: float
     solve_seconds: float
     stats: dict = field(default_factory=dict)
+    rule_score: Score | None = None  # the greedy rule's plan the optimizer started from (compared side by side)
+
+    def rule_summary(self) -> PlanSummary | None:
+        """The greedy rule's plan on the same problem, summarised (None when the method made none)."""
+        if self.rule_score is None:
+            return None
+        rule = Plan(self.problem, self.rule_score, self.table.iloc[:0], "greedy", "HEURISTIC", float("nan"), 0.0, 0.0)
+        return rule.summary()
 
     @property
     def gap(self) -> float:

@@ -14,6 +14,9 @@ SOLVE_SECONDS = 60.0  # one plan on request: `python -m rebal_core plan`, optimi
 SAVED_PLAN_SECONDS = 5.0  # a saved scenario's plan (Plans page, save-scenario, autopilot)
 REPEATED_SOLVE_SECONDS = 2.0  # each solve of a sweep or of a backtest's planning day
 LAB_SECONDS = 1.0  # the Scenario lab's solve while sliders move
+# The lab's search always completes its fixed rounds (the same settings give the same plan, whatever
+# the machine's load) unless they would take longer than this; the time limit bounds what follows.
+LAB_ROUNDS_SECONDS = 15.0
 
 OBJECTIVES = ("expected", "target")
 """``expected``: expected lost sales and excess (the default); ``target``: shortfall below target and stock above the excess level."""

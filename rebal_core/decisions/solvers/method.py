@@ -70,10 +70,17 @@ def optimize(
     use_mip: bool = True,
     repair_seconds: float = 0.0,
     rule: pd.DataFrame | None = None,
+    rounds_within: float | None = None,
 ) -> Solution:
-    """Least-network-cost plan with a proven lower bound (see the module doc for the method)."""
+    """Least-network-cost plan with a proven lower bound (see the module doc for the method).
+
+    ``rounds_within``: the search completes its fixed rounds unless they take longer than this
+    (seconds), even past ``time_limit``, so the plan does not depend on the machine's load; the
+    time limit then bounds only the MIP after it. None: the time limit cuts the search too.
+    """
     started = time.perf_counter()
     deadline = started + time_limit
+    search_deadline = deadline if rounds_within is None else started + max(time_limit, rounds_within)
     arcs = problem.arcs
     stats: dict = {"arcs": len(arcs)}
     if len(arcs) == 0:
@@ -84,10 +91,11 @@ def optimize(
             raise Cancelled
 
     progress(0.02, f"relaxation over {len(arcs):,} candidate arcs")
-    found = search(problem, deadline, progress, check_cancel, repair_seconds, rule)
+    found = search(problem, search_deadline, progress, check_cancel, repair_seconds, rule)
     packs, best, bound, score = found.packs, found.cost, found.bound, found.score
     stats["search_seconds"] = time.perf_counter() - started
     stats["lagrange_rounds"] = found.rounds
+    stats["search_cut_short"] = found.cut_short
     status = "FEASIBLE"
     check_cancel()
 
@@ -127,9 +135,11 @@ def optimize(
             bound = max(bound, mip.bound - 1e-6)  # SCIP's absolute gap tolerance
         check_cancel()
     if status != "OPTIMAL":
-        status = (
-            "OPTIMAL" if gap(best) <= 1e-6 else ("TIME_LIMIT" if time.perf_counter() >= deadline - 0.05 else "FEASIBLE")
-        )
+        if rounds_within is None:
+            out_of_time = time.perf_counter() >= deadline - 0.05
+        else:  # the rounds ran to their end unless cut short; the MIP, when it ran, had the limit
+            out_of_time = found.cut_short or stats.get("mip_status") not in (None, "OPTIMAL")
+        status = "OPTIMAL" if gap(best) <= 1e-6 else ("TIME_LIMIT" if out_of_time else "FEASIBLE")
     stats["solve_seconds"] = time.perf_counter() - started
     progress(1.0, "done")
     return Solution(packs, min(bound, best), status, stats, score)
@@ -143,19 +153,25 @@ def plan(
     progress: Progress = quiet,
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
+    rounds_within: float | None = None,
 ) -> Plan:
     """Solve with ``method`` ("optimize" or "greedy") and return the scored, explained plan.
 
     The optimizer is never worse than the greedy rule: the rule's plan is made first
     (its time counts against the limit) and kept when the search does not beat it.
     With ``target_fill_rate`` the plan is the least-cost one that reaches it (see
-    :func:`plan_for_fill_rate`).
+    :func:`plan_for_fill_rate`). ``rounds_within``: see :func:`optimize` (reproducible plans).
     """
     if method not in ("optimize", "greedy"):
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
     if method == "optimize" and problem.scenario.target_fill_rate is not None:
         return plan_for_fill_rate(
-            problem, time_limit=time_limit, progress=progress, cancel=cancel, build_seconds=build_seconds
+            problem,
+            time_limit=time_limit,
+            progress=progress,
+            cancel=cancel,
+            build_seconds=build_seconds,
+            rounds_within=rounds_within,
         )
     t0 = time.perf_counter()
     rule = greedy(problem)
@@ -173,6 +189,7 @@ def plan(
         cancel=cancel,
         repair_seconds=(1.0 if problem.scenario.budget is not None else 0.5) * rule_seconds,
         rule=rule,
+        rounds_within=rounds_within,
     )
     score = sol.score if sol.score is not None else evaluate(problem, lines_from_arcs(problem, sol.packs))
     stats = dict(sol.stats)
@@ -185,7 +202,11 @@ def plan(
         1.0, abs(score.network_cost_after)
     ):
         status = "FEASIBLE"
-    return _scored_plan(problem, score, method, status, sol.lower_bound, build_seconds, time.perf_counter() - t0, stats)
+    result = _scored_plan(
+        problem, score, method, status, sol.lower_bound, build_seconds, time.perf_counter() - t0, stats
+    )
+    result.rule_score = rule_score  # the lab shows it beside the plan without solving the rule again
+    return result
 
 
 def _scored_plan(
@@ -221,6 +242,7 @@ def plan_for_fill_rate(
     progress: Progress = quiet,
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
+    rounds_within: float | None = None,
 ) -> Plan:
     """The least expected-cost plan whose expected fill rate over the positions in scope reaches
     ``target_fill_rate``; when none does, the plan that comes closest (``stats["fill_rate_met"]`` False).
@@ -229,6 +251,7 @@ def plan_for_fill_rate(
     position in scope is planned with ``p + lambda`` (lost sales cost more) and scored with ``p``.
     ``lambda`` is found by bisection. Bound: for every ``lambda >= 0`` the priced problem's bound
     less ``lambda (1 - target) sum mu`` bounds the constrained problem (weak duality).
+    With ``rounds_within`` every bisection step runs (each solve completes its rounds): reproducible.
     """
     sc = problem.scenario
     target = float(sc.target_fill_rate)
@@ -248,7 +271,7 @@ def plan_for_fill_rate(
     def solve(lam: float) -> tuple[Plan, float]:
         priced = base if lam == 0 else repriced(base, lam * scope)
         left = time_limit - (time.perf_counter() - started)
-        inner = plan(priced, time_limit=max(0.05, min(share, left)), cancel=cancel)
+        inner = plan(priced, time_limit=max(0.05, min(share, left)), cancel=cancel, rounds_within=rounds_within)
         score = evaluate(base, plan_lines(inner.table))
         bound = inner.lower_bound - lam * allowance if np.isfinite(inner.lower_bound) else -np.inf
         return _scored_plan(base, score, "optimize", inner.solver_status, bound, 0.0, 0.0, inner.stats), scope_fill(
@@ -274,7 +297,7 @@ def plan_for_fill_rate(
             else:
                 lo = lam
             lam = (lo + hi) / 2 if hi is not None else lam * 4
-            if time.perf_counter() - started > time_limit:
+            if rounds_within is None and time.perf_counter() - started > time_limit:
                 break
     reaching = [(lam, p_k, f) for lam, p_k, f in tried if f >= target - 1e-12]
     if reaching:

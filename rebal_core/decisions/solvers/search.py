@@ -174,6 +174,7 @@ class Search:
     price: np.ndarray
     rounds: int
     score: Score | None = None  # the best plan's score (reused by :func:`plan`)
+    cut_short: bool = False  # the deadline stopped a step the rounds would have run (the plan depends on timing)
 
 
 @dataclass
@@ -245,6 +246,7 @@ def search(
         lines of the same size; stress 50 x 5,000: repair 0.6 s, 1.25 s with a tight budget,
         greedy 1.2 s)."""
         if time.perf_counter() + repair_seconds > deadline:
+            best.cut_short = True
             raise OutOfTime
         plan = repair(problem, packs)
         score = evaluate(problem, lines_from_arcs(problem, plan))
@@ -278,6 +280,7 @@ def search(
             )  # receive capacities priced: still a relaxation
             consider(np.floor(first.packs + 1e-9).astype(np.int64))
         except OutOfTime:
+            best.cut_short = True
             return best
         # The gated flow's bound is much stronger where receive capacities bind (50 x 5,000:
         # 13.5 M against 6.7 M), so it may use up to three quarters of the limit.
@@ -301,6 +304,7 @@ def search(
     try:
         for k in range(rounds):
             if k > 0 and time.perf_counter() + 1.2 * step > budget_end:
+                best.cut_short = True
                 break
             price = res.usage.T @ lam if len(lam) else np.zeros(len(arcs))
             if k == 0 and first is not None and not gated:
@@ -341,6 +345,7 @@ def search(
         current = best.packs
         for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
             if time.perf_counter() + 1.2 * step > deadline:
+                best.cut_short = True
                 break
             current = consider(
                 reflow(problem, current, plain + best.price + truck_slopes(problem, current), deadline=deadline)
@@ -351,10 +356,13 @@ def search(
         if gated or (problem.lanes["truck_rate"].to_numpy(float)[arcs.lane] > 0).any():
             for k in range(TRUCK_ROUNDS):
                 if time.perf_counter() + 1.2 * step > deadline:
+                    best.cut_short = True
                     break  # another solve would not finish in time
                 current = resolve(current, best.price)
                 progress(0.4 + 0.1 * (k + 1) / TRUCK_ROUNDS, f"truck slopes: best plan {best.cost:,.0f}")
                 check_cancel()
     except OutOfTime:
-        pass  # the best plan and bound so far stand
+        best.cut_short = True  # the best plan and bound so far stand
+    if time.perf_counter() > deadline:
+        best.cut_short = True  # a flow batch may have stopped its branch and bound at the deadline
     return best
