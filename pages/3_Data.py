@@ -11,6 +11,14 @@ from pages.components import state, widgets
 from rebal_core import services
 from rebal_core.services import BundleInvalid, calibration_sentence, calibration_table, record_accuracy, workflow
 from rebal_core.views.figures import plain
+from rebal_core.views.tables import (
+    ACCURACY_COLUMNS,
+    DISCREPANCY_COLUMNS,
+    ISSUE_COLUMNS,
+    RECORD_ACCURACY_COLUMNS,
+    SIGNAL_COLUMNS,
+    in_order,
+)
 
 st.set_page_config(page_title="Data - Rebal", layout="wide")
 
@@ -35,7 +43,11 @@ def stock_adjustments(dataset) -> None:
     if table.empty:
         return
     st.dataframe(
-        table.drop(columns=["dataset_id", "version"]), hide_index=True, width="stretch", key="data-adjustments"
+        in_order(table.drop(columns=["dataset_id", "version"]), DISCREPANCY_COLUMNS),
+        hide_index=True,
+        width="stretch",
+        key="data-adjustments",
+        column_config=widgets.column_config(DISCREPANCY_COLUMNS),
     )
     waiting = table[table["status"] == "proposed"]
     keys = [f"{r.site_id}/{r.sku_id}" for r in waiting.itertuples()]
@@ -152,6 +164,7 @@ with st.expander("Import a bundle", expanded=not datasets):
                     hide_index=True,
                     width="stretch",
                     key="data-errors",
+                    column_config=widgets.column_config(ISSUE_COLUMNS),
                 )
             except services.DatasetExists as exc:
                 bar.empty()
@@ -179,6 +192,7 @@ with st.expander("Import a bundle", expanded=not datasets):
                         hide_index=True,
                         width="stretch",
                         key="data-import-warnings",
+                        column_config=widgets.column_config(ISSUE_COLUMNS),
                     )
 
 if active is not None:
@@ -186,7 +200,13 @@ if active is not None:
     warnings = services.dataset_warnings(active)
     st.markdown(f"**Warnings at import:** {len(warnings)}")
     if len(warnings):
-        st.dataframe(warnings, hide_index=True, width="stretch", key="data-warnings")
+        st.dataframe(
+            warnings,
+            hide_index=True,
+            width="stretch",
+            key="data-warnings",
+            column_config=widgets.column_config(ISSUE_COLUMNS),
+        )
     st.markdown(f"**Demand forecast:** {active.forecast_method}")
     accuracy = json.loads(active.forecast_accuracy or "{}")
     calibration = accuracy.get("calibration") or {}
@@ -213,13 +233,11 @@ if active is not None:
             "and bias ((forecast - actual) / actual), against a naive forecast (mean of the last 28 days)."
         )
         st.dataframe(
-            pd.DataFrame(rows),
+            in_order(pd.DataFrame(rows), ACCURACY_COLUMNS),
             hide_index=True,
             width="stretch",
             key="data-accuracy",
-            column_config={
-                c: st.column_config.NumberColumn(format="%.3f") for c in ("mase", "mase_naive", "bias", "bias_naive")
-            },
+            column_config=widgets.column_config(ACCURACY_COLUMNS),
         )
     st.subheader("Signal quality")
     findings = services.dataset_signals(active)
@@ -251,12 +269,12 @@ if active is not None:
     if checks:
         shown = shown[shown["check"].isin(checks)]
     st.dataframe(
-        shown,
+        in_order(shown, SIGNAL_COLUMNS),
         hide_index=True,
         width="stretch",
         height=260,
         key="data-signals",
-        column_config={"message": st.column_config.TextColumn(width="large")},
+        column_config=widgets.column_config(SIGNAL_COLUMNS),
     )
     widgets.download_csv(shown, "signal-findings.csv", "Download these findings", key="data-signals-csv")
 
@@ -271,23 +289,23 @@ if active is not None:
             "the adjustment books the count where the count is the truth (unit of measure, receiving error, shrinkage)."
         )
         a1, a2 = st.columns(2)
+        by_site = record_accuracy(discrepancies, ["site_id"]).sort_values("record_accuracy")  # worst first
         a1.dataframe(
-            record_accuracy(discrepancies, ["site_id"]),
+            in_order(by_site, RECORD_ACCURACY_COLUMNS),
             hide_index=True,
             width="stretch",
             key="data-acc-site",
-            column_config={
-                c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")
-            },
+            column_config=widgets.column_config(RECORD_ACCURACY_COLUMNS),
         )
+        by_category = record_accuracy(
+            discrepancies, ["category"], skus=state.network(active.id, state.version(active)).skus
+        ).sort_values("record_accuracy")
         a2.dataframe(
-            record_accuracy(discrepancies, ["category"], skus=state.network(active.id, state.version(active)).skus),
+            in_order(by_category, RECORD_ACCURACY_COLUMNS),
             hide_index=True,
             width="stretch",
             key="data-acc-cat",
-            column_config={
-                c: st.column_config.NumberColumn(format="percent") for c in ("record_accuracy", "value_accuracy")
-            },
+            column_config=widgets.column_config(RECORD_ACCURACY_COLUMNS),
         )
         st.dataframe(
             off[
@@ -304,11 +322,11 @@ if active is not None:
                     "adjustment",
                     "adjustment_value",
                 ]
-            ],
+            ].sort_values("abs_value", ascending=False),  # the largest value off first
             hide_index=True,
             width="stretch",
             key="data-discrepancies",
-            column_config={"evidence": st.column_config.TextColumn(width="large")},
+            column_config=widgets.column_config(DISCREPANCY_COLUMNS),
         )
         widgets.download_csv(off, "count-discrepancies.csv", "Download the discrepancies", key="data-discrepancies-csv")
         stock_adjustments(active)

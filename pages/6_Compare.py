@@ -134,7 +134,7 @@ if len(solved) >= 2:
             with cols[j % len(cols)]:
                 st.markdown(f"**{name}**: {len(views[name]['lines']):,} lines")
                 st.pydeck_chart(
-                    transfer_map(views[name]["sites_after"], views[name]["lines"], net.sites, width_px=600),
+                    transfer_map(views[name]["sites_after"], views[name]["lines"], net.sites, width_px=440),
                     height=360,
                     key=f"cmp-map-{j}",
                 )

@@ -53,6 +53,38 @@ def _sign_in_form(engine, first_start: str | None) -> None:
     )
 
 
+# The sidebar's pages, in the order of the process (Streamlit's own list named the home page "app").
+PAGES = (
+    ("app.py", "Home"),
+    ("pages/1_Network.py", "Network"),
+    ("pages/2_Hotspots.py", "Hotspots"),
+    ("pages/3_Data.py", "Data"),
+    ("pages/4_Scenario_lab.py", "Scenario lab"),
+    ("pages/5_Plans.py", "Plans"),
+    ("pages/6_Compare.py", "Compare"),
+    ("pages/7_Audit_log.py", "Audit log"),
+    ("pages/8_Admin.py", "Admin"),
+    ("pages/9_Backtest.py", "Backtest"),
+    ("pages/10_Monitor.py", "Monitor"),
+)
+
+
+def navigation() -> None:
+    """Links to every page at the top of the sidebar (``client.showSidebarNavigation`` is off).
+
+    A page run as its own entry point (``streamlit run pages/...``, AppTest) knows no other page:
+    no links then, rather than an error."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    with st.sidebar:
+        try:
+            for path, label in PAGES:
+                st.page_link(path, label=label)
+        except StreamlitPageNotFoundError:
+            return
+        st.divider()
+
+
 def require_actor(engine, first_start: str | None = None) -> Actor:
     """The signed-in user; otherwise the sign-in form is shown and the page stops."""
     username = st.session_state.get(SIGNED_IN)
@@ -67,6 +99,7 @@ def require_actor(engine, first_start: str | None = None) -> Actor:
         st.session_state.pop(SIGNED_IN, None)
         _sign_in_form(engine, first_start)
         st.stop()
+    navigation()
     with st.sidebar:
         st.caption(f"Signed in as **{actor.username}** ({actor.role})")
         if st.button("Sign out", key="auth-sign-out"):

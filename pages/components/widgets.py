@@ -44,7 +44,8 @@ def kpi_cards(pos: pd.DataFrame) -> dict[str, float]:
 
 
 def download_csv(frame: pd.DataFrame, file_name: str, label: str, key: str) -> None:
-    st.download_button(label, to_csv_bytes(frame), file_name=file_name, mime="text/csv", key=key)
+    # Deferred: the file is written when someone clicks, not on every run (0.1 s a redraw for a 1,000-line plan).
+    st.download_button(label, lambda: to_csv_bytes(frame), file_name=file_name, mime="text/csv", key=key)
 
 
 def flash(message: str | None = None) -> None:
@@ -78,7 +79,7 @@ def download_orders(orders: pd.DataFrame, stem: str, key: str, on_download=None)
     left, right = st.columns(2)
     left.download_button(
         f"Transfer orders CSV ({len(orders):,})",
-        to_csv_bytes(orders),
+        lambda: to_csv_bytes(orders),  # written on click, not on every run
         file_name=f"{stem}.csv",
         mime="text/csv",
         key=f"{key}-csv",
@@ -88,7 +89,7 @@ def download_orders(orders: pd.DataFrame, stem: str, key: str, on_download=None)
     )
     right.download_button(
         "Transfer orders .xlsx",
-        to_xlsx_bytes(orders),
+        lambda: to_xlsx_bytes(orders),
         file_name=f"{stem}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key=f"{key}-xlsx",
@@ -105,6 +106,7 @@ def column_config(columns: dict[str, tuple[str, str]]) -> dict:
         "money2": lambda label: st.column_config.NumberColumn(label, format="$%,.2f"),
         "days": lambda label: st.column_config.NumberColumn(label, format="%.0f"),
         "rate2": lambda label: st.column_config.NumberColumn(label, format="%.2f"),
+        "rate3": lambda label: st.column_config.NumberColumn(label, format="%.3f"),
         "pct": lambda label: st.column_config.NumberColumn(label, format="percent"),
         "date": lambda label: st.column_config.DateColumn(label, format="YYYY-MM-DD"),
         "long": lambda label: st.column_config.TextColumn(label, width="large"),

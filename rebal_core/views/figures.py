@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import numpy as np
@@ -13,7 +14,7 @@ import pydeck as pdk
 from rebal_core.decisions.planning import PlanSummary
 from rebal_core.decisions.positions import STATUS_LABELS
 from rebal_core.format import money, money_whole, signed_money  # noqa: F401 (pages name them here)
-from rebal_core.signals.geo import outline_paths
+from rebal_core.signals.geo import outline_paths_near
 
 # Colour language shared by every view: red = short, amber = below target, teal = balanced,
 # blue = excess, grey = no demand.
@@ -42,25 +43,53 @@ def text_label(name: object) -> str:
     return html.escape(str(name))
 
 
-def view_for(sites: pd.DataFrame, width_px: int = 1200, height_px: int = 500) -> pdk.ViewState:
-    """A fixed view fitted to the sites' box on a map of ``width_px`` x ``height_px`` (Web Mercator:
-    a degree of latitude is 1 / cos(lat) times a degree of longitude). Fixed for a dataset, so it
-    stays the same across reruns; half-width maps (Compare) pass their width and still show every site."""
+def view_for(sites: pd.DataFrame, width_px: int = 900, height_px: int = 460) -> pdk.ViewState:
+    """A fixed view fitted to the sites' box on a map of ``width_px`` x ``height_px`` (Web Mercator,
+    512-pixel world at zoom 0 as deck.gl draws it; a degree of latitude is 1 / cos(lat) times a degree
+    of longitude). Fixed for a dataset, so it stays the same across reruns. The default width is the
+    narrowest a page's map gets on a laptop beside the sidebar (940 px at a 1,400 px window): wider
+    maps show more margin, never fewer sites; half-width maps (Compare) pass their width."""
     lat, lon = sites["lat"].astype(float), sites["lon"].astype(float)
     mid_lat = float((lat.max() + lat.min()) / 2)
     lon_span = max(float(lon.max() - lon.min()), 0.5)
     lat_span = max(float(lat.max() - lat.min()), 0.5)
-    by_width = np.log2(width_px * 360 / (256 * lon_span))
-    by_height = np.log2(height_px * 360 * np.cos(np.radians(mid_lat)) / (256 * lat_span))
-    zoom = float(np.clip(min(by_width, by_height) - 0.35, 1, 10))  # a margin so edge sites are not cut
+    by_width = np.log2(width_px * 360 / (512 * lon_span))
+    by_height = np.log2(height_px * 360 * np.cos(np.radians(mid_lat)) / (512 * lat_span))
+    zoom = float(np.clip(min(by_width, by_height) - 0.25, 1, 10))  # a margin so edge sites are not cut
     return pdk.ViewState(latitude=mid_lat, longitude=float((lon.max() + lon.min()) / 2), zoom=zoom, pitch=0)
 
 
-def outline_layers() -> list[pdk.Layer]:
-    """Country and US state borders shipped with the app, so the map reads with no tiles."""
+class Map(pdk.Deck):
+    """A deck serialised compactly: pydeck indents its JSON (1.6 MB for the lab's map, in Python's
+    slow encoder: 0.2 s a redraw); without indent it is a quarter of the size and C-encoded."""
+
+    def to_json(self) -> str:
+        from pydeck.bindings.json_tools import default_serialize
+
+        return json.dumps(self, sort_keys=True, default=default_serialize, separators=(",", ":"))
+
+
+def outline_box(sites: pd.DataFrame) -> tuple[float, float, float, float]:
+    """The region a map of ``sites`` draws borders for: their box, padded by half its size (at
+    least 8 degrees), in whole degrees (maps of one dataset share it, and its cached outlines)."""
+    lon, lat = sites["lon"].astype(float), sites["lat"].astype(float)
+    pad_lon = max(8.0, 0.5 * float(lon.max() - lon.min()))
+    pad_lat = max(8.0, 0.5 * float(lat.max() - lat.min()))
+    return (
+        float(np.floor(max(-180.0, lon.min() - pad_lon))),
+        float(np.floor(max(-90.0, lat.min() - pad_lat))),
+        float(np.ceil(min(180.0, lon.max() + pad_lon))),
+        float(np.ceil(min(90.0, lat.max() + pad_lat))),
+    )
+
+
+def outline_layers(box: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)) -> list[pdk.Layer]:
+    """Country and US state borders shipped with the app, so the map reads with no tiles: those in
+    ``box``, thinned to what a map of that size can show (a 600th of its width)."""
+    tolerance = round((box[2] - box[0]) / 600, 3)
     layers = []
     for name, color, width in (("world", [100, 116, 139, 160], 1), ("us", [148, 163, 184, 140], 0.6)):
-        paths = [{"path": p} for p in outline_paths(name)]
+        paths = [{"path": p} for p in outline_paths_near(name, box, tolerance)]
         layers.append(
             pdk.Layer(
                 "PathLayer",
@@ -73,6 +102,25 @@ def outline_layers() -> list[pdk.Layer]:
             )
         )
     return layers
+
+
+# deck.gl draws a tooltip to the right of the pointer and the map's edge cuts it: the box of a point
+# in the map's eastern part opens to the left instead (the outer tooltip is transparent, the inner
+# box carries the colours and is shifted by its own width).
+TOOLTIP_STYLE = {"backgroundColor": "transparent", "padding": "0", "color": "white", "fontSize": "12px"}
+_TIP_BOX = "background:#0F172A;padding:8px 10px;border-radius:4px;max-width:340px;transform:{tip_shift}"
+
+
+def tooltip_html(body: str) -> str:
+    """A tooltip template whose box opens left or right of the pointer per object (``tip_shift``)."""
+    return f'<div style="{_TIP_BOX}">{body}</div>'
+
+
+def tip_shift(lon: pd.Series, sites: pd.DataFrame) -> list[str]:
+    """Per object: open its tooltip to the left when it lies in the eastern 45 % of the sites' span."""
+    west, east = float(sites["lon"].min()), float(sites["lon"].max())
+    share = (lon.astype(float) - west) / max(east - west, 1e-9)
+    return ["translateX(calc(-100% - 16px))" if x > 0.55 else "none" for x in share]
 
 
 def network_map(
@@ -104,6 +152,7 @@ def network_map(
         data[f"{col}_txt"] = [fmt(v) for v in data[col]]
     data["fill_txt"] = [f"{v:.1%}" for v in data["fill_rate"]]
     data["cover_txt"] = [f"{v:,.0f} d" if np.isfinite(v) else "-" for v in data["days_of_cover"]]
+    data["tip_shift"] = tip_shift(data["lon"], data)
     columns = [
         "site_id",
         "label",
@@ -118,6 +167,7 @@ def network_map(
         "at_risk",
         "in_excess",
         "positions",
+        "tip_shift",
     ] + [c for c in data.columns if c.endswith("_txt")]
     sites_layer = pdk.Layer(
         "ScatterplotLayer",
@@ -135,14 +185,16 @@ def network_map(
         auto_highlight=True,
     )
     tooltip = {
-        "html": "<b>{label}</b> ({kind}, {region_label})<br/>"
-        "Stock {stock_value_txt} · fill rate {fill_txt} · cover {cover_txt}<br/>"
-        "Shortage {shortage_value_txt} · excess {excess_value_txt}<br/>"
-        "{at_risk} of {positions} positions at stockout risk, {in_excess} in excess",
-        "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"},
+        "html": tooltip_html(
+            "<b>{label}</b> ({kind}, {region_label})<br/>"
+            "Stock {stock_value_txt} · fill rate {fill_txt} · cover {cover_txt}<br/>"
+            "Shortage {shortage_value_txt} · excess {excess_value_txt}<br/>"
+            "{at_risk} of {positions} positions at stockout risk, {in_excess} in excess"
+        ),
+        "style": TOOLTIP_STYLE,
     }
-    return pdk.Deck(
-        layers=[*outline_layers(), sites_layer],
+    return Map(
+        layers=[*outline_layers(outline_box(site_kpis)), sites_layer],
         initial_view_state=view_for(site_kpis, width_px),
         map_provider=None,
         tooltip=tooltip,
@@ -401,6 +453,7 @@ def transfer_map(
         f"{html.escape(str(at['name'].get(a, a)))} &rarr; {html.escape(str(at['name'].get(b, b)))}"
         for a, b in zip(per_lane["from_site_id"], per_lane["to_site_id"])
     ]
+    per_lane["tip_shift"] = tip_shift((per_lane["from_lon"] + per_lane["to_lon"]) / 2, sites)
     per_lane["units_txt"] = [
         f"{u:,.0f} units in {n} lines, {money(c)}"
         for u, n, c in zip(per_lane["units"], per_lane["lines"], per_lane["cost"])
@@ -418,11 +471,8 @@ def transfer_map(
         auto_highlight=True,
     )
     # Site tooltips and arc tooltips share one template: fields a layer lacks render empty.
-    tooltip = {
-        "html": "<b>{label}</b> {units_txt}",
-        "style": {"backgroundColor": "#0F172A", "color": "white", "fontSize": "12px"},
-    }
-    return pdk.Deck(
+    tooltip = {"html": tooltip_html("<b>{label}</b> {units_txt}"), "style": TOOLTIP_STYLE}
+    return Map(
         layers=[*deck.layers, arcs], initial_view_state=deck.initial_view_state, map_provider=None, tooltip=tooltip
     )
 

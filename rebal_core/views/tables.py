@@ -136,6 +136,63 @@ TREND_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+# The Data page: what the import and the signal checks found, forecast accuracy, cycle counts.
+ISSUE_COLUMNS: dict[str, tuple[str, str]] = {
+    "severity": ("Severity", "text"),
+    "table": ("File", "text"),
+    "line": ("Line", "count"),
+    "column": ("Column", "text"),
+    "message": ("What is wrong", "long"),
+}
+SIGNAL_COLUMNS: dict[str, tuple[str, str]] = {
+    "severity": ("Severity", "text"),
+    "check": ("Check", "text"),
+    "message": ("Finding", "long"),
+    "site_id": ("Site", "text"),
+    "sku_id": ("SKU", "text"),
+    "category": ("Category", "text"),
+    "figure": ("Figure", "rate2"),
+}
+ACCURACY_COLUMNS: dict[str, tuple[str, str]] = {
+    "pattern": ("Demand pattern", "text"),
+    "series": ("Series", "count"),
+    "model": ("Model", "text"),
+    "mase": ("MASE (model)", "rate3"),
+    "mase_naive": ("MASE (naive)", "rate3"),
+    "bias": ("Bias (model)", "pct"),
+    "bias_naive": ("Bias (naive)", "pct"),
+}
+RECORD_ACCURACY_COLUMNS: dict[str, tuple[str, str]] = {
+    "site_id": ("Site", "text"),
+    "category": ("Category", "text"),
+    "record_accuracy": ("Record accuracy", "pct"),
+    "value_accuracy": ("Value accuracy", "pct"),
+    "counts": ("Counted positions", "count"),
+    "agree": ("Agree", "count"),
+    "abs_value": ("Value off", "money"),
+    "system_value": ("Value on record", "money"),
+}
+DISCREPANCY_COLUMNS: dict[str, tuple[str, str]] = {
+    "date": ("Counted on", "date"),
+    "count_date": ("Counted on", "date"),
+    "site_id": ("Site", "text"),
+    "sku_id": ("SKU", "text"),
+    "discrepancy_class": ("Likely cause", "text"),
+    "evidence": ("Evidence", "long"),
+    "system_qty": ("On record (units)", "count"),
+    "counted_qty": ("Counted (units)", "count"),
+    "difference": ("Difference (units)", "count"),
+    "abs_value": ("Value off", "money"),
+    "adjustment": ("Adjustment (units)", "count"),
+    "adjustment_value": ("Adjustment value", "money"),
+    "value": ("Adjustment value", "money"),
+    "status": ("Status", "text"),
+    "decided_by": ("Decided by", "text"),
+    "decided_at": ("Decided", "time"),
+    "note": ("Note", "text"),
+}
+
+
 def in_order(frame: pd.DataFrame, columns: dict[str, tuple[str, str]]) -> pd.DataFrame:
     """The frame's columns in the spec's order (the ones it names first, any others after)."""
     named = [c for c in columns if c in frame.columns]

@@ -118,6 +118,26 @@ def test_scenario_lab_solves_compares_and_resolves():
     assert next(m.value for m in at.metric if m.label == "Transfer cost") != before
 
 
+def test_scenario_lab_draws_uncertainty_only_when_asked():
+    """The Monte Carlo bands cost 0.15 s a move: drawn while their expander is open, not otherwise."""
+    at = run("pages/4_Scenario_lab.py")
+    assert not [c for c in at.get("plotly_chart") if "lab-mc" in str(c.proto.id)]
+    closed = len(at.get("plotly_chart"))
+    at.session_state["lab-mc"] = True  # what opening the expander does
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == closed + 2  # fill rate and shortage cost bands
+
+
+def test_sidebar_lists_every_page_and_calls_home_home():
+    from pages.components.auth import PAGES as NAV
+
+    assert {p for p, _ in NAV} == {"app.py"} | {f"pages/{f.name}" for f in (ROOT / "pages").glob("*.py")}
+    at = run("app.py")
+    links = [e.proto.label for e in at.get("page_link")]
+    assert links[0] == "Home" and "app" not in links and len(links) == len(NAV)
+
+
 def test_scenario_lab_refuses_bad_values():
     at = run("pages/4_Scenario_lab.py")
     at.slider(key="lab-h").set_value(120).run()  # horizon above the excess cover of 90 days
