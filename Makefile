@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 PORT    ?= 8501
 
-.PHONY: run test test-fast lint install test-deps system-deps init bench clean
+.PHONY: run test test-fast lint install test-deps system-deps init bench bench-browser clean
 
 $(VPY):
 	@command -v $(PY) >/dev/null 2>&1 || { echo "$(PY) not found; set PY=python3.x (3.10+)"; exit 1; }
@@ -62,6 +62,11 @@ bench: install
 	PYTHONPATH=. $(VPY) bench/bench_plan.py
 	PYTHONPATH=. $(VPY) bench/bench_workflow.py
 	PYTHONPATH=. $(VPY) bench/bench_backtest.py
+
+# In a real browser (Playwright + Debian's chromium, as the browser tests): the lab's slider, a fresh clone's first start.
+bench-browser: test-deps
+	PYTHONPATH=. $(VPY) bench/bench_lab_slider.py
+	PYTHONPATH=. $(VPY) bench/bench_first_start.py
 
 clean:
 	rm -rf $(VENV) .stamp-* data/*.db data/sample data/bench
