@@ -18,7 +18,7 @@ $(VPY):
 	$(VPY) -m pip install --progress-bar on -r requirements.txt
 	@touch $@
 
-.stamp-test-install: requirements.txt requirements-test.txt .stamp-install
+.stamp-test-install: requirements.txt requirements-test.txt requirements-ray.txt .stamp-install
 	$(VPY) -m pip install -q -r requirements-test.txt
 	@touch $@
 

@@ -189,6 +189,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             override_signals=args.override_signals,
             use_cache=not args.no_cache,
             progress=_progress(args, "plan"),
+            ray=args.ray,
         )
     except BundleInvalid as exc:
         _report_invalid(exc, "no plan was made")
@@ -473,6 +474,12 @@ def parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=SOLVE_SECONDS,
         help=f"seconds the optimizer may take (default {SOLVE_SECONDS:g})",
+    )
+    pl.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the optimizer's per-sku flows on a Ray cluster (an address, or 'local'; default REBAL_RAY_ADDRESS, "
+        "else in this process); needs requirements-ray.txt",
     )
     pl.add_argument("--quiet", action="store_true", help="no progress lines")
     pl.add_argument(

@@ -16,6 +16,7 @@ import pandas as pd
 from rebal_core.decisions.planning import Plan, build_problem
 from rebal_core.decisions.scenario import SOLVE_SECONDS, Scenario
 from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.decisions.solvers.shards import ray_address
 from rebal_core.errors import PlanningBlocked
 from rebal_core.execution.files import write_plan
 from rebal_core.progress import Progress, quiet
@@ -41,12 +42,14 @@ def plan_bundle(
     override_signals: str | None = None,
     use_cache: bool = True,
     progress: Progress = quiet,
+    ray: str | None = None,
 ) -> BatchPlan:
     """Load (or take from the cache), check, plan and write ``bundle`` under ``scenario``.
 
     Raises :class:`rebal_core.errors.BundleInvalid` for a bundle with errors and
     :class:`rebal_core.errors.PlanningBlocked` (with the findings) when critical signal
-    findings stand and ``override_signals`` gives no reason.
+    findings stand and ``override_signals`` gives no reason. ``ray``: a Ray address or ``"local"``
+    (else REBAL_RAY_ADDRESS, else in this process): the per-sku flows run on shard actors.
     """
     t0 = time.perf_counter()
     prepared = prepared_network(bundle, progress=progress, use_cache=use_cache)
@@ -61,7 +64,14 @@ def plan_bundle(
     problem = build_problem(prepared.network, scenario)
     t1 = time.perf_counter()
     phases["build"] = t1 - t
-    result = plan(problem, method=method, time_limit=time_limit, progress=progress, build_seconds=t1 - t0)
+    result = plan(
+        problem,
+        method=method,
+        time_limit=time_limit,
+        progress=progress,
+        build_seconds=t1 - t0,
+        ray_address=ray_address(ray),
+    )
     t2 = time.perf_counter()
     phases["solve"] = result.solve_seconds
     phases["score and reasons"] = t2 - t1 - result.solve_seconds

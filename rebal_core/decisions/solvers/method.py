@@ -36,6 +36,7 @@ from rebal_core.decisions.solvers.greedy import greedy
 from rebal_core.decisions.solvers.mip import solve_mip
 from rebal_core.decisions.solvers.repair import _Ledger, _meet_budget
 from rebal_core.decisions.solvers.search import search
+from rebal_core.decisions.solvers.shards import RayShards, SkuSolver
 from rebal_core.errors import CommitmentsInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet  # noqa: F401
 
@@ -71,12 +72,14 @@ def optimize(
     repair_seconds: float = 0.0,
     rule: pd.DataFrame | None = None,
     rounds_within: float | None = None,
+    skus: SkuSolver | None = None,
 ) -> Solution:
     """Least-network-cost plan with a proven lower bound (see the module doc for the method).
 
     ``rounds_within``: the search completes its fixed rounds unless they take longer than this
     (seconds), even past ``time_limit``, so the plan does not depend on the machine's load; the
     time limit then bounds only the MIP after it. None: the time limit cuts the search too.
+    ``skus``: who runs the per-sku flows (:mod:`rebal_core.decisions.solvers.shards`; default here).
     """
     started = time.perf_counter()
     deadline = started + time_limit
@@ -91,7 +94,7 @@ def optimize(
             raise Cancelled
 
     progress(0.02, f"relaxation over {len(arcs):,} candidate arcs")
-    found = search(problem, search_deadline, progress, check_cancel, repair_seconds, rule)
+    found = search(problem, search_deadline, progress, check_cancel, repair_seconds, rule, skus=skus)
     packs, best, bound, score = found.packs, found.cost, found.bound, found.score
     stats["search_seconds"] = time.perf_counter() - started
     stats["lagrange_rounds"] = found.rounds
@@ -154,6 +157,8 @@ def plan(
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
     rounds_within: float | None = None,
+    skus: SkuSolver | None = None,
+    ray_address: str | None = None,
 ) -> Plan:
     """Solve with ``method`` ("optimize" or "greedy") and return the scored, explained plan.
 
@@ -161,6 +166,8 @@ def plan(
     (its time counts against the limit) and kept when the search does not beat it.
     With ``target_fill_rate`` the plan is the least-cost one that reaches it (see
     :func:`plan_for_fill_rate`). ``rounds_within``: see :func:`optimize` (reproducible plans).
+    ``ray_address`` (an address or ``"local"``): the per-sku flows run on Ray shard actors, one per
+    bucket of skus; the plan is the one this process would make with the same round counts.
     """
     if method not in ("optimize", "greedy"):
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
@@ -182,15 +189,21 @@ def plan(
             problem, score, method, "HEURISTIC", float("nan"), build_seconds, time.perf_counter() - t0, {}
         )
     rule_score = evaluate(problem, rule)
-    sol = optimize(
-        problem,
-        time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
-        progress=progress,
-        cancel=cancel,
-        repair_seconds=(1.0 if problem.scenario.budget is not None else 0.5) * rule_seconds,
-        rule=rule,
-        rounds_within=rounds_within,
-    )
+    shards = RayShards(problem, ray_address) if ray_address and skus is None else None
+    try:
+        sol = optimize(
+            problem,
+            time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
+            progress=progress,
+            cancel=cancel,
+            repair_seconds=(1.0 if problem.scenario.budget is not None else 0.5) * rule_seconds,
+            rule=rule,
+            rounds_within=rounds_within,
+            skus=skus or shards,
+        )
+    finally:
+        if shards is not None:
+            shards.close()
     score = sol.score if sol.score is not None else evaluate(problem, lines_from_arcs(problem, sol.packs))
     stats = dict(sol.stats)
     stats["greedy_network_cost"] = rule_score.network_cost_after
@@ -333,6 +346,7 @@ def plan_network(
     time_limit: float = SOLVE_SECONDS,
     progress: Progress = quiet,
     cancel: threading.Event | None = None,
+    ray_address: str | None = None,
 ) -> Plan:
     """Plan ``net`` under ``scenario`` around decisions already taken (approval workflow).
 
@@ -359,6 +373,7 @@ def plan_network(
             progress=progress,
             cancel=cancel,
             build_seconds=time.perf_counter() - t0,
+            ray_address=ray_address,
         )
     base_net = apply_moves(net, c.in_transit)
     base = build_problem(base_net, scenario)
@@ -371,7 +386,9 @@ def plan_network(
     else:
         scenario_left = scenario
     residual = around(build_problem(apply_moves(base_net, c.fixed, consume_capacity=True), scenario_left), c)
-    inner = plan(residual, method=method, time_limit=time_limit, progress=progress, cancel=cancel)
+    inner = plan(
+        residual, method=method, time_limit=time_limit, progress=progress, cancel=cancel, ray_address=ray_address
+    )
     lines = pd.concat([c.fixed, plan_lines(inner.table)], ignore_index=True)
     score = evaluate(base, lines)
     fixed_lanes = fixed_score.lines.drop_duplicates("lane_id").set_index("lane_id")["cost_per_truck"]

@@ -5,6 +5,7 @@ Part of the optimizer (:mod:`rebal_core.decisions.solvers.optimizer` explains th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -19,7 +20,7 @@ from rebal_core.decisions.planning import (
     trucks_for,
 )
 from rebal_core.decisions.solvers.costs import resources
-from rebal_core.decisions.solvers.flow import solve_skus
+from rebal_core.decisions.solvers.flow import SkuSolve, solve_skus
 from rebal_core.errors import CommitmentsInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet  # noqa: F401
 
@@ -220,8 +221,15 @@ def _meet_budget(problem: PlanningProblem, led: _Ledger, packs: np.ndarray) -> n
         packs[drop] = 0
 
 
-def reflow(problem: PlanningProblem, packs: np.ndarray, costs: np.ndarray, deadline: float | None = None) -> np.ndarray:
-    """Re-solve the flow with arcs into saturated capacities capped at their current packs, then repair."""
+def reflow(
+    problem: PlanningProblem,
+    packs: np.ndarray,
+    costs: np.ndarray,
+    deadline: float | None = None,
+    skus: Callable[..., SkuSolve] = solve_skus,
+) -> np.ndarray:
+    """Re-solve the flow with arcs into saturated capacities capped at their current packs, then repair
+    (``skus`` runs the per-sku flows: here or on shards)."""
     arcs = problem.arcs
     res = resources(problem, arcs)
     used = res.usage @ packs
@@ -230,4 +238,4 @@ def reflow(problem: PlanningProblem, packs: np.ndarray, costs: np.ndarray, deadl
     touches = np.asarray((res.usage[np.flatnonzero(full)] != 0).sum(axis=0)).ravel() > 0
     capped = replace(arcs, ub=np.where(touches, packs, arcs.ub))
     view = replace(problem, arcs=capped)
-    return solve_skus(view, costs, deadline=deadline).packs
+    return skus(view, costs, deadline=deadline).packs

@@ -22,6 +22,7 @@ from rebal_core.decisions.planning import (
 from rebal_core.decisions.solvers.costs import Resources, bound_costs, resources, truck_free_costs, truck_slopes
 from rebal_core.decisions.solvers.flow import OutOfTime, flow_batch, solve_skus
 from rebal_core.decisions.solvers.repair import reflow, repair
+from rebal_core.decisions.solvers.shards import InProcess, SkuSolver
 from rebal_core.errors import CommitmentsInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet  # noqa: F401
 
@@ -183,11 +184,18 @@ class Relaxed:
     bound: float  # cost before + the relaxation's optimum (a lower bound for the priced costs)
 
 
-def relax(problem: PlanningProblem, cost_per_pack: np.ndarray, gated: bool, deadline: float | None = None) -> Relaxed:
-    """The relaxation used for bounds: per-sku branch and bound (rule 4 exact), or with receive
-    capacities one flow in units through site gates (capacities exact; rule 4 and packs relaxed)."""
+def relax(
+    problem: PlanningProblem,
+    cost_per_pack: np.ndarray,
+    gated: bool,
+    deadline: float | None = None,
+    skus: SkuSolver = solve_skus,
+) -> Relaxed:
+    """The relaxation used for bounds: per-sku branch and bound (rule 4 exact; ``skus`` runs it, here or
+    on shards), or with receive capacities one flow in units through site gates (capacities exact;
+    rule 4 and packs relaxed)."""
     if not gated:
-        solved = solve_skus(problem, cost_per_pack, deadline=deadline)
+        solved = skus(problem, cost_per_pack, deadline=deadline)
         return Relaxed(solved.packs, solved.bound)
     arcs = problem.arcs
     every = np.arange(len(arcs))
@@ -209,6 +217,7 @@ def search(
     check_cancel: Callable[[], None],
     repair_seconds: float = 0.0,
     rule: pd.DataFrame | None = None,
+    skus: SkuSolver | None = None,
 ) -> Search:
     """Stages 1 and 2: a Lagrangian bound with a plan from every few solves, then truck slope scaling.
 
@@ -227,6 +236,7 @@ def search(
     deadline ends with :class:`OutOfTime`: the best plan and bound so far stand.
     """
     arcs = problem.arcs
+    skus = skus or InProcess()  # the per-sku work: in this process, or on Ray shards (shards.py)
     base = bound_costs(problem, arcs)
     plain = truck_free_costs(problem, arcs)
     started = time.perf_counter()
@@ -273,7 +283,7 @@ def search(
     if gated:
         try:
             t_step = time.perf_counter()
-            first = relax(problem, base + everything.usage.T @ lam_first, False, deadline=first_end)
+            first = relax(problem, base + everything.usage.T @ lam_first, False, deadline=first_end, skus=skus)
             step = time.perf_counter() - t_step
             best.bound = max(
                 best.bound, first.bound - float(lam_first @ everything.capacity)
@@ -297,7 +307,7 @@ def search(
         slopes = truck_slopes(problem, current)
         if gated:
             return consider(gated_plan(problem, current, plain + price + slopes, deadline=deadline))
-        return consider(solve_skus(problem, plain + price + slopes, deadline=deadline).packs)
+        return consider(skus(problem, plain + price + slopes, deadline=deadline).packs)
 
     theta, stall = 0.2, 0
     rounds = LAGRANGE_ROUNDS if len(res.capacity) else 1
@@ -311,7 +321,7 @@ def search(
                 relaxed = first  # the same relaxation at zero prices, already solved and considered
             else:
                 t_step = time.perf_counter()
-                relaxed = relax(problem, base + price, gated, deadline=first_end if k == 0 else budget_end)
+                relaxed = relax(problem, base + price, gated, deadline=first_end if k == 0 else budget_end, skus=skus)
                 step = max(step, time.perf_counter() - t_step)  # what one more solve is likely to take
             value = relaxed.bound - float(lam @ res.capacity)
             if value > best.bound + 1e-9:
@@ -348,7 +358,9 @@ def search(
                 best.cut_short = True
                 break
             current = consider(
-                reflow(problem, current, plain + best.price + truck_slopes(problem, current), deadline=deadline)
+                reflow(
+                    problem, current, plain + best.price + truck_slopes(problem, current), deadline=deadline, skus=skus
+                )
             )
         # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
         # last plan (not the best), a fixed number of times, so the search is reproducible.

@@ -1,0 +1,193 @@
+"""The optimizer's per-sku work in buckets of skus: in this process, or on Ray shard actors (issue 15).
+
+The per-sku branch and bound (:func:`rebal_core.decisions.solvers.flow.solve_skus`) is separable:
+without the cross-sku capacities (priced by the Lagrangian, on the driver) every sku's plan depends
+only on its own arcs. The skus are cut into buckets of ``skus_per_shard`` (contiguous sku codes) and
+each bucket is solved on its own; the buckets' plans and bounds add up. The bucketing is the same
+in both executors, so a plan made on Ray is identical to the one made here with the same round
+counts (a min-cost flow over several buckets at once could break ties differently).
+
+Ray is optional (``requirements-ray.txt``) and imported only when a cluster is asked for:
+``REBAL_RAY_ADDRESS`` (an address, or ``local`` for a Ray started on this machine) or the
+command line's ``--ray``. OR-Tools objects do not pickle, so a shard receives the problem's arrays
+once (through Ray's object store) and rebuilds its flows on each call; a round sends each shard its
+arcs' costs (and capacities when they changed) and gets back its plan, value and bound.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from rebal_core.decisions.planning import PlanningProblem
+from rebal_core.decisions.solvers.flow import SkuSolve, solve_skus
+
+SKUS_PER_SHARD = 5_000  # a bucket: enough skus that a call's work dwarfs Ray's 1-2 ms per task
+RAY_ADDRESS_ENV = "REBAL_RAY_ADDRESS"
+
+SkuSolver = Callable[..., SkuSolve]  # (problem, cost_per_pack, deadline=None) -> SkuSolve
+
+
+def bucket_arcs(problem: PlanningProblem, skus_per_shard: int = SKUS_PER_SHARD) -> list[np.ndarray]:
+    """The candidate arcs of each bucket of skus (contiguous sku codes, in arc order); empty buckets left out."""
+    sku = problem.positions["sku_code"].to_numpy()[problem.arcs.src]
+    bucket = sku // max(1, int(skus_per_shard))
+    order = np.argsort(bucket, kind="stable")
+    cuts = np.flatnonzero(np.diff(bucket[order])) + 1
+    return [part for part in np.split(order, cuts) if len(part)]
+
+
+def combine(problem: PlanningProblem, parts: list[tuple[np.ndarray, SkuSolve | tuple]]) -> SkuSolve:
+    """The buckets' solutions as one: plans side by side, values and bounds added (each counts from
+    ``cost_before``)."""
+    packs = np.zeros(len(problem.arcs), dtype=np.int64)
+    value = bound = problem.cost_before
+    nodes = unresolved = 0
+    for idx, part in parts:
+        if isinstance(part, SkuSolve):
+            p, v, b, n, u = part.packs[idx], part.value, part.bound, part.nodes, part.unresolved
+        else:
+            p, v, b, n, u = part[:5]
+        packs[idx] = p
+        value += v - problem.cost_before
+        bound += b - problem.cost_before
+        nodes += n
+        unresolved += u
+    return SkuSolve(packs, value, bound, nodes, unresolved)
+
+
+class InProcess:
+    """Every bucket in this process, one after the other (the default)."""
+
+    def __init__(self, skus_per_shard: int = SKUS_PER_SHARD) -> None:
+        self.skus_per_shard = skus_per_shard
+        self._buckets: tuple[int, list[np.ndarray]] | None = None
+
+    def __call__(self, problem: PlanningProblem, cost_per_pack: np.ndarray, deadline: float | None = None) -> SkuSolve:
+        buckets = self._buckets_of(problem)
+        if len(buckets) <= 1:
+            return solve_skus(problem, cost_per_pack, deadline=deadline)  # one bucket: the whole problem at once
+        parts = []
+        for idx in buckets:
+            keep = np.zeros(len(problem.arcs), dtype=bool)
+            keep[idx] = True
+            parts.append((idx, solve_skus(problem, cost_per_pack, keep=keep, deadline=deadline)))
+        return combine(problem, parts)
+
+    def _buckets_of(self, problem: PlanningProblem) -> list[np.ndarray]:
+        key = id(problem.arcs.src)  # views of one problem (other capacities) share their arcs' endpoints
+        if self._buckets is None or self._buckets[0] != key:
+            self._buckets = (key, bucket_arcs(problem, self.skus_per_shard))
+        return self._buckets[1]
+
+
+class _Shard:
+    """Buckets of skus on one Ray worker: holds the problem, solves each bucket under the costs it is sent."""
+
+    def __init__(self, problem: PlanningProblem, buckets: list[np.ndarray], crash_once: str | None = None) -> None:
+        self.problem, self.buckets = problem, buckets
+        self.idx = np.concatenate(buckets)
+        self.crash_once = crash_once  # failure drills: a file path; the first call that finds it absent dies
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def solve(self, cost: np.ndarray, ub: np.ndarray | None, seconds_left: float | None) -> list[tuple]:
+        """Per bucket: its arcs' packs, value, bound, nodes, unresolved skus and seconds (``cost`` and
+        ``ub`` are this worker's arcs', in the order of its buckets)."""
+        if self.crash_once and not os.path.exists(self.crash_once):
+            open(self.crash_once, "w").close()  # noqa: SIM115 - the marker: the retried call lives
+            os._exit(1)  # a worker lost mid-round
+        problem = self.problem
+        n = len(problem.arcs)
+        if ub is not None:
+            full = problem.arcs.ub.copy()
+            full[self.idx] = ub
+            problem = replace(problem, arcs=replace(problem.arcs, ub=full))
+        costs = np.zeros(n)
+        costs[self.idx] = cost
+        started = time.perf_counter()
+        deadline = None if seconds_left is None else started + seconds_left  # this machine's clock
+        out = []
+        for idx in self.buckets:
+            t = time.perf_counter()
+            keep = np.zeros(n, dtype=bool)
+            keep[idx] = True
+            r = solve_skus(problem, costs, keep=keep, deadline=deadline)
+            out.append((r.packs[idx], r.value, r.bound, r.nodes, r.unresolved, time.perf_counter() - t))
+        return out
+
+
+class RayShards:
+    """The buckets on Ray actors (one per worker CPU, buckets dealt round-robin); a lost worker is
+    restarted and its call retried.
+
+    ``address``: a Ray cluster's address, or ``"local"`` for a Ray started on this machine
+    (``num_cpus`` workers). ``rounds`` keeps, per call, the driver's wall time and the busiest
+    worker's solve time: their difference is the driver <-> shard overhead.
+    """
+
+    def __init__(
+        self,
+        problem: PlanningProblem,
+        address: str = "local",
+        skus_per_shard: int = SKUS_PER_SHARD,
+        num_cpus: int | None = None,
+        crash_once: str | None = None,
+    ) -> None:
+        try:
+            import ray  # optional: requirements-ray.txt
+        except ImportError as exc:
+            raise RuntimeError(
+                f"a Ray cluster was asked for ({address!r}) but Ray is not installed: "
+                "pip install -r requirements-ray.txt (or unset REBAL_RAY_ADDRESS)"
+            ) from exc
+
+        if not ray.is_initialized():
+            if address == "local":
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        self.ray = ray
+        self.problem = problem
+        buckets = bucket_arcs(problem, skus_per_shard)
+        workers = max(1, min(len(buckets), int(ray.cluster_resources().get("CPU", 1))))
+        self.dealt = [buckets[i::workers] for i in range(workers)]
+        self.arcs = [np.concatenate(b) for b in self.dealt]
+        self.shared = ray.put(problem)  # kept: a restarted actor is rebuilt from it
+        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_Shard)
+        self.actors = [actor.remote(self.shared, b, crash_once) for b in self.dealt]
+        self.rounds: list[tuple[float, float]] = []
+
+    def __call__(self, problem: PlanningProblem, cost_per_pack: np.ndarray, deadline: float | None = None) -> SkuSolve:
+        if problem.arcs.src is not self.problem.arcs.src:
+            raise ValueError("these shards hold another problem: make RayShards for it")
+        ub = None if problem.arcs.ub is self.problem.arcs.ub else problem.arcs.ub
+        t = time.perf_counter()
+        left = None if deadline is None else max(0.0, deadline - t)
+        calls = [
+            a.solve.remote(cost_per_pack[idx], None if ub is None else ub[idx], left)
+            for a, idx in zip(self.actors, self.arcs)
+        ]
+        results = self.ray.get(calls)
+        self.rounds.append((time.perf_counter() - t, max(sum(r[5] for r in worker) for worker in results)))
+        parts = [(idx, r) for buckets, worker in zip(self.dealt, results) for idx, r in zip(buckets, worker)]
+        return combine(problem, parts)
+
+    def pids(self) -> list[int]:
+        return self.ray.get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a, no_restart=True)
+        self.actors = []
+
+
+def ray_address(explicit: str | None = None) -> str | None:
+    """The Ray cluster to use: ``explicit`` (the command line's --ray), else REBAL_RAY_ADDRESS, else None
+    (in-process)."""
+    return explicit or os.environ.get(RAY_ADDRESS_ENV) or None
