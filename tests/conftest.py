@@ -15,6 +15,8 @@ from rebal_core.signals.sample import SynthConfig, synthesize
 
 # The command line's prepared-bundle cache: never the user's own ~/.cache during tests.
 os.environ.setdefault("REBAL_CACHE_DIR", tempfile.mkdtemp(prefix="rebal-test-cache-"))
+# Demand history of stores that are not SQLite files (PostgreSQL): never the repository's data/history.
+os.environ.setdefault("REBAL_HISTORY_DIR", tempfile.mkdtemp(prefix="rebal-test-history-"))
 
 SMALL = SynthConfig(sites=8, skus=40, days=150, seed=3, as_of=dt.date(2026, 6, 1))
 

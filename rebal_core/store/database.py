@@ -21,6 +21,7 @@ from sqlmodel import Session, SQLModel, create_engine, delete, select
 
 from rebal_core.errors import DatasetExists, DatasetInUse, DatasetNameInvalid, StoreBusy  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet
+from rebal_core.store import history
 from rebal_core.store.tables import (
     BUNDLE_TABLES,
     AuditEvent,
@@ -267,50 +268,69 @@ def save_dataset(
     name = name.strip()
     if not name:
         raise ValueError("a dataset needs a name")
-    total = sum(len(t) for t in tables.values()) or 1
+    # Demand history goes to Parquet (store/history.py): written first, outside the transaction,
+    # into a hidden folder that becomes the dataset's just before the transaction commits.
+    demand = tables.get("demand")
+    staged = history.stage(engine, demand) if demand is not None else None
+    published = aside = None
+    sql_tables = {k: v for k, v in tables.items() if k != "demand"}
+    total = sum(len(t) for t in sql_tables.values()) or 1
     written = 0
-    with engine.begin() as conn:
-        existing = conn.execute(select(Dataset.id).where(Dataset.name == name)).scalar_one_or_none()
-        if existing is not None:
-            if not replace:
-                raise DatasetExists(f"a dataset named {name!r} already exists; choose another name or replace it")
-            _delete_rows(conn, existing)
-        inventory = tables["inventory"]
-        record = Dataset(
-            name=name,
-            source=source,
-            as_of=as_of,
-            imported_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
-            sites=len(tables["sites"]),
-            skus=len(tables["skus"]),
-            positions=len(inventory),
-            demand_rows=len(tables["demand"]),
-            forecast_method=forecast_method,
-            forecast_accuracy=json.dumps(forecast_accuracy or {}),
-            warnings=json.dumps(list(warnings)),
-            rate_card=json.dumps(rate_card or {}),
-            signals=json.dumps(list(signals), default=str),
-        )
-        dataset_id = conn.execute(
-            Dataset.__table__.insert().values(**record.model_dump(exclude={"id"})).returning(Dataset.__table__.c.id)
-        ).scalar_one()
-        for key, model in BUNDLE_TABLES.items():
-            frame = tables.get(key)
-            if frame is None or frame.empty:
-                continue
-            columns = [c.name for c in model.__table__.columns if c.name != "dataset_id" and c.name in frame.columns]
-            frame = frame.assign(dataset_id=dataset_id)
+    progress(0.0, f"demand history written to Parquet ({len(demand) if demand is not None else 0:,} rows)")
+    try:
+        with engine.begin() as conn:
+            existing = conn.execute(select(Dataset.id).where(Dataset.name == name)).scalar_one_or_none()
+            if existing is not None:
+                if not replace:
+                    raise DatasetExists(f"a dataset named {name!r} already exists; choose another name or replace it")
+                _delete_rows(conn, existing)
+            inventory = tables["inventory"]
+            record = Dataset(
+                name=name,
+                source=source,
+                as_of=as_of,
+                imported_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+                sites=len(tables["sites"]),
+                skus=len(tables["skus"]),
+                positions=len(inventory),
+                demand_rows=len(demand) if demand is not None else 0,
+                forecast_method=forecast_method,
+                forecast_accuracy=json.dumps(forecast_accuracy or {}),
+                warnings=json.dumps(list(warnings)),
+                rate_card=json.dumps(rate_card or {}),
+                signals=json.dumps(list(signals), default=str),
+            )
+            dataset_id = conn.execute(
+                Dataset.__table__.insert().values(**record.model_dump(exclude={"id"})).returning(Dataset.__table__.c.id)
+            ).scalar_one()
+            for key, model in BUNDLE_TABLES.items():
+                frame = sql_tables.get(key)
+                if frame is None or frame.empty:
+                    continue
+                columns = [
+                    c.name for c in model.__table__.columns if c.name != "dataset_id" and c.name in frame.columns
+                ]
+                frame = frame.assign(dataset_id=dataset_id)
 
-            def step(n: int, key: str = key) -> None:
-                nonlocal written
-                written += n
-                progress(written / total, f"storing {key} ({written:,} of {total:,} rows)")
+                def step(n: int, key: str = key) -> None:
+                    nonlocal written
+                    written += n
+                    progress(written / total, f"storing {key} ({written:,} of {total:,} rows)")
 
-            _bulk_insert(conn, model.__tablename__, frame, ["dataset_id", *columns], step)
-        if audit_event is not None:
-            audit_event.dataset_id, audit_event.object_id = dataset_id, str(dataset_id)
-            conn.execute(AuditEvent.__table__.insert().values(**audit_event.model_dump(exclude={"id"})))
-        row = conn.execute(select(Dataset).where(Dataset.id == dataset_id)).one()
+                _bulk_insert(conn, model.__tablename__, frame, ["dataset_id", *columns], step)
+            if audit_event is not None:
+                audit_event.dataset_id, audit_event.object_id = dataset_id, str(dataset_id)
+                conn.execute(AuditEvent.__table__.insert().values(**audit_event.model_dump(exclude={"id"})))
+            row = conn.execute(select(Dataset).where(Dataset.id == dataset_id)).one()
+            if staged is not None:
+                (published, aside), staged = history.publish(engine, staged, dataset_id), None
+    except BaseException:
+        history.discard(staged)
+        history.unpublish(published, aside)  # the transaction did not commit: neither does the history
+        raise
+    history.discard(aside)  # committed: what the dataset's folder held before goes
+    if existing is not None and existing != dataset_id:
+        history.remove(engine, existing)  # the replaced dataset's history, once its rows are gone for good
     return DatasetPublic.model_validate(row._mapping)
 
 
@@ -321,11 +341,13 @@ def _delete_rows(conn, dataset_id: int) -> None:
 
 
 def delete_dataset(*, engine: Engine, dataset_id: int, audit_event: AuditEvent | None = None) -> None:
-    """Delete a dataset's rows (its scenarios cascade), recording ``audit_event`` in the same transaction."""
+    """Delete a dataset's rows (its scenarios cascade), recording ``audit_event`` in the same transaction;
+    then its demand history (a folder left by a failure here is never read: no record points to it)."""
     with engine.begin() as conn:
         _delete_rows(conn, dataset_id)
         if audit_event is not None:
             conn.execute(AuditEvent.__table__.insert().values(**audit_event.model_dump(exclude={"id"})))
+    history.remove(engine, dataset_id)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -351,6 +373,8 @@ def find_dataset(*, engine: Engine, name: str) -> DatasetPublic | None:
 
 def read_table(*, engine: Engine, dataset_id: int, table: str) -> pd.DataFrame:
     """One bundle table of a dataset as a DataFrame (dates parsed, no dataset_id column)."""
+    if table == "demand" and history.has_history(engine, dataset_id):
+        return history.read_demand(engine, dataset_id)
     model = BUNDLE_TABLES[table]
     query = select(model).where(model.dataset_id == dataset_id)
     with engine.connect() as conn:
@@ -364,6 +388,8 @@ def read_table(*, engine: Engine, dataset_id: int, table: str) -> pd.DataFrame:
 
 def read_demand_history(*, engine: Engine, dataset_id: int, site_id: str, sku_id: str) -> pd.DataFrame:
     """Daily demand of one position (missing days are zero, as the contract says)."""
+    if history.has_history(engine, dataset_id):
+        return history.read_position(engine, dataset_id, site_id, sku_id)
     query = select(DemandRecord.date, DemandRecord.qty).where(
         DemandRecord.dataset_id == dataset_id, DemandRecord.site_id == site_id, DemandRecord.sku_id == sku_id
     )
@@ -374,6 +400,8 @@ def read_demand_history(*, engine: Engine, dataset_id: int, site_id: str, sku_id
 
 
 def count_rows(*, engine: Engine, table: str, dataset_id: int | None = None) -> int:
+    if table == "demand" and dataset_id is not None and history.has_history(engine, dataset_id):
+        return history.rows(engine, dataset_id)
     model = BUNDLE_TABLES.get(table, Dataset)
     query = select(func.count()).select_from(model)
     if dataset_id is not None and model is not Dataset:
@@ -384,6 +412,8 @@ def count_rows(*, engine: Engine, table: str, dataset_id: int | None = None) -> 
 
 def read_demand_since(*, engine: Engine, dataset_id: int, since: dt.date) -> pd.DataFrame:
     """Demand rows of a dataset from ``since`` on (recent evidence without reading the whole history)."""
+    if history.has_history(engine, dataset_id):
+        return history.read_since(engine, dataset_id, since)
     query = select(DemandRecord.site_id, DemandRecord.sku_id, DemandRecord.date, DemandRecord.qty).where(
         DemandRecord.dataset_id == dataset_id, DemandRecord.date >= since
     )
@@ -395,6 +425,8 @@ def read_demand_since(*, engine: Engine, dataset_id: int, since: dt.date) -> pd.
 
 def demand_span(*, engine: Engine, dataset_id: int) -> tuple[dt.date, dt.date] | None:
     """First and last day of a dataset's demand history (one indexed query, not the whole history)."""
+    if history.has_history(engine, dataset_id):
+        return history.span(engine, dataset_id)
     with Session(engine) as session:
         first, last = session.exec(
             select(func.min(DemandRecord.date), func.max(DemandRecord.date)).where(

@@ -56,14 +56,25 @@ def test_failed_import_changes_nothing(engine, small_bundle, bundle_copy):
     assert snapshot(engine) == before
 
 
-def test_failure_while_writing_rolls_back(engine, small_bundle, monkeypatch):
-    """A crash half-way through storing (after some tables were written) leaves the store as it was."""
+def _history(engine) -> dict:
+    """Every file under the store's history folder with its bytes (hidden staging folders included)."""
+    from rebal_core.store.history import history_root
+
+    root = history_root(engine)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("failing_table", ["forecast", "counts"])
+def test_failure_while_writing_rolls_back(engine, small_bundle, monkeypatch, failing_table):
+    """A crash half-way through storing (after some tables and the demand history were written)
+    leaves the store as it was: its rows, and its Parquet history (nothing staged left behind)."""
     services.import_bundle(engine=engine, source=small_bundle, name="Live")
-    before = snapshot(engine)
+    before, history_before = snapshot(engine), _history(engine)
+    assert any(name.endswith("demand.parquet") for name in history_before)
     real = store.database._bulk_insert
 
     def failing(conn, table_name, *args, **kwargs):
-        if table_name == "demand":
+        if table_name == failing_table:
             raise OSError("disk full")
         return real(conn, table_name, *args, **kwargs)
 
@@ -71,6 +82,58 @@ def test_failure_while_writing_rolls_back(engine, small_bundle, monkeypatch):
     with pytest.raises(OSError):
         services.import_bundle(engine=engine, source=small_bundle, name="Live", replace=True)
     assert snapshot(engine) == before
+    assert _history(engine) == history_before
+
+
+def test_a_commit_that_fails_after_the_history_is_published_takes_it_back(engine, small_bundle):
+    """The rename happens inside the transaction; when the commit itself fails the new folder goes and
+    the replaced dataset's history comes back (SQLite may give the new dataset the old one's id)."""
+    from sqlalchemy import event
+
+    services.import_bundle(engine=engine, source=small_bundle, name="Live")
+    before, history_before = snapshot(engine), _history(engine)
+
+    def commit_fails(conn) -> None:
+        raise OSError("the database went away at the commit")
+
+    event.listen(engine, "commit", commit_fails)
+    try:
+        with pytest.raises(OSError):
+            services.import_bundle(engine=engine, source=small_bundle, name="Live", replace=True)
+    finally:
+        event.remove(engine, "commit", commit_fails)
+    assert snapshot(engine) == before
+    assert _history(engine) == history_before
+
+
+def test_demand_history_reads_the_same_from_parquet(engine, small_bundle):
+    """The store's readers answer from Parquet as they did from SQL rows."""
+    import datetime as dt
+
+    from rebal_core.signals.bundle import load_bundle
+
+    d = services.import_bundle(engine=engine, source=small_bundle, name="Parquet").dataset
+    from rebal_core.store import history
+
+    assert history.has_history(engine, d.id)
+    assert store.count_rows(engine=engine, table="demand", dataset_id=d.id) == d.demand_rows
+    raw = load_bundle(small_bundle).demand
+    demand = store.read_table(engine=engine, dataset_id=d.id, table="demand")
+    assert len(demand) == len(raw) and demand["qty"].sum() == pytest.approx(raw["qty"].sum())
+    first, last = store.demand_span(engine=engine, dataset_id=d.id)
+    assert (first, last) == (demand["date"].min().date(), demand["date"].max().date())
+    one = demand[(demand["site_id"] == demand["site_id"].iloc[0]) & (demand["sku_id"] == demand["sku_id"].iloc[0])]
+    position = store.read_demand_history(
+        engine=engine, dataset_id=d.id, site_id=one["site_id"].iloc[0], sku_id=one["sku_id"].iloc[0]
+    )
+    assert position["qty"].tolist() == one.sort_values("date")["qty"].tolist()
+    since = last - dt.timedelta(days=6)
+    assert (
+        len(store.read_demand_since(engine=engine, dataset_id=d.id, since=since))
+        == (demand["date"].dt.date >= since).sum()
+    )
+    store.delete_dataset(engine=engine, dataset_id=d.id)
+    assert not history.folder(engine, d.id).exists()
 
 
 def test_replace_keeps_one_dataset(engine, small_bundle):
