@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from rebal_core.cluster import connect, ray_address
 from rebal_core.progress import Progress, quiet
 
 HISTORY_DAYS = 365
@@ -134,30 +135,50 @@ def classify(matrix: np.ndarray) -> np.ndarray:
     )
 
 
-def _forecast_means(
-    matrix: np.ndarray, dates: pd.DatetimeIndex, horizon: int, model_names: list[str]
+def _chunk_means(
+    block: np.ndarray, dates: pd.DatetimeIndex, horizon: int, model_names: list[str]
 ) -> dict[str, np.ndarray]:
-    """Mean forecast over ``horizon`` per row for each model (statsforecast, chunked)."""
+    """Mean forecast over ``horizon`` per row of ``block`` for each model (one statsforecast call)."""
     from statsforecast import StatsForecast
 
+    os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
     models = _models()
-    out = {name: np.zeros(len(matrix)) for name in model_names}
-    n_days = matrix.shape[1]
-    for start in range(0, len(matrix), CHUNK_SERIES):
-        block = matrix[start : start + CHUNK_SERIES]
-        frame = pd.DataFrame(
-            {
-                "unique_id": np.repeat(np.arange(len(block)), n_days),
-                "ds": np.tile(dates.values, len(block)),
-                "y": block.ravel().astype(np.float64),
-            }
+    n_days = block.shape[1]
+    frame = pd.DataFrame(
+        {
+            "unique_id": np.repeat(np.arange(len(block)), n_days),
+            "ds": np.tile(dates.values, len(block)),
+            "y": block.ravel().astype(np.float64),
+        }
+    )
+    sf = StatsForecast(models=[models[n] for n in model_names], freq="D", n_jobs=1)
+    fc = sf.forecast(df=frame, h=horizon)
+    means = fc.groupby("unique_id")[[models[n].alias for n in model_names]].mean()
+    return {name: np.clip(means[models[name].alias].to_numpy(), 0, None) for name in model_names}
+
+
+def _forecast_means(
+    matrix: np.ndarray,
+    dates: pd.DatetimeIndex,
+    horizon: int,
+    model_names: list[str],
+    chunk_series: int = CHUNK_SERIES,
+    ray: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Mean forecast over ``horizon`` per row for each model, ``chunk_series`` series a statsforecast
+    call. Every series is fitted on its own, so the chunks are independent: with ``ray`` (an address
+    or ``"local"``) they run as Ray tasks, with the same models and the same figures."""
+    starts = list(range(0, len(matrix), chunk_series))
+    if ray and len(starts) > 1:
+        cluster = connect(ray)
+        task = cluster.remote(num_cpus=1, max_retries=3)(_chunk_means)
+        dates_ref = cluster.put(dates)
+        parts = cluster.get(
+            [task.remote(matrix[s : s + chunk_series], dates_ref, horizon, model_names) for s in starts]
         )
-        sf = StatsForecast(models=[models[n] for n in model_names], freq="D", n_jobs=1)
-        fc = sf.forecast(df=frame, h=horizon)
-        means = fc.groupby("unique_id")[[models[n].alias for n in model_names]].mean()
-        for name in model_names:
-            out[name][start : start + len(block)] = np.clip(means[models[name].alias].to_numpy(), 0, None)
-    return out
+    else:
+        parts = [_chunk_means(matrix[s : s + chunk_series], dates, horizon, model_names) for s in starts]
+    return {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0) for name in model_names}
 
 
 def _mase_and_bias(
@@ -176,9 +197,15 @@ def forecast_demand(
     as_of: dt.date,
     horizon: int = 28,
     progress: Progress = quiet,
+    ray: str | None = None,
+    chunk_series: int = CHUNK_SERIES,
 ) -> ForecastResult:
-    """Forecast every position with demand history; see the module docstring for the method."""
+    """Forecast every position with demand history; see the module docstring for the method.
+
+    ``ray``: a Ray address or ``"local"`` (else REBAL_RAY_ADDRESS, else this process): the chunks of
+    ``chunk_series`` series are fitted as Ray tasks; same models, same choice, same figures."""
     os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
+    ray = ray_address(ray)
     pairs, matrix, dates = demand_matrix(demand, as_of)
     if len(pairs) == 0:
         empty = pd.DataFrame(
@@ -201,7 +228,7 @@ def forecast_demand(
     if can_backtest:
         progress(0.1, f"forecast back-test on {len(pairs):,} series")
         train, test = matrix[:, :-horizon], matrix[:, -horizon:]
-        held = _forecast_means(train, dates[:-horizon], horizon, names)
+        held = _forecast_means(train, dates[:-horizon], horizon, names, chunk_series, ray)
         naive = train[:, -28:].mean(axis=1)
         scale = np.abs(np.diff(train, axis=1)).mean(axis=1)
         by_pattern: dict[str, dict[str, float | None]] = {}
@@ -233,7 +260,7 @@ def forecast_demand(
         )
     progress(0.6, f"forecasting {len(pairs):,} series")
     needed = sorted({choice[p] for p in PATTERNS if (patterns == p).any()})
-    final = _forecast_means(matrix, dates, horizon, needed)
+    final = _forecast_means(matrix, dates, horizon, needed, chunk_series, ray)
     mean = np.zeros(len(pairs))
     method = np.empty(len(pairs), dtype=object)
     for p in PATTERNS:

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "rebal_core"
-LEAVES = {"errors", "progress", "format", "__version__"}
+LEAVES = {"errors", "progress", "format", "cluster", "__version__"}  # cluster: where distributed work runs (issue 15)
 MAY_IMPORT = {
     "signals": set(),
     "decisions": {"signals"},

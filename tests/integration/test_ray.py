@@ -82,3 +82,16 @@ def test_a_worker_lost_mid_round_is_retried_and_the_plan_is_the_same(local_ray, 
     assert before != after  # and was replaced
     _same(here, there)
     assert np.isfinite(there.lower_bound)
+
+
+def test_forecasts_on_ray_are_the_in_process_figures(local_ray, small_bundle):
+    """The series fitted in chunks as Ray tasks: same models chosen, same means and spreads, same accuracy."""
+    from rebal_core.signals.bundle import load_bundle
+    from rebal_core.signals.forecast import forecast_demand
+
+    bundle = load_bundle(small_bundle)
+    here = forecast_demand(bundle.demand, bundle.as_of)
+    there = forecast_demand(bundle.demand, bundle.as_of, ray="local", chunk_series=70)  # 5 tasks for 320 series
+    assert there.method == here.method
+    pd.testing.assert_frame_equal(there.table, here.table)
+    assert there.accuracy.as_dict() == here.accuracy.as_dict()

@@ -23,11 +23,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from rebal_core.cluster import connect, ray_address  # noqa: F401 (ray_address: callers name it here)
 from rebal_core.decisions.planning import PlanningProblem
 from rebal_core.decisions.solvers.flow import SkuSolve, solve_skus
 
 SKUS_PER_SHARD = 5_000  # a bucket: enough skus that a call's work dwarfs Ray's 1-2 ms per task
-RAY_ADDRESS_ENV = "REBAL_RAY_ADDRESS"
 
 SkuSolver = Callable[..., SkuSolve]  # (problem, cost_per_pack, deadline=None) -> SkuSolve
 
@@ -139,19 +139,7 @@ class RayShards:
         num_cpus: int | None = None,
         crash_once: str | None = None,
     ) -> None:
-        try:
-            import ray  # optional: requirements-ray.txt
-        except ImportError as exc:
-            raise RuntimeError(
-                f"a Ray cluster was asked for ({address!r}) but Ray is not installed: "
-                "pip install -r requirements-ray.txt (or unset REBAL_RAY_ADDRESS)"
-            ) from exc
-
-        if not ray.is_initialized():
-            if address == "local":
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
+        ray = connect(address, num_cpus)  # optional: requirements-ray.txt
         self.ray = ray
         self.problem = problem
         buckets = bucket_arcs(problem, skus_per_shard)
@@ -185,9 +173,3 @@ class RayShards:
         for a in self.actors:
             self.ray.kill(a, no_restart=True)
         self.actors = []
-
-
-def ray_address(explicit: str | None = None) -> str | None:
-    """The Ray cluster to use: ``explicit`` (the command line's --ray), else REBAL_RAY_ADDRESS, else None
-    (in-process)."""
-    return explicit or os.environ.get(RAY_ADDRESS_ENV) or None
