@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages.components import state, widgets
 from rebal_core import services
-from rebal_core.services import Replay, Scenario, backtest, totals
+from rebal_core.services import Replay, Scenario, backtest, jobs, totals
 from rebal_core.views.figures import backtest_figures, money, promise_figure
 from rebal_core.views.tables import BACKTEST_COLUMNS, in_order
 
@@ -27,11 +27,21 @@ st.caption(
 )
 known = services.demand_span(engine=engine, dataset_id=dataset.id)  # sliders at once; the history is read on Run
 span = (known[1] - known[0]).days + 1 if known else 14
+if span < 35:
+    st.info(
+        f"This dataset has {span} day(s) of demand history: a replay needs at least 5 weeks (3 to forecast from, 2 to replay)."
+    )
+    st.stop()
 c1, c2, c3 = st.columns(3)
-lookback = c1.slider("Forecast lookback (days)", 14, 112, 56, 7, key="bt-lookback")
-days = c2.slider(
-    "Days replayed", 14, max(14, min(728, span - lookback)), max(14, min(364, span - lookback)), 7, key="bt-days"
+lookback = c1.slider(
+    "Forecast lookback (days)", 14, max(21, min(112, span - 14)), min(56, span - 14), 7, key="bt-lookback"
 )
+room = span - lookback  # days left to replay after the first forecast's lookback
+if room > 14:
+    days = c2.slider("Days replayed", 14, min(728, room), max(14, min(364, room)), 7, key="bt-days")
+else:
+    days = 14
+    c2.caption("Days replayed: 14 (all the history allows with this lookback)")
 every = c3.slider("Plan every (days)", 1, 28, 7, key="bt-every")
 c4, c5, c6 = st.columns(3)
 supply = c4.slider(
@@ -40,24 +50,63 @@ supply = c4.slider(
 replenish = c5.toggle("Replenish from suppliers", value=True, key="bt-replenish")
 limit = c6.select_slider("Optimizer seconds per planning day", [0.5, 1.0, 2.0, 5.0], value=1.0, key="bt-tl")
 sl = st.slider("Service level", 0.80, 0.995, 0.95, 0.005, key="bt-sl")
+scenario = Scenario(service_level=sl)
+replay = Replay(
+    days=days, every=every, lookback=lookback, supply_lead=supply, replenish=replenish, time_limit=float(limit)
+)
+as_job = jobs.runs_as_job(replay)
+if as_job:
+    st.caption(
+        f"Up to {jobs.backtest_solve_seconds(replay) / 60:.0f} minutes of solves: it runs as a job on the server. "
+        "Leave the page or reload it, the job goes on; anyone opening this page sees it."
+    )
 run_col, stop_col = st.columns([3, 1])
 if stop_col.button("Stop", key="bt-stop", help="Interrupts a running backtest (at its next progress step)"):
+    shown = st.session_state.get("bt_shown")
+    if shown and shown[0] == "job":
+        jobs.request_stop(engine=engine, actor=state.actor(), job_id=shown[1])
     st.info("Backtest stopped. Change the settings and run it again.")
 elif run_col.button("Run the backtest", type="primary", key="bt-run"):
-    demand = history(dataset.id, v)
-    bar = st.progress(0.0, text="Replaying...")
-    periods = backtest(
-        net,
-        demand,
-        Scenario(service_level=sl),
-        Replay(
-            days=days, every=every, lookback=lookback, supply_lead=supply, replenish=replenish, time_limit=float(limit)
-        ),
-        progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
-    )
-    bar.empty()
-    st.session_state["bt_result"] = dataset.id, periods
-ran_on, periods = st.session_state.get("bt_result", (None, None))
+    if as_job:
+        view, new = jobs.submit_backtest(
+            engine=engine, actor=state.actor(), dataset_id=dataset.id, scenario=scenario, replay=replay
+        )
+        st.session_state["bt_shown"] = ("job", view.id)
+        if not new:
+            st.info(f"The same backtest is already running (started by {view.created_by}): showing it.")
+    else:
+        demand = history(dataset.id, v)
+        bar = st.progress(0.0, text="Replaying...")
+        periods = backtest(net, demand, scenario, replay, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+        bar.empty()
+        st.session_state["bt_shown"] = ("local", dataset.id, periods)
+
+
+@st.fragment(run_every=1.0)
+def job_progress(job_id: int) -> None:
+    """A running job's progress, read from the store every second; the page redraws when it ends."""
+    view = jobs.job(engine=engine, job_id=job_id)
+    if view is None or not view.active:
+        st.rerun()
+    st.progress(min(view.progress, 1.0), text=f"Job {view.id} ({view.created_by}): {view.message or view.status}")
+
+
+shown = st.session_state.get("bt_shown")
+if shown is None or (shown[0] == "local" and shown[1] != dataset.id):
+    latest = jobs.latest_backtest(engine=engine, dataset_id=dataset.id)  # after a reload, or another user's job
+    shown = ("job", latest.id) if latest is not None else None
+ran_on, periods = None, None
+if shown and shown[0] == "local":
+    ran_on, periods = shown[1], shown[2]
+elif shown and shown[0] == "job":
+    view = jobs.job(engine=engine, job_id=shown[1])
+    if view is not None and view.active:
+        job_progress(view.id)
+    elif view is not None and view.status == "done":
+        ran_on, periods = dataset.id, jobs.backtest_result(engine=engine, job_id=view.id)
+        st.caption(f"Job {view.id}, run by {view.created_by} at {view.created_at:%Y-%m-%d %H:%M} UTC.")
+    elif view is not None:
+        st.warning(f"Job {view.id} {view.status}: {view.message}")
 if periods is not None and ran_on == dataset.id:
     t = totals(periods)
     by = t.set_index("arm")

@@ -582,7 +582,29 @@ def parser() -> argparse.ArgumentParser:
     au.add_argument("--out", help="write CSV here instead of printing")
     au.add_argument("--database")
     au.set_defaults(run=cmd_audit)
+    jb = sub.add_parser("job", help="run or show a job (a long backtest started from the app runs this way)")
+    jb.add_argument("action", choices=["run", "show"])
+    jb.add_argument("job_id", type=int)
+    jb.add_argument("--database")
+    jb.set_defaults(run=cmd_job)
     return p
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from rebal_core import services
+    from rebal_core.services import jobs
+
+    engine = services.make_engine(args.database)
+    view = (
+        jobs.run(engine=engine, job_id=args.job_id)
+        if args.action == "run"
+        else jobs.job(engine=engine, job_id=args.job_id)
+    )
+    if view is None:
+        print(f"no job with id {args.job_id}")
+        return 2
+    print(f"job {view.id}: {view.status} ({view.progress:.0%}) {view.message}")
+    return 0 if view.status in ("done", "queued", "running") else 1
 
 
 def main(argv: list[str] | None = None) -> int:

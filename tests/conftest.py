@@ -63,11 +63,15 @@ def workflow_store(loaded_db: str, target: Path) -> str:
 
     from rebal_core.governance.identity import Actor
     from rebal_core.services import accounts, workflow
+    from rebal_core.store.history import history_root
 
     with sqlite3.connect(loaded_db.removeprefix("sqlite:///")) as src, sqlite3.connect(target) as dst:
         src.backup(dst)  # a consistent copy, WAL included
     url = f"sqlite:///{target}"
     engine = store.make_engine(url)
+    source_history = history_root(store.make_engine(loaded_db))
+    if source_history.exists():  # the demand history lives beside the database (Parquet)
+        shutil.copytree(source_history, history_root(engine), dirs_exist_ok=True)
     workflow.ensure_governance(engine=engine)
     # the source store may hold a first-start admin with a random password: give it a known one
     accounts.set_password(

@@ -20,8 +20,8 @@ import importlib
 from typing import Any
 
 _MODULES = (
-    "accounts", "approvals", "audit_trail", "batch", "briefing", "corrections", "datasets", "explore", "lab", "monitoring", "policy",
-    "release", "scenarios", "workflow",
+    "accounts", "approvals", "audit_trail", "batch", "briefing", "corrections", "datasets", "explore", "jobs", "lab",
+    "monitoring", "policy", "release", "scenarios", "workflow",
 )  # fmt: skip
 _STORE = ("adjustment_stamp", "database_url", "get_dataset", "list_datasets", "make_engine")
 _SCENARIO = (

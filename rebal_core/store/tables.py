@@ -293,3 +293,23 @@ class StockAdjustment(SQLModel, table=True):
     decided_at: NaiveDatetime | None = None
     note: str = ""
     version: int = 0
+
+
+class Job(SQLModel, table=True):
+    """A long computation run off the web process (issue 15): its progress and result live here, so a
+    page reload, another user or another app replica sees the same job."""
+
+    __tablename__ = "job"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)  # "backtest"
+    key: str = Field(index=True)  # what it computes: asking again for the same key joins this job
+    dataset_id: int | None = Field(default=None, index=True)
+    params: str = "{}"  # JSON
+    status: str = "queued"  # queued / running / done / failed / stopped
+    progress: float = 0.0
+    message: str = ""
+    result: str = ""  # JSON
+    created_by: str = ""
+    created_at: NaiveDatetime  # UTC
+    updated_at: NaiveDatetime  # UTC: the worker's heartbeat while it runs
+    stop_requested: bool = False

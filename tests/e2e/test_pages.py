@@ -400,6 +400,33 @@ def test_backtest_page_runs_a_short_replay():
     assert any("Forecast calibration" in c.value for c in at.caption)
 
 
+def test_a_long_backtest_runs_as_a_job_and_a_reload_finds_it(writable, monkeypatch):
+    """Issue 15: over the threshold the page starts a job on the server; a new session (a reload,
+    another user) shows the same job and, once it is done, its result."""
+    import time
+
+    from rebal_core import services
+    from rebal_core.services import jobs
+
+    monkeypatch.setenv("REBAL_JOB_SECONDS", "0")  # every backtest is "long"
+    at = run("pages/9_Backtest.py")
+    at.slider(key="bt-days").set_value(14).run()
+    at.button(key="bt-run").click().run()
+    assert not at.exception
+    engine = writable[0]
+    dataset = services.list_datasets(engine=engine)[0]
+    job = jobs.latest_backtest(engine=engine, dataset_id=dataset.id)
+    assert job is not None and job.created_by == "admin"
+    deadline = time.monotonic() + 300
+    while jobs.job(engine=engine, job_id=job.id).active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert jobs.job(engine=engine, job_id=job.id).status == "done"
+    reloaded = run("pages/9_Backtest.py", user="pat")  # a new session: nothing in its state
+    t = frame(reloaded, "net_gain_vs_none")
+    assert list(t["arm"]) == ["none", "greedy", "optimize", "hindsight"]
+    assert any(f"Job {job.id}, run by admin" in c.value for c in reloaded.caption)
+
+
 def test_backtest_shows_its_sliders_before_reading_history_and_can_stop():
     """Issue 14: the sliders waited 11-14 s for the whole demand history; a 51 s run had no Stop."""
     import streamlit as st

@@ -1,0 +1,207 @@
+"""Long computations off the web process (issue 15): a backtest over a size threshold runs as a job.
+
+``submit_backtest`` records the job in the store and starts a background process
+(``python -m rebal_core job run ID``) unless a job computing the same thing (same dataset version
+and settings) is already queued or running: then it joins that one, so a second user, a reload or
+another app replica sees the same job instead of starting another. The worker writes its progress
+(the heartbeat) and, at the end, its result to the store; a page only reads. Stop is a flag the
+worker reads at its next progress step. A running job whose heartbeat is older than
+``LOST_AFTER_SECONDS`` is reported lost (its process died with the machine or was killed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.what_if.backtest import ARMS, Replay, backtest
+from rebal_core.governance.identity import Actor
+from rebal_core.services.datasets import demand_history, load_network
+from rebal_core.store import jobs as job_store
+from rebal_core.store.database import get_dataset
+
+JOB_SECONDS_ENV = "REBAL_JOB_SECONDS"
+JOB_SECONDS = 30.0  # a backtest whose solves may take longer than this runs as a job
+LOST_AFTER_SECONDS = 300.0  # no progress for this long: the worker is gone
+HEARTBEAT_SECONDS = 1.0  # the worker writes progress at most this often
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as a page shows it."""
+
+    id: int
+    status: str  # queued / running / done / failed / stopped / lost
+    progress: float
+    message: str
+    created_by: str
+    created_at: dt.datetime
+    params: dict
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+def job_seconds() -> float:
+    return float(os.environ.get(JOB_SECONDS_ENV) or JOB_SECONDS)
+
+
+def backtest_solve_seconds(replay: Replay, arms: tuple[str, ...] = ARMS) -> float:
+    """The most a backtest's solves may take: planning days x arms that solve x the limit per solve."""
+    planning_days = -(-replay.days // max(1, replay.every))
+    solving = sum(1 for a in arms if a in ("optimize", "hindsight"))
+    return planning_days * solving * replay.time_limit
+
+
+def runs_as_job(replay: Replay) -> bool:
+    return backtest_solve_seconds(replay) >= job_seconds()
+
+
+def _view(job) -> JobView:
+    status = job.status
+    if status in ("queued", "running"):
+        age = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - job.updated_at).total_seconds()
+        if age > LOST_AFTER_SECONDS:
+            status = "lost"
+    return JobView(
+        job.id, status, job.progress, job.message, job.created_by, job.created_at, json.loads(job.params or "{}")
+    )
+
+
+def _key(dataset, scenario: Scenario, replay: Replay) -> str:
+    what = json.dumps(
+        {
+            "dataset": dataset.id,
+            "imported": str(dataset.imported_at),
+            "scenario": scenario.as_dict(),
+            "replay": dataclasses.asdict(replay),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return "backtest:" + hashlib.sha256(what.encode()).hexdigest()[:32]
+
+
+def submit_backtest(
+    *, engine: Engine, actor: Actor, dataset_id: int, scenario: Scenario, replay: Replay, start: bool = True
+) -> tuple[JobView, bool]:
+    """The job replaying ``dataset_id`` under these settings: a new one (its worker started) or the
+    one already queued or running; True when it is new."""
+    dataset = get_dataset(engine=engine, dataset_id=dataset_id)
+    if dataset is None:
+        raise LookupError(f"no dataset with id {dataset_id}")
+    params = {"scenario": scenario.as_dict(), "replay": dataclasses.asdict(replay)}
+    job, new = job_store.create_or_join(
+        engine=engine,
+        kind="backtest",
+        key=_key(dataset, scenario, replay),
+        dataset_id=dataset_id,
+        params=json.dumps(params, default=str),
+        created_by=actor.username,
+    )
+    if new and start:
+        _start_worker(engine, job.id)
+    return _view(job), new
+
+
+def _start_worker(engine: Engine, job_id: int) -> None:
+    """A detached background process: it outlives the page's run and the browser."""
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "REBAL_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    subprocess.Popen(
+        [sys.executable, "-m", "rebal_core", "job", "run", str(job_id)],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def run(*, engine: Engine, job_id: int) -> JobView:
+    """The worker: run the job, writing progress as it goes and the result (or why not) at the end."""
+    job = job_store.get(engine=engine, job_id=job_id)
+    if job is None:
+        raise LookupError(f"no job with id {job_id}")
+    params = json.loads(job.params)
+    job_store.update(engine=engine, job_id=job_id, status="running", message="reading the history")
+    cancel = threading.Event()
+    last = [0.0]
+
+    def progress(fraction: float, message: str) -> None:
+        if time.monotonic() - last[0] < HEARTBEAT_SECONDS:
+            return
+        last[0] = time.monotonic()
+        current = job_store.update(engine=engine, job_id=job_id, progress=float(fraction), message=message)
+        if current.stop_requested:
+            cancel.set()
+
+    try:
+        net = load_network(engine=engine, dataset_id=job.dataset_id)
+        demand = demand_history(engine=engine, dataset_id=job.dataset_id)
+        periods = backtest(
+            net,
+            demand,
+            Scenario.from_mapping(params["scenario"]),
+            Replay(**params["replay"]),
+            progress=progress,
+            cancel=cancel,
+        )
+    except InterruptedError:
+        return _view(job_store.update(engine=engine, job_id=job_id, status="stopped", message="stopped on request"))
+    except Exception as exc:  # noqa: BLE001 - the job records why it failed; the page says it
+        return _view(
+            job_store.update(engine=engine, job_id=job_id, status="failed", message=f"{type(exc).__name__}: {exc}")
+        )
+    return _view(
+        job_store.update(
+            engine=engine,
+            job_id=job_id,
+            status="done",
+            progress=1.0,
+            message="done",
+            result=periods.to_json(orient="split", date_format="iso"),
+        )
+    )
+
+
+def latest_backtest(*, engine: Engine, dataset_id: int) -> JobView | None:
+    job = job_store.latest(engine=engine, kind="backtest", dataset_id=dataset_id)
+    return _view(job) if job is not None else None
+
+
+def job(*, engine: Engine, job_id: int) -> JobView | None:
+    found = job_store.get(engine=engine, job_id=job_id)
+    return _view(found) if found is not None else None
+
+
+def backtest_result(*, engine: Engine, job_id: int) -> pd.DataFrame | None:
+    """A finished backtest's periods (None until it is done)."""
+    found = job_store.get(engine=engine, job_id=job_id)
+    if found is None or found.status != "done" or not found.result:
+        return None
+    return pd.read_json(io.StringIO(found.result), orient="split")
+
+
+def request_stop(*, engine: Engine, actor: Actor, job_id: int) -> JobView:  # noqa: ARG001 - anyone who sees it may stop it
+    return _view(job_store.update(engine=engine, job_id=job_id, stop_requested=True, message="stopping..."))

@@ -1,0 +1,67 @@
+"""Jobs in the store: created (or joined by key), their progress and result written by the worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from rebal_core.store.tables import Job
+
+ACTIVE = ("queued", "running")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def create_or_join(
+    *, engine: Engine, kind: str, key: str, dataset_id: int | None, params: str, created_by: str
+) -> tuple[Job, bool]:
+    """The queued or running job with ``key``, else a new one; True when it is new (start a worker)."""
+    with Session(engine) as session:
+        found = session.exec(select(Job).where(Job.key == key, Job.status.in_(ACTIVE)).order_by(Job.id.desc())).first()
+        if found is not None:
+            return found, False
+        now = _now()
+        job = Job(
+            kind=kind,
+            key=key,
+            dataset_id=dataset_id,
+            params=params,
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(job)
+        session.commit()
+        session.refresh(job)
+        return job, True
+
+
+def get(*, engine: Engine, job_id: int) -> Job | None:
+    with Session(engine) as session:
+        return session.get(Job, job_id)
+
+
+def latest(*, engine: Engine, kind: str, dataset_id: int) -> Job | None:
+    with Session(engine) as session:
+        return session.exec(
+            select(Job).where(Job.kind == kind, Job.dataset_id == dataset_id).order_by(Job.id.desc())
+        ).first()
+
+
+def update(*, engine: Engine, job_id: int, **values) -> Job:
+    """Set fields of a job (the heartbeat ``updated_at`` moves with every write)."""
+    with Session(engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise LookupError(f"no job with id {job_id}")
+        for name, value in values.items():
+            setattr(job, name, value)
+        job.updated_at = _now()
+        session.add(job)
+        session.commit()
+        session.refresh(job)
+        return job
