@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages.components import state, widgets
-from rebal_core.services import PLAN_STATES, Scenario, workflow
+from rebal_core.services import PLAN_STATES, Scenario, jobs, workflow
 from rebal_core.views.figures import cost_waterfall, money, plain, signed_money
 from rebal_core.views.tables import PLAN_LINE_COLUMNS, picked_totals, plan_lines_view
 
@@ -116,24 +116,50 @@ with st.expander("Parameters, clone, rename, delete, reproduce"):
 
 # ----------------------------------------------------------------------------- lifecycle actions
 cols = st.columns(6)
+solving = jobs.active_solve(engine=engine, scenario_id=record.id)  # a solve job under way (anyone's)
+if solving is not None and solving.status == "lost":
+    st.warning(f"Solve job {solving.id} stopped reporting ({solving.message}); solve again.")
+    solving = None
 if cols[0].button(
     "Solve" if record.solved_at is None else "Re-solve",
-    disabled=record.status != "draft" or not actor.can("edit_scenario"),
+    disabled=record.status != "draft" or not actor.can("edit_scenario") or solving is not None,
     key="plans-solve",
     help="Re-plans around the decisions: rejected lines stay out, approved and firm lines are kept, other plans' released lines count as in transit",
 ):
-    bar = st.progress(0.0, text="Solving...")
-    widgets.attempt(
-        lambda: workflow.solve_scenario(
-            engine=engine,
-            actor=actor,
-            scenario_id=record.id,
-            network=state.network(dataset.id, v),
-            progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
-        ),
-        lambda r: f"Solved: {getattr(workflow.summary(r), 'lines', 0)} lines.",
-        REFUSED,
+    if jobs.solves_as_job(record.time_limit):  # a long solve runs on the server, off this page
+        widgets.attempt(
+            lambda: jobs.submit_solve(engine=engine, actor=actor, scenario_id=record.id),
+            lambda r: f"Solving as job {r[0].id} ({record.time_limit:g} s limit): the page follows it; you may leave.",
+            REFUSED,
+        )
+    else:
+        bar = st.progress(0.0, text="Solving...")
+        widgets.attempt(
+            lambda: workflow.solve_scenario(
+                engine=engine,
+                actor=actor,
+                scenario_id=record.id,
+                network=state.network(dataset.id, v),
+                progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+            ),
+            lambda r: f"Solved: {getattr(workflow.summary(r), 'lines', 0)} lines.",
+            REFUSED,
+        )
+
+
+@st.fragment(run_every=1.0)
+def solve_progress(scenario_id: int) -> None:
+    """A solve job's progress, read from the store every second; the page redraws when it ends."""
+    view = jobs.active_solve(engine=engine, scenario_id=scenario_id)
+    if view is None:
+        st.rerun()
+    st.progress(
+        min(view.progress, 1.0), text=f"Solving as job {view.id} ({view.created_by}): {view.message or view.status}"
     )
+
+
+if solving is not None:
+    solve_progress(record.id)
 events = [
     ("submit", "Submit for review", "submit"),
     ("approve", "Approve plan", "approve_plan"),

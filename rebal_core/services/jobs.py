@@ -1,4 +1,5 @@
-"""Long computations off the web process (issue 15): a backtest over a size threshold runs as a job.
+"""Long computations off the web process (issue 15): a backtest or a saved scenario's solve over a
+size threshold runs as a job.
 
 ``submit_backtest`` records the job in the store and starts a background process
 (``python -m rebal_core job run ID``) unless a job computing the same thing (same dataset version
@@ -28,9 +29,12 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.method import Cancelled
 from rebal_core.decisions.what_if.backtest import ARMS, Replay, backtest
 from rebal_core.governance.identity import Actor
+from rebal_core.services.accounts import actor_of
 from rebal_core.services.datasets import demand_history, load_network
+from rebal_core.services.scenarios import get_scenario, solve_scenario, summary
 from rebal_core.store import jobs as job_store
 from rebal_core.store.database import get_dataset
 
@@ -113,10 +117,43 @@ def submit_backtest(
         dataset_id=dataset_id,
         params=json.dumps(params, default=str),
         created_by=actor.username,
+        stale_after=LOST_AFTER_SECONDS,
     )
     if new and start:
         _start_worker(engine, job.id)
     return _view(job), new
+
+
+def solves_as_job(time_limit: float) -> bool:
+    """A saved scenario whose time limit reaches the threshold is solved as a job."""
+    return time_limit >= job_seconds()
+
+
+def submit_solve(*, engine: Engine, actor: Actor, scenario_id: int, start: bool = True) -> tuple[JobView, bool]:
+    """The job (re-)solving a saved scenario: a new one, or the one already queued or running for it.
+    Permission is checked here and again by the worker, as the user's role is then."""
+    actor.require("edit_scenario")
+    record = get_scenario(engine=engine, scenario_id=scenario_id)
+    if record is None:
+        raise LookupError(f"no scenario with id {scenario_id}")
+    job, new = job_store.create_or_join(
+        engine=engine,
+        kind="solve",
+        key=f"solve:{scenario_id}",
+        dataset_id=record.dataset_id,
+        params=json.dumps({"scenario_id": scenario_id, "name": record.name}),
+        created_by=actor.username,
+        stale_after=LOST_AFTER_SECONDS,
+    )
+    if new and start:
+        _start_worker(engine, job.id)
+    return _view(job), new
+
+
+def active_solve(*, engine: Engine, scenario_id: int) -> JobView | None:
+    """The solve job of a scenario still queued or running, if any (what the Plans page shows)."""
+    found = job_store.active_by_key(engine=engine, key=f"solve:{scenario_id}")
+    return _view(found) if found is not None else None
 
 
 def _start_worker(engine: Engine, job_id: int) -> None:
@@ -157,6 +194,10 @@ def run(*, engine: Engine, job_id: int) -> JobView:
             cancel.set()
 
     try:
+        if job.kind == "solve":
+            return _view(
+                job_store.update(engine=engine, job_id=job_id, **_solve(engine, job, params, progress, cancel))
+            )
         net = load_network(engine=engine, dataset_id=job.dataset_id)
         demand = demand_history(engine=engine, dataset_id=job.dataset_id)
         periods = backtest(
@@ -167,7 +208,7 @@ def run(*, engine: Engine, job_id: int) -> JobView:
             progress=progress,
             cancel=cancel,
         )
-    except InterruptedError:
+    except (InterruptedError, Cancelled):
         return _view(job_store.update(engine=engine, job_id=job_id, status="stopped", message="stopped on request"))
     except Exception as exc:  # noqa: BLE001 - the job records why it failed; the page says it
         return _view(
@@ -183,6 +224,23 @@ def run(*, engine: Engine, job_id: int) -> JobView:
             result=periods.to_json(orient="split", date_format="iso"),
         )
     )
+
+
+def _solve(engine: Engine, job, params: dict, progress, cancel: threading.Event) -> dict:
+    """A saved scenario's solve, as the user who asked for it is now (a role taken away stops it)."""
+    actor = actor_of(engine=engine, username=job.created_by)
+    if actor is None:
+        return {"status": "failed", "message": f"{job.created_by} can no longer sign in"}
+    record = solve_scenario(
+        engine=engine, actor=actor, scenario_id=params["scenario_id"], progress=progress, cancel=cancel
+    )
+    lines = getattr(summary(record), "lines", 0)
+    return {
+        "status": "done",
+        "progress": 1.0,
+        "message": f"solved: {lines:,} lines",
+        "result": json.dumps({"lines": lines}),
+    }
 
 
 def latest_backtest(*, engine: Engine, dataset_id: int) -> JobView | None:

@@ -17,14 +17,26 @@ def _now() -> dt.datetime:
 
 
 def create_or_join(
-    *, engine: Engine, kind: str, key: str, dataset_id: int | None, params: str, created_by: str
+    *,
+    engine: Engine,
+    kind: str,
+    key: str,
+    dataset_id: int | None,
+    params: str,
+    created_by: str,
+    stale_after: float = float("inf"),
 ) -> tuple[Job, bool]:
-    """The queued or running job with ``key``, else a new one; True when it is new (start a worker)."""
+    """The queued or running job with ``key``, else a new one; True when it is new (start a worker).
+
+    A job that has not written for ``stale_after`` seconds lost its worker: it is marked failed, not joined."""
     with Session(engine) as session:
         found = session.exec(select(Job).where(Job.key == key, Job.status.in_(ACTIVE)).order_by(Job.id.desc())).first()
-        if found is not None:
-            return found, False
         now = _now()
+        if found is not None and (now - found.updated_at).total_seconds() <= stale_after:
+            return found, False
+        if found is not None:
+            found.status, found.message = "failed", "lost: its worker stopped reporting"
+            session.add(found)
         job = Job(
             kind=kind,
             key=key,
@@ -38,6 +50,11 @@ def create_or_join(
         session.commit()
         session.refresh(job)
         return job, True
+
+
+def active_by_key(*, engine: Engine, key: str) -> Job | None:
+    with Session(engine) as session:
+        return session.exec(select(Job).where(Job.key == key, Job.status.in_(ACTIVE)).order_by(Job.id.desc())).first()
 
 
 def get(*, engine: Engine, job_id: int) -> Job | None:

@@ -245,6 +245,34 @@ def test_plans_page_submit_approve_release_export(writable):
     assert len(orders) == len(workflow.lines(engine=engine, scenario_id=record.id)) and orders["transfer_id"].is_unique
 
 
+def test_plans_page_solves_a_long_scenario_as_a_job(writable, monkeypatch):
+    """Issue 15: over the threshold, Solve starts a job; the page follows it and a second Solve is off meanwhile."""
+    import time
+
+    from rebal_core.services import jobs, workflow
+
+    engine, (record, _) = writable
+    monkeypatch.setenv("REBAL_JOB_SECONDS", "0")  # every solve is "long"
+    at = run("pages/5_Plans.py", user="pat")
+    at.session_state["scenario_id"] = record.id
+    at.run()
+    at.button(key="plans-solve").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Solving as job") for s in at.success)
+    view = jobs.latest_backtest(engine=engine, dataset_id=record.dataset_id)
+    assert view is None  # not a backtest: a solve job
+    solving = jobs.active_solve(engine=engine, scenario_id=record.id)
+    deadline = time.monotonic() + 300
+    if solving is not None:
+        at.run()
+        assert at.button(key="plans-solve").disabled or jobs.active_solve(engine=engine, scenario_id=record.id) is None
+        while jobs.active_solve(engine=engine, scenario_id=record.id) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    after = workflow.get_scenario(engine=engine, scenario_id=record.id)
+    assert after.solved_at is not None and after.solved_at >= record.solved_at
+    assert jobs.active_solve(engine=engine, scenario_id=record.id) is None
+
+
 def test_plans_page_reproduces_a_plan(writable):
     engine, (record, _) = writable
     at = run("pages/5_Plans.py", user="vic")

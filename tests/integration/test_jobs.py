@@ -103,3 +103,49 @@ def test_a_job_without_a_heartbeat_reads_lost(stored):
         session.commit()
     assert jobs.job(engine=engine, job_id=view.id).status == "lost"
     assert jobs.runs_as_job(Replay()) and not jobs.runs_as_job(Replay(days=14, every=7, time_limit=1.0))
+
+
+def test_a_lost_job_is_not_joined_a_new_one_starts(stored):
+    import datetime as dt
+
+    from sqlmodel import Session
+
+    from rebal_core.store import jobs as job_store
+
+    engine, dataset = stored
+    lost, _ = jobs.submit_backtest(
+        engine=engine, actor=PAT, dataset_id=dataset.id, scenario=Scenario(), replay=Replay(), start=False
+    )
+    with Session(engine) as session:
+        row = session.get(job_store.Job, lost.id)
+        row.updated_at = row.updated_at - dt.timedelta(seconds=jobs.LOST_AFTER_SECONDS + 1)
+        session.add(row)
+        session.commit()
+    fresh, new = jobs.submit_backtest(
+        engine=engine, actor=ANN, dataset_id=dataset.id, scenario=Scenario(), replay=Replay(), start=False
+    )
+    assert new and fresh.id != lost.id
+    assert jobs.job(engine=engine, job_id=lost.id).status == "failed"
+
+
+def test_a_saved_scenario_is_solved_as_a_job_by_the_user_as_they_are_now(stored):
+    from rebal_core.services import accounts, workflow
+
+    engine, dataset = stored
+    workflow.ensure_governance(engine=engine)
+    accounts.create_user(
+        engine=engine, actor=Actor("cli:test", "admin"), username="pat", role="planner", password="planner-password-1"
+    )
+    record = workflow.save_scenario(
+        engine=engine, actor=PAT, dataset_id=dataset.id, scenario=Scenario(name="Long"), time_limit=2
+    )
+    view, new = jobs.submit_solve(engine=engine, actor=PAT, scenario_id=record.id)
+    again, joined = jobs.submit_solve(engine=engine, actor=PAT, scenario_id=record.id)
+    assert new and not joined and again.id == view.id
+    with pytest.raises(Exception, match="needs the planner or admin role"):
+        jobs.submit_solve(engine=engine, actor=Actor("vic", "viewer"), scenario_id=record.id)
+    done = _until(engine, view.id, ("done", "failed", "lost"))
+    assert done.status == "done", done.message
+    solved = workflow.get_scenario(engine=engine, scenario_id=record.id)
+    assert solved.solved_at is not None and done.message == f"solved: {workflow.summary(solved).lines:,} lines"
+    assert jobs.active_solve(engine=engine, scenario_id=record.id) is None

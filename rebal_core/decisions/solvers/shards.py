@@ -65,7 +65,7 @@ class InProcess:
 
     def __init__(self, skus_per_shard: int = SKUS_PER_SHARD) -> None:
         self.skus_per_shard = skus_per_shard
-        self._buckets: tuple[int, list[np.ndarray]] | None = None
+        self._buckets: tuple[np.ndarray, list[np.ndarray]] | None = None
 
     def __call__(self, problem: PlanningProblem, cost_per_pack: np.ndarray, deadline: float | None = None) -> SkuSolve:
         buckets = self._buckets_of(problem)
@@ -79,9 +79,10 @@ class InProcess:
         return combine(problem, parts)
 
     def _buckets_of(self, problem: PlanningProblem) -> list[np.ndarray]:
-        key = id(problem.arcs.src)  # views of one problem (other capacities) share their arcs' endpoints
-        if self._buckets is None or self._buckets[0] != key:
-            self._buckets = (key, bucket_arcs(problem, self.skus_per_shard))
+        # Views of one problem (other capacities) share their arcs' endpoints; the array itself is
+        # kept (not its id, which a later problem's array could reuse).
+        if self._buckets is None or self._buckets[0] is not problem.arcs.src:
+            self._buckets = (problem.arcs.src, bucket_arcs(problem, self.skus_per_shard))
         return self._buckets[1]
 
 
@@ -147,7 +148,9 @@ class RayShards:
         self.dealt = [buckets[i::workers] for i in range(workers)]
         self.arcs = [np.concatenate(b) for b in self.dealt]
         self.shared = ray.put(problem)  # kept: a restarted actor is rebuilt from it
-        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(_Shard)
+        actor = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(
+            _Shard
+        )  # a crash that repeats is a bug: give up
         self.actors = [actor.remote(self.shared, b, crash_once) for b in self.dealt]
         self.rounds: list[tuple[float, float]] = []
 
