@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
+from rebal_core.cluster import connect, ray_address
 from rebal_core.decisions.scenario import Scenario
 from rebal_core.decisions.solvers.method import Cancelled
 from rebal_core.decisions.what_if.backtest import ARMS, Replay, backtest
@@ -156,7 +157,34 @@ def active_solve(*, engine: Engine, scenario_id: int) -> JobView | None:
     return _view(found) if found is not None else None
 
 
+class _RayJobRunner:
+    """A detached Ray actor that runs one job against the store at ``url`` and then exits."""
+
+    def run(self, url: str, job_id: int) -> str:
+        from rebal_core.store.database import make_engine
+
+        os.environ["REBAL_JOB_RUNNER"] = "a Ray actor"  # said in the job's messages
+        try:
+            return run(engine=make_engine(url), job_id=job_id).status
+        finally:
+            import ray
+
+            ray.actor.exit_actor()
+
+
 def _start_worker(engine: Engine, job_id: int) -> None:
+    """Where the job runs: on the Ray cluster when one is configured (a detached actor: it outlives
+    this process), else a detached background process here; either outlives the page and the browser."""
+    address = ray_address()
+    if address:
+        ray = connect(address)
+        runner = ray.remote(num_cpus=1)(_RayJobRunner).options(name=f"rebal-job-{job_id}", lifetime="detached")
+        runner.remote().run.remote(engine.url.render_as_string(hide_password=False), job_id)
+        return
+    _start_process(engine, job_id)
+
+
+def _start_process(engine: Engine, job_id: int) -> None:
     """A detached background process: it outlives the page's run and the browser."""
     root = Path(__file__).resolve().parents[2]
     env = {
@@ -181,7 +209,8 @@ def run(*, engine: Engine, job_id: int) -> JobView:
     if job is None:
         raise LookupError(f"no job with id {job_id}")
     params = json.loads(job.params)
-    job_store.update(engine=engine, job_id=job_id, status="running", message="reading the history")
+    where = f"{os.environ.get('REBAL_JOB_RUNNER', 'a background process')}, pid {os.getpid()}"
+    job_store.update(engine=engine, job_id=job_id, status="running", message=f"starting on {where}")
     cancel = threading.Event()
     last = [0.0]
 
@@ -220,7 +249,7 @@ def run(*, engine: Engine, job_id: int) -> JobView:
             job_id=job_id,
             status="done",
             progress=1.0,
-            message="done",
+            message=f"done on {where}",
             result=periods.to_json(orient="split", date_format="iso"),
         )
     )

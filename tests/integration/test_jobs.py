@@ -48,6 +48,7 @@ def test_a_backtest_job_runs_in_the_background_and_a_second_user_joins_it(stored
     assert jobs.latest_backtest(engine=engine, dataset_id=dataset.id).id == first.id  # what a reload finds
     view = _until(engine, first.id, ("done", "failed", "lost"))
     assert view.status == "done", view.message
+    assert "a background process" in view.message
     periods = jobs.backtest_result(engine=engine, job_id=first.id)
     local = backtest(
         services.load_network(engine=engine, dataset_id=dataset.id),

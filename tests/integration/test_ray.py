@@ -95,3 +95,36 @@ def test_forecasts_on_ray_are_the_in_process_figures(local_ray, small_bundle):
     assert there.method == here.method
     pd.testing.assert_frame_equal(there.table, here.table)
     assert there.accuracy.as_dict() == here.accuracy.as_dict()
+
+
+def test_a_job_runs_on_the_cluster_when_one_is_configured(local_ray, tmp_path, small_bundle, monkeypatch):
+    """With REBAL_RAY_ADDRESS the backtest job runs in a detached Ray actor, writing to the same store."""
+    import time
+
+    from rebal_core.decisions.what_if.backtest import Replay
+    from rebal_core.governance.identity import Actor
+    from rebal_core.services import jobs
+
+    monkeypatch.setenv("REBAL_RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    engine = services.make_engine(f"sqlite:///{tmp_path / 'ray-jobs.db'}")
+    dataset = services.import_bundle(engine=engine, source=small_bundle, name="On Ray").dataset
+    view, new = jobs.submit_backtest(
+        engine=engine,
+        actor=Actor("pat", "planner"),
+        dataset_id=dataset.id,
+        scenario=Scenario(),
+        replay=Replay(days=14, every=7, time_limit=0.5),
+    )
+    assert new
+    deadline = time.monotonic() + 300
+    while jobs.job(engine=engine, job_id=view.id).active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    done = jobs.job(engine=engine, job_id=view.id)
+    assert done.status == "done", done.message
+    assert "a Ray actor" in done.message  # not a background process of this machine
+    assert list(jobs.backtest_result(engine=engine, job_id=view.id)["arm"].unique()) == [
+        "none",
+        "greedy",
+        "optimize",
+        "hindsight",
+    ]
