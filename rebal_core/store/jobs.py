@@ -30,7 +30,7 @@ def create_or_join(
 
     A job that has not written for ``stale_after`` seconds lost its worker: it is marked failed, not joined."""
     with Session(engine) as session:
-        found = session.exec(select(Job).where(Job.key == key, Job.status.in_(ACTIVE)).order_by(Job.id.desc())).first()
+        found = _active(session, key)
         now = _now()
         if found is not None and (now - found.updated_at).total_seconds() <= stale_after:
             return found, False
@@ -52,9 +52,13 @@ def create_or_join(
         return job, True
 
 
+def _active(session: Session, key: str) -> Job | None:
+    return session.exec(select(Job).where(Job.key == key, Job.status.in_(ACTIVE)).order_by(Job.id.desc())).first()
+
+
 def active_by_key(*, engine: Engine, key: str) -> Job | None:
     with Session(engine) as session:
-        return session.exec(select(Job).where(Job.key == key, Job.status.in_(ACTIVE)).order_by(Job.id.desc())).first()
+        return _active(session, key)
 
 
 def get(*, engine: Engine, job_id: int) -> Job | None:
