@@ -138,8 +138,8 @@ def optimize(
             bound = max(bound, mip.bound - 1e-6)  # SCIP's absolute gap tolerance
         check_cancel()
     if status != "OPTIMAL":
-        if rounds_within is None:
-            out_of_time = time.perf_counter() >= deadline - 0.05
+        if rounds_within is None:  # the limit cut a step short, or ran out
+            out_of_time = found.cut_short or time.perf_counter() >= deadline - 0.05
         else:  # the rounds ran to their end unless cut short; the MIP, when it ran, had the limit
             out_of_time = found.cut_short or stats.get("mip_status") not in (None, "OPTIMAL")
         status = "OPTIMAL" if gap(best) <= 1e-6 else ("TIME_LIMIT" if out_of_time else "FEASIBLE")
