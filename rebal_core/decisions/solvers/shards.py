@@ -41,17 +41,23 @@ def bucket_arcs(problem: PlanningProblem, skus_per_shard: int = SKUS_PER_SHARD) 
     return [part for part in np.split(order, cuts) if len(part)]
 
 
-def combine(problem: PlanningProblem, parts: list[tuple[np.ndarray, SkuSolve | tuple]]) -> SkuSolve:
-    """The buckets' solutions as one: plans side by side, values and bounds added (each counts from
-    ``cost_before``)."""
+def solve_bucket(problem: PlanningProblem, cost_per_pack: np.ndarray, idx: np.ndarray, deadline: float | None) -> tuple:
+    """One bucket's skus (arcs ``idx``) solved on their own: its arcs' packs, value, bound, nodes,
+    unresolved skus and seconds (what a shard sends back; the same here and on Ray)."""
+    t = time.perf_counter()
+    keep = np.zeros(len(problem.arcs), dtype=bool)
+    keep[idx] = True
+    r = solve_skus(problem, cost_per_pack, keep=keep, deadline=deadline)
+    return r.packs[idx], r.value, r.bound, r.nodes, r.unresolved, time.perf_counter() - t
+
+
+def combine(problem: PlanningProblem, parts: list[tuple[np.ndarray, tuple]]) -> SkuSolve:
+    """The buckets' solutions (``solve_bucket``'s) as one: plans side by side, values and bounds added
+    (each counts from ``cost_before``)."""
     packs = np.zeros(len(problem.arcs), dtype=np.int64)
     value = bound = problem.cost_before
     nodes = unresolved = 0
-    for idx, part in parts:
-        if isinstance(part, SkuSolve):
-            p, v, b, n, u = part.packs[idx], part.value, part.bound, part.nodes, part.unresolved
-        else:
-            p, v, b, n, u = part[:5]
+    for idx, (p, v, b, n, u, _) in parts:
         packs[idx] = p
         value += v - problem.cost_before
         bound += b - problem.cost_before
@@ -71,12 +77,7 @@ class InProcess:
         buckets = self._buckets_of(problem)
         if len(buckets) <= 1:
             return solve_skus(problem, cost_per_pack, deadline=deadline)  # one bucket: the whole problem at once
-        parts = []
-        for idx in buckets:
-            keep = np.zeros(len(problem.arcs), dtype=bool)
-            keep[idx] = True
-            parts.append((idx, solve_skus(problem, cost_per_pack, keep=keep, deadline=deadline)))
-        return combine(problem, parts)
+        return combine(problem, [(idx, solve_bucket(problem, cost_per_pack, idx, deadline)) for idx in buckets])
 
     def _buckets_of(self, problem: PlanningProblem) -> list[np.ndarray]:
         # Views of one problem (other capacities) share their arcs' endpoints; the array itself is
@@ -111,16 +112,8 @@ class _Shard:
             problem = replace(problem, arcs=replace(problem.arcs, ub=full))
         costs = np.zeros(n)
         costs[self.idx] = cost
-        started = time.perf_counter()
-        deadline = None if seconds_left is None else started + seconds_left  # this machine's clock
-        out = []
-        for idx in self.buckets:
-            t = time.perf_counter()
-            keep = np.zeros(n, dtype=bool)
-            keep[idx] = True
-            r = solve_skus(problem, costs, keep=keep, deadline=deadline)
-            out.append((r.packs[idx], r.value, r.bound, r.nodes, r.unresolved, time.perf_counter() - t))
-        return out
+        deadline = None if seconds_left is None else time.perf_counter() + seconds_left  # this machine's clock
+        return [solve_bucket(problem, costs, idx, deadline) for idx in self.buckets]
 
 
 class RayShards:
