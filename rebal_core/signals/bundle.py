@@ -18,7 +18,8 @@ import gzip
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from zlib import error as zlib_error
@@ -26,12 +27,13 @@ from zlib import error as zlib_error
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import tomllib
 
 from rebal_core.errors import BundleInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet  # noqa: F401
-from rebal_core.signals.contract import SITES, SKUS, TABLES, TABLES_BY_NAME, Table
+from rebal_core.signals.contract import DEMAND, SITES, SKUS, TABLES, TABLES_BY_NAME, Column, Table
 from rebal_core.signals.geo import RateCard
 
 MAX_ERRORS = 200
@@ -211,71 +213,102 @@ def _with_unix_newlines(path: Path, tmp: Path) -> Path:
     return target
 
 
-def _read_csv_text(path: Path, table: str, found: _Collector) -> pd.DataFrame | None:
-    """Read a CSV file with every value as stripped text; None (with errors) when unreadable."""
+@contextmanager
+def _csv_file(path: Path, table: str, found: _Collector) -> Iterator[tuple[Path, list[str]] | None]:
+    """The checks every CSV goes through before its rows are parsed (size limits, encoding,
+    header); yields the file to parse (a LF copy of a CR-only one) and the header's column names
+    (lower-cased, stripped), or None with the errors reported."""
     try:
         if path.name.lower().endswith(".gz") and not _gz_within_limits(path, table, found):
-            return None
+            yield None
+            return
         head = _read_header(path)
     except (OSError, EOFError, gzip.BadGzipFile, zlib_error) as exc:
         found.error(table, f"cannot be read ({exc})")
-        return None
+        yield None
+        return
     if b"\r" in head and b"\n" not in head:  # old Mac line endings: read a converted copy
-        with tempfile.TemporaryDirectory(prefix="rebal-cr-") as tmp:
-            return _read_csv_text(_with_unix_newlines(path, Path(tmp)), table, found)
+        with (
+            tempfile.TemporaryDirectory(prefix="rebal-cr-") as tmp,
+            _csv_file(_with_unix_newlines(path, Path(tmp)), table, found) as converted,
+        ):
+            yield converted
+        return
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     try:
         first_line = head.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
         found.error(table, "is not UTF-8 text; save it as 'CSV UTF-8 (comma delimited)'")
-        return None
+        yield None
+        return
     if not first_line.strip():
         found.error(table, "is empty; expected a header row first", 1)
-        return None
+        yield None
+        return
     header = next(csv.reader([first_line]))
     if len(header) == 1 and ";" in first_line:
         found.error(table, "columns are separated by semicolons; expected commas", 1)
-        return None
+        yield None
+        return
     names = [h.strip().lower() for h in header]
-    try:
-        arrow = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                column_names=[f"c{i}" for i in range(len(names))], skip_rows=1, block_size=1 << 24
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={f"c{i}": pa.string() for i in range(len(names))},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
+    if len(set(n for n in names if n)) < len([n for n in names if n]):
+        dup = sorted({n for n in names if n and names.count(n) > 1})
+        found.error(table, f"column(s) {', '.join(dup)} appear more than once in the header", 1)
+        yield None
+        return
+    yield path, names
+
+
+def _csv_options(names: list[str], kind: pa.DataType, keep: list[str] | None = None) -> dict:
+    """Arrow's CSV options for text cells: blanks stay "", our own header names (skipped row 1)."""
+    generated = [f"c{i}" for i in range(len(names))]
+    include = [g for g, n in zip(generated, names) if n and (keep is None or n in keep)]
+    return {
+        "read_options": pacsv.ReadOptions(column_names=generated, skip_rows=1, block_size=1 << 24),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={g: kind for g in include},
+            include_columns=include,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    }
+
+
+def _unparseable(exc: Exception, path: Path, table: str, width: int, found: _Collector) -> None:
+    """Report why Arrow could not parse a CSV file, naming the row where the input allows."""
+    if isinstance(exc, pa.ArrowInvalid):
         text = str(exc)
         if "UTF8" in text or "utf8" in text or "UTF-8" in text:
             found.error(table, "is not UTF-8 text; save it as 'CSV UTF-8 (comma delimited)'")
         else:
-            _locate_ragged_row(path, table, len(names), found, text)
-        return None
-    except (OSError, EOFError, zlib_error) as exc:
+            _locate_ragged_row(path, table, width, found, text)
+    else:
         found.error(table, f"cannot be read ({exc})")
-        return None
+
+
+PARSE_FAILURES = (pa.ArrowInvalid, OSError, EOFError, zlib_error)
+
+
+def _read_csv_text(path: Path, table: str, found: _Collector) -> pd.DataFrame | None:
+    """Read a CSV file with every value as stripped text; None (with errors) when unreadable."""
+    with _csv_file(path, table, found) as opened:
+        if opened is None:
+            return None
+        path, names = opened
+        try:
+            arrow = pacsv.read_csv(path, **_csv_options(names, pa.string()))
+        except PARSE_FAILURES as exc:
+            _unparseable(exc, path, table, len(names), found)
+            return None
     if arrow.num_rows > MAX_ROWS:
         found.error(
             table, f"has {arrow.num_rows:,} rows; at most {MAX_ROWS:,} are accepted (REBAL_MAX_ROWS raises the limit)"
         )
         return None
     # Trimming in Arrow (C++) rather than pandas' .str.strip() is ~20x faster on millions of cells.
-    import pyarrow.compute as pc
-
-    frame = pd.DataFrame(
-        {name: pc.utf8_trim_whitespace(arrow.column(i)).to_pandas() for i, name in enumerate(names) if name}
-    )
-    if len(set(n for n in names if n)) < len([n for n in names if n]):
-        dup = sorted({n for n in names if n and names.count(n) > 1})
-        found.error(table, f"column(s) {', '.join(dup)} appear more than once in the header", 1)
-        return None
-    return frame
+    kept = [n for n in names if n]
+    return pd.DataFrame({name: pc.utf8_trim_whitespace(arrow.column(i)).to_pandas() for i, name in enumerate(kept)})
 
 
 def _locate_ragged_row(path: Path, table: str, width: int, found: _Collector, detail: str) -> None:
@@ -375,16 +408,65 @@ def _numbers(text: pd.Series) -> pd.Series:
     return pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64")
 
 
-def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFrame | None:
-    """Check every column rule of ``table``; return typed columns (None if a column is missing)."""
+def _columns_present(table: Table, names: list[str], found: _Collector) -> bool:
+    """Report missing required columns (errors) and extra ones (a warning); False if any is missing."""
     label = table.file_name
-    missing = [c.name for c in table.columns if c.required and c.name not in frame.columns]
+    missing = [c.name for c in table.columns if c.required and c.name not in names]
     for name in missing:
         found.error(label, "required column is missing", 1, name)
-    extra = [c for c in frame.columns if c not in {col.name for col in table.columns}]
+    extra = [c for c in names if c not in {col.name for col in table.columns}]
     if extra:
         found.warn(label, f"extra column(s) {', '.join(extra)} kept in the file but ignored", 1)
-    if missing:
+    return not missing
+
+
+Rule = tuple[np.ndarray, Callable[[str], str]]
+"""Rows breaking one rule of a column, and the message for a row given its text."""
+
+
+def _column_rules(col: Column, text: pd.Series) -> tuple[pd.Series, list[Rule]]:
+    """Typed values of one column's text cells and the rules they break, in reporting order.
+
+    The one place a column's rules live: whole tables apply it to every cell; the streamed
+    demand table to each batch's distinct cells."""
+    blank = (text == "").to_numpy()
+    say = lambda got, c=col: f"expected {c.expectation()}, got {_quote(got)}"  # noqa: E731
+    rules: list[Rule] = []
+    if col.required:
+        rules.append((blank, say))
+    if col.kind in ("id", "text"):
+        long = (text.str.len() > MAX_TEXT_CHARS).to_numpy()
+        rules.append((long, lambda got: f"longer than {MAX_TEXT_CHARS:,} characters: {_quote(got)}"))
+        return text, rules
+    if col.kind == "choice":
+        lowered = text.str.lower()
+        rules.append((~lowered.isin(col.choices).to_numpy() & ~blank, say))
+        return lowered, rules
+    if col.kind == "date":
+        parsed = pd.to_datetime(text.mask(blank), format="%Y-%m-%d", errors="coerce")
+        rules.append((parsed.isna().to_numpy() & ~blank, say))
+        return parsed, rules
+    values = _numbers(text)
+    arr = values.to_numpy()
+    bad = ~np.isfinite(arr) & ~blank
+    with np.errstate(invalid="ignore"):
+        if col.kind == "whole":
+            bad |= np.isfinite(arr) & (arr != np.floor(arr))
+        if col.minimum is not None:
+            bad |= (arr < col.minimum) if col.minimum_inclusive else (arr <= col.minimum)
+        if col.maximum is not None:
+            bad |= arr > col.maximum
+    huge = np.isfinite(arr) & (np.abs(arr) > MAX_NUMBER)
+    rules.append((bad & ~huge, say))
+    rules.append((huge, lambda got: f"{_quote(got)} is beyond the largest number accepted ({MAX_NUMBER:,.0f})"))
+    if col.default is not None:
+        values = values.fillna(col.default)
+    return values, rules
+
+
+def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFrame | None:
+    """Check every column rule of ``table``; return typed columns (None if a column is missing)."""
+    if not _columns_present(table, list(frame.columns), found):
         return None
     out: dict[str, pd.Series] = {}
     for col in table.columns:
@@ -396,48 +478,10 @@ def _convert(table: Table, frame: pd.DataFrame, found: _Collector) -> pd.DataFra
             )
             continue
         text = frame[col.name].astype(object)
-        blank = (text == "").to_numpy()
-        say = lambda got, c=col: f"expected {c.expectation()}, got {_quote(got)}"  # noqa: E731
-        if col.required:
-            found.rows(label, col.name, blank, text, say)
-        if col.kind in ("id", "text"):
-            long = (text.str.len() > MAX_TEXT_CHARS).to_numpy()
-            found.rows(
-                label, col.name, long, text, lambda got: f"longer than {MAX_TEXT_CHARS:,} characters: {_quote(got)}"
-            )
-            out[col.name] = text
-        elif col.kind == "choice":
-            lowered = text.str.lower()
-            bad = ~lowered.isin(col.choices).to_numpy() & ~blank
-            found.rows(label, col.name, bad, text, say)
-            out[col.name] = lowered
-        elif col.kind == "date":
-            parsed = pd.to_datetime(text.mask(blank), format="%Y-%m-%d", errors="coerce")
-            found.rows(label, col.name, parsed.isna().to_numpy() & ~blank, text, say)
-            out[col.name] = parsed
-        else:
-            values = _numbers(text)
-            arr = values.to_numpy()
-            bad = ~np.isfinite(arr) & ~blank
-            with np.errstate(invalid="ignore"):
-                if col.kind == "whole":
-                    bad |= np.isfinite(arr) & (arr != np.floor(arr))
-                if col.minimum is not None:
-                    bad |= (arr < col.minimum) if col.minimum_inclusive else (arr <= col.minimum)
-                if col.maximum is not None:
-                    bad |= arr > col.maximum
-            huge = np.isfinite(arr) & (np.abs(arr) > MAX_NUMBER)
-            found.rows(label, col.name, bad & ~huge, text, say)
-            found.rows(
-                label,
-                col.name,
-                huge,
-                text,
-                lambda got: f"{_quote(got)} is beyond the largest number accepted ({MAX_NUMBER:,.0f})",
-            )
-            if col.default is not None:
-                values = values.fillna(col.default)
-            out[col.name] = values
+        values, rules = _column_rules(col, text)
+        for mask, say in rules:
+            found.rows(table.file_name, col.name, mask, text, say)
+        out[col.name] = values
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -458,16 +502,24 @@ def _check_key(table: Table, frame: pd.DataFrame, found: _Collector) -> None:
     )
     first_seen = pd.Series(np.arange(len(frame)), index=keyed.to_numpy()).groupby(level=0).min()
     idx = np.flatnonzero(dup)
-    for i in idx[:EXAMPLES_PER_RULE]:
-        k = keyed.iat[i]
+    examples = [
+        (int(i) + 2, keyed.iat[i].replace("|", ", "), int(first_seen[keyed.iat[i]]) + 2)
+        for i in idx[:EXAMPLES_PER_RULE]
+    ]
+    _report_duplicates(table, examples, idx.size, found)
+
+
+def _report_duplicates(table: Table, examples: list[tuple[int, str, int]], count: int, found: _Collector) -> None:
+    """Errors for rows repeating a key: (line, key as text, line of its first row) for the first few."""
+    for line, key, first_line in examples:
         found.error(
             table.file_name,
-            f"duplicate {' + '.join(table.key)} {_quote(k.replace('|', ', '))} (first on line {int(first_seen[k]) + 2})",
-            int(i) + 2,
+            f"duplicate {' + '.join(table.key)} {_quote(key)} (first on line {first_line})",
+            line,
             table.key[-1] if len(table.key) == 1 else None,
         )
-    if idx.size > EXAMPLES_PER_RULE:
-        found.error(table.file_name, f"{idx.size - EXAMPLES_PER_RULE} more duplicate row(s)")
+    if count > EXAMPLES_PER_RULE:
+        found.error(table.file_name, f"{count - EXAMPLES_PER_RULE} more duplicate row(s)")
 
 
 def _check_references(table: Table, frame: pd.DataFrame, known: dict[str, pd.Index], found: _Collector) -> None:
@@ -587,6 +639,9 @@ def _load_folder(folder: Path, found: _Collector, progress: Progress) -> Bundle 
     total = sum(p.stat().st_size for p in files.values()) or 1
     done = 0
     for name, file in files.items():
+        if name == "demand":  # streamed when the masters are known (see _DemandCheck)
+            frames[name] = file
+            continue
         progress(0.6 * done / total, f"reading {file.name}")
         frame = _read_csv_text(file, TABLES_BY_NAME[name].file_name, found)
         done += file.stat().st_size
@@ -595,8 +650,13 @@ def _load_folder(folder: Path, found: _Collector, progress: Progress) -> Bundle 
     return _assemble(frames, settings, found, progress)
 
 
-def _assemble(frames: dict[str, pd.DataFrame], settings: dict, found: _Collector, progress: Progress) -> Bundle | None:
+def _assemble(
+    frames: dict[str, pd.DataFrame | Path], settings: dict, found: _Collector, progress: Progress
+) -> Bundle | None:
+    """Check and type every table. ``frames`` holds each table's text cells, except demand.csv,
+    which may be its file, streamed (see :class:`_DemandCheck`)."""
     typed: dict[str, pd.DataFrame] = {}
+    demand: _DemandCheck | None = None
     for table in TABLES:
         if table.name not in frames:
             if table.required:
@@ -604,6 +664,9 @@ def _assemble(frames: dict[str, pd.DataFrame], settings: dict, found: _Collector
             continue
         progress(0.6 + 0.3 * TABLES.index(table) / len(TABLES), f"checking {table.file_name}")
         frame = frames[table.name]
+        if table is DEMAND:
+            demand = _check_demand(frame, typed, found, _stage_of(progress, 0.0, 0.6))
+            continue
         if table.required and len(frame) == 0:
             found.error(table.file_name, "required table has no rows")
         converted = _convert(table, frame, found)
@@ -617,11 +680,15 @@ def _assemble(frames: dict[str, pd.DataFrame], settings: dict, found: _Collector
     if sites is None or skus is None:
         return None
     known = {"site": pd.Index(sites["site_id"]), "sku": pd.Index(skus["sku_id"])}
-    for name, frame in typed.items():
-        table = TABLES_BY_NAME[name]
-        if name not in ("sites", "skus"):
-            _check_references(table, frame, known, found)
-            _check_key(table, frame, found)
+    for table in TABLES:
+        if table is DEMAND and demand is not None:
+            demand.report_references(found)
+            demand.report_duplicates(found)
+        elif table.name in typed and table.name not in ("sites", "skus"):
+            _check_references(table, typed[table.name], known, found)
+            _check_key(table, typed[table.name], found)
+    if demand is not None and not found.errors:
+        typed["demand"] = demand.typed()
     lanes = typed.get("lanes")
     if lanes is not None:
         _check_lanes(lanes, found)
@@ -632,6 +699,32 @@ def _assemble(frames: dict[str, pd.DataFrame], settings: dict, found: _Collector
     _warn(typed, as_of, found)
     progress(0.95, "typing identifiers")
     return _typed_bundle(typed, as_of, rate_card, found.warnings)
+
+
+def _stage_of(progress: Progress, lo: float, hi: float) -> Progress:
+    return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)
+
+
+def _check_demand(
+    source: pd.DataFrame | Path, typed: dict[str, pd.DataFrame], found: _Collector, progress: Progress
+) -> _DemandCheck | None:
+    """Check demand.csv (a file, streamed, or a workbook's text cells) against the masters typed so far."""
+    masters = {
+        name: pd.Index(typed[name][column]).drop_duplicates() if name in typed else None
+        for name, column in (("sites", "site_id"), ("skus", "sku_id"))
+    }
+    check = _DemandCheck(masters["sites"], masters["skus"])
+    usable = (
+        _demand_from_csv(source, check, found, progress)
+        if isinstance(source, Path)
+        else _demand_from_frame(source, check, found)
+    )
+    if not usable:
+        return None
+    if check.rows == 0:
+        found.error(DEMAND.file_name, "required table has no rows")
+    check.report_columns(found)
+    return check if check.can_type else None
 
 
 def _check_lanes(lanes: pd.DataFrame, found: _Collector) -> None:
@@ -695,15 +788,22 @@ def _rate_card(settings: dict, found: _Collector) -> RateCard:
 
 
 def _warn(typed: dict[str, pd.DataFrame], as_of: dt.date, found: _Collector) -> None:
-    inv_pairs = pd.MultiIndex.from_frame(typed["inventory"][["site_id", "sku_id"]])
-    demand = typed["demand"]
-    stray = ~pd.MultiIndex.from_frame(demand[["site_id", "sku_id"]]).isin(inv_pairs)
+    demand = typed["demand"]  # site and sku as codes of the masters (see _DemandCheck.typed)
+    sites, skus = demand["site_id"].cat.categories, demand["sku_id"].cat.categories
+    inventory = typed["inventory"]
+    stocked = np.zeros(len(sites) * len(skus), dtype=bool)
+    stocked[
+        sites.get_indexer(inventory["site_id"]).astype(np.int64) * len(skus) + skus.get_indexer(inventory["sku_id"])
+    ] = True
+    pair = demand["site_id"].cat.codes.to_numpy().astype(np.int64) * len(skus) + demand["sku_id"].cat.codes.to_numpy()
+    stray = ~stocked[pair]
     if stray.any():
-        pairs = demand.loc[stray, ["site_id", "sku_id"]].drop_duplicates()
+        first = pair[np.argmax(stray)]
         found.warn(
             "demand.csv",
-            f"{len(pairs)} site/sku pair(s) have demand but no inventory row; they hold zero stock (first: {pairs.iat[0, 0]} / {pairs.iat[0, 1]})",
+            f"{np.unique(pair[stray]).size} site/sku pair(s) have demand but no inventory row; they hold zero stock (first: {sites[first // len(skus)]} / {skus[first % len(skus)]})",
         )
+    del pair, stray
     future = (demand["date"] >= pd.Timestamp(as_of)).to_numpy()
     if future.any():
         found.warn(
@@ -776,3 +876,293 @@ def _typed_bundle(
     forecast = ids(typed["forecast"]) if "forecast" in typed else None
     lanes = ids(typed["lanes"]) if "lanes" in typed else None
     return Bundle(sites, skus, inventory, demand, forecast, inbound, lanes, counts, as_of, rate_card, warnings)
+
+
+# ----------------------------------------------------------------------------- the demand table, streamed
+
+DAY_OFFSET = 1 << 17  # pandas' dates are within +-106,000 days of 1970: offset days are >= 0 and < 2^18
+"""Keys of (date, site, sku) as one integer: dates as days + this offset."""
+
+
+@dataclass
+class _RuleRows:
+    """Rows of a streamed table that break one rule: the first few, how many, the last line."""
+
+    column: str
+    say: Callable[[str], str]
+    warn: bool = False
+    examples: list[tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+    last_line: int = 0
+
+    def add(self, rows: np.ndarray, first_line: int, text_of: Callable[[int], str]) -> None:
+        room = EXAMPLES_PER_RULE - len(self.examples)
+        for i in rows[:room]:
+            self.examples.append((first_line + int(i), text_of(int(i))))
+        self.count += rows.size
+        self.last_line = first_line + int(rows[-1])
+
+    def report(self, table: str, found: _Collector) -> None:
+        """The same findings :meth:`_Collector.rows` gives for a whole table."""
+        say = found.warn if self.warn else found.error
+        for line, text in self.examples:
+            say(table, self.say(text), line, self.column)
+        if self.count > EXAMPLES_PER_RULE:
+            more = self.count - EXAMPLES_PER_RULE
+            say(table, f"{more} more row(s) with the same problem (lines up to {self.last_line})", None, self.column)
+
+
+def _distinct(cells: pa.Array) -> tuple[np.ndarray, pd.Series]:
+    """A column of a batch as (index of each row's distinct cell, the distinct cells trimmed).
+
+    Rules are evaluated once per distinct cell: a year of daily demand repeats a few hundred
+    dates, quantities and sites, and a catalogue's skus, over a hundred million rows."""
+    if not pa.types.is_dictionary(cells.type):
+        cells = pc.dictionary_encode(cells)
+    indices = cells.indices.to_numpy(zero_copy_only=False)
+    return indices, pc.utf8_trim_whitespace(cells.dictionary).to_pandas().astype(object)
+
+
+class _DemandCheck:
+    """demand.csv checked batch by batch, with the rules and messages of every other table.
+
+    A year of a national network's daily demand is over a hundred million rows: as text in
+    pandas that is tens of gigabytes. Here each batch is dictionary-encoded by Arrow, every rule
+    runs on the batch's distinct cells, and rows keep only their typed values (site and sku as
+    codes of sites.csv and skus.csv, the day, the quantity). Findings are kept in the order a
+    whole-table check gives them: the column rules now, unknown references and duplicate keys
+    when :func:`_assemble` reaches those checks."""
+
+    def __init__(self, sites: pd.Index | None, skus: pd.Index | None) -> None:
+        self.known = {"site": sites, "sku": skus}
+        self.rows = 0
+        self.column_rules: dict[tuple[str, int], _RuleRows] = {}
+        self.reference_rules: dict[str, _RuleRows] = {}
+        self.codes: dict[str, list[np.ndarray]] = {"site_id": [], "sku_id": []}
+        self.days: list[np.ndarray] = []
+        self.qty: list[np.ndarray] = []
+        self.invalid: list[np.ndarray | None] = []  # per batch: rows failing a rule (None: none)
+        self.joined: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.batch_rows: list[int] = []
+        self.increasing = [True, True]  # keys by position, by date
+        self.last_key = [-1, -1]
+        self.pairs = len(sites) * len(skus) if sites is not None and skus is not None else 0
+        # Exports are sorted by the ids' text, not by the masters' row order: keys rank ids as text.
+        self.rank = {
+            name: np.argsort(np.argsort(index.astype(str).to_numpy(), kind="stable")).astype(np.int64)
+            for name, index in (("site", sites), ("sku", skus))
+            if index is not None
+        }
+        self.too_many = False
+
+    @property
+    def can_type(self) -> bool:
+        return self.known["site"] is not None and self.known["sku"] is not None
+
+    def add(self, columns: dict[str, pa.Array]) -> None:
+        """Check one batch (column name -> its text cells)."""
+        first_line = self.rows + 2  # the header is line 1
+        n = len(next(iter(columns.values())))
+        self.rows += n
+        if self.rows > MAX_ROWS:
+            self.too_many = True
+            return
+        self.batch_rows.append(n)
+        invalid = np.zeros(n, dtype=bool)
+        any_invalid = False
+        for col in DEMAND.columns:
+            indices, text = _distinct(columns[col.name])
+            values, rules = _column_rules(col, text)
+            bad_cell = np.zeros(len(text), dtype=bool)
+            for k, (mask, say) in enumerate(rules):
+                slot = self.column_rules.setdefault((col.name, k), _RuleRows(col.name, say))
+                bad_cell |= mask
+                if mask.any():
+                    rows = np.flatnonzero(mask[indices])
+                    if rows.size:
+                        slot.add(rows, first_line, lambda i, t=text, x=indices: str(t.iat[x[i]]))
+            if col.references is not None:
+                known = self.known[col.references]
+                code = known.get_indexer(values) if known is not None else np.full(len(text), -1)
+                unknown = (code < 0) & (text != "").to_numpy()
+                master = "sites.csv" if col.references == "site" else "skus.csv"
+                slot = self.reference_rules.setdefault(
+                    col.name,
+                    _RuleRows(
+                        col.name,
+                        lambda got, r=col.references, m=master: f"unknown {r} {_quote(got)} (not in {m})",
+                    ),
+                )
+                if known is not None and unknown.any():
+                    rows = np.flatnonzero(unknown[indices])
+                    if rows.size:
+                        slot.add(rows, first_line, lambda i, t=text, x=indices: str(t.iat[x[i]]))
+                bad_cell |= code < 0
+                self.codes[col.name].append(code.astype(_code_type(known))[indices])
+            elif col.kind == "date":
+                day = values.to_numpy().astype("datetime64[D]").astype(np.int64)
+                self.days.append(np.where(values.isna().to_numpy(), -DAY_OFFSET, day).astype(np.int32)[indices])
+            else:
+                self.qty.append(values.to_numpy(np.float64)[indices])
+            if bad_cell.any():
+                hit = bad_cell[indices]
+                if hit.any():
+                    invalid |= hit
+                    any_invalid = True
+        self.invalid.append(invalid if any_invalid else None)
+        if self.can_type:
+            self._follow_order(self.days[-1], self.codes["site_id"][-1], self.codes["sku_id"][-1], invalid)
+
+    def _follow_order(self, day: np.ndarray, site: np.ndarray, sku: np.ndarray, invalid: np.ndarray) -> None:
+        """Whether the keys so far are strictly increasing by position or by date (batch by batch,
+        while they are in cache): files in either order need no sort to prove no key repeats.
+        Ids compare as text (as an export sorts them)."""
+        keep = ~invalid
+        pair = self.rank["site"][site[keep]] * len(self.known["sku"]) + self.rank["sku"][sku[keep]]
+        offset_day = day[keep].astype(np.int64) + DAY_OFFSET
+        for order, keys in enumerate((pair << 18 | offset_day, offset_day * self.pairs + pair)):
+            if self.increasing[order] and keys.size:
+                self.increasing[order] = bool(keys[0] > self.last_key[order]) and _increasing(keys)
+                self.last_key[order] = int(keys[-1])
+
+    def report_columns(self, found: _Collector) -> None:
+        if self.too_many:
+            found.error(
+                DEMAND.file_name,
+                f"has more than {MAX_ROWS:,} rows; at most {MAX_ROWS:,} are accepted (REBAL_MAX_ROWS raises the limit)",
+            )
+            return
+        for slot in self.column_rules.values():
+            slot.report(DEMAND.file_name, found)
+
+    def report_references(self, found: _Collector) -> None:
+        for slot in self.reference_rules.values():
+            slot.report(DEMAND.file_name, found)
+
+    def _day_site_sku(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row's day, site code and sku code (the batches joined once, then let go)."""
+        if self.joined is None:
+            join = lambda parts, kind: np.concatenate(parts) if parts else np.zeros(0, kind)  # noqa: E731
+            self.joined = (
+                join(self.days, np.int32),
+                join(self.codes["site_id"], np.int32),
+                join(self.codes["sku_id"], np.int32),
+            )
+            self.days, self.codes = [], {"site_id": [], "sku_id": []}
+        return self.joined
+
+    def report_duplicates(self, found: _Collector) -> None:
+        """Rows repeating a (date, site, sku) of an earlier row, as :func:`_check_key` says them.
+
+        Files from other systems are usually sorted by date or by position: when the keys are
+        strictly increasing in either order there is nothing to find and nothing is sorted."""
+        if self.too_many or not self.can_type or self.rows == 0:
+            return
+        if any(self.increasing):
+            return
+        every_day, every_site, every_sku = day, site, sku = self._day_site_sku()
+        rows = None  # row numbers of the rows keyed, when some are left out
+        if any(v is not None for v in self.invalid):
+            rows = np.flatnonzero(~self._invalid_rows())
+            day, site, sku = day[rows], site[rows], sku[rows]
+        pair = site.astype(np.int64) * len(self.known["sku"]) + sku
+        by_position = pair << 18 | (day.astype(np.int64) + DAY_OFFSET)
+        del pair
+        order = np.argsort(by_position, kind="stable")
+        ordered = by_position[order]
+        repeat = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+        if repeat.size == 0:
+            return
+        run_start = np.maximum.accumulate(
+            np.where(np.r_[True, ordered[1:] != ordered[:-1]], np.arange(ordered.size), 0)
+        )
+        dup_row, first_row = order[repeat], order[run_start[repeat]]
+        if rows is not None:
+            dup_row, first_row = rows[dup_row], rows[first_row]
+        by_line = np.argsort(dup_row, kind="stable")
+        dup_row, first_row = dup_row[by_line], first_row[by_line]
+        sites, skus = self.known["site"], self.known["sku"]
+        examples = [
+            (
+                int(r) + 2,
+                f"{np.datetime64(int(every_day[r]), 'D')}, {sites[every_site[r]]}, {skus[every_sku[r]]}",
+                int(f) + 2,
+            )
+            for r, f in zip(dup_row[:EXAMPLES_PER_RULE], first_row[:EXAMPLES_PER_RULE])
+        ]
+        _report_duplicates(DEMAND, examples, dup_row.size, found)
+
+    def _invalid_rows(self) -> np.ndarray:
+        """Rows breaking a rule (unknown references included): left out of the key check."""
+        return np.concatenate(
+            [v if v is not None else np.zeros(n, bool) for v, n in zip(self.invalid, self.batch_rows)]
+        )
+
+    def typed(self) -> pd.DataFrame:
+        """The demand table typed as :func:`_typed_bundle` gives every table (only when all is valid)."""
+        day, site, sku = self._day_site_sku()
+        site_type = pd.CategoricalDtype(self.known["site"].astype(str).tolist())
+        sku_type = pd.CategoricalDtype(self.known["sku"].astype(str).tolist())
+        qty = np.concatenate(self.qty) if self.qty else np.zeros(0)
+        self.qty, self.joined = [], None
+        # Columns added one by one stay separate blocks: a dict of them would be copied into one.
+        frame = pd.DataFrame(
+            {
+                "site_id": pd.Categorical.from_codes(site, dtype=site_type),
+                "sku_id": pd.Categorical.from_codes(sku, dtype=sku_type),
+            }
+        )
+        frame.insert(0, "date", (day.astype(np.int64) * 86_400_000_000_000).view("datetime64[ns]"))
+        frame["qty"] = qty
+        return frame
+
+
+def _code_type(known: pd.Index | None) -> type:
+    """The smallest integer holding a master's codes (and -1): 850,000 positions' year of demand
+    is a hundred million rows, two bytes a code instead of four."""
+    return np.int16 if known is not None and len(known) < 32_000 else np.int32
+
+
+def _increasing(keys: np.ndarray) -> bool:
+    """Strictly increasing (no key twice, in order): checked in slices to spare a second copy."""
+    step = 1 << 22
+    for start in range(0, max(0, keys.size - 1), step):
+        part = keys[start : start + step + 1]
+        if not bool((part[1:] > part[:-1]).all()):
+            return False
+    return True
+
+
+def _demand_from_csv(path: Path, check: _DemandCheck, found: _Collector, progress: Progress) -> bool:
+    """Stream demand.csv through ``check``; False (with errors) when the file cannot be used."""
+    label = DEMAND.file_name
+    size = max(1, path.stat().st_size)
+    with _csv_file(path, label, found) as opened:
+        if opened is None:
+            return False
+        path, names = opened
+        if not _columns_present(DEMAND, [n for n in names if n], found):
+            return False
+        wanted = [c.name for c in DEMAND.columns]
+        kept = [n for n in names if n in wanted]
+        try:
+            reader = pacsv.open_csv(path, **_csv_options(names, pa.dictionary(pa.int32(), pa.string()), wanted))
+            for batch in reader:
+                check.add(dict(zip(kept, batch.columns)))
+                if check.too_many:
+                    break
+                progress(min(0.99, check.rows * 34 / size), f"checking demand.csv: {check.rows:,} rows")
+        except PARSE_FAILURES as exc:
+            _unparseable(exc, path, label, len(names), found)
+            return False
+    return True
+
+
+def _demand_from_frame(frame: pd.DataFrame, check: _DemandCheck, found: _Collector) -> bool:
+    """The demand sheet of a workbook (text cells) through the same check."""
+    if not _columns_present(DEMAND, list(frame.columns), found):
+        return False
+    cells = {c.name: pa.array(frame[c.name].astype(str).to_numpy(), pa.string()) for c in DEMAND.columns}
+    if len(frame):
+        check.add(cells)
+    return True
