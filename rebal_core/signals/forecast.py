@@ -101,21 +101,54 @@ def _models():
 def demand_matrix(
     demand: pd.DataFrame, as_of: dt.date, days: int = HISTORY_DAYS
 ) -> tuple[pd.DataFrame, np.ndarray, pd.DatetimeIndex]:
-    """Dense daily matrix (pairs x days) of the last ``days`` days before ``as_of``; zeros fill gaps."""
+    """Dense daily matrix (pairs x days) of the last ``days`` days before ``as_of``; zeros fill gaps.
+
+    Pairs come in the order of the id columns' categories (site, then sku); built from integer
+    codes, as a year of a national network is a hundred million rows."""
     end = pd.Timestamp(as_of)
     first = demand["date"].min()
     start = max(first, end - pd.Timedelta(days=days)) if pd.notna(first) else end - pd.Timedelta(days=1)
-    window = demand[(demand["date"] >= start) & (demand["date"] < end)]
     dates = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
-    pairs = window[["site_id", "sku_id"]].drop_duplicates().reset_index(drop=True)
-    if pairs.empty:
-        return pairs, np.zeros((0, len(dates)), dtype=np.float32), dates
-    pair_index = pd.MultiIndex.from_frame(pairs)
-    rows = pair_index.get_indexer(pd.MultiIndex.from_frame(window[["site_id", "sku_id"]]))
-    cols = ((window["date"] - start).dt.days).to_numpy()
-    matrix = np.zeros((len(pairs), len(dates)), dtype=np.float32)
-    np.add.at(matrix, (rows, cols), window["qty"].to_numpy(np.float32))
+    when = pd.to_datetime(demand["date"]).to_numpy()
+    inside = (when >= np.datetime64(start)) & (when < np.datetime64(end))
+    # A history within the window (the usual case) is used in place: no copies of 100 M rows.
+    window = slice(None) if inside.all() else np.flatnonzero(inside)
+    del inside
+    site = _as_category(demand["site_id"])
+    sku = _as_category(demand["sku_id"])
+    n_sku = len(sku.cat.categories)
+    pair = site.cat.codes.to_numpy()[window].astype(np.int64) * n_sku + sku.cat.codes.to_numpy()[window]
+    present = np.zeros(len(site.cat.categories) * n_sku, dtype=bool)
+    present[pair] = True
+    codes = np.flatnonzero(present)
+    pairs = pd.DataFrame(
+        {
+            "site_id": _like(demand["site_id"], pd.Categorical.from_codes(codes // n_sku, dtype=site.dtype)),
+            "sku_id": _like(demand["sku_id"], pd.Categorical.from_codes(codes % n_sku, dtype=sku.dtype)),
+        }
+    )
+    matrix = np.zeros((len(codes), len(dates)), dtype=np.float32)
+    if codes.size == 0:
+        return pairs, matrix, dates
+    row_of = np.cumsum(present, dtype=np.int64) - 1  # a present pair's row: pairs before it
+    del present
+    cell = row_of[pair] * len(dates) + ((when[window] - np.datetime64(start)) // np.timedelta64(1, "D"))
+    del row_of, pair
+    qty = demand["qty"].to_numpy(np.float32)[window]
+    if bool((cell[1:] > cell[:-1]).all()):  # each cell once, in order (a file sorted by position)
+        matrix.ravel()[cell] = qty
+    else:
+        np.add.at(matrix.ravel(), cell, qty)
     return pairs, matrix, dates
+
+
+def _as_category(ids: pd.Series) -> pd.Series:
+    return ids if isinstance(ids.dtype, pd.CategoricalDtype) else ids.astype(str).astype("category")
+
+
+def _like(ids: pd.Series, values: pd.Categorical) -> pd.Series | pd.Categorical:
+    """Pair ids in the input's type: categorical stays categorical, text stays text."""
+    return values if isinstance(ids.dtype, pd.CategoricalDtype) else np.asarray(values.astype(str), dtype=object)
 
 
 def classify(matrix: np.ndarray) -> np.ndarray:

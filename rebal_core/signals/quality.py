@@ -77,6 +77,146 @@ def _day(value) -> str:
     return "an unknown day" if pd.isna(stamp) else f"{stamp:%Y-%m-%d}"
 
 
+class _Coded:
+    """Demand with site and sku as integer codes of the masters (extra ids appended), dates as days.
+
+    A year of a national network's demand is a hundred million rows: grouping by text ids
+    (or turning categoricals back into text) costs minutes and gigabytes; codes cost seconds."""
+
+    def __init__(self, sites: pd.DataFrame, skus: pd.DataFrame, demand: pd.DataFrame) -> None:
+        self.site_ids, self.site = _codes(demand["site_id"], sites["site_id"].astype(str).tolist())
+        self.sku_ids, self.sku = _codes(demand["sku_id"], skus["sku_id"].astype(str).tolist())
+        category = skus.astype({"sku_id": str}).drop_duplicates("sku_id").set_index("sku_id")["category"]
+        self.category_of_sku = category.reindex(self.sku_ids).to_numpy(dtype=object)  # NaN: sku not in skus.csv
+        self.date = pd.to_datetime(demand["date"]).to_numpy()
+        self.qty = demand["qty"].to_numpy(np.float64)
+
+    def pair(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        return self.site[rows].astype(np.int64) * len(self.sku_ids) + self.sku[rows]
+
+    def pair_codes(self, site_ids: pd.Series, sku_ids: pd.Series) -> np.ndarray:
+        """Pair codes of other tables' (site, sku) (-1 where either is unknown to the demand's masters)."""
+        site = pd.Index(self.site_ids).get_indexer(site_ids.astype(str))
+        sku = pd.Index(self.sku_ids).get_indexer(sku_ids.astype(str))
+        return np.where((site >= 0) & (sku >= 0), site.astype(np.int64) * len(self.sku_ids) + sku, -1)
+
+
+def _codes(values: pd.Series, ids: list[str]) -> tuple[list[str], np.ndarray]:
+    """(ids, code of each value): ``ids`` first, then values missing from them, in order of appearance."""
+    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype(str).astype("category")
+    names = cat.cat.categories.astype(str)
+    at = pd.Index(ids).get_indexer(names)
+    if (at < 0).any():
+        extra = list(dict.fromkeys(names[at < 0]))
+        ids = ids + extra
+        at = pd.Index(ids).get_indexer(names)
+    codes = cat.cat.codes.to_numpy()
+    return ids, at.astype(np.int32)[codes] if len(names) else np.zeros(len(codes), np.int32)
+
+
+def _spikes(d: _Coded, past: np.ndarray, start: pd.Timestamp, t: Thresholds) -> list[dict]:
+    """Days far above their series' robust level that stand alone (see the module docstring).
+
+    A spike has at least ``spike_min_units``, so only series with such a day in the window can
+    have one: only their rows are grouped (the same findings as grouping every series, on a
+    fraction of a year's hundred million rows)."""
+    window = d.date[past] >= np.datetime64(start - pd.Timedelta(days=t.spike_window_days))
+    may = past[window & (d.qty[past] >= t.spike_min_units)]
+    if may.size == 0:
+        return []
+    pairs = d.pair(past)
+    chosen = np.zeros(len(d.site_ids) * len(d.sku_ids), dtype=bool)
+    chosen[d.pair(may)] = True
+    rows = past[chosen[pairs]]
+    del pairs
+    # Rows keep their order (findings of a series come in date order) under a plain index: an
+    # index of row numbers would be checked for uniqueness at every assignment.
+    sub = pd.DataFrame({"pair": d.pair(rows), "date": d.date[rows], "qty": d.qty[rows]})
+    del rows
+    median = sub.groupby("pair")["qty"].transform("median")
+    mad = (sub["qty"] - median).abs().groupby(sub["pair"]).transform("median")
+    sub["median"] = median.to_numpy()
+    sub["level"] = (median + t.spike_mads * mad.clip(lower=1.0)).to_numpy()
+    del median, mad
+    in_window = sub["date"] >= start - pd.Timedelta(days=t.spike_window_days)
+    candidates = sub[in_window & (sub["qty"] > sub["level"]) & (sub["qty"] >= t.spike_min_units)]
+    if candidates.empty:
+        return []
+    # a spike stands alone: the days around it are normal (else it is a shift, reported below)
+    neighbours = sub.loc[sub["pair"].isin(candidates["pair"]), ["pair", "date", "qty"]]
+    around = (
+        candidates[["pair", "date", "level"]]
+        .reset_index(names="index")
+        .merge(neighbours, on="pair", suffixes=("", "_n"))
+    )
+    around = around[((around["date_n"] - around["date"]).abs().dt.days <= 3) & (around["date_n"] != around["date"])]
+    after = around["date_n"] > around["date"]
+    lvl = candidates["level"].to_numpy()
+    calm_before = (
+        around[~after].groupby("index")["qty"].median().reindex(candidates.index).fillna(0.0).to_numpy() <= lvl
+    )
+    calm_after = around[after].groupby("index")["qty"].median().reindex(candidates.index).fillna(0.0).to_numpy() <= lvl
+    out = []
+    for r in candidates[calm_before & calm_after].itertuples():
+        site, sku = divmod(int(r.pair), len(d.sku_ids))
+        category = d.category_of_sku[sku]
+        out.append(
+            _finding(
+                "spike",
+                "warning",
+                f"{r.qty:g} units on {_day(r.date)} against a typical {r.median:g} a day (promotion, bulk order or a keying error?)",
+                r.qty,
+                site_id=d.site_ids[site],
+                sku_id=d.sku_ids[sku],
+                category="" if pd.isna(category) else str(category),
+            )
+        )
+    return out
+
+
+def _rate_by_site_category(d: _Coded, rows: np.ndarray, days: int) -> pd.Series:
+    """Units a day per (site, category) over ``rows`` (groups with rows only, sorted by their text)."""
+    category = pd.Series(d.category_of_sku[d.sku[rows]])
+    frame = pd.DataFrame(
+        {"site_id": np.asarray(d.site_ids, dtype=object)[d.site[rows]], "category": category, "qty": d.qty[rows]}
+    )
+    return frame.groupby(["site_id", "category"])["qty"].sum() / days
+
+
+def _site_days(d: _Coded, past: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which sites have demand rows on which of the network's days: (sites x days with any row,
+    those days). Filled by position, not by grouping a hundred million rows."""
+    day = d.date[past].astype("datetime64[D]").astype(np.int64)
+    first = int(day.min())
+    present = np.zeros((len(d.site_ids), int(day.max()) - first + 1), dtype=bool)
+    present[d.site[past], day - first] = True
+    del day
+    reported = present.any(axis=0)
+    return present[:, reported], (np.flatnonzero(reported) + first).astype("datetime64[D]")
+
+
+def _missing_days(d: _Coded, present: np.ndarray, t: Thresholds) -> list[dict]:
+    """Sites without rows on days the rest of the network has them (from their first day on)."""
+    out = []
+    for code in sorted(np.flatnonzero(present.any(axis=1)), key=lambda c: d.site_ids[c]):
+        row = present[code]
+        gaps = ~row[int(np.argmax(row)) :]
+        if gaps.any():
+            runs = np.diff(np.flatnonzero(np.diff(np.r_[0, gaps.astype(int), 0])).reshape(-1, 2), axis=1).ravel()
+            longest = int(runs.max()) if len(runs) else 0
+            if longest >= t.missing_run_days:
+                out.append(
+                    _finding(
+                        "missing_days",
+                        "warning",
+                        f"no demand rows on {int(gaps.sum())} day(s) the rest of the network reported, {longest} in a row: a feed that dropped out?",
+                        int(gaps.sum()),
+                        site_id=d.site_ids[code],
+                    )
+                )
+    return out
+
+
 def check_signals(
     sites: pd.DataFrame,
     skus: pd.DataFrame,
@@ -89,20 +229,19 @@ def check_signals(
     """Every finding, most severe first."""
     t = thresholds
     out: list[dict] = []
-    d = demand.astype({"site_id": str, "sku_id": str})[["site_id", "sku_id", "date", "qty"]].copy()
-    d["date"] = pd.to_datetime(d["date"])
+    d = _Coded(sites, skus, demand)
     start = pd.Timestamp(as_of)
     category = skus.astype({"sku_id": str}).set_index("sku_id")["category"]
 
     # impossible values
-    future = d[d["date"] >= start]
-    if len(future):
+    future = d.date >= np.datetime64(start)
+    if future.any():
         out.append(
             _finding(
                 "impossible",
                 "critical",
-                f"{len(future):,} demand row(s) dated on or after the planning date {as_of} (first {future['date'].min():%Y-%m-%d}): the planning date or the feed is wrong",
-                len(future),
+                f"{int(future.sum()):,} demand row(s) dated on or after the planning date {as_of} (first {pd.Timestamp(d.date[future].min()):%Y-%m-%d}): the planning date or the feed is wrong",
+                int(future.sum()),
             )
         )
     if "unit_price" in skus:
@@ -118,11 +257,14 @@ def check_signals(
                     category=str(r.category),
                 )
             )
-    past = d[d["date"] < start]
+    past = np.flatnonzero(~future)
+    del future
 
     # stale data, network and per site
-    if len(past):
-        lag = (start - past["date"].max()).days - 1
+    present, network_days = _site_days(d, past) if past.size else (np.zeros((len(d.site_ids), 0), bool), None)
+    if past.size:
+        network_last = pd.Timestamp(network_days[-1])
+        lag = (start - network_last).days - 1
         if lag > t.stale_warning_days:
             sev = "critical" if lag > t.stale_critical_days else "warning"
             out.append(
@@ -133,9 +275,9 @@ def check_signals(
                     lag,
                 )
             )
-        last = past.groupby("site_id")["date"].max()
-        network_last = past["date"].max()
-        for site, when in last.items():
+        last_column = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)
+        for code in sorted(np.flatnonzero(present.any(axis=1)), key=lambda c: d.site_ids[c]):
+            when = pd.Timestamp(network_days[last_column[code]])
             behind = (network_last - when).days
             if behind > t.stale_warning_days:
                 sev = "critical" if behind > t.stale_critical_days else "warning"
@@ -145,15 +287,14 @@ def check_signals(
                         sev,
                         f"last demand on {when:%Y-%m-%d}, {behind} days behind the rest of the network",
                         behind,
-                        site_id=site,
+                        site_id=d.site_ids[code],
                     )
                 )
 
     # missing sites and missing days
-    site_ids = sites["site_id"].astype(str)
-    with_demand = set(past["site_id"])
+    with_demand = {d.site_ids[c] for c in np.flatnonzero(present.any(axis=1))}
     stocked = set(inventory.astype({"site_id": str})["site_id"])
-    for site in site_ids:
+    for site in sites["site_id"].astype(str):
         if site not in with_demand and site in stocked:
             out.append(
                 _finding(
@@ -164,80 +305,21 @@ def check_signals(
                     site_id=site,
                 )
             )
-    if len(past):
-        network_days = pd.DatetimeIndex(sorted(past["date"].unique()))
-        for site, days in past.groupby("site_id")["date"]:
-            span = network_days[network_days >= days.min()]
-            gaps = ~span.isin(days.unique())
-            if gaps.any():
-                runs = np.diff(np.flatnonzero(np.diff(np.r_[0, gaps.astype(int), 0])).reshape(-1, 2), axis=1).ravel()
-                longest = int(runs.max()) if len(runs) else 0
-                if longest >= t.missing_run_days:
-                    out.append(
-                        _finding(
-                            "missing_days",
-                            "warning",
-                            f"no demand rows on {int(gaps.sum())} day(s) the rest of the network reported, {longest} in a row: a feed that dropped out?",
-                            int(gaps.sum()),
-                            site_id=site,
-                        )
-                    )
-
-    # spikes
-    if len(past):
-        group = past.groupby(["site_id", "sku_id"])["qty"]
-        median = group.transform("median")
-        mad = (past["qty"] - median).abs().groupby([past["site_id"], past["sku_id"]]).transform("median")
-        joined = past.assign(median=median, mad=mad)
-        level = joined["median"] + t.spike_mads * joined["mad"].clip(lower=1.0)
-        window = joined["date"] >= start - pd.Timedelta(
-            days=t.spike_window_days
-        )  # the days that still drive the forecast
-        candidates = joined[window & (joined["qty"] > level) & (joined["qty"] >= t.spike_min_units)].assign(level=level)
-        # a spike stands alone: the days around it are normal (else it is a shift, reported below)
-        around = (
-            candidates[["site_id", "sku_id", "date", "level"]]
-            .reset_index()
-            .merge(past, on=["site_id", "sku_id"], suffixes=("", "_n"))
-        )
-        around = around[((around["date_n"] - around["date"]).abs().dt.days <= 3) & (around["date_n"] != around["date"])]
-        after = around["date_n"] > around["date"]
-        lvl = candidates["level"].to_numpy()
-        calm_before = (
-            around[~after].groupby("index")["qty"].median().reindex(candidates.index).fillna(0.0).to_numpy() <= lvl
-        )
-        calm_after = (
-            around[after].groupby("index")["qty"].median().reindex(candidates.index).fillna(0.0).to_numpy() <= lvl
-        )
-        spikes = candidates[calm_before & calm_after]
-        for r in spikes.itertuples():
-            out.append(
-                _finding(
-                    "spike",
-                    "warning",
-                    f"{r.qty:g} units on {_day(r.date)} against a typical {r.median:g} a day (promotion, bulk order or a keying error?)",
-                    r.qty,
-                    site_id=r.site_id,
-                    sku_id=r.sku_id,
-                    category=str(category.get(r.sku_id, "")),
-                )
-            )
+    if past.size:
+        out += _missing_days(d, present, t)
+        out += _spikes(d, past, start, t)
 
     # sudden shifts per site x category, and forecast bias against recent actuals
-    recent = past[past["date"] >= start - pd.Timedelta(days=t.recent_days)]
+    past_date = d.date[past]
+    recent = past[past_date >= np.datetime64(start - pd.Timedelta(days=t.recent_days))]
     base = past[
-        (past["date"] < start - pd.Timedelta(days=t.recent_days))
-        & (past["date"] >= start - pd.Timedelta(days=t.recent_days + t.baseline_days))
+        (past_date < np.datetime64(start - pd.Timedelta(days=t.recent_days)))
+        & (past_date >= np.datetime64(start - pd.Timedelta(days=t.recent_days + t.baseline_days)))
     ]
-    rate_recent = (
-        recent.assign(category=recent["sku_id"].map(category)).groupby(["site_id", "category"])["qty"].sum()
-        / t.recent_days
-    )
-    rate_base = (
-        base.assign(category=base["sku_id"].map(category)).groupby(["site_id", "category"])["qty"].sum()
-        / t.baseline_days
-    )
-    if len(base):
+    del past_date
+    rate_recent = _rate_by_site_category(d, recent, t.recent_days)
+    rate_base = _rate_by_site_category(d, base, t.baseline_days)
+    if base.size:
         both = pd.concat([rate_recent.rename("recent"), rate_base.rename("base")], axis=1).fillna(0.0)
         volume = both.max(axis=1) * t.recent_days
         ratio = (both["recent"] + 1e-9) / (both["base"] + 1e-9)
@@ -255,7 +337,7 @@ def check_signals(
                     category=cat,
                 )
             )
-    if forecast is not None and len(forecast) and len(recent):
+    if forecast is not None and len(forecast) and recent.size:
         fc = forecast.astype({"site_id": str, "sku_id": str})
         fc_rate = fc.assign(category=fc["sku_id"].map(category)).groupby(["site_id", "category"])["mean_daily"].sum()
         both = pd.concat([fc_rate.rename("forecast"), rate_recent.rename("actual")], axis=1).fillna(0.0)
@@ -274,22 +356,28 @@ def check_signals(
             )
 
     # dead stock
+    sold = np.zeros(len(d.site_ids) * len(d.sku_ids), dtype=bool)
+    sold[d.pair(past[d.date[past] >= np.datetime64(start - pd.Timedelta(days=t.dead_days))])] = True
     inv = inventory.astype({"site_id": str, "sku_id": str})
-    sold = pd.MultiIndex.from_frame(past[past["date"] >= start - pd.Timedelta(days=t.dead_days)][["site_id", "sku_id"]])
     cost = skus.astype({"sku_id": str}).set_index("sku_id")["unit_cost"]
     held = inv[inv["on_hand"] > 0]
-    dead = held[~pd.MultiIndex.from_frame(held[["site_id", "sku_id"]]).isin(sold)]
-    for r in dead.itertuples():
-        value = r.on_hand * float(cost.get(r.sku_id, 0.0))
+    pair = d.pair_codes(held["site_id"], held["sku_id"])
+    dead = held[(pair < 0) | ~sold[np.maximum(pair, 0)]]
+    # One finding per idle position: hundreds of thousands on a large network, so no row lookups.
+    values = dead["on_hand"].to_numpy() * dead["sku_id"].map(cost).fillna(0.0).to_numpy(float)
+    categories = dead["sku_id"].map(category).fillna("").astype(str).to_numpy()
+    for on_hand, value, site, sku, cat in zip(
+        dead["on_hand"].to_numpy(), values, dead["site_id"].to_numpy(), dead["sku_id"].to_numpy(), categories
+    ):
         out.append(
             _finding(
                 "dead_stock",
                 "info",
-                f"{r.on_hand:,} on hand ({money_whole(value)}) with no demand in {t.dead_days} days: a candidate to move or write off",
+                f"{on_hand:,} on hand ({money_whole(value)}) with no demand in {t.dead_days} days: a candidate to move or write off",
                 value,
-                site_id=r.site_id,
-                sku_id=r.sku_id,
-                category=str(category.get(r.sku_id, "")),
+                site_id=site,
+                sku_id=sku,
+                category=cat,
             )
         )
 
