@@ -33,8 +33,21 @@ WEEKDAY = np.array([0.85, 0.85, 0.9, 0.95, 1.1, 1.3, 1.05])
 def ensure_large() -> Path:
     if not (LARGE / "sites.csv").exists():
         subprocess.run(
-            [sys.executable, "-m", "rebal_core", "synth", "--sites", "200", "--skus", "20000", "--days", "7",
-             "--seed", "1", str(LARGE)],
+            [
+                sys.executable,
+                "-m",
+                "rebal_core",
+                "synth",
+                "--sites",
+                "200",
+                "--skus",
+                "20000",
+                "--days",
+                "7",
+                "--seed",
+                "1",
+                str(LARGE),
+            ],
             cwd=ROOT,
             check=True,
         )
@@ -50,12 +63,16 @@ def build(out: Path, days: int = 365, with_forecast: bool = False, seed: int = 7
         shutil.copy(source / "forecast.csv", out / "forecast.csv")
     shutil.copy(source / "bundle.toml", out / "bundle.toml")
     as_of = pd.Timestamp(
-        next(line.split('"')[1] for line in (source / "bundle.toml").read_text().splitlines() if line.startswith("as_of"))
+        next(
+            line.split('"')[1] for line in (source / "bundle.toml").read_text().splitlines() if line.startswith("as_of")
+        )
     )
     rates = pd.read_csv(source / "forecast.csv", dtype={"site_id": str, "sku_id": str})
     dates = pd.date_range(as_of - pd.Timedelta(days=days), periods=days, freq="D")
     day_text = pa.array(dates.strftime("%Y-%m-%d").to_numpy())
-    shape = WEEKDAY[dates.dayofweek.to_numpy()] * (1 + 0.25 * np.cos(2 * np.pi * (dates.dayofyear.to_numpy() - 200) / 365.25))
+    shape = WEEKDAY[dates.dayofweek.to_numpy()] * (
+        1 + 0.25 * np.cos(2 * np.pi * (dates.dayofyear.to_numpy() - 200) / 365.25)
+    )
     shape = shape / shape[-28:].mean()  # the forecast's rate is the recent level
     rng = np.random.default_rng(seed)
     schema = pa.schema([("date", pa.string()), ("site_id", pa.string()), ("sku_id", pa.string()), ("qty", pa.int64())])

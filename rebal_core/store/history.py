@@ -72,17 +72,18 @@ def stage(engine: Engine, demand: pd.DataFrame) -> Path:
     key = (site.astype(np.int64) * len(sku_ids) + sku) << 32 | (day.astype(np.int64) - np.iinfo(np.int32).min)
     order = None if bool((key[1:] >= key[:-1]).all()) else np.argsort(key, kind="stable")
     del key
-    schema = pa.schema(
-        [("site_id", pa.string()), ("sku_id", pa.string()), ("date", pa.date32()), ("qty", pa.float64())]
-    )
-    with pq.ParquetWriter(staged / "demand.parquet", schema, compression="zstd") as writer:
+    # Ids go in as dictionary codes (Parquet's own encoding of them: no strings built) and, with
+    # no Arrow schema stored, read back as plain text.
+    text = pa.dictionary(pa.int32(), pa.string())
+    schema = pa.schema([("site_id", text), ("sku_id", text), ("date", pa.date32()), ("qty", pa.float64())])
+    with pq.ParquetWriter(staged / "demand.parquet", schema, compression="zstd", store_schema=False) as writer:
         for lo in range(0, max(len(day), 1), ROW_GROUP_ROWS):
             rows = slice(lo, lo + ROW_GROUP_ROWS) if order is None else order[lo : lo + ROW_GROUP_ROWS]
             writer.write_table(
                 pa.table(
                     [
-                        site_ids.take(pa.array(site[rows])),
-                        sku_ids.take(pa.array(sku[rows])),
+                        pa.DictionaryArray.from_arrays(pa.array(site[rows], pa.int32()), site_ids),
+                        pa.DictionaryArray.from_arrays(pa.array(sku[rows], pa.int32()), sku_ids),
                         pa.array(day[rows], pa.int32()).cast(pa.date32()),
                         pa.array(qty[rows], pa.float64()),
                     ],
