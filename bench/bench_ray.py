@@ -74,6 +74,7 @@ def main() -> None:
     wall_ray = time.perf_counter() - t
     flows_ray = sum(there.calls)
     overhead = [d - w for d, w in shards.rounds[1:]]  # the first call also waits for the actors to start
+    sent = shards.sent_bytes
     shards.close()
     ray.shutdown()
 
@@ -92,7 +93,8 @@ def main() -> None:
         print(
             f"driver <-> shard overhead per round: median {np.median(overhead) * 1000:.0f} ms"
             f" (max {max(overhead) * 1000:.0f} ms) over {len(overhead)} rounds;"
-            f" data per round {arcs * 8 / 1e6:.1f} MB out (costs), {arcs * 8 / 1e6:.1f} MB back (plans)"
+            f" data per round {np.median(sent) / 1e3:,.1f} kB out (prices; arc costs would be {arcs * 8 / 1e6:.1f} MB),"
+            f" {arcs * 8 / 1e6:.1f} MB back (plans)"
         )
     print(f"same plan and bound: {same}; network cost {a.score.network_cost_after:,.0f}, gap {a.gap:.2%}")
     serial = wall_here - flows_here

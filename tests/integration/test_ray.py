@@ -55,6 +55,10 @@ def test_the_ray_path_makes_the_in_process_plan_on_a_bundle(local_ray, bundle_pr
     try:
         there = plan(bundle_problem, skus=shards, **ROUNDS)
         assert len(shards.actors) == 2 and len(shards.rounds) >= 4  # every round went through the shards
+        # A round sends the resources' and lanes' prices (and the few capacities a re-flow changed),
+        # not the arcs' costs: 8 bytes a lane or resource where costs are 8 bytes an arc.
+        prices = 8 * (2 * len(bundle_problem.lanes) + len(bundle_problem.sites) + 1) * len(shards.actors)
+        assert sorted(shards.sent_bytes)[len(shards.sent_bytes) // 2] <= prices  # whatever the number of arcs
     finally:
         shards.close()
     _same(here, there)

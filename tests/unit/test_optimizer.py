@@ -162,3 +162,41 @@ def test_bad_scenarios_are_refused_with_clear_messages():
 
 
 # ----------------------------------------------------------------------------- plans around decisions
+
+
+def test_prices_give_the_arc_costs_the_search_adds_up_bit_for_bit():
+    """ArcPrices (what a round sends to shards) works out the same per-pack costs as the sums the
+    search made before: base or truck-free costs, plus the priced resources, plus the truck slopes."""
+    import dataclasses
+
+    from rebal_core.decisions.solvers.costs import (
+        ArcPrices,
+        CostTerms,
+        bound_costs,
+        lane_truck_rates,
+        resources,
+        truck_free_costs,
+        truck_slopes,
+    )
+
+    net = _two_sites(cost_per_truck=300.0)
+    net = dataclasses.replace(
+        net,
+        sites=net.sites.assign(receive_capacity_units=[40.0, 50.0]),
+        lanes=net.lanes.assign(max_units=[80.0, 70.0]),
+    )
+    problem = build_problem(net, Scenario(budget=5000.0))
+    arcs = problem.arcs
+    assert len(resources(problem, arcs).capacity) == 3  # the lane A>B, receiving at B, the budget
+    terms = CostTerms(problem)
+    rng = np.random.default_rng(5)
+    packs = rng.integers(0, 3, len(arcs))
+    for receive in (True, False):
+        res = resources(problem, arcs, receive=receive)
+        lam = rng.random(len(res.capacity))
+        priced = ArcPrices("bound", receive, lam, terms=terms)
+        assert np.array_equal(priced.costs(), bound_costs(problem, arcs) + res.usage.T @ lam)
+        slopes = priced.with_trucks(lane_truck_rates(problem, packs)).to_send()
+        assert slopes.terms is None
+        expected = truck_free_costs(problem, arcs) + res.usage.T @ lam + truck_slopes(problem, packs)
+        assert np.array_equal(slopes.costs(CostTerms(problem)), expected)

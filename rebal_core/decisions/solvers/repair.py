@@ -19,7 +19,7 @@ from rebal_core.decisions.planning import (
     position_cost,
     trucks_for,
 )
-from rebal_core.decisions.solvers.costs import resources
+from rebal_core.decisions.solvers.costs import ArcPrices, resources
 from rebal_core.decisions.solvers.flow import SkuSolve, solve_skus
 from rebal_core.errors import CommitmentsInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet  # noqa: F401
@@ -224,7 +224,7 @@ def _meet_budget(problem: PlanningProblem, led: _Ledger, packs: np.ndarray) -> n
 def reflow(
     problem: PlanningProblem,
     packs: np.ndarray,
-    costs: np.ndarray,
+    costs: np.ndarray | ArcPrices,
     deadline: float | None = None,
     skus: Callable[..., SkuSolve] = solve_skus,
 ) -> np.ndarray:

@@ -19,7 +19,7 @@ from rebal_core.decisions.planning import (
     lines_from_arcs,
     position_cost,
 )
-from rebal_core.decisions.solvers.costs import Resources, bound_costs, resources, truck_free_costs, truck_slopes
+from rebal_core.decisions.solvers.costs import ArcPrices, CostTerms, Resources, lane_truck_rates, resources
 from rebal_core.decisions.solvers.flow import OutOfTime, flow_batch, solve_skus
 from rebal_core.decisions.solvers.repair import reflow, repair
 from rebal_core.decisions.solvers.shards import InProcess, SkuSolver
@@ -172,7 +172,7 @@ class Search:
     packs: np.ndarray
     cost: float
     bound: float
-    price: np.ndarray
+    price: ArcPrices  # the resources' prices of the best bound (arc costs: ``price.costs()``)
     rounds: int
     score: Score | None = None  # the best plan's score (reused by :func:`plan`)
     cut_short: bool = False  # the deadline stopped a step the rounds would have run (the plan depends on timing)
@@ -186,7 +186,7 @@ class Relaxed:
 
 def relax(
     problem: PlanningProblem,
-    cost_per_pack: np.ndarray,
+    cost_per_pack: np.ndarray | ArcPrices,
     gated: bool,
     deadline: float | None = None,
     skus: SkuSolver = solve_skus,
@@ -199,6 +199,8 @@ def relax(
         return Relaxed(solved.packs, solved.bound)
     arcs = problem.arcs
     every = np.arange(len(arcs))
+    if isinstance(cost_per_pack, ArcPrices):
+        cost_per_pack = cost_per_pack.costs()
     units, value, slack = flow_batch(
         unit_view(problem),
         every,
@@ -237,15 +239,20 @@ def search(
     """
     arcs = problem.arcs
     skus = skus or InProcess()  # the per-sku work: in this process, or on Ray shards (shards.py)
-    base = bound_costs(problem, arcs)
-    plain = truck_free_costs(problem, arcs)
+    terms = CostTerms(problem)  # arc costs are sent as prices (ArcPrices): the shards add them up
+    base = terms.base
     started = time.perf_counter()
     budget_end = started + 0.5 * (deadline - started)  # leave time for the repair and the plan after the bound
     # The first relaxation may take longer: without it the search has neither a plan of its own nor
     # a bound, and a repair that would not finish is skipped anyway (``consider``).
     first_end = started + 0.75 * (deadline - started)
+    everything = terms.resources(receive=True)
     best = Search(
-        np.zeros(len(arcs), dtype=np.int64), problem.cost_before, 0.0, np.zeros(len(arcs)), 0
+        np.zeros(len(arcs), dtype=np.int64),
+        problem.cost_before,
+        0.0,
+        ArcPrices("plain", True, np.zeros(len(everything.capacity)), terms=terms),
+        0,
     )  # costs are >= 0: 0 bounds any plan
 
     def consider(packs: np.ndarray) -> np.ndarray:
@@ -271,7 +278,6 @@ def search(
     # Prices start at the break-even gains of the resources the greedy rule's plan (``rule``)
     # fills, not at 0: at 0 the relaxation ignores every capacity and, where they bind, its
     # bound and its plan are poor (stress 50 x 5,000 at 5 s: gap 32 % -> 9 %).
-    everything = resources(problem, arcs, receive=True)
     binding = None
     if rule is not None and len(everything.capacity):
         binding = everything.usage @ packs_on_arcs(problem, rule) >= BINDING_SHARE * everything.capacity
@@ -283,7 +289,9 @@ def search(
     if gated:
         try:
             t_step = time.perf_counter()
-            first = relax(problem, base + everything.usage.T @ lam_first, False, deadline=first_end, skus=skus)
+            first = relax(
+                problem, ArcPrices("bound", True, lam_first, terms=terms), False, deadline=first_end, skus=skus
+            )
             step = time.perf_counter() - t_step
             best.bound = max(
                 best.bound, first.bound - float(lam_first @ everything.capacity)
@@ -295,19 +303,19 @@ def search(
         # The gated flow's bound is much stronger where receive capacities bind (50 x 5,000:
         # 13.5 M against 6.7 M), so it may use up to three quarters of the limit.
         gated = time.perf_counter() + GATED_OVER_PER_SKU * step <= started + 0.75 * (deadline - started)
-    res = everything if not gated else resources(problem, arcs, receive=False)
+    res = terms.resources(receive=not gated)
     if gated:
         keep = np.array([not n.startswith("receive ") for n in everything.names], dtype=bool)
         lam = lam_first[keep]  # the same resources but receipts, in the same order
     else:
         lam = lam_first
 
-    def resolve(current: np.ndarray, price: np.ndarray) -> np.ndarray:
+    def resolve(current: np.ndarray, prices: ArcPrices) -> np.ndarray:
         """Re-solve with the truck slopes ``current`` pays; capacity-exact when gated."""
-        slopes = truck_slopes(problem, current)
+        priced = prices.with_trucks(lane_truck_rates(problem, current))
         if gated:
-            return consider(gated_plan(problem, current, plain + price + slopes, deadline=deadline))
-        return consider(skus(problem, plain + price + slopes, deadline=deadline).packs)
+            return consider(gated_plan(problem, current, priced.costs(), deadline=deadline))
+        return consider(skus(problem, priced, deadline=deadline).packs)
 
     theta, stall = 0.2, 0
     rounds = LAGRANGE_ROUNDS if len(res.capacity) else 1
@@ -316,16 +324,16 @@ def search(
             if k > 0 and time.perf_counter() + 1.2 * step > budget_end:
                 best.cut_short = True
                 break
-            price = res.usage.T @ lam if len(lam) else np.zeros(len(arcs))
+            prices = ArcPrices("bound", not gated, lam.copy(), terms=terms)
             if k == 0 and first is not None and not gated:
                 relaxed = first  # the same relaxation at zero prices, already solved and considered
             else:
                 t_step = time.perf_counter()
-                relaxed = relax(problem, base + price, gated, deadline=first_end if k == 0 else budget_end, skus=skus)
+                relaxed = relax(problem, prices, gated, deadline=first_end if k == 0 else budget_end, skus=skus)
                 step = max(step, time.perf_counter() - t_step)  # what one more solve is likely to take
             value = relaxed.bound - float(lam @ res.capacity)
             if value > best.bound + 1e-9:
-                best.bound, best.price, stall = value, price, 0
+                best.bound, best.price, stall = value, prices.with_trucks(None), 0
             else:
                 stall += 1
                 if stall >= 2:
@@ -359,7 +367,11 @@ def search(
                 break
             current = consider(
                 reflow(
-                    problem, current, plain + best.price + truck_slopes(problem, current), deadline=deadline, skus=skus
+                    problem,
+                    current,
+                    best.price.with_trucks(lane_truck_rates(problem, current)),
+                    deadline=deadline,
+                    skus=skus,
                 )
             )
         # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own

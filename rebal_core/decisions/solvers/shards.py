@@ -10,8 +10,11 @@ counts (a min-cost flow over several buckets at once could break ties differentl
 Ray is optional (``requirements-ray.txt``) and imported only when a cluster is asked for:
 ``REBAL_RAY_ADDRESS`` (an address, or ``local`` for a Ray started on this machine) or the
 command line's ``--ray``. OR-Tools objects do not pickle, so a shard receives the problem's arrays
-once (through Ray's object store) and rebuilds its flows on each call; a round sends each shard its
-arcs' costs (and capacities when they changed) and gets back its plan, value and bound.
+once (through Ray's object store) and rebuilds its flows on each call; a round sends each shard the
+round's prices (:class:`rebal_core.decisions.solvers.costs.ArcPrices`: the resources' prices and the
+lanes' truck rates, kilobytes) and the arcs' capacities when they changed, and gets back its plan,
+value and bound. The shard works out its arcs' costs from its own copy of the problem, bit for bit
+the driver's.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import numpy as np
 
 from rebal_core.cluster import connect, ray_address  # noqa: F401 (ray_address: callers name it here)
 from rebal_core.decisions.planning import PlanningProblem
+from rebal_core.decisions.solvers.costs import ArcPrices, CostTerms
 from rebal_core.decisions.solvers.flow import SkuSolve, solve_skus
 
 SKUS_PER_SHARD = 5_000  # a bucket: enough skus that a call's work dwarfs Ray's 1-2 ms per task
 
-SkuSolver = Callable[..., SkuSolve]  # (problem, cost_per_pack, deadline=None) -> SkuSolve
+SkuSolver = Callable[..., SkuSolve]  # (problem, cost_per_pack or ArcPrices, deadline=None) -> SkuSolve
 
 
 def bucket_arcs(problem: PlanningProblem, skus_per_shard: int = SKUS_PER_SHARD) -> list[np.ndarray]:
@@ -73,7 +77,11 @@ class InProcess:
         self.skus_per_shard = skus_per_shard
         self._buckets: tuple[np.ndarray, list[np.ndarray]] | None = None
 
-    def __call__(self, problem: PlanningProblem, cost_per_pack: np.ndarray, deadline: float | None = None) -> SkuSolve:
+    def __call__(
+        self, problem: PlanningProblem, cost_per_pack: np.ndarray | ArcPrices, deadline: float | None = None
+    ) -> SkuSolve:
+        if isinstance(cost_per_pack, ArcPrices):
+            cost_per_pack = cost_per_pack.costs()
         buckets = self._buckets_of(problem)
         if len(buckets) <= 1:
             return solve_skus(problem, cost_per_pack, deadline=deadline)  # one bucket: the whole problem at once
@@ -92,15 +100,20 @@ class _Shard:
 
     def __init__(self, problem: PlanningProblem, buckets: list[np.ndarray], crash_once: str | None = None) -> None:
         self.problem, self.buckets = problem, buckets
+        self.terms: CostTerms | None = None  # built on the first round sent as prices
         self.idx = np.concatenate(buckets)
         self.crash_once = crash_once  # failure drills: a file path; the first call that finds it absent dies
 
     def pid(self) -> int:
         return os.getpid()
 
-    def solve(self, cost: np.ndarray, ub: np.ndarray | None, seconds_left: float | None) -> list[tuple]:
-        """Per bucket: its arcs' packs, value, bound, nodes, unresolved skus and seconds (``cost`` and
-        ``ub`` are this worker's arcs', in the order of its buckets)."""
+    def solve(
+        self, cost: np.ndarray | ArcPrices, ub: tuple[np.ndarray, np.ndarray] | None, seconds_left: float | None
+    ) -> list[tuple]:
+        """Per bucket: its arcs' packs, value, bound, nodes, unresolved skus and seconds. ``cost``: the
+        round's prices (the arc costs are worked out here, from this worker's copy of the problem)
+        or this worker's arcs' costs; ``ub``: (arcs, capacities) of its arcs whose capacities differ
+        from the problem's (a re-flow caps the arcs into full resources)."""
         if self.crash_once and not os.path.exists(self.crash_once):
             open(self.crash_once, "w").close()  # noqa: SIM115 - the marker: the retried call lives
             os._exit(1)  # a worker lost mid-round
@@ -108,10 +121,14 @@ class _Shard:
         n = len(problem.arcs)
         if ub is not None:
             full = problem.arcs.ub.copy()
-            full[self.idx] = ub
+            full[ub[0]] = ub[1]
             problem = replace(problem, arcs=replace(problem.arcs, ub=full))
-        costs = np.zeros(n)
-        costs[self.idx] = cost
+        if isinstance(cost, ArcPrices):
+            self.terms = self.terms or CostTerms(self.problem)
+            costs = cost.costs(self.terms)
+        else:
+            costs = np.zeros(n)
+            costs[self.idx] = cost
         deadline = None if seconds_left is None else time.perf_counter() + seconds_left  # this machine's clock
         return [solve_bucket(problem, costs, idx, deadline) for idx in self.buckets]
 
@@ -146,17 +163,28 @@ class RayShards:
         )  # a crash that repeats is a bug: give up
         self.actors = [actor.remote(self.shared, b, crash_once) for b in self.dealt]
         self.rounds: list[tuple[float, float]] = []
+        self.sent_bytes: list[int] = []  # per call, to all workers: prices (or costs) and changed capacities
 
-    def __call__(self, problem: PlanningProblem, cost_per_pack: np.ndarray, deadline: float | None = None) -> SkuSolve:
+    def __call__(
+        self, problem: PlanningProblem, cost_per_pack: np.ndarray | ArcPrices, deadline: float | None = None
+    ) -> SkuSolve:
         if problem.arcs.src is not self.problem.arcs.src:
             raise ValueError("these shards hold another problem: make RayShards for it")
-        ub = None if problem.arcs.ub is self.problem.arcs.ub else problem.arcs.ub
+        changed = (
+            None if problem.arcs.ub is self.problem.arcs.ub else np.flatnonzero(problem.arcs.ub != self.problem.arcs.ub)
+        )
         t = time.perf_counter()
         left = None if deadline is None else max(0.0, deadline - t)
-        calls = [
-            a.solve.remote(cost_per_pack[idx], None if ub is None else ub[idx], left)
-            for a, idx in zip(self.actors, self.arcs)
+        sent = cost_per_pack.to_send() if isinstance(cost_per_pack, ArcPrices) else None  # prices, not costs
+        payloads = [
+            (
+                sent if sent is not None else cost_per_pack[idx],
+                None if changed is None else _changed_among(changed, idx, problem.arcs.ub),
+            )
+            for idx in self.arcs
         ]
+        self.sent_bytes.append(sum(_nbytes(cost) + _nbytes(caps) for cost, caps in payloads))
+        calls = [a.solve.remote(cost, caps, left) for a, (cost, caps) in zip(self.actors, payloads)]
         results = self.ray.get(calls)
         self.rounds.append((time.perf_counter() - t, max(sum(r[5] for r in worker) for worker in results)))
         parts = [(idx, r) for buckets, worker in zip(self.dealt, results) for idx, r in zip(buckets, worker)]
@@ -169,3 +197,19 @@ class RayShards:
         for a in self.actors:
             self.ray.kill(a, no_restart=True)
         self.actors = []
+
+
+def _changed_among(changed: np.ndarray, arcs: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The changed capacities among a worker's arcs: (arc indices, capacities)."""
+    mine = changed[np.isin(changed, arcs)]
+    return mine, ub[mine]
+
+
+def _nbytes(payload: np.ndarray | ArcPrices | tuple | None) -> int:
+    if payload is None:
+        return 0
+    if isinstance(payload, tuple):
+        return sum(part.nbytes for part in payload)
+    if isinstance(payload, ArcPrices):
+        return payload.lam.nbytes + (0 if payload.truck_rate is None else payload.truck_rate.nbytes)
+    return payload.nbytes
