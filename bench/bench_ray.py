@@ -93,8 +93,8 @@ def main() -> None:
         print(
             f"driver <-> shard overhead per round: median {np.median(overhead) * 1000:.0f} ms"
             f" (max {max(overhead) * 1000:.0f} ms) over {len(overhead)} rounds;"
-            f" data per round {np.median(sent) / 1e3:,.1f} kB out (prices; arc costs would be {arcs * 8 / 1e6:.1f} MB),"
-            f" {arcs * 8 / 1e6:.1f} MB back (plans)"
+            f" data out per call {min(sent) / 1e3:,.1f} kB (prices only) to {max(sent) / 1e3:,.1f} kB (a re-flow's"
+            f" changed capacities); arc costs would be {arcs * 8 / 1e6:.1f} MB; {arcs * 8 / 1e6:.1f} MB back (plans)"
         )
     print(f"same plan and bound: {same}; network cost {a.score.network_cost_after:,.0f}, gap {a.gap:.2%}")
     serial = wall_here - flows_here

@@ -108,7 +108,7 @@ class _Shard:
         return os.getpid()
 
     def solve(
-        self, cost: np.ndarray | ArcPrices, ub: tuple[np.ndarray, np.ndarray] | None, seconds_left: float | None
+        self, cost: np.ndarray | ArcPrices, ub: tuple[np.ndarray | None, np.ndarray] | None, seconds_left: float | None
     ) -> list[tuple]:
         """Per bucket: its arcs' packs, value, bound, nodes, unresolved skus and seconds. ``cost``: the
         round's prices (the arc costs are worked out here, from this worker's copy of the problem)
@@ -121,7 +121,7 @@ class _Shard:
         n = len(problem.arcs)
         if ub is not None:
             full = problem.arcs.ub.copy()
-            full[ub[0]] = ub[1]
+            full[self.idx if ub[0] is None else ub[0]] = ub[1]
             problem = replace(problem, arcs=replace(problem.arcs, ub=full))
         if isinstance(cost, ArcPrices):
             self.terms = self.terms or CostTerms(self.problem)
@@ -199,9 +199,12 @@ class RayShards:
         self.actors = []
 
 
-def _changed_among(changed: np.ndarray, arcs: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The changed capacities among a worker's arcs: (arc indices, capacities)."""
-    mine = changed[np.isin(changed, arcs)]
+def _changed_among(changed: np.ndarray, arcs: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The changed capacities among a worker's arcs as (arc indices, capacities), or (None, every one
+    of its arcs' capacities) when that is smaller (a re-flow may cap most arcs)."""
+    mine = changed[np.isin(changed, arcs)].astype(np.int32)
+    if 12 * len(mine) >= 8 * len(arcs):
+        return None, ub[arcs]
     return mine, ub[mine]
 
 
@@ -209,7 +212,7 @@ def _nbytes(payload: np.ndarray | ArcPrices | tuple | None) -> int:
     if payload is None:
         return 0
     if isinstance(payload, tuple):
-        return sum(part.nbytes for part in payload)
+        return sum(part.nbytes for part in payload if part is not None)
     if isinstance(payload, ArcPrices):
         return payload.lam.nbytes + (0 if payload.truck_rate is None else payload.truck_rate.nbytes)
     return payload.nbytes
