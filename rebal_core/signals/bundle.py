@@ -50,6 +50,8 @@ MAX_TOML_BYTES = 64 << 10
 MAX_TEXT_CHARS = 1000  # an id, name or other text cell
 MAX_NUMBER = 1e12  # no quantity, cost, capacity or rate beyond this (2^53 keeps whole numbers exact)
 EARLIEST_AS_OF, LATEST_AS_OF = dt.date(1970, 1, 1), dt.date(2200, 12, 31)
+CSV_BLOCK_BYTES = 1 << 24
+"""Arrow parses CSV in blocks of this size; demand.csv is checked a block (a batch) at a time."""
 EXAMPLES_PER_RULE = 20
 """Errors listed for one rule on one column before summarising the rest."""
 
@@ -265,7 +267,7 @@ def _csv_options(names: list[str], kind: pa.DataType, keep: list[str] | None = N
     generated = [f"c{i}" for i in range(len(names))]
     include = [g for g, n in zip(generated, names) if n and (keep is None or n in keep)]
     return {
-        "read_options": pacsv.ReadOptions(column_names=generated, skip_rows=1, block_size=1 << 24),
+        "read_options": pacsv.ReadOptions(column_names=generated, skip_rows=1, block_size=CSV_BLOCK_BYTES),
         "convert_options": pacsv.ConvertOptions(
             column_types={g: kind for g in include},
             include_columns=include,
