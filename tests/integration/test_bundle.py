@@ -225,3 +225,32 @@ def test_warnings_for_demand_without_inventory(bundle_copy):
     edit(bundle_copy, "inventory", lambda f: f.iloc[1:])
     b = load_bundle(bundle_copy)
     assert any("have demand but no inventory row" in str(w) for w in b.warnings)
+
+
+def test_a_demand_file_read_in_many_batches_names_lines_across_them(tmp_path, monkeypatch) -> None:
+    """demand.csv parsed in 2 kB blocks (about 60 batches): line numbers count across batches, the
+    typed table is the file's, and a bad cell far down is found on its own line."""
+    from rebal_core.signals import bundle as b
+    from rebal_core.signals.sample import SynthConfig, synthesize
+
+    folder = synthesize(tmp_path / "b", SynthConfig(sites=4, skus=12, days=60, seed=2))
+    whole = b.load_bundle(folder)
+    monkeypatch.setattr(b, "CSV_BLOCK_BYTES", 2048)
+    batched = b.load_bundle(folder)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(whole.demand, batched.demand)
+    lines = (folder / "demand.csv").read_text().splitlines()
+    row = len(lines) - 3  # a line in one of the last batches
+    cells = lines[row].split(",")
+    cells[-1] = "-4"
+    lines[row] = ",".join(cells)
+    (folder / "demand.csv").write_text("\n".join(lines) + "\n")
+    try:
+        b.load_bundle(folder)
+    except b.BundleInvalid as exc:
+        assert [str(e) for e in exc.errors] == [
+            f'demand.csv line {row + 1}, column qty: expected a number >= 0, got "-4"'
+        ]
+    else:
+        raise AssertionError("a negative quantity was accepted")

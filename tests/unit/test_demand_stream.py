@@ -112,29 +112,3 @@ def test_sorted_files_are_proved_unique_without_a_sort() -> None:
     found, check = streamed(shuffled, [40])
     assert check.increasing == [False, False] and found == []
     assert np.array_equal(check.typed()["qty"].to_numpy(), np.ones(len(frame)))
-
-
-def test_a_demand_file_read_in_many_batches_names_lines_across_them(tmp_path, monkeypatch) -> None:
-    """demand.csv parsed in 2 kB blocks (about 60 batches): line numbers count across batches, the
-    typed table is the file's, and a bad cell far down is found on its own line."""
-    from rebal_core.signals.sample import SynthConfig, synthesize
-
-    folder = synthesize(tmp_path / "b", SynthConfig(sites=4, skus=12, days=60, seed=2))
-    whole = b.load_bundle(folder)
-    monkeypatch.setattr(b, "CSV_BLOCK_BYTES", 2048)
-    batched = b.load_bundle(folder)
-    pd.testing.assert_frame_equal(whole.demand, batched.demand)
-    lines = (folder / "demand.csv").read_text().splitlines()
-    row = len(lines) - 3  # a line in one of the last batches
-    cells = lines[row].split(",")
-    cells[-1] = "-4"
-    lines[row] = ",".join(cells)
-    (folder / "demand.csv").write_text("\n".join(lines) + "\n")
-    try:
-        b.load_bundle(folder)
-    except b.BundleInvalid as exc:
-        assert [str(e) for e in exc.errors] == [
-            f'demand.csv line {row + 1}, column qty: expected a number >= 0, got "-4"'
-        ]
-    else:
-        raise AssertionError("a negative quantity was accepted")
