@@ -203,9 +203,10 @@ def _changed_among(changed: np.ndarray, arcs: np.ndarray, ub: np.ndarray) -> tup
     """The changed capacities among a worker's arcs as (arc indices, capacities), or (None, every one
     of its arcs' capacities) when that is smaller (a re-flow may cap most arcs)."""
     mine = changed[np.isin(changed, arcs)].astype(np.int32)
-    if 12 * len(mine) >= 8 * len(arcs):
-        return None, ub[arcs]
-    return mine, ub[mine]
+    narrow = np.int32 if len(ub) == 0 or int(ub.max()) < 2**31 else ub.dtype  # packs: 4 bytes do
+    if 8 * len(mine) >= 4 * len(arcs):
+        return None, ub[arcs].astype(narrow)
+    return mine, ub[mine].astype(narrow)
 
 
 def _nbytes(payload: np.ndarray | ArcPrices | tuple | None) -> int:
