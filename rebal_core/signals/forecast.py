@@ -47,6 +47,7 @@ import pandas as pd
 
 from rebal_core.cluster import connect, ray_address
 from rebal_core.progress import Progress, quiet
+from rebal_core.signals.contract import datetimes
 
 HISTORY_DAYS = 365
 STD_WINDOW = 56
@@ -111,7 +112,7 @@ def demand_matrix(
     first = demand["date"].min()
     start = max(first, end - pd.Timedelta(days=days)) if pd.notna(first) else end - pd.Timedelta(days=1)
     dates = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
-    when = pd.to_datetime(demand["date"]).to_numpy()
+    when = datetimes(demand["date"])
     inside = (when >= np.datetime64(start)) & (when < np.datetime64(end))
     # A history within the window (the usual case) is used in place: no copies of 100 M rows.
     window = slice(None) if inside.all() else np.flatnonzero(inside)

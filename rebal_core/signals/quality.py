@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rebal_core.format import money_whole
+from rebal_core.signals.contract import datetimes
 
 SEVERITIES = ("critical", "warning", "info")
 FINDING_COLUMNS = ["check", "severity", "site_id", "sku_id", "category", "message", "figure"]
@@ -88,8 +89,12 @@ class _Coded:
         self.sku_ids, self.sku = _codes(demand["sku_id"], skus["sku_id"].astype(str).tolist())
         category = skus.astype({"sku_id": str}).drop_duplicates("sku_id").set_index("sku_id")["category"]
         self.category_of_sku = category.reindex(self.sku_ids).to_numpy(dtype=object)  # NaN: sku not in skus.csv
-        self.date = pd.to_datetime(demand["date"]).to_numpy()
+        self.date = datetimes(demand["date"])
         self.qty = demand["qty"].to_numpy(np.float64)
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Only these rows from now on (the history before the planning date)."""
+        self.site, self.sku, self.date, self.qty = self.site[rows], self.sku[rows], self.date[rows], self.qty[rows]
 
     def pair(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         return self.site[rows].astype(np.int64) * len(self.sku_ids) + self.sku[rows]
@@ -114,20 +119,21 @@ def _codes(values: pd.Series, ids: list[str]) -> tuple[list[str], np.ndarray]:
     return ids, at.astype(np.int32)[codes] if len(names) else np.zeros(len(codes), np.int32)
 
 
-def _spikes(d: _Coded, past: np.ndarray, start: pd.Timestamp, t: Thresholds) -> list[dict]:
+def _spikes(d: _Coded, start: pd.Timestamp, t: Thresholds) -> list[dict]:
     """Days far above their series' robust level that stand alone (see the module docstring).
 
     A spike has at least ``spike_min_units``, so only series with such a day in the window can
     have one: only their rows are grouped (the same findings as grouping every series, on a
     fraction of a year's hundred million rows)."""
-    window = d.date[past] >= np.datetime64(start - pd.Timedelta(days=t.spike_window_days))
-    may = past[window & (d.qty[past] >= t.spike_min_units)]
+    window = d.date >= np.datetime64(start - pd.Timedelta(days=t.spike_window_days))
+    may = np.flatnonzero(window & (d.qty >= t.spike_min_units))
+    del window
     if may.size == 0:
         return []
-    pairs = d.pair(past)
+    pairs = d.pair()
     chosen = np.zeros(len(d.site_ids) * len(d.sku_ids), dtype=bool)
     chosen[d.pair(may)] = True
-    rows = past[chosen[pairs]]
+    rows = np.flatnonzero(chosen[pairs])
     del pairs
     # Rows keep their order (findings of a series come in date order) under a plain index: an
     # index of row numbers would be checked for uniqueness at every assignment.
@@ -183,13 +189,13 @@ def _rate_by_site_category(d: _Coded, rows: np.ndarray, days: int) -> pd.Series:
     return frame.groupby(["site_id", "category"])["qty"].sum() / days
 
 
-def _site_days(d: _Coded, past: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _site_days(d: _Coded) -> tuple[np.ndarray, np.ndarray]:
     """Which sites have demand rows on which of the network's days: (sites x days with any row,
     those days). Filled by position, not by grouping a hundred million rows."""
-    day = d.date[past].astype("datetime64[D]").astype(np.int64)
+    day = d.date.astype("datetime64[D]").astype(np.int64)
     first = int(day.min())
     present = np.zeros((len(d.site_ids), int(day.max()) - first + 1), dtype=bool)
-    present[d.site[past], day - first] = True
+    present[d.site, day - first] = True
     del day
     reported = present.any(axis=0)
     return present[:, reported], (np.flatnonzero(reported) + first).astype("datetime64[D]")
@@ -257,12 +263,14 @@ def check_signals(
                     category=str(r.category),
                 )
             )
-    past = np.flatnonzero(~future)
+    if future.any():
+        d.keep(np.flatnonzero(~future))  # the rest looks at the history only
     del future
+    past = d.date.size  # rows of history
 
     # stale data, network and per site
-    present, network_days = _site_days(d, past) if past.size else (np.zeros((len(d.site_ids), 0), bool), None)
-    if past.size:
+    present, network_days = _site_days(d) if past else (np.zeros((len(d.site_ids), 0), bool), None)
+    if past:
         network_last = pd.Timestamp(network_days[-1])
         lag = (start - network_last).days - 1
         if lag > t.stale_warning_days:
@@ -305,18 +313,16 @@ def check_signals(
                     site_id=site,
                 )
             )
-    if past.size:
+    if past:
         out += _missing_days(d, present, t)
-        out += _spikes(d, past, start, t)
+        out += _spikes(d, start, t)
 
     # sudden shifts per site x category, and forecast bias against recent actuals
-    past_date = d.date[past]
-    recent = past[past_date >= np.datetime64(start - pd.Timedelta(days=t.recent_days))]
-    base = past[
-        (past_date < np.datetime64(start - pd.Timedelta(days=t.recent_days)))
-        & (past_date >= np.datetime64(start - pd.Timedelta(days=t.recent_days + t.baseline_days)))
-    ]
-    del past_date
+    recent = np.flatnonzero(d.date >= np.datetime64(start - pd.Timedelta(days=t.recent_days)))
+    base = np.flatnonzero(
+        (d.date < np.datetime64(start - pd.Timedelta(days=t.recent_days)))
+        & (d.date >= np.datetime64(start - pd.Timedelta(days=t.recent_days + t.baseline_days)))
+    )
     rate_recent = _rate_by_site_category(d, recent, t.recent_days)
     rate_base = _rate_by_site_category(d, base, t.baseline_days)
     if base.size:
@@ -357,7 +363,7 @@ def check_signals(
 
     # dead stock
     sold = np.zeros(len(d.site_ids) * len(d.sku_ids), dtype=bool)
-    sold[d.pair(past[d.date[past] >= np.datetime64(start - pd.Timedelta(days=t.dead_days))])] = True
+    sold[d.pair(np.flatnonzero(d.date >= np.datetime64(start - pd.Timedelta(days=t.dead_days))))] = True
     inv = inventory.astype({"site_id": str, "sku_id": str})
     cost = skus.astype({"sku_id": str}).set_index("sku_id")["unit_cost"]
     held = inv[inv["on_hand"] > 0]

@@ -67,7 +67,9 @@ def stage(engine: Engine, demand: pd.DataFrame) -> Path:
     staged.mkdir()
     site_ids, site = _text_codes(demand["site_id"])
     sku_ids, sku = _text_codes(demand["sku_id"])
-    day = pd.to_datetime(demand["date"]).to_numpy().astype("datetime64[D]").astype(np.int32)
+    dates = demand["date"]  # typed already when it comes from a bundle: not parsed again
+    day = (dates if pd.api.types.is_datetime64_dtype(dates) else pd.to_datetime(dates)).to_numpy()
+    day = day.astype("datetime64[D]").astype(np.int32)
     qty = demand["qty"].to_numpy(np.float64)
     key = (site.astype(np.int64) * len(sku_ids) + sku) << 32 | (day.astype(np.int64) - np.iinfo(np.int32).min)
     order = None if bool((key[1:] >= key[:-1]).all()) else np.argsort(key, kind="stable")
