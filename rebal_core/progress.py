@@ -15,3 +15,8 @@ Progress = Callable[[float, str], None]
 def quiet(fraction: float, message: str) -> None:
     """The sink that says nothing (the default wherever nobody is watching)."""
     return None
+
+
+def stage(progress: Progress, lo: float, hi: float) -> Progress:
+    """A sub-step's sink: its 0..1 mapped into [lo, hi] of the whole."""
+    return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)

@@ -22,7 +22,7 @@ from rebal_core.decisions.planning import add_to_inventory
 from rebal_core.decisions.positions import Network
 from rebal_core.errors import PlanningBlocked
 from rebal_core.governance.identity import Actor
-from rebal_core.progress import Progress, quiet  # noqa: F401
+from rebal_core.progress import Progress, quiet, stage  # noqa: F401
 from rebal_core.signals.bundle import Bundle, Finding, load_bundle
 from rebal_core.signals.forecast import forecast_demand, with_measured_spread
 from rebal_core.signals.geo import RateCard, derive_lanes
@@ -46,11 +46,6 @@ def _os_user() -> str:
 
 
 CLI = Actor(f"cli:{_os_user()}", "admin")  # whoever runs the command line holds the store's credentials anyway
-
-
-def _stage(progress: Progress, lo: float, hi: float) -> Progress:
-    """Map a sub-task's 0..1 progress into [lo, hi] of the whole."""
-    return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)
 
 
 @dataclass
@@ -114,8 +109,8 @@ def import_bundle(
     if not replace and existing is not None:
         raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")
     orphaned = _replaceable(engine, actor, existing) if replace and existing is not None else []
-    bundle = load_bundle(source, progress=_stage(progress, 0.0, 0.3))
-    tables, method, accuracy = bundle_tables(bundle, _stage(progress, 0.3, 0.65))
+    bundle = load_bundle(source, progress=stage(progress, 0.0, 0.3))
+    tables, method, accuracy = bundle_tables(bundle, stage(progress, 0.3, 0.65))
     progress(0.65, "checking signal quality")
     findings = signal_findings(bundle, tables["forecast"])
     dataset = store.save_dataset(
@@ -130,7 +125,7 @@ def import_bundle(
         rate_card=bundle.rate_card.as_dict(),
         signals=findings.to_dict(orient="records"),
         replace=replace,
-        progress=_stage(progress, 0.7, 1.0),
+        progress=stage(progress, 0.7, 1.0),
         audit_event=AuditEvent(
             at=now(),
             username=actor.username,

@@ -7,7 +7,9 @@ all or nothing: :func:`load_bundle` either returns a complete, typed
 
 Values are read as text first (so ``007`` stays ``007``) and converted column
 by column with vectorized pandas operations; that is what keeps a
-4-million-row bundle within seconds.
+4-million-row bundle within seconds. demand.csv, the table that reaches a
+hundred million rows, is streamed instead: checked batch by batch on its
+distinct cells with the same rules and kept as codes (:class:`_DemandCheck`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pyarrow.csv as pacsv
 import tomllib
 
 from rebal_core.errors import BundleInvalid  # noqa: F401 (re-exported: callers name them here)
-from rebal_core.progress import Progress, quiet  # noqa: F401
+from rebal_core.progress import Progress, quiet, stage  # noqa: F401
 from rebal_core.signals.contract import DEMAND, SITES, SKUS, TABLES, TABLES_BY_NAME, Column, Table
 from rebal_core.signals.geo import RateCard
 
@@ -667,7 +669,7 @@ def _assemble(
         progress(0.6 + 0.3 * TABLES.index(table) / len(TABLES), f"checking {table.file_name}")
         frame = frames[table.name]
         if table is DEMAND:
-            demand = _check_demand(frame, typed, found, _stage_of(progress, 0.0, 0.6))
+            demand = _check_demand(frame, typed, found, stage(progress, 0.0, 0.6))
             continue
         if table.required and len(frame) == 0:
             found.error(table.file_name, "required table has no rows")
@@ -701,10 +703,6 @@ def _assemble(
     _warn(typed, as_of, found)
     progress(0.95, "typing identifiers")
     return _typed_bundle(typed, as_of, rate_card, found.warnings)
-
-
-def _stage_of(progress: Progress, lo: float, hi: float) -> Progress:
-    return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)
 
 
 def _check_demand(
