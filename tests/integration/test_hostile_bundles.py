@@ -239,3 +239,21 @@ def test_fuzzed_bundles_are_loaded_or_refused_never_crash(tiny, tmp_path):
             crashes.append(f"case {case} ({'; '.join(done)}): {type(exc).__name__}: {exc}")
         shutil.rmtree(b)
     assert not crashes, "\n".join(crashes[:10])
+
+
+def test_the_row_limit_refuses_a_table_and_a_streamed_demand_file_before_holding_them(tiny, monkeypatch):
+    """Past REBAL_MAX_ROWS a table is refused with the limit named; demand.csv, streamed, stops at the
+    batch that crosses it (its rows are never all held)."""
+    import rebal_core.signals.bundle as b
+
+    demand_rows = len((tiny / "demand.csv").read_text().splitlines()) - 1
+    inventory_rows = len((tiny / "inventory.csv").read_text().splitlines()) - 1
+    limit = min(demand_rows, inventory_rows) - 1
+    monkeypatch.setattr(b, "MAX_ROWS", limit)
+    monkeypatch.setattr(b, "CSV_BLOCK_BYTES", 4096)  # several batches: the stream stops part-way
+    text = refused(
+        tiny,
+        f"inventory.csv: has {inventory_rows:,} rows; at most {limit:,} are accepted (REBAL_MAX_ROWS raises the limit)",
+        f"demand.csv: has more than {limit:,} rows; at most {limit:,} are accepted",
+    )
+    assert "demand.csv line" not in text  # nothing past the limit was checked
