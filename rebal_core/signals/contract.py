@@ -172,3 +172,9 @@ def datetimes(values: pd.Series) -> np.ndarray:
     """A date column as datetime64 values: a typed column as it is (``pd.to_datetime`` would still
     look at every one of a hundred million rows), anything else parsed."""
     return (values if pd.api.types.is_datetime64_dtype(values) else pd.to_datetime(values)).to_numpy()
+
+
+def id_codes(ids: pd.Series) -> pd.Series:
+    """An id column as a categorical (a bundle's already is: its codes are the masters' rows);
+    text ids get one. Large tables are grouped and joined on these codes, never on the text."""
+    return ids if isinstance(ids.dtype, pd.CategoricalDtype) else ids.astype(str).astype("category")

@@ -47,7 +47,7 @@ import pandas as pd
 
 from rebal_core.cluster import connect, ray_address
 from rebal_core.progress import Progress, quiet
-from rebal_core.signals.contract import datetimes
+from rebal_core.signals.contract import datetimes, id_codes
 
 HISTORY_DAYS = 365
 STD_WINDOW = 56
@@ -117,8 +117,8 @@ def demand_matrix(
     # A history within the window (the usual case) is used in place: no copies of 100 M rows.
     window = slice(None) if inside.all() else np.flatnonzero(inside)
     del inside
-    site = _as_category(demand["site_id"])
-    sku = _as_category(demand["sku_id"])
+    site = id_codes(demand["site_id"])
+    sku = id_codes(demand["sku_id"])
     n_sku = len(sku.cat.categories)
     pair = site.cat.codes.to_numpy()[window].astype(np.int64) * n_sku + sku.cat.codes.to_numpy()[window]
     present = np.zeros(len(site.cat.categories) * n_sku, dtype=bool)
@@ -143,10 +143,6 @@ def demand_matrix(
     else:
         np.add.at(matrix.ravel(), cell, qty)
     return pairs, matrix, dates
-
-
-def _as_category(ids: pd.Series) -> pd.Series:
-    return ids if isinstance(ids.dtype, pd.CategoricalDtype) else ids.astype(str).astype("category")
 
 
 def _like(ids: pd.Series, values: pd.Categorical) -> pd.Series | pd.Categorical:

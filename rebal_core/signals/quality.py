@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rebal_core.format import money_whole
-from rebal_core.signals.contract import datetimes
+from rebal_core.signals.contract import datetimes, id_codes
 
 SEVERITIES = ("critical", "warning", "info")
 FINDING_COLUMNS = ["check", "severity", "site_id", "sku_id", "category", "message", "figure"]
@@ -108,7 +108,7 @@ class _Coded:
 
 def _codes(values: pd.Series, ids: list[str]) -> tuple[list[str], np.ndarray]:
     """(ids, code of each value): ``ids`` first, then values missing from them, in order of appearance."""
-    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype(str).astype("category")
+    cat = id_codes(values)
     names = cat.cat.categories.astype(str)
     at = pd.Index(ids).get_indexer(names)
     if (at < 0).any():
