@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rebal_core.execution.files import neutralize_formulas, to_csv_bytes
-from rebal_core.signals.forecast import classify, forecast_demand
+from rebal_core.signals.forecast import _chunk_means, _models, classify, forecast_demand
 from rebal_core.signals.geo import RateCard, derive_lanes, great_circle_km, outline_paths, topojson_paths
 
 
@@ -40,6 +40,41 @@ def test_forecast_constant_and_intermittent_series():
     assert table.loc["y", "pattern"] == "intermittent"
     assert table.loc["y", "mean_daily"] == pytest.approx(0.2, rel=0.25)
     assert result.accuracy is not None and result.accuracy.series == 2
+
+
+def test_models_called_per_series_give_statsforecasts_figures_to_the_bit():
+    """The fits call each statsforecast model's ``forecast`` per series (no long data frame): the
+    means must be exactly what ``StatsForecast.forecast`` gives, on every kind of series."""
+    from statsforecast import StatsForecast
+
+    rng = np.random.default_rng(7)
+    days, horizon = 60, 28
+    smooth = rng.poisson(20, (40, days))
+    intermittent = rng.poisson(0.3, (40, days)) * rng.integers(1, 30, (40, days))
+    lumpy = (rng.random((40, days)) < 0.05) * rng.gamma(0.5, 40, (40, days))
+    edges = np.zeros((4, days))
+    edges[1, -1] = 5.0  # one sale, on the last day
+    edges[2, 0] = 3.0  # one sale, on the first day
+    edges[3] = np.arange(days) % 7 == 0  # a sale every week
+    block = np.vstack([smooth, intermittent, lumpy, edges]).astype(np.float32)
+    dates = pd.date_range("2026-01-01", periods=days, freq="D")
+    names = list(_models())
+    ours = _chunk_means(block, dates, horizon, names)
+    frame = pd.DataFrame(
+        {
+            "unique_id": np.repeat(np.arange(len(block)), days),
+            "ds": np.tile(dates.values, len(block)),
+            "y": block.ravel().astype(np.float64),
+        }
+    )
+    models = _models()
+    fc = StatsForecast(models=list(models.values()), freq="D", n_jobs=1).forecast(df=frame, h=horizon)
+    if "unique_id" not in fc.columns:
+        fc = fc.reset_index()
+    means = fc.groupby("unique_id")[[m.alias for m in models.values()]].mean()
+    for name, model in models.items():
+        assert np.array_equal(ours[name], np.clip(means[model.alias].to_numpy(), 0, None)), name
+    assert all(len(v) == 0 for v in _chunk_means(block[:0], dates, horizon, names).values())
 
 
 def test_great_circle_new_york_los_angeles():
