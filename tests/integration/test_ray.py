@@ -82,6 +82,10 @@ def test_a_worker_lost_mid_round_is_retried_and_the_plan_is_the_same(local_ray, 
         after = shards.pids()
     finally:
         shards.close()
+    # Back come the arcs the buckets' plans use (4 + 4 bytes each) and each bucket's use of the
+    # resources, not every arc's packs (8 bytes an arc).
+    resource_bytes = 8 * (len(problem.lanes) + len(problem.sites) + 1) * len(bucket_arcs(problem, 30))
+    assert max(shards.received_bytes) - resource_bytes < 8 * len(problem.arcs) / 4
     assert marker.exists()  # a worker did die
     assert before != after  # and was replaced
     _same(here, there)

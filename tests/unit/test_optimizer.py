@@ -200,3 +200,29 @@ def test_prices_give_the_arc_costs_the_search_adds_up_bit_for_bit():
         assert slopes.terms is None
         expected = truck_free_costs(problem, arcs) + res.usage.T @ lam + truck_slopes(problem, packs)
         assert np.array_equal(slopes.costs(CostTerms(problem)), expected)
+
+
+def test_buckets_send_back_the_arcs_they_use_and_their_summed_use_of_each_resource():
+    """What a shard returns per bucket (issue 15): the arcs its plan uses (not every arc's packs) and
+    its use of lane caps, receive capacities and the budget; added up bucket by bucket they are the
+    whole plan and the whole plan's use, whatever the bucketing."""
+    from rebal_core.decisions.solvers.costs import ArcPrices, CostTerms
+    from rebal_core.decisions.solvers.shards import InProcess, bucket_arcs, solve_bucket
+    from rebal_core.decisions.solvers.stress import coupled_network
+
+    problem = build_problem(coupled_network(10, 60, seed=3), Scenario(objective="target", budget=20_000.0))
+    terms = CostTerms(problem)
+    for receive in (True, False):
+        res = terms.resources(receive)
+        assert {n.split()[0] for n in res.names} >= {"lane", "budget"} | ({"receive"} if receive else set())
+        lam = np.random.default_rng(2).random(len(res.capacity)) * 0.01
+        whole = InProcess(10_000)(problem, ArcPrices("bound", receive, lam, terms=terms))
+        cut = InProcess(7)(problem, ArcPrices("bound", receive, lam, terms=terms))
+        assert len(bucket_arcs(problem, 7)) >= 8
+        assert whole.packs.sum() > 0 and np.array_equal(whole.packs, cut.packs)
+        assert whole.bound == pytest.approx(cut.bound, rel=1e-12)
+        np.testing.assert_allclose(whole.usage, res.usage @ whole.packs, rtol=1e-12)
+        np.testing.assert_allclose(cut.usage, res.usage @ cut.packs, rtol=1e-12)
+    idx = bucket_arcs(problem, 7)[0]
+    used, amounts, *_ = solve_bucket(problem, terms.base, idx, None)
+    assert used.dtype == np.int32 and len(used) < len(idx) and (amounts > 0).all()

@@ -317,6 +317,7 @@ class SkuSolve:
     bound: float  # lower bound on the same (rule 4 included)
     nodes: int
     unresolved: int  # skus whose search hit the round limit (their plan is rule-4-repaired)
+    usage: np.ndarray | None = None  # of the priced resources, summed bucket by bucket (see shards.py)
 
 
 def solve_skus(

@@ -182,6 +182,7 @@ class Search:
 class Relaxed:
     packs: np.ndarray  # the relaxation's plan in packs (for the subgradient and as a primal seed)
     bound: float  # cost before + the relaxation's optimum (a lower bound for the priced costs)
+    usage: np.ndarray | None = None  # the plan's use of the priced resources, summed where it was solved
 
 
 def relax(
@@ -196,7 +197,7 @@ def relax(
     rule 4 and packs relaxed)."""
     if not gated:
         solved = skus(problem, cost_per_pack, deadline=deadline)
-        return Relaxed(solved.packs, solved.bound)
+        return Relaxed(solved.packs, solved.bound, solved.usage)
     arcs = problem.arcs
     every = np.arange(len(arcs))
     if isinstance(cost_per_pack, ArcPrices):
@@ -341,7 +342,8 @@ def search(
                     if theta < 0.02:
                         break  # the bound has stopped moving
             best.rounds = k + 1
-            g = (res.usage @ relaxed.packs - res.capacity) if len(lam) else np.zeros(0)
+            used = relaxed.usage if relaxed.usage is not None and not gated else res.usage @ relaxed.packs
+            g = (used - res.capacity) if len(lam) else np.zeros(0)
             if (k % 2 == 0 or (g <= 1e-9).all()) and relaxed is not first:
                 consider(np.floor(relaxed.packs + 1e-9).astype(np.int64))
             progress(
