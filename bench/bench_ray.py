@@ -74,7 +74,7 @@ def main() -> None:
     wall_ray = time.perf_counter() - t
     flows_ray = sum(there.calls)
     overhead = [d - w for d, w in shards.rounds[1:]]  # the first call also waits for the actors to start
-    sent = shards.sent_bytes
+    sent, received = shards.sent_bytes, shards.received_bytes
     shards.close()
     ray.shutdown()
 
@@ -94,7 +94,9 @@ def main() -> None:
             f"driver <-> shard overhead per round: median {np.median(overhead) * 1000:.0f} ms"
             f" (max {max(overhead) * 1000:.0f} ms) over {len(overhead)} rounds;"
             f" data out per call {min(sent) / 1e3:,.1f} kB (prices only) to {max(sent) / 1e3:,.1f} kB (a re-flow's"
-            f" changed capacities); arc costs would be {arcs * 8 / 1e6:.1f} MB; {arcs * 8 / 1e6:.1f} MB back (plans)"
+            f" changed capacities); arc costs would be {arcs * 8 / 1e6:.1f} MB;"
+            f" back per call {min(received) / 1e3:,.1f} to {max(received) / 1e3:,.1f} kB (the arcs the plans use and the"
+            f" buckets' resource use; dense plans would be {arcs * 8 / 1e6:.1f} MB)"
         )
     print(f"same plan and bound: {same}; network cost {a.score.network_cost_after:,.0f}, gap {a.gap:.2%}")
     serial = wall_here - flows_here

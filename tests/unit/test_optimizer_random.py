@@ -107,7 +107,7 @@ def random_network(seed: int) -> tuple[Network, Scenario]:
 
 
 @pytest.mark.parametrize("seed", range(RANDOM_NETWORKS))
-def test_random_network_is_solved_exactly(seed):
+def test_random_network_is_solved_exactly(seed, monkeypatch):
     net, scenario = random_network(seed)
     problem = build_problem(net, scenario)
     result = plan(problem, time_limit=30)
@@ -121,3 +121,12 @@ def test_random_network_is_solved_exactly(seed):
     alone = optimize(problem, time_limit=30, use_mip=False)
     assert violations(problem, lines_from_arcs(problem, alone.packs)) == []
     assert alone.lower_bound <= best + 1e-6
+    # Networks over GATED_MAX_ARCS price receive capacities in every round (more rounds, all per
+    # sku): the plan still keeps every capacity and the bound is still a bound.
+    from rebal_core.decisions.solvers import search
+
+    monkeypatch.setattr(search, "GATED_MAX_ARCS", 0)
+    priced = optimize(problem, time_limit=0.001, rounds_within=30, use_mip=False)
+    assert violations(problem, lines_from_arcs(problem, priced.packs)) == []
+    assert priced.lower_bound <= best + 1e-6
+    assert priced.stats.get("lagrange_rounds", 0) <= search.PRICED_ROUNDS
