@@ -57,9 +57,8 @@ so the plan is the same on any machine and on Ray (50 x 5,000: 75,000 arcs, gate
 PRICED_ROUNDS = 8
 """Lagrangian rounds on networks over GATED_MAX_ARCS: priced receipts need more rounds than gated
 ones to settle, and each is cheap and splits across workers. 200 x 20,000 (in process): 3 rounds
-28.80 M in 135 s (bound 22.5 M); 8 rounds 27.83 M in 176 s (bound 26.1 M); 12 rounds 27.85 M in 204 s
-(bound 26.6 M). Eight rounds plan better than the gated
-search's 28.10 M in 378-436 s (bound 26.4 M)."""
+28.80 M in 135 s (bound 22.5 M); 8 rounds 27.83 M in 176 s (bound 26.1 M); 12 rounds 27.85 M in
+204 s (bound 26.6 M). Eight plan better than the gated search's 28.10 M in 378-436 s (bound 26.4 M)."""
 
 
 def packs_on_arcs(problem: PlanningProblem, lines: pd.DataFrame) -> np.ndarray:
