@@ -110,55 +110,47 @@ def import_bundle(
         raise store.DatasetExists(f"a dataset named {name.strip()!r} already exists; choose another name or replace it")
     orphaned = _replaceable(engine, actor, existing) if replace and existing is not None else []
     bundle = load_bundle(source, progress=stage(progress, 0.0, 0.3))
-    # The history's Parquet is written while the forecast and the signal checks run (a year of a
-    # national network: about 20 s that no longer add to the import's time).
-    staging = store.stage_history(engine, bundle.demand)
-    try:
-        tables, method, accuracy = bundle_tables(bundle, stage(progress, 0.3, 0.65))
-        progress(0.65, "checking signal quality")
-        findings = signal_findings(bundle, tables["forecast"])
-        dataset = store.save_dataset(
-            engine=engine,
-            name=name,
-            tables=tables,
-            as_of=bundle.as_of,
-            source=Path(source).name,
-            forecast_method=method,
-            forecast_accuracy=accuracy,
-            warnings=[w.as_row() for w in bundle.warnings],
-            rate_card=bundle.rate_card.as_dict(),
-            signals=findings.to_dict(orient="records"),
-            replace=replace,
-            progress=stage(progress, 0.7, 1.0),
-            history_staging=staging,
-            audit_event=AuditEvent(
-                at=now(),
-                username=actor.username,
-                role=actor.role,
-                action="data_imported",
-                object_type="dataset",
-                summary=f"imported {Path(source).name} as {name.strip()!r}"
-                + (" (replacing the dataset of that name)" if replace else "")
-                + (
-                    f"; deleted {len(orphaned)} saved plan(s) with it: {', '.join(repr(n) for n, _ in orphaned)}"
-                    if orphaned
-                    else ""
-                )
-                + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s), "
-                + f"{len(blocking(findings))} critical signal finding(s)",
-                after=json.dumps(
-                    {
-                        "sites": len(tables["sites"]),
-                        "skus": len(tables["skus"]),
-                        "positions": len(tables["inventory"]),
-                        "as_of": str(bundle.as_of),
-                    }
-                ),
+    tables, method, accuracy = bundle_tables(bundle, stage(progress, 0.3, 0.65))
+    progress(0.65, "checking signal quality")
+    findings = signal_findings(bundle, tables["forecast"])
+    dataset = store.save_dataset(
+        engine=engine,
+        name=name,
+        tables=tables,
+        as_of=bundle.as_of,
+        source=Path(source).name,
+        forecast_method=method,
+        forecast_accuracy=accuracy,
+        warnings=[w.as_row() for w in bundle.warnings],
+        rate_card=bundle.rate_card.as_dict(),
+        signals=findings.to_dict(orient="records"),
+        replace=replace,
+        progress=stage(progress, 0.7, 1.0),
+        audit_event=AuditEvent(
+            at=now(),
+            username=actor.username,
+            role=actor.role,
+            action="data_imported",
+            object_type="dataset",
+            summary=f"imported {Path(source).name} as {name.strip()!r}"
+            + (" (replacing the dataset of that name)" if replace else "")
+            + (
+                f"; deleted {len(orphaned)} saved plan(s) with it: {', '.join(repr(n) for n, _ in orphaned)}"
+                if orphaned
+                else ""
+            )
+            + f": {len(tables['sites'])} sites, {len(tables['skus'])} skus, {len(tables['inventory'])} positions, {len(bundle.warnings)} warning(s), "
+            + f"{len(blocking(findings))} critical signal finding(s)",
+            after=json.dumps(
+                {
+                    "sites": len(tables["sites"]),
+                    "skus": len(tables["skus"]),
+                    "positions": len(tables["inventory"]),
+                    "as_of": str(bundle.as_of),
+                }
             ),
-        )
-    except BaseException:
-        staging.discard()  # nothing of it stays (once published, save_dataset undoes it itself)
-        raise
+        ),
+    )
     return ImportResult(dataset, bundle.warnings, time.perf_counter() - started, findings, orphaned)
 
 

@@ -245,12 +245,6 @@ def _bulk_insert(
         cursor.close()
 
 
-def stage_history(engine: Engine, demand: pd.DataFrame) -> history.Staging:
-    """Start writing a dataset's demand history (Parquet, a hidden folder) in the background; hand
-    it to :func:`save_dataset`, or :meth:`~rebal_core.store.history.Staging.discard` it."""
-    return history.Staging(engine, demand)
-
-
 def save_dataset(
     *,
     engine: Engine,
@@ -266,13 +260,10 @@ def save_dataset(
     replace: bool = False,
     progress: Progress = quiet,
     audit_event: AuditEvent | None = None,
-    history_staging: history.Staging | None = None,
 ) -> DatasetPublic:
     """Store a dataset's tables in one transaction; raise :class:`DatasetExists` unless ``replace``.
 
     ``audit_event`` is recorded in the same transaction (its dataset id filled in).
-    ``history_staging``: the demand history already being written (:func:`stage_history`), else
-    it is written here.
     """
     name = name.strip()
     if not name:
@@ -280,10 +271,7 @@ def save_dataset(
     # Demand history goes to Parquet (store/history.py): written first, outside the transaction,
     # into a hidden folder that becomes the dataset's just before the transaction commits.
     demand = tables.get("demand")
-    if history_staging is not None:
-        staged = history_staging.result()
-    else:
-        staged = history.stage(engine, demand) if demand is not None else None
+    staged = history.stage(engine, demand) if demand is not None else None
     published = aside = None
     sql_tables = {k: v for k, v in tables.items() if k != "demand"}
     total = sum(len(t) for t in sql_tables.values()) or 1

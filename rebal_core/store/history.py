@@ -21,8 +21,6 @@ import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +55,7 @@ def has_history(engine: Engine, dataset_id: int) -> bool:
     return (folder(engine, dataset_id) / "demand.parquet").exists()
 
 
-def stage(engine: Engine, demand: Mapping[str, pd.Series]) -> Path:
+def stage(engine: Engine, demand: pd.DataFrame) -> Path:
     """Write ``demand`` (site_id, sku_id, date, qty) to a hidden folder; :func:`publish` makes it a dataset's.
 
     Rows are sorted by site and sku as text, then date (a position's history is a few row
@@ -76,31 +74,7 @@ def stage(engine: Engine, demand: Mapping[str, pd.Series]) -> Path:
     return staged
 
 
-class Staging:
-    """The history being staged in a background thread while the caller goes on (an import's
-    forecast and signal checks): Arrow's sort, encoding and compression run outside the GIL.
-    The columns are taken here, in the caller's thread, so the frame is not touched from two."""
-
-    def __init__(self, engine: Engine, demand: pd.DataFrame) -> None:
-        columns = {c: demand[c] for c in ("site_id", "sku_id", "date", "qty")}
-        pool = ThreadPoolExecutor(1, thread_name_prefix="rebal-history")
-        self._future = pool.submit(stage, engine, columns)
-        pool.shutdown(wait=False)  # the thread ends with its one task
-
-    def result(self) -> Path:
-        """The staged folder, once written (the write's error, if it failed)."""
-        return self._future.result()
-
-    def discard(self) -> None:
-        """The import failed elsewhere: wait for the write, then remove what it wrote."""
-        try:
-            staged = self._future.result()
-        except BaseException:  # noqa: BLE001 - the write failed too and left nothing
-            return
-        discard(staged)
-
-
-def _write(staged: Path, demand: Mapping[str, pd.Series]) -> None:
+def _write(staged: Path, demand: pd.DataFrame) -> None:
     site_ids, site = _text_codes(demand["site_id"])
     sku_ids, sku = _text_codes(demand["sku_id"])
     dates = demand["date"]  # typed already when it comes from a bundle: not parsed again

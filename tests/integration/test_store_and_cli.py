@@ -6,7 +6,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -86,38 +85,23 @@ def test_failure_while_writing_rolls_back(engine, small_bundle, monkeypatch, fai
     assert _history(engine) == history_before
 
 
-@pytest.mark.parametrize("failing", ["forecast", "history write"])
-def test_a_failure_while_the_history_is_written_beside_the_forecast_leaves_nothing(
-    engine, small_bundle, monkeypatch, failing
-):
-    """The history's Parquet is written in a background thread while the forecast and signal checks
-    run: a forecast that fails, or a write that fails, leaves neither rows nor a staged folder."""
-    from rebal_core.services import datasets
+def test_a_history_write_that_fails_leaves_nothing(engine, small_bundle, monkeypatch):
+    """The Parquet file is written, then the disk fills: no rows and no hidden staged folder stay."""
     from rebal_core.store import history
 
     services.import_bundle(engine=engine, source=small_bundle, name="Live")
     before, history_before = snapshot(engine), _history(engine)
-    if failing == "forecast":
+    real = history._write
 
-        def broken(*args, **kwargs):
-            raise RuntimeError("the forecast failed")
+    def half_written(staged, demand):
+        real(staged, demand)
+        raise OSError("disk full")
 
-        monkeypatch.setattr(datasets, "bundle_tables", broken)
-    else:
-        real = history._write
-
-        def half_written(staged, demand):
-            real(staged, demand)  # the file is there, then the disk fills
-            raise OSError("disk full")
-
-        monkeypatch.setattr(history, "_write", half_written)
-    with pytest.raises((RuntimeError, OSError)):
+    monkeypatch.setattr(history, "_write", half_written)
+    with pytest.raises(OSError, match="disk full"):
         services.import_bundle(engine=engine, source=small_bundle, name="Live", replace=True)
-    for thread in threading.enumerate():  # a write still going would leave its folder afterwards
-        if thread.name.startswith("rebal-history"):
-            thread.join()
     assert snapshot(engine) == before
-    assert _history(engine) == history_before  # no hidden .staged-* folder either
+    assert _history(engine) == history_before
 
 
 def test_a_commit_that_fails_after_the_history_is_published_takes_it_back(engine, small_bundle):
