@@ -18,7 +18,9 @@ convexity within a sku (rule 4, minimum move, cost per move).
    branches ("may not ship" / "may not receive") and all open branches of all
    skus go into the next single flow. With receive capacities the flow runs in
    units through one gate node per site, making them exact
-   (:func:`relax`; packs and rule 4 relaxed there). Lane max units and the
+   (:func:`relax`; packs and rule 4 relaxed there), up to ``GATED_MAX_ARCS``
+   candidate arcs; above, they are priced too so every flow splits per sku
+   (shards on Ray). Lane max units and the
    budget are dualised with Lagrangian prices (Polyak steps); trucks are
    priced at ``cost_per_truck / truck_capacity`` per volume unit and the cost
    per move is spread over the arc's bound (``y >= x / ub``). Each of these
