@@ -66,9 +66,8 @@ def solve_bucket(
     r = solve_skus(problem, cost_per_pack, keep=keep, deadline=deadline)
     packs = r.packs[idx]
     used = np.flatnonzero(packs).astype(np.int32)
-    narrow = np.int32 if not len(used) or int(packs[used].max()) < 2**31 else packs.dtype
     summed = None if usage is None else usage @ packs
-    return used, packs[used].astype(narrow), r.value, r.bound, r.nodes, r.unresolved, summed, time.perf_counter() - t
+    return used, _packed(packs[used]), r.value, r.bound, r.nodes, r.unresolved, summed, time.perf_counter() - t
 
 
 def combine(problem: PlanningProblem, parts: list[tuple[np.ndarray, tuple]]) -> SkuSolve:
@@ -253,10 +252,14 @@ def _changed_among(changed: np.ndarray, arcs: np.ndarray, ub: np.ndarray) -> tup
     """The changed capacities among a worker's arcs as (arc indices, capacities), or (None, every one
     of its arcs' capacities) when that is smaller (a re-flow may cap most arcs)."""
     mine = changed[np.isin(changed, arcs)].astype(np.int32)
-    narrow = np.int32 if len(ub) == 0 or int(ub.max()) < 2**31 else ub.dtype  # packs: 4 bytes do
     if 8 * len(mine) >= 4 * len(arcs):
-        return None, ub[arcs].astype(narrow)
-    return mine, ub[mine].astype(narrow)
+        return None, _packed(ub[arcs])
+    return mine, _packed(ub[mine])
+
+
+def _packed(packs: np.ndarray) -> np.ndarray:
+    """Pack counts as 4-byte integers for the wire (they fit; 8 bytes if ever they do not)."""
+    return packs.astype(np.int32) if not len(packs) or int(packs.max()) < 2**31 else packs
 
 
 def _nbytes(payload: np.ndarray | ArcPrices | tuple | None) -> int:
