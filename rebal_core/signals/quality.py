@@ -89,6 +89,8 @@ class _Coded:
         self.sku_ids, self.sku = _codes(demand["sku_id"], skus["sku_id"].astype(str).tolist())
         category = skus.astype({"sku_id": str}).drop_duplicates("sku_id").set_index("sku_id")["category"]
         self.category_of_sku = category.reindex(self.sku_ids).to_numpy(dtype=object)  # NaN: sku not in skus.csv
+        # Each sku's category as a code into ``categories`` (-1: none), to group rows by integers.
+        self.category_code, self.categories = pd.factorize(self.category_of_sku)
         self.date = datetimes(demand["date"])
         self.qty = demand["qty"].to_numpy(np.float64)
 
@@ -116,7 +118,11 @@ def _codes(values: pd.Series, ids: list[str]) -> tuple[list[str], np.ndarray]:
         ids = ids + extra
         at = pd.Index(ids).get_indexer(names)
     codes = cat.cat.codes.to_numpy()
-    return ids, at.astype(np.int32)[codes] if len(names) else np.zeros(len(codes), np.int32)
+    if not len(names):
+        return ids, np.zeros(len(codes), np.int32)
+    if np.array_equal(at, np.arange(len(at))) and not (codes < 0).any():
+        return ids, codes  # a bundle's ids: their codes are the masters' rows already (no pass over the rows)
+    return ids, at.astype(np.int32)[codes]
 
 
 def _spikes(d: _Coded, start: pd.Timestamp, t: Thresholds) -> list[dict]:
@@ -181,22 +187,34 @@ def _spikes(d: _Coded, start: pd.Timestamp, t: Thresholds) -> list[dict]:
 
 
 def _rate_by_site_category(d: _Coded, rows: np.ndarray, days: int) -> pd.Series:
-    """Units a day per (site, category) over ``rows`` (groups with rows only, sorted by their text)."""
-    category = pd.Series(d.category_of_sku[d.sku[rows]])
-    frame = pd.DataFrame(
-        {"site_id": np.asarray(d.site_ids, dtype=object)[d.site[rows]], "category": category, "qty": d.qty[rows]}
+    """Units a day per (site, category) over ``rows`` (groups with rows only, sorted by their text;
+    rows of skus without a category left out). Grouped on integer keys, in row order within a group
+    (the sums pandas makes grouping by the text), then labelled."""
+    category = d.category_code[d.sku[rows]]
+    ok = category >= 0
+    width = max(len(d.categories), 1)
+    key = d.site[rows][ok].astype(np.int64) * width + category[ok]
+    sums = pd.Series(d.qty[rows][ok]).groupby(key).sum()
+    code = sums.index.to_numpy()
+    index = pd.MultiIndex.from_arrays(
+        [np.asarray(d.site_ids, dtype=object)[code // width], np.asarray(d.categories, dtype=object)[code % width]],
+        names=["site_id", "category"],
     )
-    return frame.groupby(["site_id", "category"])["qty"].sum() / days
+    return (pd.Series(sums.to_numpy(), index=index, name="qty") / days).sort_index()
 
 
 def _site_days(d: _Coded) -> tuple[np.ndarray, np.ndarray]:
     """Which sites have demand rows on which of the network's days: (sites x days with any row,
     those days). Filled by position, not by grouping a hundred million rows."""
-    day = d.date.astype("datetime64[D]").astype(np.int64)
+    day = d.date.astype("datetime64[D]").view(np.int64)
     first = int(day.min())
-    present = np.zeros((len(d.site_ids), int(day.max()) - first + 1), dtype=bool)
-    present[d.site, day - first] = True
+    n_days = int(day.max()) - first + 1
+    cell = d.site.astype(np.int64) * n_days + day
     del day
+    cell -= first
+    present = np.zeros((len(d.site_ids), n_days), dtype=bool)
+    present.ravel()[cell] = True
+    del cell
     reported = present.any(axis=0)
     return present[:, reported], (np.flatnonzero(reported) + first).astype("datetime64[D]")
 

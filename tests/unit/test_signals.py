@@ -100,3 +100,49 @@ def test_one_site_behind_the_others_is_stale():
     f = check_signals(sites, skus, inventory, demand, forecast, AS_OF)
     stale = f[(f["check"] == "stale") & (f["site_id"] == "C")]
     assert len(stale) == 1 and stale["severity"].iloc[0] == "warning" and np.isclose(stale["figure"].iloc[0], 19)
+
+
+def _text_rate(demand: pd.DataFrame, skus: pd.DataFrame, rows: np.ndarray, days: int) -> pd.Series:
+    """The rule as first written: group the rows by (site, category) text; skus without one left out."""
+    category = skus.astype({"sku_id": str}).drop_duplicates("sku_id").set_index("sku_id")["category"]
+    frame = pd.DataFrame(
+        {
+            "site_id": demand["site_id"].astype(str).to_numpy()[rows],
+            "category": demand["sku_id"].astype(str).map(category).to_numpy()[rows],
+            "qty": demand["qty"].to_numpy(float)[rows],
+        }
+    )
+    return frame.groupby(["site_id", "category"])["qty"].sum() / days
+
+
+def test_rates_per_site_and_category_grouped_on_codes_are_the_text_groupings():
+    """The shift and bias checks group a year of rows on integer codes: the sums, labels and order
+    must be those of grouping by the text, with fractional quantities, ids typed as text or as
+    categoricals in or out of the masters' order, ids missing from the masters, skus without a
+    category."""
+    from rebal_core.signals.quality import _Coded, _rate_by_site_category
+
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        sites = pd.DataFrame({"site_id": [f"S{i}" for i in rng.permutation(12)]})
+        skus = pd.DataFrame(
+            {
+                "sku_id": [f"K{i:02d}" for i in rng.permutation(30)],
+                "category": rng.choice(["Tools", "Paint", "Garden", None], 30),
+            }
+        )
+        n = 5_000
+        site = rng.choice([*sites["site_id"], "S99"], n)  # S99: not in sites.csv
+        sku = rng.choice([*skus["sku_id"], "K77"], n)  # K77: not in skus.csv
+        demand = pd.DataFrame({"site_id": site, "sku_id": sku, "qty": rng.gamma(0.7, 3.0, n).round(3)})
+        if seed % 2:  # categoricals, as a bundle types them (masters' order) or in another order
+            order = list(sites["site_id"]) + ["S99"] if seed % 4 == 1 else sorted(set(site))
+            demand["site_id"] = pd.Categorical(site, categories=order)
+            demand["sku_id"] = pd.Categorical(sku)
+        demand["date"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 90, n), unit="D")
+        d = _Coded(sites, skus, demand)
+        rows = np.flatnonzero(rng.random(n) < 0.6)
+        ours = _rate_by_site_category(d, rows, 28)
+        theirs = _text_rate(demand, skus, rows, 28)
+        pd.testing.assert_series_equal(ours, theirs, check_exact=True, check_names=False)
+        assert ours.index.names == ["site_id", "category"]
