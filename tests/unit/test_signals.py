@@ -146,3 +146,40 @@ def test_rates_per_site_and_category_grouped_on_codes_are_the_text_groupings():
         theirs = _text_rate(demand, skus, rows, 28)
         pd.testing.assert_series_equal(ours, theirs, check_exact=True, check_names=False)
         assert ours.index.names == ["site_id", "category"]
+
+
+def test_leaving_out_series_that_cannot_spike_changes_no_finding(monkeypatch):
+    """Before grouping, the spike check leaves out series whose median provably sits within
+    spike_mads of their biggest day: on random histories (steady, intermittent, fractional, with
+    spikes, shifts and ties at the edge of the rule) the findings are those of grouping them all."""
+    from rebal_core.signals import quality
+
+    as_of = dt.date(2026, 6, 1)
+    days = pd.date_range(end=pd.Timestamp(as_of) - pd.Timedelta(days=1), periods=150)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        sites = pd.DataFrame({"site_id": [f"S{i}" for i in range(6)], "region": "R"})
+        skus = pd.DataFrame(
+            {"sku_id": [f"K{i}" for i in range(25)], "category": rng.choice(["A", "B"], 25), "unit_cost": 1.0}
+        )
+        parts = []
+        for s in sites["site_id"]:
+            for k in skus["sku_id"]:
+                level = rng.choice([0.3, 2.0, 9.0, 25.0, 60.0])
+                qty = rng.poisson(level, len(days)).astype(float)
+                if rng.random() < 0.3:
+                    qty = np.round(qty * rng.uniform(0.5, 1.5, len(days)), 2)  # fractional units
+                if rng.random() < 0.4:
+                    qty[rng.integers(60, 150)] += rng.choice([9.99, 10.0, 10.01, 40.0, 200.0])  # spikes, edge cases
+                if rng.random() < 0.2:
+                    qty[-20:] += level * 3  # a shift, not a spike
+                keep = rng.random(len(days)) < 0.9  # rows missing here and there
+                parts.append(pd.DataFrame({"date": days[keep], "site_id": s, "sku_id": k, "qty": qty[keep]}))
+        demand = pd.concat(parts, ignore_index=True)
+        inventory = pd.DataFrame({"site_id": ["S0"], "sku_id": ["K0"], "on_hand": [5]})
+        pruned = check_signals(sites, skus, inventory, demand, None, as_of)
+        monkeypatch.setattr(quality, "PRUNE_CALM_SERIES", False)
+        whole = check_signals(sites, skus, inventory, demand, None, as_of)
+        monkeypatch.setattr(quality, "PRUNE_CALM_SERIES", True)
+        pd.testing.assert_frame_equal(pruned, whole)
+        assert (whole["check"] == "spike").sum() > 0
