@@ -1105,19 +1105,20 @@ class _DemandCheck:
         sku_type = pd.CategoricalDtype(self.known["sku"].astype(str).tolist())
         qty = np.concatenate(self.qty) if self.qty else np.zeros(0)
         self.qty, self.joined = [], None
-        # Columns added one by one stay separate blocks: a dict of them would be copied into one.
-        frame = pd.DataFrame(
-            {
-                "site_id": pd.Categorical.from_codes(site, dtype=site_type),
-                "sku_id": pd.Categorical.from_codes(sku, dtype=sku_type),
-            }
-        )
         ns = day.astype(np.int64)
         del day
         ns *= 86_400_000_000_000  # in place: a second 900 MB array is what costs on a year of rows
-        frame.insert(0, "date", ns.view("datetime64[ns]"))
-        frame["qty"] = qty
-        return frame
+        # One call, no copies: four columns of four dtypes are four blocks that keep these arrays
+        # (adding columns one by one copied each: 111 M rows, about 10 s of fresh memory).
+        return pd.DataFrame(
+            {
+                "date": ns.view("datetime64[ns]"),
+                "site_id": pd.Categorical.from_codes(site, dtype=site_type),
+                "sku_id": pd.Categorical.from_codes(sku, dtype=sku_type),
+                "qty": qty,
+            },
+            copy=False,
+        )
 
 
 def _code_type(known: pd.Index | None) -> type:
