@@ -266,7 +266,8 @@ def with_position(pos: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         cover = np.where(m > 0, P / m, np.inf)
         target_cover = np.where(m > 0, target / m, np.nan)
-    return pos.assign(
+    return with_columns(
+        pos,
         position=P,
         shortage_units=u,
         excess_units=v,
@@ -281,6 +282,18 @@ def with_position(pos: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
         target_cover_days=target_cover,
         status=status,
     )
+
+
+def with_columns(frame: pd.DataFrame, **columns: np.ndarray) -> pd.DataFrame:
+    """``frame.assign(**columns)`` (same columns, same order) without copying the columns kept.
+
+    ``assign`` copies the whole table: a national network's positions (850,000 rows, 43 columns)
+    took 0.2-2.5 s a call, and the optimizer scores every plan it considers (200 x 20,000: 28 s of
+    its 52 s on the driver). The kept columns are shared with ``frame``: replace a column of either
+    (``table[name] = values``), never write into one (no ``.loc`` assignment anywhere in the engine)."""
+    data = {name: frame[name] for name in frame.columns}
+    data.update({name: pd.Series(values, index=frame.index, copy=False) for name, values in columns.items()})
+    return pd.DataFrame(data, index=frame.index, copy=False)
 
 
 def kpis(pos: pd.DataFrame) -> dict[str, float]:

@@ -19,7 +19,7 @@ from rebal_core.decisions.planning import (
     lines_from_arcs,
     position_cost,
 )
-from rebal_core.decisions.solvers.costs import ArcPrices, CostTerms, Resources, lane_truck_rates, resources
+from rebal_core.decisions.solvers.costs import ArcPrices, CostTerms, Resources, lane_truck_rates
 from rebal_core.decisions.solvers.flow import OutOfTime, flow_batch, solve_skus
 from rebal_core.decisions.solvers.repair import reflow, repair
 from rebal_core.decisions.solvers.shards import InProcess, SkuSolver
@@ -282,7 +282,7 @@ def search(
         if time.perf_counter() + repair_seconds > deadline:
             best.cut_short = True
             raise OutOfTime
-        plan = repair(problem, packs)
+        plan = repair(problem, packs, everything)
         score = evaluate(problem, lines_from_arcs(problem, plan))
         cost = score.network_cost_after
         if cost < best.cost:
@@ -379,7 +379,7 @@ def search(
         # of the network re-plans around them (stock freed by trimming finds another
         # receiver); repeated, as each pass may fill other resources. Cheap, so first.
         current = best.packs
-        for _ in range(REFLOW_ROUNDS if len(resources(problem, arcs).capacity) else 0):
+        for _ in range(REFLOW_ROUNDS if len(everything.capacity) else 0):
             if time.perf_counter() + 1.2 * step > deadline:
                 best.cut_short = True
                 break
@@ -390,6 +390,7 @@ def search(
                     best.price.with_trucks(lane_truck_rates(problem, current)),
                     deadline=deadline,
                     skus=skus,
+                    res=everything,
                 )
             )
         # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
