@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rebal_core.execution.files import neutralize_formulas, to_csv_bytes
-from rebal_core.signals.forecast import _chunk_means, _models, classify, forecast_demand
+from rebal_core.signals.forecast import MODEL_NAMES, _chunk_means, _models, classify, forecast_demand
 from rebal_core.signals.geo import RateCard, derive_lanes, great_circle_km, outline_paths, topojson_paths
 
 
@@ -61,6 +61,7 @@ def test_models_called_per_series_give_statsforecasts_figures_to_the_bit(days):
     block = np.vstack([smooth, intermittent, lumpy, edges]).astype(np.float32)
     dates = pd.date_range("2026-01-01", periods=days, freq="D")
     names = list(_models())
+    assert names == list(MODEL_NAMES)  # the names tried without importing the models
     ours = _chunk_means(block, dates, horizon, names)
     frame = pd.DataFrame(
         {
@@ -192,3 +193,44 @@ def test_names_in_figures_cannot_carry_links_or_tags():
     assert "<a " not in " ".join(map(str, bars.data[0].x)) and "&lt;a href" in bars.data[0].x[0]
     units = region_units_figure(pd.DataFrame({"scenario": [evil], "region": ["<b>West</b>"], "units": [3]}))
     assert "<" not in units.data[0].name and "<" not in units.data[0].x[0]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 50, 1 << 21])
+def test_demand_matrix_is_the_daily_sums_in_any_row_order_and_any_chunking(monkeypatch, chunk):
+    """The series x day matrix (issue 15: built in chunks of rows) against a pandas pivot: rows
+    sorted by position (placed), by date or shuffled with repeated days (added up), days outside the
+    window left out, text and categorical ids."""
+    import rebal_core.signals.forecast as fc
+
+    monkeypatch.setattr(fc, "MATRIX_CHUNK_ROWS", chunk)
+    rng = np.random.default_rng(chunk)
+    for trial in range(12):
+        n = int(rng.integers(1, 300))
+        demand = pd.DataFrame(
+            {
+                "date": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 70, n), "D"),
+                "site_id": rng.choice(["A", "B", "C"], n),
+                "sku_id": rng.choice(["x", "y", "z", "w"], n),
+                "qty": rng.integers(0, 9, n) + (trial % 2) * rng.random(n).round(3),
+            }
+        )
+        if trial % 3 == 0:
+            demand = demand.drop_duplicates(["site_id", "sku_id", "date"]).sort_values(["site_id", "sku_id", "date"])
+        elif trial % 3 == 1:
+            demand = demand.sort_values("date", kind="stable")
+        if trial % 4 == 0:
+            demand = demand.astype({"site_id": "category", "sku_id": "category"})
+        as_of, days = dt.date(2026, 2, 20), int(rng.choice([10, 40, 365]))
+        pairs, matrix, dates = fc.demand_matrix(demand, as_of, days)
+        inside = demand[(demand["date"] >= dates[0]) & (demand["date"] <= dates[-1])]
+        expected = (
+            inside.astype({"site_id": str, "sku_id": str, "qty": np.float32})
+            .pivot_table(index=["site_id", "sku_id"], columns="date", values="qty", aggfunc="sum", fill_value=0.0)
+            .reindex(columns=dates, fill_value=0.0)
+        )
+        got = pd.DataFrame(matrix, index=pd.MultiIndex.from_frame(pairs.astype(str)), columns=dates)
+        got = got[got.sum(axis=1) > 0] if len(got) else got
+        expected = expected[expected.sum(axis=1) > 0]
+        assert dates[-1] == pd.Timestamp(as_of) - pd.Timedelta(days=1)
+        np.testing.assert_allclose(got.sort_index().to_numpy(), expected.sort_index().to_numpy(), rtol=1e-6)
+        assert list(got.sort_index().index) == list(expected.sort_index().index)
