@@ -35,7 +35,7 @@ import tomllib
 
 from rebal_core.errors import BundleInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet, stage  # noqa: F401
-from rebal_core.signals.contract import DEMAND, SITES, SKUS, TABLES, TABLES_BY_NAME, Column, Table
+from rebal_core.signals.contract import CHUNK_ROWS, DEMAND, SITES, SKUS, TABLES, TABLES_BY_NAME, Column, Table
 from rebal_core.signals.geo import RateCard
 
 MAX_ERRORS = 200
@@ -795,20 +795,25 @@ def _warn(typed: dict[str, pd.DataFrame], as_of: dt.date, found: _Collector) -> 
     stocked[
         sites.get_indexer(inventory["site_id"]).astype(np.int64) * len(skus) + skus.get_indexer(inventory["sku_id"])
     ] = True
-    pair = demand["site_id"].cat.codes.to_numpy().astype(np.int64) * len(skus) + demand["sku_id"].cat.codes.to_numpy()
-    stray = ~stocked[pair]
-    if stray.any():
-        first = pair[np.argmax(stray)]
+    site, sku = demand["site_id"].cat.codes.to_numpy(), demand["sku_id"].cat.codes.to_numpy()
+    stray = []  # per chunk of rows, the distinct pairs without stock, in order of first appearance
+    for lo in range(0, len(demand), CHUNK_ROWS):
+        pair = site[lo : lo + CHUNK_ROWS].astype(np.int64) * len(skus) + sku[lo : lo + CHUNK_ROWS]
+        missing = pair[~stocked[pair]]
+        if missing.size:
+            stray.append(missing)
+    if stray:
+        first = stray[0][0]
         found.warn(
             "demand.csv",
-            f"{np.unique(pair[stray]).size} site/sku pair(s) have demand but no inventory row; they hold zero stock (first: {sites[first // len(skus)]} / {skus[first % len(skus)]})",
+            f"{np.unique(np.concatenate(stray)).size} site/sku pair(s) have demand but no inventory row; they hold zero stock (first: {sites[first // len(skus)]} / {skus[first % len(skus)]})",
         )
-    del pair, stray
-    future = (demand["date"] >= pd.Timestamp(as_of)).to_numpy()
-    if future.any():
+    del stray
+    if len(demand) and demand["date"].max() >= pd.Timestamp(as_of):  # else no row can be (one pass, no mask)
+        future = int((demand["date"] >= pd.Timestamp(as_of)).sum())
         found.warn(
             "demand.csv",
-            f"{int(future.sum())} row(s) dated on or after the planning date {as_of}; history ends the day before",
+            f"{future} row(s) dated on or after the planning date {as_of}; history ends the day before",
         )
     if "inbound" in typed:
         late = (typed["inbound"]["eta"] < pd.Timestamp(as_of)).to_numpy()
@@ -838,12 +843,18 @@ def _typed_bundle(
     sku_type = pd.CategoricalDtype(skus["sku_id"].astype(str).tolist())
 
     def ids(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.reset_index(drop=True)
+        # A table typed already (demand.csv's, streamed) is kept as it is: resetting its index and
+        # casting its ids to the type they have copied a year's 111 M rows twice (8 s).
+        if frame.index.equals(pd.RangeIndex(len(frame))):
+            frame = frame.copy(deep=False)  # its columns may be replaced below; the caller's stay
+        else:
+            frame = frame.reset_index(drop=True)
         for col in frame.columns:
-            if col in ("site_id", "from_site_id", "to_site_id"):
-                frame[col] = frame[col].astype(site_type)
-            elif col == "sku_id":
-                frame[col] = frame[col].astype(sku_type)
+            kind = (
+                site_type if col in ("site_id", "from_site_id", "to_site_id") else sku_type if col == "sku_id" else None
+            )
+            if kind is not None and frame[col].dtype != kind:
+                frame[col] = frame[col].astype(kind)
         return frame
 
     for col in ("name", "region", "kind"):
@@ -953,6 +964,7 @@ class _DemandCheck:
             for name, index in (("site", sites), ("sku", skus))
             if index is not None
         }
+        self.in_text_order = {name: bool((rank == np.arange(len(rank))).all()) for name, rank in self.rank.items()}
         self.too_many = False
 
     @property
@@ -1017,11 +1029,19 @@ class _DemandCheck:
         """Whether the keys so far are strictly increasing by position or by date (batch by batch,
         while they are in cache): files in either order need no sort to prove no key repeats.
         Ids compare as text (as an export sorts them)."""
-        keep = ~invalid
-        pair = self.rank["site"][site[keep]] * len(self.known["sku"]) + self.rank["sku"][sku[keep]]
-        offset_day = day[keep].astype(np.int64) + DAY_OFFSET
-        for order, keys in enumerate((pair << 18 | offset_day, offset_day * self.pairs + pair)):
-            if self.increasing[order] and keys.size:
+        if not any(self.increasing):
+            return  # neither order holds: nothing left to follow
+        if invalid.any():
+            keep = ~invalid
+            day, site, sku = day[keep], site[keep], sku[keep]
+        site_rank, sku_rank = (self.rank[name] for name in ("site", "sku"))
+        # Masters listed in text order (most exports) rank as their codes: no gather needed.
+        pair = (site.astype(np.int64) if self.in_text_order["site"] else site_rank[site]) * len(self.known["sku"])
+        pair += sku if self.in_text_order["sku"] else sku_rank[sku]
+        offset_day = day.astype(np.int64) + DAY_OFFSET
+        for order in (0, 1):
+            if self.increasing[order] and pair.size:  # a key only for an order that still holds
+                keys = pair << 18 | offset_day if order == 0 else offset_day * self.pairs + pair
                 self.increasing[order] = bool(keys[0] > self.last_key[order]) and _increasing(keys)
                 self.last_key[order] = int(keys[-1])
 

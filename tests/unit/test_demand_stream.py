@@ -112,3 +112,41 @@ def test_sorted_files_are_proved_unique_without_a_sort() -> None:
     found, check = streamed(shuffled, [40])
     assert check.increasing == [False, False] and found == []
     assert np.array_equal(check.typed()["qty"].to_numpy(), np.ones(len(frame)))
+
+
+def test_masters_in_text_order_follow_the_order_by_their_codes() -> None:
+    """sites.csv and skus.csv listed in text order (most exports): keys are built from the codes
+    with no rank lookup, and decide the orders as the lookup does (forced here for the oracle)."""
+    sites, skus = pd.Index(sorted(SITES)), pd.Index(sorted(SKUS))
+    days = pd.date_range("2024-01-01", periods=20).strftime("%Y-%m-%d")
+    frame = pd.DataFrame(
+        [(d, s, k, "1") for s in sites for k in skus for d in days], columns=["date", "site_id", "sku_id", "qty"]
+    )
+    orders = {
+        "by position": frame,
+        "by date": frame.sort_values(["date", "site_id", "sku_id"]),
+        "shuffled": frame.sample(frac=1, random_state=2),
+        "a bad row": pd.concat([frame.iloc[:30], frame.iloc[[5]].assign(qty="x"), frame.iloc[30:]]),
+    }
+    for name, rows in orders.items():
+        flags = []
+        for shortcut in (True, False):
+            check = b._DemandCheck(sites, skus)
+            assert check.in_text_order == {"site": True, "sku": True}
+            if not shortcut:
+                check.in_text_order = {"site": False, "sku": False}
+            for lo in range(0, len(rows), 23):
+                part = rows.iloc[lo : lo + 23]
+                check.add({c: pa.array(part[c].to_numpy(), pa.string()) for c in rows})
+            flags.append(check.increasing)
+        assert flags[0] == flags[1], name
+        assert (
+            flags[0]
+            == {
+                "by position": [True, False],
+                "by date": [False, True],
+                "shuffled": [False, False],
+                "a bad row": [True, False],
+            }[name]
+        )
+    assert b._DemandCheck(SITES, SKUS).in_text_order == {"site": False, "sku": True}  # "007" listed last

@@ -202,7 +202,7 @@ def test_demand_matrix_is_the_daily_sums_in_any_row_order_and_any_chunking(monke
     window left out, text and categorical ids."""
     import rebal_core.signals.forecast as fc
 
-    monkeypatch.setattr(fc, "MATRIX_CHUNK_ROWS", chunk)
+    monkeypatch.setattr(fc, "CHUNK_ROWS", chunk)
     rng = np.random.default_rng(chunk)
     for trial in range(12):
         n = int(rng.integers(1, 300))
