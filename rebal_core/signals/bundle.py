@@ -33,9 +33,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import tomllib
 
+from rebal_core.chunks import row_chunks
 from rebal_core.errors import BundleInvalid  # noqa: F401 (re-exported: callers name them here)
 from rebal_core.progress import Progress, quiet, stage  # noqa: F401
-from rebal_core.signals.contract import CHUNK_ROWS, DEMAND, SITES, SKUS, TABLES, TABLES_BY_NAME, Column, Table
+from rebal_core.signals.contract import DEMAND, SITES, SKUS, TABLES, TABLES_BY_NAME, Column, Table
 from rebal_core.signals.geo import RateCard
 
 MAX_ERRORS = 200
@@ -797,8 +798,8 @@ def _warn(typed: dict[str, pd.DataFrame], as_of: dt.date, found: _Collector) -> 
     ] = True
     site, sku = demand["site_id"].cat.codes.to_numpy(), demand["sku_id"].cat.codes.to_numpy()
     stray = []  # per chunk of rows, the distinct pairs without stock, in order of first appearance
-    for lo in range(0, len(demand), CHUNK_ROWS):
-        pair = site[lo : lo + CHUNK_ROWS].astype(np.int64) * len(skus) + sku[lo : lo + CHUNK_ROWS]
+    for rows in row_chunks(len(demand)):
+        pair = site[rows].astype(np.int64) * len(skus) + sku[rows]
         missing = pair[~stocked[pair]]
         if missing.size:
             stray.append(missing)

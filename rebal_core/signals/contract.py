@@ -168,11 +168,6 @@ TABLES: tuple[Table, ...] = (SITES, SKUS, INVENTORY, DEMAND, FORECAST, INBOUND, 
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 
 
-CHUNK_ROWS = 1 << 21
-"""Rows a year's demand (a hundred million) is walked by: each step's temporaries (16 MB) come
-back from the heap, where whole-table steps took a fresh gigabyte each (page faults)."""
-
-
 def datetimes(values: pd.Series) -> np.ndarray:
     """A date column as datetime64 values: a typed column as it is (``pd.to_datetime`` would still
     look at every one of a hundred million rows), anything else parsed."""

@@ -44,9 +44,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from rebal_core.chunks import row_chunks
 from rebal_core.cluster import connect, ray_address
 from rebal_core.progress import Progress, quiet
-from rebal_core.signals.contract import CHUNK_ROWS, datetimes, id_codes
+from rebal_core.signals.contract import datetimes, id_codes
 
 HISTORY_DAYS = 365
 STD_WINDOW = 56
@@ -123,7 +124,7 @@ def demand_matrix(
     n_sku = len(sku.cat.categories)
     site_codes, sku_codes = site.cat.codes.to_numpy(), sku.cat.codes.to_numpy()
     lo, hi, one_day = np.datetime64(start), np.datetime64(end), np.timedelta64(1, "D")
-    chunks = [slice(s, s + CHUNK_ROWS) for s in range(0, len(when), CHUNK_ROWS)]
+    chunks = list(row_chunks(len(when)))
 
     def rows_of(part: slice) -> tuple[np.ndarray, np.ndarray | slice]:
         """A chunk's pair codes and which of its rows fall within the window (a slice: all)."""

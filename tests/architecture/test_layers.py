@@ -19,7 +19,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "rebal_core"
-LEAVES = {"errors", "progress", "format", "cluster", "__version__"}  # cluster: where distributed work runs (issue 15)
+LEAVES = {
+    "errors",
+    "progress",
+    "format",
+    "cluster",
+    "chunks",
+    "__version__",
+}  # cluster: where distributed work runs, chunks: how a year of rows is walked (issue 15)
 MAY_IMPORT = {
     "signals": set(),
     "decisions": {"signals"},

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -321,3 +322,41 @@ def test_cli_plan_never_reads_a_cache_others_can_write(bundle_copy, tmp_path):
     cache.chmod(0o777)
     again = _plan_cli(bundle_copy, tmp_path / "b.csv", cache)
     assert again.returncode == 0 and "load and validate" in again.stdout
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 21])
+def test_history_is_written_sorted_by_position_from_any_order_in_any_chunking(tmp_path, monkeypatch, chunk):
+    """The Parquet history (issue 15: worked out a chunk of rows at a time) holds every row, sorted
+    by site and sku as text, then date, whether the rows came sorted, by date or shuffled; ids
+    categorical in another order than the text's, or plain text; dates before 1970 too."""
+    import pyarrow.parquet as pq
+
+    import rebal_core.chunks
+    from rebal_core.store import history
+
+    monkeypatch.setattr(rebal_core.chunks, "CHUNK_ROWS", chunk)
+    rng = np.random.default_rng(chunk)
+    n = 300
+    demand = pd.DataFrame(
+        {
+            "site_id": pd.Categorical(rng.choice(["S10", "S9", "A1"], n), categories=["S9", "S10", "A1"]),
+            "sku_id": pd.Categorical(rng.choice(["k2", "K1", "k10"], n), categories=["k2", "k10", "K1"]),
+            "date": pd.Timestamp("1969-12-20") + pd.to_timedelta(rng.integers(0, 40, n), "D"),
+            "qty": rng.integers(0, 9, n).astype(float),
+        }
+    ).drop_duplicates(["site_id", "sku_id", "date"])
+    expected = demand.astype({"site_id": str, "sku_id": str}).sort_values(["site_id", "sku_id", "date"])
+    for name, rows in {
+        "by position": expected.astype({"site_id": demand["site_id"].dtype, "sku_id": demand["sku_id"].dtype}),
+        "by date": demand.sort_values("date"),
+        "shuffled": demand.sample(frac=1, random_state=3),
+        "text ids": demand.sample(frac=1, random_state=4).astype({"site_id": str, "sku_id": str}),
+    }.items():
+        folder = tmp_path / f"{name}-{chunk}"
+        folder.mkdir()
+        history._write(folder, rows.reset_index(drop=True))
+        back = pq.read_table(folder / "demand.parquet").to_pandas()
+        assert back["site_id"].astype(str).tolist() == expected["site_id"].tolist(), name
+        assert back["sku_id"].astype(str).tolist() == expected["sku_id"].tolist(), name
+        assert pd.to_datetime(back["date"]).tolist() == expected["date"].tolist(), name
+        assert back["qty"].tolist() == expected["qty"].tolist(), name

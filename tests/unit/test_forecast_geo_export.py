@@ -200,9 +200,10 @@ def test_demand_matrix_is_the_daily_sums_in_any_row_order_and_any_chunking(monke
     """The series x day matrix (issue 15: built in chunks of rows) against a pandas pivot: rows
     sorted by position (placed), by date or shuffled with repeated days (added up), days outside the
     window left out, text and categorical ids."""
+    import rebal_core.chunks
     import rebal_core.signals.forecast as fc
 
-    monkeypatch.setattr(fc, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(rebal_core.chunks, "CHUNK_ROWS", chunk)
     rng = np.random.default_rng(chunk)
     for trial in range(12):
         n = int(rng.integers(1, 300))
