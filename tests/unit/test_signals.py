@@ -183,3 +183,31 @@ def test_leaving_out_series_that_cannot_spike_changes_no_finding(monkeypatch):
         monkeypatch.setattr(quality, "PRUNE_CALM_SERIES", True)
         pd.testing.assert_frame_equal(pruned, whole)
         assert (whole["check"] == "spike").sum() > 0
+
+
+def test_findings_do_not_depend_on_how_the_rows_are_walked(monkeypatch):
+    """Which sites reported on which days is filled a chunk of rows at a time (issue 15): the same
+    findings (a feed that dropped out, a site behind) in chunks of one row, of seven, or all at once."""
+    import rebal_core.chunks
+
+    worlds = [world(), world(last_day=AS_OF - dt.timedelta(days=40))]
+    sites, skus, inventory, demand, forecast = world()
+    worlds.append(
+        (
+            sites,
+            skus,
+            inventory,
+            demand[~((demand["site_id"] == "C") & (demand["date"] > demand["date"].max() - pd.Timedelta(days=20)))],
+            forecast,
+        )
+    )
+    for sites, skus, inventory, demand, forecast in worlds:
+        runs = []
+        for chunk in (1, 7, 1 << 21):
+            monkeypatch.setattr(rebal_core.chunks, "CHUNK_ROWS", chunk)
+            runs.append(
+                check_signals(sites, skus, inventory, demand.sample(frac=1, random_state=chunk), forecast, AS_OF)
+            )
+        pd.testing.assert_frame_equal(runs[0], runs[1])
+        pd.testing.assert_frame_equal(runs[0], runs[2])
+        assert runs[0]["check"].isin(["missing_days", "stale"]).any()
