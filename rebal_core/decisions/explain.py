@@ -258,6 +258,10 @@ def _reason(
     return f"{need}; {have}; {benefit}"
 
 
+BEFORE_COLUMNS = ["shortage_cost", "excess_cost", "expected_short", "excess_level", "position", "target", "horizon", "shortage_units"]  # fmt: skip
+AFTER_COLUMNS = ["shortage_cost", "excess_cost", "expected_short"]
+
+
 def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     """The plan table: one row per line with its id, cost, benefit and a reason in a planner's words.
 
@@ -268,16 +272,19 @@ def explain(problem: PlanningProblem, score: Score) -> pd.DataFrame:
     ln = score.lines.copy()
     if ln.empty:
         return pd.DataFrame(columns=PLAN_COLUMNS)
-    before = problem.positions.set_index(["site_id", "sku_id"])
-    after = score.positions_after.set_index(["site_id", "sku_id"])
+    keys = ["site_id", "sku_id"]
     to_key = pd.MultiIndex.from_frame(ln[["to_site_id", "sku_id"]])
     from_key = pd.MultiIndex.from_frame(ln[["from_site_id", "sku_id"]])
+    before_columns = [*BEFORE_COLUMNS, *(["days_until_stockout"] if "days_until_stockout" in problem.positions else [])]
+    # Only the columns read here are indexed: indexing whole positions tables copied every column
+    # (200 x 20,000: 4.7 of the 5.7 s this took).
+    before = problem.positions[keys + before_columns].set_index(keys)
+    after = score.positions_after[keys + AFTER_COLUMNS].set_index(keys)
     to_b, to_a = before.reindex(to_key), after.reindex(to_key)
     if "days_until_stockout" not in to_b and problem.inbound is not None:
-        receivers = before.loc[before.index.intersection(to_key.unique())].reset_index()
-        days = project(receivers, problem.inbound, problem.as_of).set_index(["site_id", "sku_id"])[
-            "days_until_stockout"
-        ]
+        positions = problem.positions
+        receivers = positions[pd.MultiIndex.from_frame(positions[keys]).isin(to_key.unique())]
+        days = project(receivers, problem.inbound, problem.as_of).set_index(keys)["days_until_stockout"]
         to_b = to_b.assign(days_until_stockout=days.reindex(to_key).to_numpy())
     fr_b, fr_a = before.reindex(from_key), after.reindex(from_key)
     in_total = ln.groupby(["to_site_id", "sku_id"])["qty"].transform("sum").to_numpy(float)
