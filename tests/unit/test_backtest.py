@@ -119,3 +119,25 @@ def test_forecast_intervals_hold_their_share_when_the_spread_is_right():
     measured = pd.DataFrame({c: np.full(n, true_sigma * (int(c.split("_")[1]) / H) ** 0.97) for c in SPREAD_COLUMNS})
     right, _ = _inside_intervals(together, np.full(n, mu), np.full(n, sd), measured, np.full(n, float(H)))
     assert narrow < 0.4 and right == pytest.approx(0.80, abs=0.02)
+
+
+def test_history_is_read_the_same_whatever_the_ids_type_and_the_row_order():
+    """The replay reads demand by the ids' codes (issue 15: a national year as Python strings would
+    not fit in memory): categorical ids in another order than the text's, rows shuffled, a day split
+    over two rows and a row after the window give the known result of text ids in order."""
+    net, demand = two_sites()
+    replay = Replay(days=28, every=7, lookback=14, replenish=False, time_limit=5)
+    expected = backtest(net, demand, Scenario(), replay)
+    assert totals(expected).set_index("arm").loc["optimize", "lost_units"] == 70
+    split = demand.iloc[[-3]].assign(qty=4.0)
+    other = pd.concat(
+        [
+            demand.assign(qty=np.where(demand.index == demand.index[-3], 6.0, demand["qty"])),
+            split,
+            pd.DataFrame(
+                {"site_id": ["A"], "sku_id": ["S"], "date": [pd.Timestamp(AS_OF) + pd.Timedelta(days=3)], "qty": [99.0]}
+            ),
+        ]
+    ).sample(frac=1, random_state=5)
+    other = other.astype({"site_id": pd.CategoricalDtype(["B", "A", "X"]), "sku_id": pd.CategoricalDtype(["T", "S"])})
+    pd.testing.assert_frame_equal(backtest(net, other, Scenario(), replay), expected)

@@ -58,11 +58,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from rebal_core.chunks import row_chunks
 from rebal_core.decisions.planning import build_problem
 from rebal_core.decisions.positions import Network, position_horizon, replenishment_days, unit_shortage_penalty
 from rebal_core.decisions.scenario import REPEATED_SOLVE_SECONDS, Scenario
 from rebal_core.decisions.solvers.optimizer import plan
 from rebal_core.progress import Progress, quiet
+from rebal_core.signals.contract import datetimes, id_codes
 from rebal_core.signals.forecast import classify, horizon_errors, spread_at
 
 ARMS = ("none", "greedy", "optimize", "hindsight")
@@ -91,21 +93,43 @@ def backtest(
     """One row per arm and replay period: demand, lost units and value, transfer spend, units moved, excess value, fill rate."""
     keys = ["site_id", "sku_id"]
     inv = net.inventory.astype({"site_id": str, "sku_id": str})
-    d = demand.astype({"site_id": str, "sku_id": str}).copy()
-    d["date"] = pd.to_datetime(d["date"])
-    pos = pd.concat([inv[keys], d[keys]]).drop_duplicates().sort_values(keys).reset_index(drop=True)
+    # Demand is read by the ids' codes, a chunk of rows at a time: a national year is a hundred
+    # million rows, which as Python strings (what this did) would not fit in memory.
+    site, sku = id_codes(demand["site_id"]), id_codes(demand["sku_id"])
+    site_names, sku_names = site.cat.categories.astype(str), sku.cat.categories.astype(str)
+    site_code, sku_code, n_sku = site.cat.codes.to_numpy(), sku.cat.codes.to_numpy(), len(sku_names)
+    present = np.zeros(len(site_names) * n_sku, dtype=bool)
+    named = (site_code >= 0) & (sku_code >= 0)  # a row without an id is no position's (a bundle has none)
+    for rows in row_chunks(len(demand)):
+        present[(site_code[rows].astype(np.int64) * n_sku + sku_code[rows])[named[rows]]] = True
+    pairs = np.flatnonzero(present)
+    demand_keys = pd.DataFrame({"site_id": site_names[pairs // n_sku], "sku_id": sku_names[pairs % n_sku]})
+    pos = pd.concat([inv[keys], demand_keys]).drop_duplicates().sort_values(keys).reset_index(drop=True)
     index = pd.MultiIndex.from_frame(pos)
+    row_of_pair = np.full(len(present), -1, dtype=np.int64)
+    row_of_pair[pairs] = index.get_indexer(pd.MultiIndex.from_frame(demand_keys))
+    when = datetimes(demand["date"])
     end = pd.Timestamp(net.as_of) - pd.Timedelta(days=1)
     first = end - pd.Timedelta(days=replay.days - 1)
-    earliest = d["date"].min() if len(d) else first
+    earliest = pd.Timestamp(when.min()) if len(when) else first
     history_start = max(earliest, first - pd.Timedelta(days=HISTORY_FOR_SPREAD)) if pd.notna(earliest) else first
     history_start = min(history_start, first - pd.Timedelta(days=replay.lookback))
     dates = pd.date_range(history_start, end)
-    row = index.get_indexer(pd.MultiIndex.from_frame(d[keys]))
-    col = dates.get_indexer(d["date"])
-    keep = col >= 0
     matrix = np.zeros((len(pos), len(dates)))
-    np.add.at(matrix, (row[keep], col[keep]), d["qty"].to_numpy(float)[keep])
+    cells, qty, start, one_day = (
+        matrix.ravel(),
+        demand["qty"].to_numpy(float),
+        np.datetime64(history_start),
+        np.timedelta64(1, "D"),
+    )
+    for rows in row_chunks(len(demand)):
+        since = when[rows] - start
+        col = since // one_day
+        keep = (
+            (col >= 0) & (col < len(dates)) & (since % one_day == np.timedelta64(0)) & named[rows]
+        )  # the window's days
+        row = row_of_pair[site_code[rows].astype(np.int64) * n_sku + sku_code[rows]]
+        np.add.at(cells, row[keep] * len(dates) + col[keep], qty[rows][keep])  # repeated days add up, in row order
     offset = int((first - history_start).days)  # column of the first replayed day
 
     skus = net.skus.astype({"sku_id": str}).set_index("sku_id")
