@@ -714,7 +714,10 @@ def _check_demand(
         name: pd.Index(typed[name][column]).drop_duplicates() if name in typed else None
         for name, column in (("sites", "site_id"), ("skus", "sku_id"))
     }
-    check = _DemandCheck(masters["sites"], masters["skus"])
+    # Rows to expect: a CSV row takes at least 14 bytes ("2024-1-8,A,B,1" and its line end); a .gz
+    # holds more (its columns grow when short).
+    room = min(MAX_ROWS + 1, source.stat().st_size // 14 + 1) if isinstance(source, Path) else len(source)
+    check = _DemandCheck(masters["sites"], masters["skus"], room)
     usable = (
         _demand_from_csv(source, check, found, progress)
         if isinstance(source, Path)
@@ -945,16 +948,19 @@ class _DemandCheck:
     whole-table check gives them: the column rules now, unknown references and duplicate keys
     when :func:`_assemble` reaches those checks."""
 
-    def __init__(self, sites: pd.Index | None, skus: pd.Index | None) -> None:
+    def __init__(self, sites: pd.Index | None, skus: pd.Index | None, room: int = 0) -> None:
         self.known = {"site": sites, "sku": skus}
         self.rows = 0
         self.column_rules: dict[tuple[str, int], _RuleRows] = {}
         self.reference_rules: dict[str, _RuleRows] = {}
-        self.codes: dict[str, list[np.ndarray]] = {"site_id": [], "sku_id": []}
-        self.days: list[np.ndarray] = []
-        self.qty: list[np.ndarray] = []
+        # Each row's typed values (``room``: rows expected, reserved up front).
+        self.columns = {
+            "site_id": _Column(_code_type(sites), room),
+            "sku_id": _Column(_code_type(skus), room),
+            "date": _Column(np.int64, room),  # nanoseconds of the day (NaT where the cell is no date)
+            "qty": _Column(np.float64, room),
+        }
         self.invalid: list[np.ndarray | None] = []  # per batch: rows failing a rule (None: none)
-        self.joined: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.batch_rows: list[int] = []
         self.increasing = [True, True]  # keys by position, by date
         self.last_key = [-1, -1]
@@ -983,6 +989,7 @@ class _DemandCheck:
         self.batch_rows.append(n)
         invalid = np.zeros(n, dtype=bool)
         any_invalid = False
+        batch: dict[str, np.ndarray] = {}  # this batch's codes and days, for the order of its keys
         for col in DEMAND.columns:
             indices, text = _distinct(columns[col.name])
             values, rules = _column_rules(col, text)
@@ -1011,12 +1018,15 @@ class _DemandCheck:
                     if rows.size:
                         slot.add(rows, first_line, lambda i, t=text, x=indices: str(t.iat[x[i]]))
                 bad_cell |= code < 0
-                self.codes[col.name].append(code.astype(_code_type(known))[indices])
+                batch[col.name] = code.astype(_code_type(known))[indices]
+                self.columns[col.name].add(batch[col.name])
             elif col.kind == "date":
                 day = values.to_numpy().astype("datetime64[D]").astype(np.int64)
-                self.days.append(np.where(values.isna().to_numpy(), -DAY_OFFSET, day).astype(np.int32)[indices])
+                missing = values.isna().to_numpy()
+                batch["day"] = np.where(missing, -DAY_OFFSET, day).astype(np.int32)[indices]
+                self.columns["date"].add(np.where(missing, NAT, day * DAY_NS)[indices])
             else:
-                self.qty.append(values.to_numpy(np.float64)[indices])
+                self.columns["qty"].add(values.to_numpy(np.float64)[indices])
             if bad_cell.any():
                 hit = bad_cell[indices]
                 if hit.any():
@@ -1024,7 +1034,7 @@ class _DemandCheck:
                     any_invalid = True
         self.invalid.append(invalid if any_invalid else None)
         if self.can_type:
-            self._follow_order(self.days[-1], self.codes["site_id"][-1], self.codes["sku_id"][-1], invalid)
+            self._follow_order(batch["day"], batch["site_id"], batch["sku_id"], invalid)
 
     def _follow_order(self, day: np.ndarray, site: np.ndarray, sku: np.ndarray, invalid: np.ndarray) -> None:
         """Whether the keys so far are strictly increasing by position or by date (batch by batch,
@@ -1061,16 +1071,10 @@ class _DemandCheck:
             slot.report(DEMAND.file_name, found)
 
     def _day_site_sku(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every row's day, site code and sku code (the batches joined once, then let go)."""
-        if self.joined is None:
-            join = lambda parts, kind: np.concatenate(parts) if parts else np.zeros(0, kind)  # noqa: E731
-            self.joined = (
-                join(self.days, np.int32),
-                join(self.codes["site_id"], np.int32),
-                join(self.codes["sku_id"], np.int32),
-            )
-            self.days, self.codes = [], {"site_id": [], "sku_id": []}
-        return self.joined
+        """Every row's day (-DAY_OFFSET where there is none), site code and sku code."""
+        ns = self.columns["date"].all()
+        day = np.where(ns == NAT, -DAY_OFFSET, ns // DAY_NS).astype(np.int32)
+        return day, self.columns["site_id"].all(), self.columns["sku_id"].all()
 
     def report_duplicates(self, found: _Collector) -> None:
         """Rows repeating a (date, site, sku) of an earlier row, as :func:`_check_key` says them.
@@ -1121,25 +1125,45 @@ class _DemandCheck:
 
     def typed(self) -> pd.DataFrame:
         """The demand table typed as :func:`_typed_bundle` gives every table (only when all is valid)."""
-        day, site, sku = self._day_site_sku()
         site_type = pd.CategoricalDtype(self.known["site"].astype(str).tolist())
         sku_type = pd.CategoricalDtype(self.known["sku"].astype(str).tolist())
-        qty = np.concatenate(self.qty) if self.qty else np.zeros(0)
-        self.qty, self.joined = [], None
-        ns = day.astype(np.int64)
-        del day
-        ns *= 86_400_000_000_000  # in place: a second 900 MB array is what costs on a year of rows
-        # One call, no copies: four columns of four dtypes are four blocks that keep these arrays
-        # (adding columns one by one copied each: 111 M rows, about 10 s of fresh memory).
+        # One call, no copies: four columns of four dtypes are four blocks that keep the arrays the
+        # rows were written into (adding columns one by one copied each: 111 M rows, about 10 s).
         return pd.DataFrame(
             {
-                "date": ns.view("datetime64[ns]"),
-                "site_id": pd.Categorical.from_codes(site, dtype=site_type),
-                "sku_id": pd.Categorical.from_codes(sku, dtype=sku_type),
-                "qty": qty,
+                "date": self.columns["date"].all().view("datetime64[ns]"),
+                "site_id": pd.Categorical.from_codes(self.columns["site_id"].all(), dtype=site_type),
+                "sku_id": pd.Categorical.from_codes(self.columns["sku_id"].all(), dtype=sku_type),
+                "qty": self.columns["qty"].all(),
             },
             copy=False,
         )
+
+
+NAT = np.iinfo(np.int64).min  # NaT as nanoseconds
+DAY_NS = 86_400_000_000_000
+
+
+class _Column:
+    """One column of a streamed table written batch after batch into one array. Room for the rows
+    expected is reserved up front (virtual memory: a page costs only when written) and doubled when
+    short, so rows are never held twice (batches kept, then joined, held a year's 1.8 GB twice)."""
+
+    def __init__(self, dtype: type, room: int) -> None:
+        self.values = np.empty(max(0, int(room)), dtype=dtype)
+        self.size = 0
+
+    def add(self, part: np.ndarray) -> None:
+        end = self.size + len(part)
+        if end > len(self.values):
+            grown = np.empty(max(end, 2 * len(self.values)), dtype=self.values.dtype)
+            grown[: self.size] = self.values[: self.size]
+            self.values = grown
+        self.values[self.size : end] = part
+        self.size = end
+
+    def all(self) -> np.ndarray:
+        return self.values[: self.size]
 
 
 def _code_type(known: pd.Index | None) -> type:

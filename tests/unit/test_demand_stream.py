@@ -34,7 +34,7 @@ def whole_table(frame: pd.DataFrame) -> tuple[list[b.Finding], pd.DataFrame | No
 
 def streamed(frame: pd.DataFrame, cuts: list[int]) -> tuple[list[b.Finding], b._DemandCheck]:
     found = b._Collector()
-    check = b._DemandCheck(SITES, SKUS)
+    check = b._DemandCheck(SITES, SKUS, room=len(cuts) * 7)  # rows reserved: none, too few or enough
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(frame))), len(frame)]
     for lo, hi in zip(bounds, bounds[1:]):
         part = frame.iloc[lo:hi]
