@@ -228,6 +228,30 @@ def test_buckets_send_back_the_arcs_they_use_and_their_summed_use_of_each_resour
     assert used.dtype == np.int32 and len(used) < len(idx) and (amounts > 0).all()
 
 
+def test_the_repair_judges_a_line_by_the_score_the_plan_gets():
+    """What the repair's ledger says a line saves is what the judge's score says it saves, under either
+    objective (its columns once left out the expected objective's: repairs judged lines by the target one)."""
+    from rebal_core.decisions.planning import evaluate, lines_from_arcs
+    from rebal_core.decisions.solvers.repair import _Ledger
+    from rebal_core.decisions.solvers.stress import coupled_network
+
+    for objective in ("expected", "target"):
+        problem = build_problem(coupled_network(8, 40, seed=4), Scenario(objective=objective))
+        arcs = problem.arcs
+        rng = np.random.default_rng(5)
+        packs = np.where(rng.random(len(arcs)) < 0.2, rng.integers(1, 6, len(arcs)), 0)
+        led = _Ledger(problem, arcs, packs)
+        cost = evaluate(problem, lines_from_arcs(problem, packs)).network_cost_after
+        for line in rng.choice(np.flatnonzero(packs == 0), 5, replace=False):
+            more = packs.copy()
+            more[line] = 2
+            score = evaluate(problem, lines_from_arcs(problem, more))
+            spend = score.transfer_cost - evaluate(problem, lines_from_arcs(problem, packs)).transfer_cost
+            saved = cost - (score.network_cost_after - spend)  # the positions' part of the score
+            saved -= 2 * arcs.pack[line] * arcs.cost_per_unit[line]
+            assert led.benefit(line, 2 * arcs.pack[line]) == pytest.approx(saved, rel=1e-9, abs=1e-6)
+
+
 def test_a_truck_trim_judges_the_lines_it_cuts_as_one_at_a_time_would():
     """The repair's truck trim prices the lines it would cut on a lane at once (issue 15: a line at
     a time was half the repairs' time on 200 x 20,000). Oracle: each line taken out, its benefit

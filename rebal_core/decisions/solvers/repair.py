@@ -36,7 +36,9 @@ class _Ledger:
         units = packs[used] * arcs.pack[used]
         np.subtract.at(self.P, arcs.src[used], units)
         np.add.at(self.P, arcs.dst[used], units)
-        self.columns = {c: pos[c].to_numpy(float) for c in ("target", "excess_level", "p", "h")}  # f(P) in hot loops
+        # f(P) in hot loops reads the columns as arrays: every column the scenario's objective reads
+        # (a subset once left out the expected objective's, so repairs judged lines by the target one)
+        self.columns = problem.columns
 
     def _gain(self, a: np.ndarray, q_units: np.ndarray, ps: np.ndarray, pd_: np.ndarray) -> np.ndarray:
         """Cost saved by moving ``q_units`` on arcs ``a`` from donor position ``ps`` and receiver position ``pd_``."""
