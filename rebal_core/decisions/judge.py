@@ -15,7 +15,7 @@ from rebal_core.decisions.positions import (
     kpis,
     with_position,
 )
-from rebal_core.decisions.problem import LINE_KEYS, PlanningProblem, shippable_units, trucks_for
+from rebal_core.decisions.problem import LINE_KEYS, PlanningProblem, position_cost, shippable_units, trucks_for
 
 
 def transfer_id(sku_id: str, from_site_id: str, to_site_id: str) -> str:
@@ -152,6 +152,32 @@ def evaluate(problem: PlanningProblem, lines: pd.DataFrame) -> Score:
         transfer_cost=transfer_cost,
         truck_cost=truck_cost,
     )
+
+
+def plan_cost(problem: PlanningProblem, packs: np.ndarray) -> float:
+    """The network cost after a plan given in packs on the problem's arcs: :func:`evaluate`'s
+    ``network_cost_after`` (equal but for float summation order), from the positions the plan
+    touches alone.
+
+    The optimizer compares every plan it considers by this number: :func:`evaluate` re-scores the
+    whole network and builds the lines' table (200 x 20,000: 0.6 s a plan, 850,000 positions),
+    where a plan moves a few per cent of them. The plan it keeps is scored by :func:`evaluate`."""
+    arcs, sc = problem.arcs, problem.scenario
+    used = np.flatnonzero(packs > 0)
+    units = (packs[used] * arcs.pack[used]).astype(float)
+    touched, at = np.unique(np.concatenate([arcs.src[used], arcs.dst[used]]), return_inverse=True)
+    change = np.bincount(at, weights=np.concatenate([-units, units]), minlength=len(touched))
+    pos = problem.columns
+    P0 = np.asarray(pos["position"], dtype=float)[touched]
+    moved = position_cost(pos, P0 + change, touched) - position_cost(pos, P0, touched)
+    lanes = problem.lanes
+    capacity = lanes["truck_capacity"].to_numpy(float)
+    volume = np.bincount(arcs.lane[used], weights=units * arcs.volume[used], minlength=len(lanes))
+    has_trucks = np.isfinite(capacity) & (capacity > 0)
+    trucks = trucks_for(volume[has_trucks], capacity[has_trucks])
+    truck_cost = float(trucks @ lanes["cost_per_truck"].to_numpy(float)[has_trucks])
+    lines = float(units @ arcs.cost_per_unit[used]) + len(used) * sc.cost_per_move
+    return problem.cost_before + float(moved.sum()) + money_exact(lines + truck_cost)
 
 
 def _empty_positions(problem: PlanningProblem, pairs: pd.DataFrame) -> pd.DataFrame:

@@ -95,7 +95,8 @@ def optimize(
 
     progress(0.02, f"relaxation over {len(arcs):,} candidate arcs")
     found = search(problem, search_deadline, progress, check_cancel, repair_seconds, rule, skus=skus)
-    packs, best, bound, score = found.packs, found.cost, found.bound, found.score
+    packs, best, bound = found.packs, found.cost, found.bound
+    score = None  # the search compares plans by plan_cost; the kept plan is scored once, in plan()
     stats["search_seconds"] = time.perf_counter() - started
     stats["lagrange_rounds"] = found.rounds
     stats["search_cut_short"] = found.cut_short

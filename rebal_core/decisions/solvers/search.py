@@ -14,9 +14,7 @@ import pandas as pd
 
 from rebal_core.decisions.planning import (
     PlanningProblem,
-    Score,
-    evaluate,
-    lines_from_arcs,
+    plan_cost,
     position_cost,
 )
 from rebal_core.decisions.solvers.costs import ArcPrices, CostTerms, Resources, lane_truck_rates
@@ -189,7 +187,6 @@ class Search:
     bound: float
     price: ArcPrices  # the resources' prices of the best bound (arc costs: ``price.costs()``)
     rounds: int
-    score: Score | None = None  # the best plan's score (reused by :func:`plan`)
     cut_short: bool = False  # the deadline stopped a step the rounds would have run (the plan depends on timing)
 
 
@@ -283,10 +280,9 @@ def search(
             best.cut_short = True
             raise OutOfTime
         plan = repair(problem, packs, everything)
-        score = evaluate(problem, lines_from_arcs(problem, plan))
-        cost = score.network_cost_after
+        cost = plan_cost(problem, plan)  # the judge's number from the positions the plan touches
         if cost < best.cost:
-            best.packs, best.cost, best.score = plan, cost, score
+            best.packs, best.cost = plan, cost
         return plan
 
     gated = bool(np.isfinite(problem.receive_capacity).any()) and len(arcs) <= GATED_MAX_ARCS
