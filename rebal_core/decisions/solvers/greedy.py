@@ -26,6 +26,7 @@ from rebal_core.decisions.planning import (
     banned,
     in_scope,
     lane_lookup,
+    same_sku_pairs,
     trucks_for,
 )
 from rebal_core.decisions.positions import is_expected
@@ -50,23 +51,27 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     if not len(short) or not len(donors):
         return empty
 
-    pairs = pd.DataFrame({"dst": short, "sku": sku[short]}).merge(
-        pd.DataFrame({"src": donors, "sku": sku[donors]}), on="sku"
-    )
-    pairs["lane"] = lane_lookup(lanes, len(problem.sites))[site[pairs["src"]], site[pairs["dst"]]]
-    pairs = pairs[pairs["lane"] >= 0]
-    pairs = pairs[~banned(problem, pairs["src"].to_numpy(), pairs["dst"].to_numpy())]
+    # Every (receiver, donor) pair of a sku, receivers in row order and each one's donors in row
+    # order (as a merge on the sku lists them), as arrays: a national network has tens of millions.
+    receiver, donor = same_sku_pairs(short, donors, sku)
+    pair_lane = lane_lookup(lanes, len(problem.sites))[site[donor], site[receiver]]
+    keep = pair_lane >= 0
+    receiver, donor, pair_lane = receiver[keep], donor[keep], pair_lane[keep]
+    keep = ~banned(problem, donor, receiver)
+    receiver, donor, pair_lane = receiver[keep], donor[keep], pair_lane[keep]
+    pair_cpu = lanes["cost_per_unit"].to_numpy(float)[pair_lane]
     if sc.max_unit_cost_ratio is not None:
-        cpu = lanes["cost_per_unit"].to_numpy(float)[pairs["lane"]]
-        pairs = pairs[cpu <= sc.max_unit_cost_ratio * pos["unit_cost"].to_numpy(float)[pairs["src"]]]
-    value = (T - P) * pos["unit_cost"].to_numpy(float)
-    pairs = pairs.assign(
-        value=value[pairs["dst"]],
-        lead=lanes["lead_time_days"].to_numpy(float)[pairs["lane"]],
-        cpu=lanes["cost_per_unit"].to_numpy(float)[pairs["lane"]],
-    )
-    pairs = pairs.sort_values(["value", "dst", "lead", "cpu"], ascending=[False, True, True, True], kind="stable")
-    pairs = pairs[pairs.groupby("dst").cumcount() < DONORS_PER_RECEIVER]
+        keep = pair_cpu <= sc.max_unit_cost_ratio * pos["unit_cost"].to_numpy(float)[donor]
+        receiver, donor, pair_lane, pair_cpu = receiver[keep], donor[keep], pair_lane[keep], pair_cpu[keep]
+    value = ((T - P) * pos["unit_cost"].to_numpy(float))[receiver]
+    lead = lanes["lead_time_days"].to_numpy(float)[pair_lane]
+    # Largest shortage value first, then the receiver, then its nearest and cheapest donors (stable).
+    order = np.lexsort((pair_cpu, lead, receiver, -value))
+    receiver, donor, pair_lane, pair_cpu = receiver[order], donor[order], pair_lane[order], pair_cpu[order]
+    run_start = np.flatnonzero(np.r_[True, receiver[1:] != receiver[:-1]])  # a receiver's pairs are adjacent
+    rank = np.arange(len(receiver)) - np.repeat(run_start, np.diff(np.r_[run_start, len(receiver)]))
+    keep = rank < DONORS_PER_RECEIVER
+    receiver, donor, pair_lane, pair_cpu = receiver[keep], donor[keep], pair_lane[keep], pair_cpu[keep]
 
     ship_left = problem.ship_packs.astype(np.int64).copy()
     lane_units = np.nan_to_num(lanes["max_units"].to_numpy(float), nan=np.inf).copy()
@@ -78,9 +83,7 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     volume = pos["unit_volume"].to_numpy(float)
     cost_of = _position_cost_fn(pos)
     out = []
-    for dst, src, lane, cpu in zip(
-        pairs["dst"].tolist(), pairs["src"].tolist(), pairs["lane"].tolist(), pairs["cpu"].tolist()
-    ):
+    for dst, src, lane, cpu in zip(receiver.tolist(), donor.tolist(), pair_lane.tolist(), pair_cpu.tolist()):
         pk = int(pack[dst])
         need = T[dst] - P[dst]
         if need <= 0:
