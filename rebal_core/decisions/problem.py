@@ -5,6 +5,7 @@ Part of :mod:`rebal_core.decisions.planning` (which names them all)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -33,6 +34,13 @@ def trucks_for(volume, capacity):
     """Rule 5: the least trucks that carry ``volume`` at ``capacity`` each, ``ceil(volume / capacity)``
     with a relative slack of VOLUME_TOLERANCE for floating-point sums. Numbers or arrays; 0 for no volume.
     The one definition: the judge, the greedy rule, the optimizer and its repair all count with it."""
+    if isinstance(volume, float | int) and isinstance(capacity, float | int):
+        # One lane at a time (the greedy rule and the repair's truck trim: 80,000 calls on 50 x 5,000,
+        # 7 us each through numpy): the same doubles, the same ceil.
+        if not volume > 0:
+            return 0.0
+        trucks = volume / (capacity if capacity > 0 else 1.0) * (1 - VOLUME_TOLERANCE)
+        return float(math.ceil(trucks)) if math.isfinite(trucks) else trucks
     volume, capacity = np.asarray(volume, dtype=float), np.asarray(capacity, dtype=float)
     trucks = np.ceil(volume / np.where(capacity > 0, capacity, 1.0) * (1 - VOLUME_TOLERANCE))
     return np.where(volume > 0, trucks, 0.0)

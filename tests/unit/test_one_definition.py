@@ -33,6 +33,17 @@ def test_trucks_count_ceil_volume_over_capacity_with_one_slack():
     assert list(trucks_for(np.array([0.0, 20.0, 20.5, 61.0]), np.array([20.0, 20.0, 20.0, 20.0]))) == [0, 1, 2, 4]
 
 
+def test_trucks_for_one_lane_counts_as_for_many():
+    """The scalar path (one lane at a time, in the greedy rule and the truck trim) gives the array path's count."""
+    rng = np.random.default_rng(0)
+    volume = np.r_[rng.uniform(0, 5_000, 2_000), rng.integers(1, 40, 200) * 20.0, [0.0, -3.0, np.nan, 1800.0000001]]
+    capacity = np.r_[rng.choice([20.0, 33.3, 1800.0, 0.0, np.nan], 2_200), [20.0, 20.0, 20.0, 1800.0]]
+    one = [trucks_for(float(v), float(c)) for v, c in zip(volume, capacity)]
+    assert all(isinstance(t, float) for t in one)
+    np.testing.assert_array_equal(one, trucks_for(volume, capacity))
+    assert trucks_for(7, 2) == 4 and trucks_for(140, 20) == 7
+
+
 def test_critical_is_decided_in_one_place():
     findings = pd.DataFrame({"severity": ["critical", "warning", "info", "critical"], "message": list("abcd")})
     assert list(blocking(findings)["message"]) == ["a", "d"]

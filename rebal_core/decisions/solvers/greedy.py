@@ -73,18 +73,21 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     keep = rank < DONORS_PER_RECEIVER
     receiver, donor, pair_lane, pair_cpu = receiver[keep], donor[keep], pair_lane[keep], pair_cpu[keep]
 
-    ship_left = problem.ship_packs.astype(np.int64).copy()
-    lane_units = np.nan_to_num(lanes["max_units"].to_numpy(float), nan=np.inf).copy()
-    recv_left = problem.receive_capacity.copy()
-    lane_vol = np.zeros(len(lanes))
-    truck_cap = lanes["truck_capacity"].to_numpy(float)
-    truck_cost = lanes["cost_per_truck"].to_numpy(float)
+    # The walk is sequential (each line's room depends on every line before it): it reads and
+    # writes plain Python lists, 2-3x faster than a numpy element at a time, with the same doubles.
+    P, T, pack, site = P.tolist(), T.tolist(), pack.tolist(), site.tolist()
+    ship_left = problem.ship_packs.astype(np.int64).tolist()
+    lane_units = np.nan_to_num(lanes["max_units"].to_numpy(float), nan=np.inf).tolist()
+    recv_left = problem.receive_capacity.tolist()
+    lane_vol = [0.0] * len(lanes)
+    truck_cap = lanes["truck_capacity"].to_numpy(float).tolist()
+    truck_cost = lanes["cost_per_truck"].to_numpy(float).tolist()
     budget_left = math.inf if sc.budget is None else float(sc.budget)
-    volume = pos["unit_volume"].to_numpy(float)
+    volume = pos["unit_volume"].to_numpy(float).tolist()
     cost_of = _position_cost_fn(pos)
     out = []
     for dst, src, lane, cpu in zip(receiver.tolist(), donor.tolist(), pair_lane.tolist(), pair_cpu.tolist()):
-        pk = int(pack[dst])
+        pk = pack[dst]
         need = T[dst] - P[dst]
         if need <= 0:
             continue
@@ -118,7 +121,7 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     for _, _, _, lane, net in out:
         earned[lane] += net
     trucks = np.array([_trucks(v, c) if t > 0 else 0 for v, c, t in zip(lane_vol, truck_cap, truck_cost)])
-    unpaid = earned <= trucks * np.nan_to_num(truck_cost)
+    unpaid = earned <= trucks * np.nan_to_num(np.asarray(truck_cost))
     out = [line for line in out if not (truck_cost[line[3]] > 0 and unpaid[line[3]])]
     if not out:
         return empty
@@ -137,10 +140,10 @@ def _position_cost_fn(pos: pd.DataFrame):
     """``f(row, P)`` for one position at a time (scalar maths: the greedy loop visits lines one by one).
 
     The same cost as :func:`rebal_core.planning.position_cost` (tested against it)."""
-    p, h = pos["p"].to_numpy(float), pos["h"].to_numpy(float)
+    p, h = pos["p"].to_numpy(float).tolist(), pos["h"].to_numpy(float).tolist()  # lists: element reads
     if is_expected(pos):
-        mu, sigma = pos["mu"].to_numpy(float), pos["sigma"].to_numpy(float)
-        mc, sc = pos["cover_mean"].to_numpy(float), pos["cover_sigma"].to_numpy(float)
+        mu, sigma = pos["mu"].to_numpy(float).tolist(), pos["sigma"].to_numpy(float).tolist()
+        mc, sc = pos["cover_mean"].to_numpy(float).tolist(), pos["cover_sigma"].to_numpy(float).tolist()
 
         def loss(mean: float, sd: float, level: float) -> float:
             if sd <= 0:
@@ -152,7 +155,7 @@ def _position_cost_fn(pos: pd.DataFrame):
             return p[i] * loss(mu[i], sigma[i], level) + h[i] * (level - mc[i] + loss(mc[i], sc[i], level))
 
         return expected
-    T, X = pos["target"].to_numpy(float), pos["excess_level"].to_numpy(float)
+    T, X = pos["target"].to_numpy(float).tolist(), pos["excess_level"].to_numpy(float).tolist()
 
     def target(i: int, level: float) -> float:
         return p[i] * max(0.0, T[i] - level) + h[i] * max(0.0, level - X[i])
