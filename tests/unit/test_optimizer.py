@@ -319,6 +319,43 @@ def test_capacities_are_trimmed_as_a_line_at_a_time_would():
     np.testing.assert_array_equal(led.P, led_e.P)
 
 
+def test_a_relaxation_stopped_part_way_plans_the_skus_it_did_not_reach_by_the_rule():
+    """A time limit that stops the first relaxation part-way leaves the skus it did not reach
+    without lines; the greedy rule's lines stand in for theirs (issue 11's 5 s limit on 50 x 5,000:
+    the optimizer kept the rule's whole plan, 19.5 M, where the mix makes 16.6 M)."""
+    import time
+
+    from rebal_core.decisions.planning import plan_cost
+    from rebal_core.decisions.solvers.costs import CostTerms
+    from rebal_core.decisions.solvers.greedy import greedy
+    from rebal_core.decisions.solvers.repair import repair
+    from rebal_core.decisions.solvers.search import packs_on_arcs, search
+    from rebal_core.decisions.solvers.shards import InProcess
+    from rebal_core.decisions.solvers.stress import coupled_network
+    from rebal_core.progress import quiet
+
+    problem = build_problem(coupled_network(12, 120, seed=2), Scenario(min_move_units=4))
+    rule = greedy(problem)
+    sku = problem.columns["sku_code"][problem.arcs.src]
+    reached = sku % 2 == 0  # the half of the skus the stopped relaxation got to
+    seen: list[np.ndarray] = []
+
+    def stopped(problem, cost, deadline=None):
+        solved = InProcess()(problem, cost)
+        solved.packs = np.where(reached, solved.packs, 0)
+        seen.append(solved.packs)
+        time.sleep(max(0.0, deadline - time.perf_counter()) + 0.01)  # the deadline passes while it runs
+        return solved
+
+    found = search(problem, time.perf_counter() + 1.0, quiet, lambda: None, rule=rule, skus=stopped)
+    assert len(seen) == 1 and found.cut_short
+    rule_packs = packs_on_arcs(problem, rule)
+    everything = CostTerms(problem).resources(receive=True)
+    alone = plan_cost(problem, repair(problem, seen[0], everything))
+    assert (found.packs[~reached] > 0).any() and (rule_packs[~reached] > 0).any()
+    assert found.cost < alone and found.cost < plan_cost(problem, repair(problem, rule_packs, everything))
+
+
 def test_a_truck_trim_judges_the_lines_it_cuts_as_one_at_a_time_would():
     """The repair's truck trim prices the lines it would cut on a lane at once (issue 15: a line at
     a time was half the repairs' time on 200 x 20,000). Oracle: each line taken out, its benefit

@@ -197,7 +197,7 @@ def plan(
             time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
             progress=progress,
             cancel=cancel,
-            repair_seconds=(1.0 if problem.scenario.budget is not None else 0.5) * rule_seconds,
+            repair_seconds=(0.75 if problem.scenario.budget is not None else 0.3) * rule_seconds,
             rule=rule,
             rounds_within=rounds_within,
             skus=skus or shards,
