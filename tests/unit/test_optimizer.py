@@ -257,7 +257,7 @@ def test_a_plan_in_packs_costs_what_the_judge_scores(objective):
     """The optimizer compares the plans it considers by ``plan_cost`` (the positions a plan touches
     only: issue 15); it is the judge's number, with trucks, a cost per move and positions that both
     ship on one arc and receive on another."""
-    from rebal_core.decisions.planning import evaluate, lines_from_arcs, plan_cost
+    from rebal_core.decisions.planning import evaluate, lines_from_arcs, plan_cost, transfer_cost
     from rebal_core.decisions.solvers.stress import coupled_network
 
     problem = build_problem(coupled_network(8, 40, seed=3), Scenario(objective=objective, cost_per_move=2.5))
@@ -272,6 +272,7 @@ def test_a_plan_in_packs_costs_what_the_judge_scores(objective):
         score = evaluate(problem, lines_from_arcs(problem, packs))
         assert score.truck_cost > 0
         assert plan_cost(problem, packs) == pytest.approx(score.network_cost_after, rel=1e-12)
+        assert transfer_cost(problem, packs) == pytest.approx(score.transfer_cost, rel=1e-12)
 
 
 def test_capacities_are_trimmed_as_a_line_at_a_time_would():
