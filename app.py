@@ -35,11 +35,24 @@ st.markdown(
 )
 
 
-@st.cache_data(show_spinner="Planning the recommendation...", max_entries=4)
-def recommendation(dataset_id: int, version: str, moving: tuple):
+@st.cache_data(show_spinner=False, max_entries=4)
+def where_it_hurts(dataset_id: int, version: str):
+    network = state.network(dataset_id, version)
     return services.briefing.briefing(
-        dataset=state.dataset_record(dataset_id), network=net, positions=pos, moving=moving
+        network=network, positions=state.positions(dataset_id, version, services.Scenario())
     )
+
+
+@st.fragment(run_every=1.0)
+def refresh_when_ready() -> None:
+    """While the recommended plan is provisional: redraw the page once the optimizer's plan is ready."""
+    solving = st.session_state.get("home_solving")
+    if solving is None:
+        return
+    st.caption(f"The optimizer's plan is being made in the background: {solving.message}.")
+    if solving.done.is_set():
+        del st.session_state["home_solving"]
+        st.rerun()
 
 
 moving = tuple(
@@ -47,7 +60,10 @@ moving = tuple(
         index=False, name=None
     )
 )
-brief = recommendation(dataset.id, state.version(dataset), moving)
+brief = where_it_hurts(dataset.id, state.version(dataset))
+rec = services.briefing.recommendation(
+    engine=state.engine(), dataset=state.dataset_record(dataset.id), network=net, moving=moving
+)
 st.subheader("Where it hurts")
 c = st.columns(4)
 c[0].metric(
@@ -58,8 +74,8 @@ c[1].metric(
     money(brief.cost_of_inaction),
     help=f"Shortage and excess cost over each position's horizon with no transfer; {money(brief.expected_lost_value)} of margin expected lost",
 )
-if brief.plan is not None:
-    s = brief.plan.summary
+if rec.plan is not None:
+    s = rec.plan.summary
     c[2].metric(
         "The recommended plan saves",
         money(s.net_benefit),
@@ -72,8 +88,12 @@ if brief.plan is not None:
     )
     if s.nothing_pays:
         st.info(s.nothing_pays)
+    if rec.plan.provisional:
+        st.caption(f"Provisional: {plain(rec.plan.label)}.")
+        st.session_state["home_solving"] = rec.solving
+        refresh_when_ready()
 else:
-    st.warning(brief.blocked)
+    st.warning(rec.blocked)
 if len(brief.sites):
     st.dataframe(
         brief.sites[["name", "region", "status", "value_at_risk", "shortage_value", "excess_value", "fill_rate"]],
@@ -90,9 +110,7 @@ if len(brief.sites):
             "fill_rate": st.column_config.NumberColumn("Fill rate", format="percent"),
         },
     )
-if brief.plan is not None and st.button(
-    "Open the recommended plan in the Scenario lab", type="primary", key="home-open"
-):
+if rec.plan is not None and st.button("Open the recommended plan in the Scenario lab", type="primary", key="home-open"):
     st.switch_page("pages/4_Scenario_lab.py")
 
 widgets.kpi_cards(pos)

@@ -56,7 +56,7 @@ def main() -> None:
         f"{opts.network}: {len(net.sites)} sites x {n_skus:,} skus, {len(problem.positions):,} positions, "
         f"{arcs:,} candidate arcs; {len(buckets)} buckets of {per_shard:,} skus"
     )
-    rounds = dict(time_limit=0.001, rounds_within=3600)
+    rounds = dict(time_limit=0.001, reproducible=True)
 
     here = Timed(InProcess(per_shard))
     t = time.perf_counter()

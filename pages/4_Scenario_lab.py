@@ -1,5 +1,7 @@
 """Scenario lab: tune the planning rules, re-solve, see what the plan does and why."""
 
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -25,25 +27,50 @@ def problem_for(dataset_id: int, version: str, scenario: Scenario, moving: tuple
     return lab.problem(state.network(dataset_id, version), scenario, moving)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def solve(dataset_id: int, version: str, scenario: Scenario, method: str, time_limit: float, moving: tuple) -> dict:
-    """One solve, cached per dataset, scenario, method, limit and moves under way; progress goes to a bar while it runs.
-
-    Stop (or any change) interrupts it at the next progress update: Streamlit reruns the fragment.
-    """
-    bar = st.progress(0.0, text=f"Solving ({method})...")
+def plan_shown(scenario: Scenario, moving: tuple, time_limit: float, started: float) -> lab.LabPlan | None:
+    """The plan to draw for ``scenario``: the reproducible one when it is ready within the limit shown
+    (counted from the move), else a provisional one, labelled. The solve this session waits for is
+    kept under a non-widget key; moving on leaves it (the last to leave stops it)."""
+    solving = lab.request(
+        engine=state.engine(), dataset=state.dataset_record(dataset.id), network=net, scenario=scenario, moving=moving
+    )
+    previous = st.session_state.get("lab_solve")
+    if previous is solving:
+        lab.leave(solving)  # joined again on a rerun: this session holds it once
+    else:
+        lab.leave(previous)
+    st.session_state["lab_solve"] = solving
+    bar = st.progress(0.0, text="Solving...")
     try:
-        result = lab.solve(
-            dataset=state.dataset_record(dataset_id),
-            problem=problem_for(dataset_id, version, scenario, moving),
-            method=method,
-            time_limit=time_limit,
-            progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
-            draws=0,  # the bands are drawn when their expander opens
-        )
+        tick = lambda f, m: bar.progress(min(f, 1.0), text=m)  # noqa: E731 - a new move interrupts the wait here
+        if lab.wait(solving, time_limit - (time.monotonic() - started), tick):
+            return solving.result
+        shown = solving.provisional or lab.nearest(
+            engine=state.engine(), family=lab.plan_family(engine=state.engine(), dataset=dataset, moving=moving),
+            scenario=scenario,
+        )  # fmt: skip
+        if shown is None:  # nothing solved near yet: the greedy rule's plan comes first
+            lab.wait(solving, float("inf"), tick, until_provisional=True)
+            shown = solving.answer()
     finally:
         bar.empty()
-    return {"summary": result.summary, "table": result.table, "sites_after": result.sites_after, "rule": result.rule}
+    if solving.error is not None:
+        raise solving.error
+    return solving.result or shown
+
+
+def follow(solving: lab.LabSolve) -> None:
+    """Below a provisional plan: wait for the reproducible one, then redraw the lab with it."""
+    note = st.empty()
+    while not solving.done.is_set():
+        solving.done.wait(0.25)
+        note.caption(
+            f"Provisional plan shown; the optimizer's is being made in the background "
+            f"({time.monotonic() - solving.started:.0f} s): {solving.message}"
+        )  # a new move or Stop interrupts here
+    if solving.result is not None:
+        st.rerun(scope="fragment")
+    note.caption("The optimizer stopped; the plan shown is provisional.")
 
 
 @st.cache_data(show_spinner="Drawing demand...", max_entries=16)
@@ -131,14 +158,17 @@ LAB_SETTINGS = (
 @st.fragment
 def scenario_lab() -> None:
     state.keep_settings(LAB_SETTINGS)  # the lab's settings are still there after a visit to Plans or Compare
+    started = time.monotonic()
     with st.expander("Scenario", expanded=True):
         scenario = scenario_inputs()
         time_limit = st.select_slider(
-            "Time limit per solve (seconds)",
+            "Wait for the optimizer (seconds)",
             [1, 2, 5, 10, 30, 60, 120],
             value=1,
             key="lab-tl",
-            help="A longer limit lets the optimizer refine the plan and tighten its bound",
+            help="The longest a change waits for the optimizer's plan. Past it the page shows a provisional plan "
+            "(the greedy rule's, or the nearest settings solved before) and replaces it when the optimizer's is ready. "
+            "The optimizer's plan does not depend on this wait: the same settings always give the same plan.",
         )
     if scenario is None:
         return
@@ -150,6 +180,7 @@ def scenario_lab() -> None:
         "Each change re-solves this part of the page only; a running solve stops when you change a value or press Stop."
     )
     if st.button("Stop", key="lab-stop", help="Interrupts a running solve"):
+        lab.stop(st.session_state.get("lab_solve"))
         st.info("Solve stopped. Change any value to solve again.")
         return
     moving = tuple(
@@ -159,9 +190,14 @@ def scenario_lab() -> None:
         st.caption(
             f"{len(moving):,} released transfer line(s) not yet received count as in transit and are not proposed again."
         )
-    best = solve(dataset.id, v, scenario, "optimize", float(time_limit), moving)
-    s, g = best["summary"], best["rule"]  # the greedy rule's plan: the optimizer's starting point
+    best = plan_shown(scenario, moving, float(time_limit), started)
+    if best is None:
+        st.info("Solve stopped. Change any value to solve again.")
+        return
+    s, g = best.summary, best.rule  # the greedy rule's plan: the optimizer's starting point
     st.session_state["lab_scenario"] = scenario.as_dict()
+    if best.provisional:
+        st.warning(f"Provisional: {plain(best.label)}. The optimizer's plan replaces it when it is ready.")
 
     cols = st.columns(5)
     cols[0].metric(
@@ -213,7 +249,7 @@ def scenario_lab() -> None:
         on_change="rerun",
     )
     if drawn.open:
-        bands = uncertainty(dataset.id, v, scenario, moving, best["table"], f"{time_limit}:{s.network_cost_after!r}")
+        bands = uncertainty(dataset.id, v, scenario, moving, best.table, f"{best.kind}:{s.network_cost_after!r}")
         u1, u2 = drawn.columns(2)
         u1.plotly_chart(
             uncertainty_bands({"with the plan": bands}, "fill_rate", "Fill rate", percent=True),
@@ -249,7 +285,7 @@ def scenario_lab() -> None:
 
     st.subheader("Transfers")
     event = st.pydeck_chart(
-        transfer_map(best["sites_after"], best["table"], net.sites),
+        transfer_map(best.sites_after, best.table, net.sites),
         height=460,
         key="lab-map",
         on_select="rerun",
@@ -260,7 +296,7 @@ def scenario_lab() -> None:
         st.session_state["lab_lane"] = (picked["transfers"][0]["from_site_id"], picked["transfers"][0]["to_site_id"])
     elif picked.get("sites"):  # a site: every line from or to it
         st.session_state["lab_lane"] = (picked["sites"][0]["site_id"], None)
-    table = best["table"]
+    table = best.table
     f1, f2, f3 = st.columns([1, 2, 1])
     categories = f1.multiselect(
         "Category",
@@ -303,20 +339,24 @@ def scenario_lab() -> None:
         key="lab-table",
     )
     widgets.download_csv(table, "PLAN.csv", f"Download the plan (PLAN.csv, {len(table):,} lines)", key="lab-download")
-    save(scenario, float(time_limit), shown=(best["table"], best["summary"]))
+    save(scenario, float(time_limit), shown=(best.table, best.summary), provisional=best.provisional)
+    if best.provisional:
+        follow(st.session_state["lab_solve"])
 
 
-def save(scenario: Scenario, time_limit: float, shown) -> None:
+def save(scenario: Scenario, time_limit: float, shown, provisional: bool = False) -> None:
     """Persist these rules as a saved scenario with the plan shown above (not a new solve), for
-    comparison and approval."""
+    comparison and approval; not while the plan shown is provisional."""
     actor = state.actor()
     with st.expander("Save as a scenario (for Compare and Plans)"):
         name = st.text_input("Scenario name", key="lab-save-name", placeholder="e.g. 98% service, no budget")
         if st.button(
             "Save this plan",
-            disabled=not name.strip() or not actor.can("save_scenario"),
+            disabled=provisional or not name.strip() or not actor.can("save_scenario"),
             key="lab-save",
-            help=None if actor.can("save_scenario") else "Needs the planner or admin role",
+            help="Wait for the optimizer's plan: the plan shown is provisional"
+            if provisional
+            else (None if actor.can("save_scenario") else "Needs the planner or admin role"),
         ):
             bar = st.progress(0.0, text="Saving the plan shown...")
             try:

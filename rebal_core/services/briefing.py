@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from sqlalchemy import Engine
 
 from rebal_core.decisions.positions import Network, kpis, site_summary
 from rebal_core.decisions.scenario import LAB_SECONDS, Scenario
@@ -22,39 +23,54 @@ class Briefing:
     value_at_risk: float  # expected lost margin + excess value across the network today
     cost_of_inaction: float  # the network cost with no transfer (shortage + excess over each horizon)
     expected_lost_value: float  # the margin expected lost over the horizon with no transfer
-    plan: lab.LabPlan | None  # the recommended plan (default scenario), None when planning is blocked
+
+
+@dataclass
+class Recommendation:
+    plan: lab.LabPlan | None  # the recommended plan (default scenario); provisional while it is made
+    solving: lab.LabSolve | None = None  # the reproducible plan being made, when ``plan`` is provisional
     blocked: str | None = None  # why no plan was made (critical signal findings), in words
 
 
-def briefing(
-    *,
-    dataset: DatasetPublic,
-    network: Network,
-    positions: pd.DataFrame,
-    moving: pd.DataFrame | tuple = (),
-    time_limit: float = LAB_SECONDS,
-) -> Briefing:
-    """Rank the sites by value at risk, price inaction, and plan the default scenario once (``moving``:
-    lines released by saved plans and not yet received, counted as in transit as in the lab)."""
+def briefing(*, network: Network, positions: pd.DataFrame) -> Briefing:
+    """Rank the sites by value at risk and price inaction."""
     sites = site_summary(positions, network.sites)
     hurting = sites[sites["value_at_risk"] > 0].sort_values("value_at_risk", ascending=False).head(HURTING_SITES)
     k = kpis(positions)
-    try:
-        plan = lab.solve(
-            # no Monte Carlo: the home page shows no uncertainty bands
-            dataset=dataset,
-            problem=lab.problem(network, Scenario(), moving),
-            time_limit=time_limit,
-            draws=0,
-        )
-        blocked = None
-    except PlanningBlocked as exc:
-        plan, blocked = None, str(exc)
     return Briefing(
         sites=hurting.reset_index(drop=True),
         value_at_risk=float(k["value_at_risk"]),
         cost_of_inaction=float(k["network_cost"]),
         expected_lost_value=float(k["expected_lost_value"]),
-        plan=plan,
-        blocked=blocked,
     )
+
+
+def recommendation(
+    *,
+    engine: Engine,
+    dataset: DatasetPublic,
+    network: Network,
+    moving: pd.DataFrame | tuple = (),
+    time_limit: float = LAB_SECONDS,
+) -> Recommendation:
+    """The default scenario's reproducible plan (``moving``: lines released by saved plans and not yet
+    received, counted as in transit as in the lab), the same the lab shows for these settings. Waits at
+    most ``time_limit`` for it; then the provisional plan (the nearest solved scenario's, else the
+    greedy rule's as soon as it is made) with the solve still running."""
+    try:
+        solving = lab.request(engine=engine, dataset=dataset, network=network, scenario=Scenario(), moving=moving)
+    except PlanningBlocked as exc:
+        return Recommendation(plan=None, blocked=str(exc))
+    if lab.wait(solving, time_limit):
+        return Recommendation(plan=solving.result)
+    if solving.error is not None:
+        raise solving.error
+    shown = solving.provisional or lab.nearest(
+        engine=engine, family=lab.plan_family(engine=engine, dataset=dataset, moving=moving), scenario=Scenario()
+    )
+    if shown is None:
+        lab.wait(solving, float("inf"), until_provisional=True)
+        shown = solving.answer()
+    if solving.result is not None:
+        return Recommendation(plan=solving.result)
+    return Recommendation(plan=shown, solving=solving)

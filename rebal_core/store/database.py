@@ -28,6 +28,7 @@ from rebal_core.store.tables import (
     Dataset,
     DatasetPublic,
     DemandRecord,
+    SolvedPlan,
 )
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -337,6 +338,7 @@ def save_dataset(
 def _delete_rows(conn, dataset_id: int) -> None:
     for model in BUNDLE_TABLES.values():
         conn.execute(delete(model).where(model.dataset_id == dataset_id))
+    conn.execute(delete(SolvedPlan).where(SolvedPlan.dataset_id == dataset_id))  # plans of stock that is gone
     conn.execute(delete(Dataset).where(Dataset.id == dataset_id))
 
 

@@ -313,3 +313,22 @@ class Job(SQLModel, table=True):
     created_at: NaiveDatetime  # UTC
     updated_at: NaiveDatetime  # UTC: the worker's heartbeat while it runs
     stop_requested: bool = False
+
+
+class SolvedPlan(SQLModel, table=True):
+    """A reproducible plan of a scenario (issue 24): solved by the lab, the home page or the grid solved
+    ahead of a meeting. Its key names everything the plan depends on (dataset version, settings, moves
+    under way, engine version), so another replica, a reload and the next meeting reuse it."""
+
+    __tablename__ = "solved_plan"
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(index=True)
+    key: str = Field(index=True, unique=True)
+    family: str = Field(index=True)  # the key less the settings: the plans a "nearest solved" answer may use
+    scenario: str = "{}"  # JSON: the settings, to find the nearest solved one
+    summary: str = "{}"  # JSON: PlanSummary.as_dict()
+    rule: str = "{}"  # JSON: the greedy rule's PlanSummary on the same problem
+    lines: str = ""  # JSON (pandas split): the plan's lines with their reasons
+    sites_after: str = ""  # JSON (pandas split): site statuses after the plan (the map)
+    solve_seconds: float = 0.0
+    created_at: NaiveDatetime  # UTC

@@ -1,6 +1,6 @@
 """Issue 15: the optimizer's per-sku flows on a local Ray (2 CPUs) make the plan this process makes.
 
-Round counts, not the clock, end the search here (``rounds_within``), as the issue asks: the
+Round counts, not the clock, end the search here (``reproducible``), as the issue asks: the
 same rounds give the same plan and bound wherever the flows run.
 """
 
@@ -20,7 +20,7 @@ from rebal_core.decisions.solvers.shards import InProcess, RayShards, bucket_arc
 from rebal_core.decisions.solvers.stress import coupled_network  # noqa: E402
 
 pytestmark = pytest.mark.slow
-ROUNDS = dict(time_limit=0.001, rounds_within=300)  # the rounds end the search, never the clock
+ROUNDS = dict(time_limit=0.001, reproducible=True)  # the rounds end the search, never the clock
 
 
 @pytest.fixture(scope="module")

@@ -677,15 +677,16 @@ def test_the_home_briefing_ranks_sites_and_plans_through_the_gate(eng, dataset, 
     from rebal_core.services import briefing
 
     pos = build_positions(net, Scenario())
-    brief = briefing.briefing(dataset=dataset, network=net, positions=pos, time_limit=1)
+    brief = briefing.briefing(network=net, positions=pos)
     assert brief.sites["value_at_risk"].is_monotonic_decreasing and len(brief.sites) <= briefing.HURTING_SITES
-    assert brief.plan is not None and brief.plan.summary.lines == len(brief.plan.table)
-    assert brief.plan.summary.net_benefit >= 0 and brief.cost_of_inaction >= brief.plan.summary.network_cost_after
+    rec = briefing.recommendation(engine=eng, dataset=dataset, network=net, time_limit=60)
+    assert rec.plan is not None and not rec.plan.provisional and rec.plan.summary.lines == len(rec.plan.table)
+    assert rec.plan.summary.net_benefit >= 0 and brief.cost_of_inaction >= rec.plan.summary.network_cost_after
     demand = pd.read_csv(bundle_copy / "demand.csv", dtype=str)
     pd.concat([demand, demand.iloc[:1].assign(date="2026-06-05")]).to_csv(bundle_copy / "demand.csv", index=False)
     (bundle_copy / "bundle.toml").write_text('as_of = "2026-06-01"\n')
     late = services.import_bundle(engine=eng, source=bundle_copy, name="Future rows", actor=PAT).dataset
-    blocked = briefing.briefing(dataset=late, network=net, positions=pos, time_limit=1)
+    blocked = briefing.recommendation(engine=eng, dataset=late, network=net, time_limit=1)
     assert blocked.plan is None and "critical signal finding" in blocked.blocked
 
 

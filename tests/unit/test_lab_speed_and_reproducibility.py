@@ -28,7 +28,7 @@ def test_a_search_that_completes_its_rounds_ignores_the_clock():
     assert not unhurried.stats["search_cut_short"]
     hurried = optimize(problem, time_limit=0.001, rule=rule)
     assert hurried.stats["search_cut_short"] and hurried.status == "TIME_LIMIT"  # the old way: the clock decides
-    reproducible = optimize(problem, time_limit=0.001, rounds_within=120, rule=rule)
+    reproducible = optimize(problem, time_limit=0.001, reproducible=True, rule=rule)
     assert not reproducible.stats["search_cut_short"]
     assert np.array_equal(reproducible.packs, unhurried.packs)
     assert reproducible.lower_bound == unhurried.lower_bound
@@ -37,7 +37,7 @@ def test_a_search_that_completes_its_rounds_ignores_the_clock():
 
 def test_the_plan_keeps_the_greedy_rules_plan_for_the_side_by_side():
     problem = _problem()
-    result = plan(problem, time_limit=0.001, rounds_within=120)
+    result = plan(problem, time_limit=0.001, reproducible=True)
     rule = result.rule_summary()
     alone = plan(problem, method="greedy").summary()
     assert rule.network_cost_after == alone.network_cost_after and rule.lines == alone.lines

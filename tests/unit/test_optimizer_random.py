@@ -126,7 +126,7 @@ def test_random_network_is_solved_exactly(seed, monkeypatch):
     from rebal_core.decisions.solvers import search
 
     monkeypatch.setattr(search, "GATED_MAX_ARCS", 0)
-    priced = optimize(problem, time_limit=0.001, rounds_within=30, use_mip=False)
+    priced = optimize(problem, time_limit=0.001, reproducible=True, use_mip=False)
     assert violations(problem, lines_from_arcs(problem, priced.packs)) == []
     assert priced.lower_bound <= best + 1e-6
     assert priced.stats.get("lagrange_rounds", 0) <= search.PRICED_ROUNDS

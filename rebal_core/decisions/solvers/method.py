@@ -49,6 +49,14 @@ BOUND_MIP_ARCS = 20_000  # up to this many, the MIP runs for its bound when at l
 BOUND_MIP_SECONDS = 10.0
 
 
+REPRODUCIBLE_MIP_NODES = 2_000
+"""A reproducible plan's MIP (small networks only) stops after this many branch-and-bound nodes: counted
+work, so its plan is the same on any machine; REPRODUCIBLE_MIP_SECONDS only guards against a runaway."""
+
+
+REPRODUCIBLE_MIP_SECONDS = 60.0
+
+
 class Cancelled(Exception):
     """The caller asked to stop (the best plan found so far is still returned)."""
 
@@ -71,19 +79,21 @@ def optimize(
     use_mip: bool = True,
     repair_seconds: float = 0.0,
     rule: pd.DataFrame | None = None,
-    rounds_within: float | None = None,
+    reproducible: bool = False,
     skus: SkuSolver | None = None,
 ) -> Solution:
     """Least-network-cost plan with a proven lower bound (see the module doc for the method).
 
-    ``rounds_within``: the search completes its fixed rounds unless they take longer than this
-    (seconds), even past ``time_limit``, so the plan does not depend on the machine's load; the
-    time limit then bounds only the MIP after it. None: the time limit cuts the search too.
+    ``reproducible``: the plan is defined by counted work, never by the clock: the search
+    completes its fixed rounds (only ``cancel`` stops it), and the MIP runs on small networks only,
+    to a node limit, its plan kept only when that limit (not the clock) ended it. The same
+    settings then give the same plan on any machine under any load; ``time_limit`` is ignored.
+    Otherwise ``time_limit`` cuts whatever step it reaches (the plan may depend on the load).
     ``skus``: who runs the per-sku flows (:mod:`rebal_core.decisions.solvers.shards`; default here).
     """
     started = time.perf_counter()
-    deadline = started + time_limit
-    search_deadline = deadline if rounds_within is None else started + max(time_limit, rounds_within)
+    deadline = started + (REPRODUCIBLE_MIP_SECONDS if reproducible else time_limit)
+    search_deadline = float("inf") if reproducible else deadline
     arcs = problem.arcs
     stats: dict = {"arcs": len(arcs)}
     if len(arcs) == 0:
@@ -106,24 +116,32 @@ def optimize(
     def gap(value: float) -> float:
         return (value - bound) / value if value > 0 else 0.0
 
+    if reproducible:  # by size only: whether a step runs must not turn on how long the search took
+        run_mip = use_mip and len(arcs) <= FULL_MIP_ARCS
+    else:
+        run_mip = (
+            use_mip
+            and time.perf_counter() < deadline - 0.05
+            and (
+                len(arcs) <= FULL_MIP_ARCS
+                or (len(arcs) <= BOUND_MIP_ARCS and deadline - time.perf_counter() >= BOUND_MIP_SECONDS)
+            )
+        )
     if gap(best) <= 1e-9:
         status = "OPTIMAL"
-    elif (
-        use_mip
-        and time.perf_counter() < deadline - 0.05
-        and (
-            len(arcs) <= FULL_MIP_ARCS
-            or (len(arcs) <= BOUND_MIP_ARCS and deadline - time.perf_counter() >= BOUND_MIP_SECONDS)
-        )
-    ):
+    elif run_mip:
         # Small networks: the whole spec as a MIP proves optimality. Mid-size ones, when
         # the limit leaves time: SCIP rarely improves the plan, but its bound (cuts on the
         # trucks) is stronger than the relaxation's: the sample's gap 3.1 % -> 2.2 % in 50 s.
         stats["mip_arcs"] = len(arcs)
         progress(0.5, f"MIP over {len(arcs):,} arcs (whole problem)")
         t0 = time.perf_counter()
-        mip = solve_mip(problem, packs, deadline - time.perf_counter(), cancel)
+        mip_limit = deadline - time.perf_counter()
+        mip = solve_mip(problem, packs, mip_limit, cancel, node_limit=REPRODUCIBLE_MIP_NODES if reproducible else None)
         stats["mip_seconds"] = time.perf_counter() - t0
+        if mip is not None and reproducible and stats["mip_seconds"] >= 0.95 * mip_limit:
+            stats["mip_status"] = "CLOCK"  # the guard, not the node limit, ended it: its plan is not reproducible
+            mip = None
         if mip is not None:
             stats["mip_status"] = mip.status
             mip_packs = mip.packs
@@ -139,10 +157,10 @@ def optimize(
             bound = max(bound, mip.bound - 1e-6)  # SCIP's absolute gap tolerance
         check_cancel()
     if status != "OPTIMAL":
-        if rounds_within is None:  # the limit cut a step short, or ran out
+        if not reproducible:  # the limit cut a step short, or ran out
             out_of_time = found.cut_short or time.perf_counter() >= deadline - 0.05
-        else:  # the rounds ran to their end unless cut short; the MIP, when it ran, had the limit
-            out_of_time = found.cut_short or stats.get("mip_status") not in (None, "OPTIMAL")
+        else:  # the rounds ran to their end; the MIP, when it ran, stopped at its node limit
+            out_of_time = stats.get("mip_status") == "CLOCK"
         status = "OPTIMAL" if gap(best) <= 1e-6 else ("TIME_LIMIT" if out_of_time else "FEASIBLE")
     stats["solve_seconds"] = time.perf_counter() - started
     progress(1.0, "done")
@@ -157,18 +175,20 @@ def plan(
     progress: Progress = quiet,
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
-    rounds_within: float | None = None,
+    reproducible: bool = False,
     skus: SkuSolver | None = None,
     ray_address: str | None = None,
+    rule: pd.DataFrame | None = None,
 ) -> Plan:
     """Solve with ``method`` ("optimize" or "greedy") and return the scored, explained plan.
 
     The optimizer is never worse than the greedy rule: the rule's plan is made first
     (its time counts against the limit) and kept when the search does not beat it.
     With ``target_fill_rate`` the plan is the least-cost one that reaches it (see
-    :func:`plan_for_fill_rate`). ``rounds_within``: see :func:`optimize` (reproducible plans).
+    :func:`plan_for_fill_rate`). ``reproducible``: see :func:`optimize` (counted work, no clock).
     ``ray_address`` (an address or ``"local"``): the per-sku flows run on Ray shard actors, one per
     bucket of skus; the plan is the one this process would make with the same round counts.
+    ``rule``: the greedy rule's lines on this problem when the caller already made them (shown first).
     """
     if method not in ("optimize", "greedy"):
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
@@ -179,10 +199,10 @@ def plan(
             progress=progress,
             cancel=cancel,
             build_seconds=build_seconds,
-            rounds_within=rounds_within,
+            reproducible=reproducible,
         )
     t0 = time.perf_counter()
-    rule = greedy(problem)
+    rule = greedy(problem) if rule is None else rule
     rule_seconds = time.perf_counter() - t0
     if method == "greedy":
         score = evaluate(problem, rule)
@@ -199,7 +219,7 @@ def plan(
             cancel=cancel,
             repair_seconds=(0.75 if problem.scenario.budget is not None else 0.3) * rule_seconds,
             rule=rule,
-            rounds_within=rounds_within,
+            reproducible=reproducible,
             skus=skus or shards,
         )
     finally:
@@ -256,7 +276,7 @@ def plan_for_fill_rate(
     progress: Progress = quiet,
     cancel: threading.Event | None = None,
     build_seconds: float = 0.0,
-    rounds_within: float | None = None,
+    reproducible: bool = False,
 ) -> Plan:
     """The least expected-cost plan whose expected fill rate over the positions in scope reaches
     ``target_fill_rate``; when none does, the plan that comes closest (``stats["fill_rate_met"]`` False).
@@ -265,7 +285,7 @@ def plan_for_fill_rate(
     position in scope is planned with ``p + lambda`` (lost sales cost more) and scored with ``p``.
     ``lambda`` is found by bisection. Bound: for every ``lambda >= 0`` the priced problem's bound
     less ``lambda (1 - target) sum mu`` bounds the constrained problem (weak duality).
-    With ``rounds_within`` every bisection step runs (each solve completes its rounds): reproducible.
+    ``reproducible``: every bisection step runs and completes its rounds (counted work, no clock).
     """
     sc = problem.scenario
     target = float(sc.target_fill_rate)
@@ -285,7 +305,7 @@ def plan_for_fill_rate(
     def solve(lam: float) -> tuple[Plan, float]:
         priced = base if lam == 0 else repriced(base, lam * scope)
         left = time_limit - (time.perf_counter() - started)
-        inner = plan(priced, time_limit=max(0.05, min(share, left)), cancel=cancel, rounds_within=rounds_within)
+        inner = plan(priced, time_limit=max(0.05, min(share, left)), cancel=cancel, reproducible=reproducible)
         score = evaluate(base, plan_lines(inner.table))
         bound = inner.lower_bound - lam * allowance if np.isfinite(inner.lower_bound) else -np.inf
         return _scored_plan(base, score, "optimize", inner.solver_status, bound, 0.0, 0.0, inner.stats), scope_fill(
@@ -311,7 +331,7 @@ def plan_for_fill_rate(
             else:
                 lo = lam
             lam = (lo + hi) / 2 if hi is not None else lam * 4
-            if rounds_within is None and time.perf_counter() - started > time_limit:
+            if not reproducible and time.perf_counter() - started > time_limit:
                 break
     reaching = [(lam, p_k, f) for lam, p_k, f in tried if f >= target - 1e-12]
     if reaching:

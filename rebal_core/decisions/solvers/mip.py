@@ -41,10 +41,13 @@ def solve_mip(
     time_limit: float,
     cancel: threading.Event | None = None,
     solver: str = "scip",
+    node_limit: int | None = None,
 ) -> MipResult | None:
     """The spec's whole MIP over every candidate arc, built from sparse arrays in one call.
 
     ``time_limit`` is the wall time from the call: building the model counts against it.
+    ``node_limit`` (SCIP): stop after this many branch-and-bound nodes, a limit that does not
+    depend on the machine's speed.
     """
     deadline = time.perf_counter() + time_limit
     arcs = problem.arcs
@@ -299,7 +302,8 @@ def solve_mip(
         return None  # the build took the time: no solve
     engine.set_time_limit_in_seconds(left)
     if solver == "scip":
-        engine.set_solver_specific_parameters(SCIP_PARAMETERS)
+        limit = "" if node_limit is None else f"\nlimits/totalnodes = {int(node_limit)}"
+        engine.set_solver_specific_parameters(SCIP_PARAMETERS + limit)
     watcher = None
     if cancel is not None:
         done = threading.Event()
