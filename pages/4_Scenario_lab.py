@@ -69,7 +69,10 @@ def follow(solving: lab.LabSolve) -> None:
             f"({time.monotonic() - solving.started:.0f} s): {solving.message}"
         )  # a new move or Stop interrupts here
     if solving.result is not None:
-        st.rerun(scope="fragment")
+        try:
+            st.rerun(scope="fragment")  # a slider's rerun: only the lab redraws
+        except st.errors.StreamlitAPIException:  # the page's first run (not a fragment rerun): the whole page
+            st.rerun()
     note.caption("The optimizer stopped; the plan shown is provisional.")
 
 

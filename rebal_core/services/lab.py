@@ -19,6 +19,7 @@ version (:func:`plan_key`), so another replica and the next meeting reuse them.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import threading
 import time
@@ -168,18 +169,15 @@ _memo_lock = threading.Lock()
 
 
 def _frame(text: str) -> pd.DataFrame:
-    return pd.read_json(text, orient="split") if text else pd.DataFrame()
+    """A stored table as it was: ids that look like numbers ("0012") or dates stay text."""
+    return pd.read_json(io.StringIO(text), orient="split", dtype=False, convert_dates=False) if text else pd.DataFrame()
 
 
 def _from_record(record: SolvedPlan) -> LabPlan:
     rule = json.loads(record.rule or "{}")
-    table = _frame(record.lines)
-    for column in ("transfer_id", "sku_id", "from_site_id", "to_site_id"):
-        if column in table:
-            table[column] = table[column].astype(str)
     return LabPlan(
         summary=PlanSummary.from_dict(json.loads(record.summary)),
-        table=table,
+        table=_frame(record.lines),
         sites_after=_frame(record.sites_after),
         uncertainty=None,
         rule=PlanSummary.from_dict(rule) if rule else None,

@@ -521,3 +521,51 @@ def test_lab_settings_survive_a_visit_to_another_page():
     assert not back.exception and back.slider(key="lab-h").value == 35
     lab = (ROOT / "pages" / "4_Scenario_lab.py").read_text()
     assert "state.keep_settings(LAB_SETTINGS)" in lab and '"lab-h"' in lab  # the lab keeps its settings so
+
+
+def _lab_with_a_held_optimizer(monkeypatch, service_level: float, then: str) -> AppTest:
+    """The lab on settings nobody solved, its optimizer still working when the wait shown (1 s) ends;
+    after 3 s the optimizer goes on (``then="finish"``) or is stopped (``then="stop"``)."""
+    import threading
+
+    from rebal_core.decisions.solvers import method
+
+    gate = threading.Event()
+    real = method.optimize
+
+    def held(*args, **kwargs):
+        gate.wait(60)
+        if then == "stop":
+            raise method.Cancelled
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(method, "optimize", held)
+    at = AppTest.from_file(str(ROOT / "pages/4_Scenario_lab.py"), default_timeout=120)
+    at.session_state["signed_in"] = "admin"
+    at.session_state["lab-sl"] = service_level
+    at.session_state["lab-save-name"] = "Provisional?"
+    timer = threading.Timer(3.0, gate.set)
+    timer.start()
+    try:
+        at.run()
+    finally:
+        gate.set()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_scenario_lab_shows_the_greedy_plan_provisionally_and_never_saves_it(monkeypatch):
+    """Issue 24: past the wait shown, the lab draws the greedy rule's plan, labelled provisional, and
+    it cannot be saved as the scenario's plan."""
+    at = _lab_with_a_held_optimizer(monkeypatch, 0.915, then="stop")
+    assert any(w.value.startswith("Provisional: the greedy rule's plan") for w in at.warning)
+    assert len(at.dataframe[1].value) > 0  # its lines are drawn, with reasons
+    assert at.button(key="lab-save").disabled
+    assert any("optimizer stopped" in c.value for c in at.caption)
+
+
+def test_scenario_lab_replaces_the_provisional_plan_with_the_optimizers(monkeypatch):
+    at = _lab_with_a_held_optimizer(monkeypatch, 0.925, then="finish")
+    assert not [w.value for w in at.warning if w.value.startswith("Provisional")]
+    assert any(c.value.startswith("Solver: ") for c in at.caption)
+    assert not at.button(key="lab-save").disabled

@@ -105,3 +105,44 @@ def test_maps_are_serialised_compactly():
     """pydeck indents its JSON (four times the bytes, Python's slow encoder); our maps do not."""
     spec = network_map(_sites([-122.7, -71.1], [47.6, 42.4])).to_json()
     assert "\n" not in spec and '": ' not in spec
+
+
+def _burn(stop) -> None:  # a CPU-bound process: another session solving on the same machine
+    x = 0
+    while not stop.is_set():
+        for i in range(100_000):
+            x += i * i
+
+
+def _lines(result) -> list:
+    return sorted(map(tuple, result.table[["sku_id", "from_site_id", "to_site_id", "qty"]].astype(str).to_numpy()))
+
+
+def test_a_reproducible_plan_is_the_same_beside_cpu_burning_processes():
+    """Issue 24: counted work, not the clock, defines the plan. Solved idle, then with three processes
+    burning both cores, the same settings give the same lines, cost and bound; a small network (whose
+    MIP runs to a node limit) and one whose search has receive capacities and trucks."""
+    import multiprocessing as mp
+
+    from rebal_core.decisions.solvers.stress import tiny_trucked_network
+
+    tiny_net, tiny_scenario = tiny_trucked_network(3)
+    cases = [build_problem(tiny_net, tiny_scenario), _problem()]
+    idle = [plan(p, reproducible=True) for p in cases]
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    burners = [ctx.Process(target=_burn, args=(stop,), daemon=True) for _ in range(3)]
+    for b in burners:
+        b.start()
+    try:
+        loaded = [plan(p, reproducible=True) for p in cases]
+    finally:
+        stop.set()
+        for b in burners:
+            b.join(10)
+    for a, b in zip(idle, loaded, strict=True):
+        assert _lines(a) == _lines(b) and len(_lines(a)) > 0
+        assert a.score.network_cost_after == b.score.network_cost_after
+        assert a.lower_bound == b.lower_bound
+        assert not a.stats.get("search_cut_short") and a.stats.get("mip_status") != "CLOCK"
+    assert "mip_status" in idle[0].stats  # the small network went through the MIP (node limit), not only the search
