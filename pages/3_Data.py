@@ -195,8 +195,26 @@ with st.expander("Import a bundle", expanded=not datasets):
                         column_config=widgets.column_config(ISSUE_COLUMNS),
                     )
 
+
+@st.fragment(run_every=2.0)
+def solved_ahead(dataset_id: int) -> None:
+    """The Scenario lab's grid of settings solved in the background after the import (issue 24)."""
+    job = services.presolve.latest(engine=state.engine(), dataset_id=dataset_id)
+    if job is not None and job.active:
+        st.progress(min(job.progress, 1.0), text=f"Scenario lab settings solved ahead: {job.message}")
+        return
+    if job is not None:
+        st.caption(f"Scenario lab settings solved ahead: {job.status}, {job.message}.")
+    else:
+        st.caption("The Scenario lab's settings have not been solved ahead for this dataset.")
+    asked = state.actor().can("save_scenario") and st.button("Solve the lab's settings ahead now", key="data-presolve")
+    if asked and services.presolve.submit(engine=state.engine(), dataset_id=dataset_id) is None:
+        st.info("Not started: presolving is turned off (REBAL_PRESOLVE=0) or the dataset may not be planned.")
+
+
 if active is not None:
     st.subheader(f"About {plain(active.name)}")
+    solved_ahead(active.id)
     warnings = services.dataset_warnings(active)
     st.markdown(f"**Warnings at import:** {len(warnings)}")
     if len(warnings):

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rebal_core {validate,import,init,datasets,plan,synth,scenarios,autopilot,export,users,audit} ...``.
+"""Command line: ``python -m rebal_core {validate,import,init,datasets,plan,synth,scenarios,autopilot,presolve,export,users,audit} ...``.
 
 Exit codes: 0 success, 2 bad input (errors printed, never a traceback),
 1 an unexpected failure (reported in one line).
@@ -324,7 +324,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_autopilot(args: argparse.Namespace) -> int:
     from rebal_core import services
-    from rebal_core.services import workflow
+    from rebal_core.services import presolve, workflow
 
     engine = services.make_engine(args.database)
     workflow.ensure_governance(engine=engine)
@@ -342,6 +342,33 @@ def cmd_autopilot(args: argparse.Namespace) -> int:
         _write_orders(orders, args.out)
         print(f"wrote {len(orders)} released transfer order(s) to {args.out}")
     print(f"scenario {report.scenario.id} {report.scenario.name!r}: {report.scenario.status}")
+    grid = presolve.submit(engine=engine, dataset_id=report.scenario.dataset_id)  # the next meeting's grid
+    if grid is not None:
+        print(f"solving the lab's scenario grid in the background: job {grid.id} ({grid.status})")
+    return 0
+
+
+def cmd_presolve(args: argparse.Namespace) -> int:
+    """The lab's scenario grid solved now (or, with --background, as a job), for the next meeting."""
+    from rebal_core import services
+    from rebal_core.services import presolve
+
+    engine = services.make_engine(args.database)
+    dataset_id = _dataset_id(engine, args.dataset)
+    if dataset_id is None:
+        datasets = services.list_datasets(engine=engine)  # the most recent import first
+        if not datasets:
+            raise LookupError("no dataset in the store: import one first (`python -m rebal_core import`)")
+        dataset_id = datasets[0].id
+    if args.background:
+        grid = presolve.submit(engine=engine, dataset_id=dataset_id)
+        print("presolving is off (REBAL_PRESOLVE=0)" if grid is None else f"job {grid.id}: {grid.status}")
+        return 0
+    done = presolve.solve_grid(engine=engine, dataset_id=dataset_id, progress=_progress(args, "presolve"))
+    print(
+        f"{done['scenarios']} scenarios ready: {done['solved']} solved now in {done['seconds']:.1f} s "
+        f"(slowest {done['slowest']:.1f} s), {done['already_solved']} solved before"
+    )
     return 0
 
 
@@ -557,6 +584,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--database")
     ap.set_defaults(run=cmd_autopilot)
+    ps = sub.add_parser(
+        "presolve", help="solve the Scenario lab's grid of settings ahead of a meeting (nightly, after an import)"
+    )
+    ps.add_argument("--dataset", help="dataset name or id (default: the most recent)")
+    ps.add_argument("--background", action="store_true", help="start it as a job and return")
+    ps.add_argument("--quiet", action="store_true")
+    ps.add_argument("--database")
+    ps.set_defaults(run=cmd_presolve)
     ex = sub.add_parser(
         "export", help="release an approved plan (once) and write its transfer orders; re-export gives the same orders"
     )

@@ -17,6 +17,8 @@ from rebal_core.signals.sample import SynthConfig, synthesize
 os.environ.setdefault("REBAL_CACHE_DIR", tempfile.mkdtemp(prefix="rebal-test-cache-"))
 # Demand history of stores that are not SQLite files (PostgreSQL): never the repository's data/history.
 os.environ.setdefault("REBAL_HISTORY_DIR", tempfile.mkdtemp(prefix="rebal-test-history-"))
+# No scenario grid solved in the background after each test's import (tests/integration/test_lab_anytime.py runs one).
+os.environ.setdefault("REBAL_PRESOLVE", "0")
 
 SMALL = SynthConfig(sites=8, skus=40, days=150, seed=3, as_of=dt.date(2026, 6, 1))
 

@@ -21,9 +21,9 @@ from typing import Any
 
 _MODULES = (
     "accounts", "approvals", "audit_trail", "batch", "briefing", "corrections", "datasets", "explore", "jobs", "lab",
-    "monitoring", "policy", "release", "scenarios", "workflow",
+    "monitoring", "policy", "presolve", "release", "scenarios", "workflow",
 )  # fmt: skip
-_STORE = ("adjustment_stamp", "database_url", "get_dataset", "list_datasets", "make_engine")
+_STORE = ("adjustment_stamp", "database_url", "find_dataset", "get_dataset", "list_datasets", "make_engine")
 _SCENARIO = (
     "LAB_SECONDS",
     "REPEATED_SOLVE_SECONDS",

@@ -7,6 +7,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import logging
 import os
 import pickle
 import time
@@ -151,7 +152,19 @@ def import_bundle(
             ),
         ),
     )
+    _solve_ahead(engine, dataset.id)
     return ImportResult(dataset, bundle.warnings, time.perf_counter() - started, findings, orphaned)
+
+
+def _solve_ahead(engine: Engine, dataset_id: int) -> None:
+    """After the import committed: the lab's grid of scenarios solved in the background (issue 24).
+    A worker that cannot start costs the meeting its head start, never the import."""
+    from rebal_core.services import presolve  # it plans with this module's networks: imported here
+
+    try:
+        presolve.submit(engine=engine, dataset_id=dataset_id)
+    except Exception:  # noqa: BLE001 - logged; the import stands
+        logging.getLogger(__name__).exception("could not start solving the scenario grid of dataset %s", dataset_id)
 
 
 def ensure_sample(*, engine: Engine, progress: Progress = quiet) -> DatasetPublic | None:

@@ -121,7 +121,7 @@ def submit_backtest(
         stale_after=LOST_AFTER_SECONDS,
     )
     if new and start:
-        _start_worker(engine, job.id)
+        start_worker(engine, job.id)
     return _view(job), new
 
 
@@ -147,7 +147,7 @@ def submit_solve(*, engine: Engine, actor: Actor, scenario_id: int, start: bool 
         stale_after=LOST_AFTER_SECONDS,
     )
     if new and start:
-        _start_worker(engine, job.id)
+        start_worker(engine, job.id)
     return _view(job), new
 
 
@@ -172,7 +172,7 @@ class _RayJobRunner:
             ray.actor.exit_actor()
 
 
-def _start_worker(engine: Engine, job_id: int) -> None:
+def start_worker(engine: Engine, job_id: int) -> None:
     """Where the job runs: on the Ray cluster when one is configured (a detached actor: it outlives
     this process), else a detached background process here; either outlives the page and the browser."""
     address = ray_address()
@@ -226,6 +226,20 @@ def run(*, engine: Engine, job_id: int) -> JobView:
         if job.kind == "solve":
             return _view(
                 job_store.update(engine=engine, job_id=job_id, **_solve(engine, job, params, progress, cancel))
+            )
+        if job.kind == "grid":  # scenarios solved before the meeting (services.presolve)
+            from rebal_core.services import presolve
+
+            done = presolve.solve_grid(engine=engine, dataset_id=job.dataset_id, progress=progress, cancel=cancel)
+            return _view(
+                job_store.update(
+                    engine=engine,
+                    job_id=job_id,
+                    status="done",
+                    progress=1.0,
+                    message=f"{done['scenarios']} scenarios ready ({done['solved']} solved in {done['seconds']:.0f} s) on {where}",
+                    result=json.dumps(done),
+                )
             )
         net = load_network(engine=engine, dataset_id=job.dataset_id)
         demand = demand_history(engine=engine, dataset_id=job.dataset_id)

@@ -118,3 +118,71 @@ def test_a_stored_plan_reads_back_as_it_was(eng, dataset, net):
     assert list(back.table["sku_id"][:2]) == ["0012", "2026-01-01"]
     assert back.table["qty"].tolist() == table["qty"].tolist() and back.table.columns.tolist() == table.columns.tolist()
     assert back.sites_after["site_id"].tolist() == shown.sites_after["site_id"].tolist()
+
+
+def test_the_grid_is_solved_as_a_job_and_the_lab_answers_from_it(eng, dataset, net, monkeypatch):
+    """Issue 24: scenarios solved before the meeting. The grid job (run here in process, as its worker
+    would) stores the lab's reproducible plans; a request for one of them is answered from the store."""
+    from rebal_core.services import jobs, presolve
+
+    scenarios = presolve.grid()
+    assert scenarios[0] == Scenario() and Scenario(objective="target") in scenarios
+    levels = [s.service_level for s in scenarios if s.objective == "expected" and s.target_fill_rate is None]
+    assert sorted(levels) == list(presolve.SERVICE_LEVELS) and levels[1] in (0.945, 0.955)  # nearest first
+    assert {s.target_fill_rate for s in scenarios if s.target_fill_rate} == set(presolve.SWEEP_FILL_RATES)
+
+    monkeypatch.setenv(presolve.PRESOLVE_ENV, "1")
+    monkeypatch.setattr(presolve, "grid", lambda: [Scenario(), Scenario(service_level=0.9)])
+    job = presolve.submit(engine=eng, dataset_id=dataset.id, start=False)  # the worker is run below, in process
+    assert job is not None and job.status == "queued"
+    assert presolve.submit(engine=eng, dataset_id=dataset.id, start=False).id == job.id  # joined, not doubled
+    done = jobs.run(engine=eng, job_id=job.id)
+    assert done.status == "done" and "2 scenarios ready (2 solved" in done.message
+    assert presolve.latest(engine=eng, dataset_id=dataset.id).status == "done"
+    again = presolve.solve_grid(engine=eng, dataset_id=dataset.id)
+    assert again["solved"] == 0 and again["already_solved"] == 2  # nothing solved twice
+
+    answer = lab.request(engine=eng, dataset=dataset, network=net, scenario=Scenario(service_level=0.9))
+    assert answer.done.is_set() and answer.message == "solved before" and not answer.result.provisional
+    direct = lab.solve(dataset=dataset, problem=lab.problem(net, Scenario(service_level=0.9)), draws=0)
+    assert _lines(answer.result.table) == _lines(direct.table)
+
+
+def test_presolving_is_off_when_asked(eng, dataset, monkeypatch):
+    from rebal_core.services import presolve
+
+    monkeypatch.setenv(presolve.PRESOLVE_ENV, "0")
+    assert presolve.submit(engine=eng, dataset_id=dataset.id, start=False) is None
+
+
+def test_an_import_starts_the_grid_after_its_commit_and_never_fails_for_it(engine, small_bundle, monkeypatch):
+    from rebal_core import services
+    from rebal_core.services import jobs, presolve
+
+    monkeypatch.setenv(presolve.PRESOLVE_ENV, "1")
+    started = []
+    monkeypatch.setattr(jobs, "start_worker", lambda _engine, job_id: started.append(job_id))
+    first = services.import_bundle(engine=engine, source=small_bundle, name="A").dataset
+    job = presolve.latest(engine=engine, dataset_id=first.id)
+    assert job is not None and started == [job.id] and job.params["scenarios"] == len(presolve.grid())
+
+    def broken(*_args, **_kwargs):
+        raise OSError("no process can be started")
+
+    monkeypatch.setattr(jobs, "start_worker", broken)
+    second = services.import_bundle(engine=engine, source=small_bundle, name="B").dataset
+    assert services.get_dataset(engine=engine, dataset_id=second.id) is not None  # the import stands
+
+
+def test_the_command_line_solves_the_grid_for_the_nightly_run(eng, workflow_db, monkeypatch, capsys):
+    from rebal_core.cli import main
+    from rebal_core.services import presolve
+
+    monkeypatch.setattr(presolve, "grid", lambda: [Scenario(service_level=0.88)])
+    assert main(["presolve", "--database", workflow_db, "--quiet"]) == 0
+    assert "1 scenarios ready: 1 solved now" in capsys.readouterr().out
+    assert main(["presolve", "--database", workflow_db, "--quiet"]) == 0
+    assert "0 solved now" in capsys.readouterr().out
+    assert main(["presolve", "--database", workflow_db, "--dataset", "Small network", "--quiet"]) == 0
+    assert "1 solved before" in capsys.readouterr().out  # a dataset named on the command line (was an AttributeError)
+    assert main(["presolve", "--database", workflow_db, "--dataset", "No such data"]) == 2
