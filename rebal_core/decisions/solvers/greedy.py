@@ -17,6 +17,7 @@ comparable with the optimizer's.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,14 @@ from rebal_core.decisions.positions import is_expected
 DONORS_PER_RECEIVER = 5
 
 
-def greedy(problem: PlanningProblem) -> pd.DataFrame:
-    """Transfer lines (sku_id, from_site_id, to_site_id, qty) by the greedy rule."""
+GREEDY_CHECK_EVERY = 1024  # pairs walked between looks at the clock (a look costs about as much as a pair)
+
+
+def greedy(problem: PlanningProblem, deadline: float | None = None) -> pd.DataFrame:
+    """Transfer lines (sku_id, from_site_id, to_site_id, qty) by the greedy rule.
+
+    ``deadline`` (``time.perf_counter()`` time): the walk stops there with the lines made so far, the
+    largest shortages' (it walks them first); every rule still holds. None: the whole walk."""
     sc = problem.scenario
     pos = problem.positions
     lanes = problem.lanes
@@ -86,7 +93,11 @@ def greedy(problem: PlanningProblem) -> pd.DataFrame:
     volume = pos["unit_volume"].to_numpy(float).tolist()
     cost_of = _position_cost_fn(pos)
     out = []
-    for dst, src, lane, cpu in zip(receiver.tolist(), donor.tolist(), pair_lane.tolist(), pair_cpu.tolist()):
+    for k, (dst, src, lane, cpu) in enumerate(
+        zip(receiver.tolist(), donor.tolist(), pair_lane.tolist(), pair_cpu.tolist())
+    ):
+        if deadline is not None and k % GREEDY_CHECK_EVERY == 0 and k and time.perf_counter() > deadline:
+            break
         pk = pack[dst]
         need = T[dst] - P[dst]
         if need <= 0:

@@ -20,6 +20,7 @@ from rebal_core.decisions.planning import (
     apply_moves,
     around,
     build_problem,
+    empty_lines,
     evaluate,
     explain,
     in_scope,
@@ -179,6 +180,7 @@ def plan(
     skus: SkuSolver | None = None,
     ray_address: str | None = None,
     rule: pd.DataFrame | None = None,
+    explained: bool = True,
 ) -> Plan:
     """Solve with ``method`` ("optimize" or "greedy") and return the scored, explained plan.
 
@@ -189,9 +191,12 @@ def plan(
     ``ray_address`` (an address or ``"local"``): the per-sku flows run on Ray shard actors, one per
     bucket of skus; the plan is the one this process would make with the same round counts.
     ``rule``: the greedy rule's lines on this problem when the caller already made them (shown first).
+    ``explained=False``: no reasons (``table`` empty; the lines are ``score.lines``), for plans only compared.
     """
     if method not in ("optimize", "greedy"):
         raise ValueError(f"unknown method {method!r}; expected 'optimize' or 'greedy'")
+    # Without ``reproducible`` the limit is the caller's wait: the greedy rule, the search and the
+    # final scoring and reasons all fit in it (the greedy rule's walk stops at a share of it).
     if method == "optimize" and problem.scenario.target_fill_rate is not None:
         return plan_for_fill_rate(
             problem,
@@ -202,19 +207,41 @@ def plan(
             reproducible=reproducible,
         )
     t0 = time.perf_counter()
-    rule = greedy(problem) if rule is None else rule
+    deadline = None if reproducible or method == "greedy" else t0 + time_limit
+    if rule is None:
+        rule = greedy(problem, deadline=None if deadline is None else t0 + GREEDY_SHARE * time_limit)
     rule_seconds = time.perf_counter() - t0
     if method == "greedy":
         score = evaluate(problem, rule)
         return _scored_plan(
-            problem, score, method, "HEURISTIC", float("nan"), build_seconds, time.perf_counter() - t0, {}
+            problem, score, method, "HEURISTIC", float("nan"), build_seconds, time.perf_counter() - t0, {}, explained
         )
+    t_score = time.perf_counter()
     rule_score = evaluate(problem, rule)
+    # What scoring and explaining the kept plan will take (explain is about 3x a score), held back
+    # from the search so the answer is ready at the limit.
+    reserve = SCORING_RESERVE * (time.perf_counter() - t_score)
+    left = float("inf") if deadline is None else deadline - time.perf_counter() - reserve
+    if left < MIN_SEARCH_SECONDS:  # the rule's walk and its scoring took the limit: its plan is the answer
+        stats = {"greedy_network_cost": rule_score.network_cost_after, "kept_greedy": True, "arcs": len(problem.arcs)}
+        result = _scored_plan(
+            problem,
+            rule_score,
+            method,
+            "TIME_LIMIT",
+            float("nan"),
+            build_seconds,
+            time.perf_counter() - t0,
+            stats,
+            explained,
+        )
+        result.rule_score = rule_score
+        return result
     shards = RayShards(problem, ray_address) if ray_address and skus is None else None
     try:
         sol = optimize(
             problem,
-            time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
+            time_limit=left,
             progress=progress,
             cancel=cancel,
             repair_seconds=(0.75 if problem.scenario.budget is not None else 0.3) * rule_seconds,
@@ -237,7 +264,7 @@ def plan(
     ):
         status = "FEASIBLE"
     result = _scored_plan(
-        problem, score, method, status, sol.lower_bound, build_seconds, time.perf_counter() - t0, stats
+        problem, score, method, status, sol.lower_bound, build_seconds, time.perf_counter() - t0, stats, explained
     )
     result.rule_score = rule_score  # the lab shows it beside the plan without solving the rule again
     return result
@@ -252,11 +279,12 @@ def _scored_plan(
     build_seconds: float,
     solve_seconds: float,
     stats: dict,
+    explained: bool = True,
 ) -> Plan:
     return Plan(
         problem=problem,
         score=score,
-        table=explain(problem, score),
+        table=explain(problem, score) if explained else empty_lines(),
         method=method,
         solver_status=status,
         lower_bound=min(bound, score.network_cost_after) if np.isfinite(bound) else bound,
@@ -264,6 +292,11 @@ def _scored_plan(
         solve_seconds=solve_seconds,
         stats=stats,
     )
+
+
+GREEDY_SHARE = 0.5  # of a time-limited plan's limit, at most, for the greedy rule's walk
+SCORING_RESERVE = 5.0  # x one score of the greedy rule's plan: held back for scoring and explaining the answer
+MIN_SEARCH_SECONDS = 0.05  # less than this left after the greedy rule: no search starts
 
 
 FILL_RATE_SOLVES = 7  # bisection steps on the fill-rate price (each gets an equal share of the time limit)
@@ -293,9 +326,11 @@ def plan_for_fill_rate(
     mu_total = float(problem.positions["mu"].to_numpy(float)[scope].sum())
     allowance = (1.0 - target) * mu_total
     started = time.perf_counter()
+    deadline = started + time_limit
     free = replace(sc, target_fill_rate=None)
     base = replace(problem, scenario=free)
     share = time_limit / FILL_RATE_SOLVES
+    took = {"step": 0.0, "scoring": 0.0}  # the longest step so far; one scoring and explaining of a plan
 
     def scope_fill(score: Score) -> float:
         after = score.positions_after.iloc[: len(scope)]
@@ -303,23 +338,32 @@ def plan_for_fill_rate(
         return 1.0 - lost / mu_total if mu_total > 0 else 1.0
 
     def solve(lam: float) -> tuple[Plan, float]:
+        t_step = time.perf_counter()
         priced = base if lam == 0 else repriced(base, lam * scope)
-        left = time_limit - (time.perf_counter() - started)
-        inner = plan(priced, time_limit=max(0.05, min(share, left)), cancel=cancel, reproducible=reproducible)
-        score = evaluate(base, plan_lines(inner.table))
-        bound = inner.lower_bound - lam * allowance if np.isfinite(inner.lower_bound) else -np.inf
-        return _scored_plan(base, score, "optimize", inner.solver_status, bound, 0.0, 0.0, inner.stats), scope_fill(
-            score
+        left = deadline - time.perf_counter() - took["scoring"]
+        inner = plan(
+            priced, time_limit=max(0.05, min(share, left)), cancel=cancel, reproducible=reproducible, explained=False
         )
+        t_score = time.perf_counter()
+        score = evaluate(base, plan_lines(inner.score.lines))
+        took["scoring"] = max(took["scoring"], 4.0 * (time.perf_counter() - t_score))  # explain is ~3 scores
+        bound = inner.lower_bound - lam * allowance if np.isfinite(inner.lower_bound) else -np.inf
+        stepped = _scored_plan(base, score, "optimize", inner.solver_status, bound, 0.0, 0.0, inner.stats, False)
+        took["step"] = max(took["step"], time.perf_counter() - t_step)
+        return stepped, scope_fill(score)
 
     tried: list[tuple[float, Plan, float]] = []
     first, fill = solve(0.0)
     tried.append((0.0, first, fill))
     lo, hi = 0.0, None
+    cut_short = False  # one budget for every step: the clock, not the steps, ended the bisection
     if fill < target:
         lam = float(np.nanmax(problem.positions["p"].to_numpy(float)[scope])) if scope.any() else 1.0
         for k in range(1, FILL_RATE_SOLVES):
             if cancel is not None and cancel.is_set():
+                break
+            if not reproducible and time.perf_counter() + took["step"] + took["scoring"] > deadline:
+                cut_short = True  # another step would not end in time: the closest plan so far is the answer
                 break
             p_k, fill = solve(lam)
             tried.append((lam, p_k, fill))
@@ -331,8 +375,6 @@ def plan_for_fill_rate(
             else:
                 lo = lam
             lam = (lo + hi) / 2 if hi is not None else lam * 4
-            if not reproducible and time.perf_counter() - started > time_limit:
-                break
     reaching = [(lam, p_k, f) for lam, p_k, f in tried if f >= target - 1e-12]
     if reaching:
         _, best, fill = min(reaching, key=lambda t: t[1].score.network_cost_after)
@@ -348,8 +390,12 @@ def plan_for_fill_rate(
         "fill_rate_in_scope": fill,
         "fill_rate_met": bool(reaching),
         "fill_rate_solves": len(tried),
+        "fill_rate_cut_short": cut_short,
     }
-    status = best.solver_status if reaching else "TARGET_NOT_REACHED"
+    if cut_short:
+        status = "TIME_LIMIT"
+    else:
+        status = best.solver_status if reaching else "TARGET_NOT_REACHED"
     result = _scored_plan(
         problem, best.score, "optimize", status, bound, build_seconds, time.perf_counter() - started, stats
     )
@@ -387,13 +433,14 @@ def plan_network(
     t0 = time.perf_counter()
     if c.fixed.empty:
         problem = around(problem_with_moves(net, scenario, c.in_transit), c)  # forbidden lines too
+        built = time.perf_counter() - t0
         return plan(
             problem,
             method=method,
-            time_limit=time_limit,
+            time_limit=max(0.05, time_limit - built),  # the build counts against the limit too
             progress=progress,
             cancel=cancel,
-            build_seconds=time.perf_counter() - t0,
+            build_seconds=built,
             ray_address=ray_address,
         )
     base_net = apply_moves(net, c.in_transit)
@@ -408,7 +455,12 @@ def plan_network(
         scenario_left = scenario
     residual = around(build_problem(apply_moves(base_net, c.fixed, consume_capacity=True), scenario_left), c)
     inner = plan(
-        residual, method=method, time_limit=time_limit, progress=progress, cancel=cancel, ray_address=ray_address
+        residual,
+        method=method,
+        time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),  # building both problems counts too
+        progress=progress,
+        cancel=cancel,
+        ray_address=ray_address,
     )
     lines = pd.concat([c.fixed, plan_lines(inner.table)], ignore_index=True)
     score = evaluate(base, lines)
