@@ -146,3 +146,44 @@ def test_a_reproducible_plan_is_the_same_beside_cpu_burning_processes():
         assert a.lower_bound == b.lower_bound
         assert not a.stats.get("search_cut_short") and a.stats.get("mip_status") != "CLOCK"
     assert "mip_status" in idle[0].stats  # the small network went through the MIP (node limit), not only the search
+
+
+def test_the_greedy_rules_walk_stops_at_its_deadline_with_a_feasible_plan(monkeypatch):
+    """Issue 24: a time-limited plan's greedy rule stops at its share of the limit, keeping the lines of
+    the largest shortages (walked first); every rule of a feasible plan still holds."""
+    import time as clock
+
+    from rebal_core.decisions.planning import violations
+    from rebal_core.decisions.solvers import greedy as rule_module
+
+    problem = build_problem(coupled_network(20, 400, seed=2), Scenario(objective="target", budget=5_000.0))
+    whole = greedy(problem)
+    monkeypatch.setattr(rule_module, "GREEDY_CHECK_EVERY", 1)
+    cut = greedy(problem, deadline=clock.perf_counter() - 1)  # past already: only the first pair is walked
+    assert len(whole) > 0 and len(cut) < len(whole)
+    key = ["sku_id", "from_site_id", "to_site_id"]
+    assert set(map(tuple, cut[key].to_numpy())) <= set(map(tuple, whole[key].to_numpy()))
+    assert violations(problem, cut) == [] and violations(problem, whole) == []
+
+
+def test_a_limit_the_greedy_rule_uses_up_answers_with_its_plan_flagged(monkeypatch):
+    from rebal_core.decisions.solvers import method
+
+    def no_search(*_args, **_kwargs):
+        raise AssertionError("no search starts when the limit is used up")
+
+    monkeypatch.setattr(method, "optimize", no_search)
+    result = plan(_problem(), time_limit=1e-6)
+    assert result.solver_status == "TIME_LIMIT" and result.stats["kept_greedy"]
+    assert result.summary().lines == len(result.table) and result.rule_summary() is not None
+
+
+def test_a_fill_rate_bisection_shares_one_budget_and_flags_a_cut(monkeypatch):
+    """Each step starts only when the longest so far still fits: with a limit shorter than one step,
+    the first (unpriced) plan is the answer, flagged, and no second step starts."""
+    problem = build_problem(coupled_network(12, 160, seed=5), Scenario(target_fill_rate=0.999))
+    result = plan(problem, time_limit=0.01)
+    assert result.stats["fill_rate_solves"] == 1 and result.stats["fill_rate_cut_short"]
+    assert result.solver_status == "TIME_LIMIT"
+    unhurried = plan(problem, time_limit=0.01, reproducible=True)
+    assert unhurried.stats["fill_rate_solves"] > 1 and not unhurried.stats["fill_rate_cut_short"]

@@ -401,6 +401,7 @@ def search(
             if time.perf_counter() + 1.2 * step > deadline:
                 best.cut_short = True
                 break
+            before = best.cost
             current = consider(
                 reflow(
                     problem,
@@ -411,6 +412,8 @@ def search(
                     res=everything,
                 )
             )
+            if best.cost >= before:
+                break  # a pass that finds nothing better ends the stage (counted work, no clock)
         # Trucks (and, when gated, rule 4 and packs): slope scaling iterates from its own
         # last plan (not the best), a fixed number of times, so the search is reproducible.
         current = best.packs  # after re-flow
@@ -419,9 +422,12 @@ def search(
                 if time.perf_counter() + 1.2 * step > deadline:
                     best.cut_short = True
                     break  # another solve would not finish in time
+                before = best.cost
                 current = resolve(current, best.price)
                 progress(0.4 + 0.1 * (k + 1) / TRUCK_ROUNDS, f"truck slopes: best plan {best.cost:,.0f}")
                 check_cancel()
+                if best.cost >= before:
+                    break  # a round that finds nothing better ends the stage (counted work, no clock)
     except OutOfTime:
         best.cut_short = True  # the best plan and bound so far stand
     if time.perf_counter() > deadline:
