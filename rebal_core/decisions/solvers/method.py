@@ -294,6 +294,9 @@ def _scored_plan(
     )
 
 
+FILL_RATE_PLATEAU = 1e-4  # a fill rate gained by a 4x price below this: the bisection stops (target out of reach)
+
+
 GREEDY_SHARE = 0.5  # of a time-limited plan's limit, at most, for the greedy rule's walk
 SCORING_RESERVE = 5.0  # x one score of the greedy rule's plan: held back for scoring and explaining the answer
 MIN_SEARCH_SECONDS = 0.05  # less than this left after the greedy rule: no search starts
@@ -366,6 +369,7 @@ def plan_for_fill_rate(
                 cut_short = True  # another step would not end in time: the closest plan so far is the answer
                 break
             p_k, fill = solve(lam)
+            plateau = hi is None and fill < target and fill <= tried[-1][2] + FILL_RATE_PLATEAU
             tried.append((lam, p_k, fill))
             progress(
                 k / FILL_RATE_SOLVES, f"fill-rate price {lam:,.2f}: expected fill rate {fill:.2%} (target {target:.2%})"
@@ -375,6 +379,8 @@ def plan_for_fill_rate(
             else:
                 lo = lam
             lam = (lo + hi) / 2 if hi is not None else lam * 4
+            if plateau:
+                break  # a higher price moved no more demand to stock: the target is out of transfers' reach
     reaching = [(lam, p_k, f) for lam, p_k, f in tried if f >= target - 1e-12]
     if reaching:
         _, best, fill = min(reaching, key=lambda t: t[1].score.network_cost_after)
