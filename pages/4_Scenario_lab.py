@@ -12,6 +12,7 @@ from rebal_core.views.figures import cost_waterfall, money, plain, signed_money,
 
 st.set_page_config(page_title="Scenario lab - Rebal", layout="wide")
 MC_DRAWS = lab.MC_DRAWS
+DRAW_SECONDS = 0.25  # what drawing a plan takes before this session has drawn one (then the last draw's time)
 st.title("Scenario lab")
 
 dataset, net, pos = state.require_dataset()
@@ -43,7 +44,9 @@ def plan_shown(scenario: Scenario, moving: tuple, time_limit: float, started: fl
     bar = st.progress(0.0, text="Solving...")
     try:
         tick = lambda f, m: bar.progress(min(f, 1.0), text=m)  # noqa: E731 - a new move interrupts the wait here
-        if lab.wait(solving, time_limit - (time.monotonic() - started), tick):
+        # The wait ends early enough for the plan to be drawn within the limit (the last draw's time).
+        drawing = st.session_state.get("lab_draw_seconds", DRAW_SECONDS)
+        if lab.wait(solving, time_limit - drawing - (time.monotonic() - started), tick):
             return solving.result
         shown = solving.provisional or lab.nearest(
             engine=state.engine(), family=lab.plan_family(engine=state.engine(), dataset=dataset, moving=moving),
@@ -197,6 +200,7 @@ def scenario_lab() -> None:
     if best is None:
         st.info("Solve stopped. Change any value to solve again.")
         return
+    drawn_from = time.monotonic()
     s, g = best.summary, best.rule  # the greedy rule's plan: the optimizer's starting point
     st.session_state["lab_scenario"] = scenario.as_dict()
     if best.provisional:
@@ -343,6 +347,7 @@ def scenario_lab() -> None:
     )
     widgets.download_csv(table, "PLAN.csv", f"Download the plan (PLAN.csv, {len(table):,} lines)", key="lab-download")
     save(scenario, float(time_limit), shown=(best.table, best.summary), provisional=best.provisional)
+    st.session_state["lab_draw_seconds"] = min(time.monotonic() - drawn_from, 0.5 * time_limit)
     if best.provisional:
         follow(st.session_state["lab_solve"])
 

@@ -13,11 +13,8 @@ from rebal_core.errors import ScenarioInvalid  # noqa: F401 (re-exported: caller
 SOLVE_SECONDS = 60.0  # one plan on request: `python -m rebal_core plan`, optimizer.plan
 SAVED_PLAN_SECONDS = 5.0  # a saved scenario's plan (Plans page, save-scenario, autopilot)
 REPEATED_SOLVE_SECONDS = 2.0  # each solve of a sweep or of a backtest's planning day
-LAB_SECONDS = 1.0  # the Scenario lab's solve while sliders move
-# The lab's search always completes its fixed rounds (the same settings give the same plan, whatever
-# the machine's load) unless they would take longer than this; the time limit bounds what follows.
-# The sample needs 1.3 s; a network whose rounds take longer is cut here, as it was at 1 s before.
-LAB_ROUNDS_SECONDS = 5.0
+LAB_SECONDS = 1.0  # the longest the Scenario lab and the home page wait for the optimizer before a provisional plan
+# (their plans are reproducible, by counted work: services.lab; this is the wait, not the solve's limit)
 
 OBJECTIVES = ("expected", "target")
 """``expected``: expected lost sales and excess (the default); ``target``: shortfall below target and stock above the excess level."""

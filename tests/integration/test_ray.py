@@ -54,7 +54,9 @@ def test_the_ray_path_makes_the_in_process_plan_on_a_bundle(local_ray, bundle_pr
     shards = RayShards(bundle_problem, "local", skus_per_shard=10)
     try:
         there = plan(bundle_problem, skus=shards, **ROUNDS)
-        assert len(shards.actors) == 2 and len(shards.rounds) >= 4  # every round went through the shards
+        # every round went through the shards (two at least: the relaxation and a re-flow; a stage that
+        # finds no better plan ends, so fewer rounds than the caps run)
+        assert len(shards.actors) == 2 and len(shards.rounds) >= 2
         # A round sends the resources' and lanes' prices (and the few capacities a re-flow changed),
         # not the arcs' costs: 8 bytes a lane or resource where costs are 8 bytes an arc.
         prices = 8 * (2 * len(bundle_problem.lanes) + len(bundle_problem.sites) + 1) * len(shards.actors)
@@ -88,7 +90,7 @@ def test_a_worker_lost_mid_round_is_retried_and_the_plan_is_the_same(local_ray, 
     assert max(shards.received_bytes) - resource_bytes < 8 * len(problem.arcs) / 4
     # A re-flow sends which arcs' capacities changed (a bit an arc) and the few that are not 0: under a
     # byte an arc, where the capacities themselves were 4.
-    assert len(shards.sent_bytes) > 2 and max(shards.sent_bytes) < len(problem.arcs)
+    assert len(shards.sent_bytes) >= 2 and max(shards.sent_bytes) < len(problem.arcs)
     assert marker.exists()  # a worker did die
     assert before != after  # and was replaced
     _same(here, there)
