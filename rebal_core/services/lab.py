@@ -158,8 +158,19 @@ def plan_family(*, engine: Engine, dataset: DatasetPublic, moving: pd.DataFrame 
     return hashlib.sha256(f"{what}|{ENGINE_VERSION}".encode()).hexdigest()[:32]
 
 
+def settled(scenario: Scenario) -> Scenario:
+    """``scenario`` as the lab keys and solves it: its name dropped, its numbers rounded to 9 decimals
+    (a slider's 0.9450000000000001 is the 0.945 the grid solved ahead: one key, one plan)."""
+    values = {
+        name: round(value, 9) if isinstance(value, float) else value
+        for name, value in scenario.as_dict().items()
+        if name != "name"
+    }
+    return Scenario.from_mapping(values, name="lab")
+
+
 def plan_key(family: str, scenario: Scenario) -> str:
-    settings = json.dumps(jsonable(replace(scenario, name="lab").as_dict()), sort_keys=True, default=str)
+    settings = json.dumps(jsonable(settled(scenario).as_dict()), sort_keys=True, default=str)
     return hashlib.sha256(f"{family}|{settings}".encode()).hexdigest()[:40]
 
 
@@ -335,6 +346,7 @@ def request(
     else the solve running for it in this process (joined) or a new one (started). The caller holds
     it until :func:`leave`. Refused with PlanningBlocked while critical findings stand."""
     require_planning_allowed(dataset)
+    scenario = settled(scenario)  # the plan of a key is always made from the same numbers
     family = plan_family(engine=engine, dataset=dataset, moving=moving)
     key = plan_key(family, scenario)
     with _running_lock:

@@ -294,9 +294,6 @@ def _scored_plan(
     )
 
 
-FILL_RATE_PLATEAU = 1e-4  # a fill rate gained by a 4x price below this: the bisection stops (target out of reach)
-
-
 GREEDY_SHARE = 0.5  # of a time-limited plan's limit, at most, for the greedy rule's walk
 SCORING_RESERVE = 5.0  # x one score of the greedy rule's plan: held back for scoring and explaining the answer
 MIN_SEARCH_SECONDS = 0.05  # less than this left after the greedy rule: no search starts
@@ -358,10 +355,14 @@ def plan_for_fill_rate(
     tried: list[tuple[float, Plan, float]] = []
     first, fill = solve(0.0)
     tried.append((0.0, first, fill))
-    lo, hi = 0.0, None
     cut_short = False  # one budget for every step: the clock, not the steps, ended the bisection
     if fill < target:
-        lam = float(np.nanmax(problem.positions["p"].to_numpy(float)[scope])) if scope.any() else 1.0
+        # The highest price first: when even it leaves the target out of reach, no price reaches it
+        # (two solves, where growing the price step by step took seven). Then the largest shortage
+        # penalty, and bisection: halving below it, geometric above it.
+        floor = float(np.nanmax(problem.positions["p"].to_numpy(float)[scope])) if scope.any() else 1.0
+        lo, hi = 0.0, floor * 4 ** (FILL_RATE_SOLVES - 2)
+        lam = hi
         for k in range(1, FILL_RATE_SOLVES):
             if cancel is not None and cancel.is_set():
                 break
@@ -369,18 +370,17 @@ def plan_for_fill_rate(
                 cut_short = True  # another step would not end in time: the closest plan so far is the answer
                 break
             p_k, fill = solve(lam)
-            plateau = hi is None and fill < target and fill <= tried[-1][2] + FILL_RATE_PLATEAU
             tried.append((lam, p_k, fill))
             progress(
                 k / FILL_RATE_SOLVES, f"fill-rate price {lam:,.2f}: expected fill rate {fill:.2%} (target {target:.2%})"
             )
+            if k == 1 and fill < target:
+                break  # out of transfers' reach: the closest plan tried is the answer
             if fill >= target:
                 hi = lam
             else:
                 lo = lam
-            lam = (lo + hi) / 2 if hi is not None else lam * 4
-            if plateau:
-                break  # a higher price moved no more demand to stock: the target is out of transfers' reach
+            lam = floor if k == 1 else ((lo + hi) / 2 if lo == 0 else float(np.sqrt(lo * hi)))
     reaching = [(lam, p_k, f) for lam, p_k, f in tried if f >= target - 1e-12]
     if reaching:
         _, best, fill = min(reaching, key=lambda t: t[1].score.network_cost_after)
