@@ -191,7 +191,7 @@ def test_a_fill_rate_bisection_shares_one_budget_and_flags_a_cut(monkeypatch):
 
 def test_an_unreachable_fill_rate_target_is_known_after_two_solves():
     """The highest price first: when it leaves the target out of reach, no lower price reaches it."""
-    problem = build_problem(coupled_network(12, 160, seed=5), Scenario(target_fill_rate=0.9999))
+    problem = build_problem(coupled_network(12, 160, seed=5), Scenario(target_fill_rate=0.999))
     result = plan(problem, reproducible=True)
     assert not result.stats["fill_rate_met"] and result.stats["fill_rate_solves"] == 2
     assert result.solver_status == "TARGET_NOT_REACHED"
