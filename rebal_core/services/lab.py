@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import ortools
@@ -158,11 +158,15 @@ def plan_family(*, engine: Engine, dataset: DatasetPublic, moving: pd.DataFrame 
     return hashlib.sha256(f"{what}|{ENGINE_VERSION}".encode()).hexdigest()[:32]
 
 
+_FLOAT_FIELDS = {f.name for f in fields(Scenario) if "float" in str(f.type)}
+
+
 def settled(scenario: Scenario) -> Scenario:
-    """``scenario`` as the lab keys and solves it: its name dropped, its numbers rounded to 9 decimals
-    (a slider's 0.9450000000000001 is the 0.945 the grid solved ahead: one key, one plan)."""
+    """``scenario`` as the lab keys and solves it: its name dropped, its numbers as floats rounded to 9
+    decimals (a slider's 0.9450000000000001 is the 0.945 the grid solved ahead, and an integer
+    slider's 90 days of excess cover is the default's 90.0: one key, one plan)."""
     values = {
-        name: round(value, 9) if isinstance(value, float) else value
+        name: round(float(value), 9) if name in _FLOAT_FIELDS and value is not None else value
         for name, value in scenario.as_dict().items()
         if name != "name"
     }

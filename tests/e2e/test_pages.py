@@ -569,3 +569,16 @@ def test_scenario_lab_replaces_the_provisional_plan_with_the_optimizers(monkeypa
     assert not [w.value for w in at.warning if w.value.startswith("Provisional")]
     assert any(c.value.startswith("Solver: ") for c in at.caption)
     assert not at.button(key="lab-save").disabled
+
+
+def test_the_labs_default_settings_are_the_grids_default_scenario():
+    """Issue 24: the widgets' numbers (an integer slider's 90, a step's 0.9450000000000001) key the same
+    plan as the grid solved ahead, or no move would ever hit it."""
+    from rebal_core.services import Scenario, lab, presolve
+
+    at = run("pages/4_Scenario_lab.py")
+    shown = Scenario.from_mapping(at.session_state["lab_scenario"])
+    assert lab.plan_key("family", shown) == lab.plan_key("family", presolve.grid()[0])
+    at.slider(key="lab-sl").set_value(0.945).run()
+    moved = Scenario.from_mapping(at.session_state["lab_scenario"])
+    assert lab.plan_key("family", moved) == lab.plan_key("family", Scenario(service_level=0.945))

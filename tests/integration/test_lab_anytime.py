@@ -52,6 +52,7 @@ def test_the_key_names_the_data_the_settings_and_the_engine(eng, dataset, net):
     family = lab.plan_family(engine=eng, dataset=dataset)
     assert lab.plan_key(family, Scenario()) == lab.plan_key(family, Scenario(name="other name"))
     assert lab.plan_key(family, Scenario()) != lab.plan_key(family, Scenario(service_level=0.96))
+    assert lab.plan_key(family, Scenario(excess_cover_days=90)) == lab.plan_key(family, Scenario())  # 90 is 90.0
     slider = 0.5 + 89 * 0.005  # what a slider's steps make of 0.945: 0.9450000000000001
     assert slider != 0.945 and lab.plan_key(family, Scenario(service_level=slider)) == lab.plan_key(
         family, Scenario(service_level=0.945)
