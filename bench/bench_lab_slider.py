@@ -142,10 +142,15 @@ def timed(page, act) -> dict:
     page.wait_for_function("(n) => (window.__rebalRuns || []).length > n", arg=since, timeout=harness.WAIT_MS)
     page.wait_for_function(FIRST_PLAN_JS, timeout=harness.WAIT_MS, polling="raf")
     first = page.evaluate("() => performance.now()")
-    painted = harness.wait_for_run(page, since)
-    while page.get_by_text("Provisional:").count():  # a rerun with the final plan follows
-        painted = harness.wait_for_run(page, harness.runs_so_far(page))
-    provisional_seen = first < painted - 50
+    provisional_seen = page.get_by_text("Provisional:").count() > 0
+    # Final: a run since the press has ended and no provisional label is left (the final plan's rerun).
+    page.wait_for_function(
+        "(n) => (" + harness.RUN_FINISHED_SINCE.strip() + ")(n) && !document.body.innerText.includes('Provisional:')",
+        arg=since,
+        timeout=harness.WAIT_MS,
+        polling=20,
+    )
+    painted = page.evaluate(harness.PAINTED)
     return {"first": (first - pressed) / 1000, "final": (painted - pressed) / 1000, "provisional": provisional_seen}
 
 
@@ -155,8 +160,9 @@ def browser_moves(url: str, opts) -> dict[str, list[dict]]:
         page = harness.open_page(browser, server, "Scenario_lab", USER, PASSWORD)
         page.wait_for_selector('[data-testid="stDeckGlJsonChart"]', timeout=harness.WAIT_MS)
         harness.wait_idle(page)
-        while page.get_by_text("Provisional:").count():
-            harness.wait_for_run(page, harness.runs_so_far(page))
+        page.wait_for_function(
+            "() => !document.body.innerText.includes('Provisional:')", timeout=harness.WAIT_MS, polling=100
+        )
         slider = page.locator('[data-testid="stSlider"] input[type=range][aria-label="Service level"]')
         out["grid"] = [timed(page, lambda: slider.press("ArrowLeft")) for _ in range(opts.moves)]
         print(f"  grid moves done: {[round(m['final'], 2) for m in out['grid']]}", flush=True)
