@@ -13,6 +13,7 @@ from rebal_core.views.figures import cost_waterfall, money, plain, signed_money,
 st.set_page_config(page_title="Scenario lab - Rebal", layout="wide")
 MC_DRAWS = lab.MC_DRAWS
 DRAW_SECONDS = 0.25  # what drawing a plan takes before this session has drawn one (then the last draw's time)
+BROWSER_SECONDS = 0.15  # a change's trip to the server and the browser's paint (Chromium on the sample: 0.1-0.2 s)
 st.title("Scenario lab")
 
 dataset, net, pos = state.require_dataset()
@@ -44,8 +45,9 @@ def plan_shown(scenario: Scenario, moving: tuple, time_limit: float, started: fl
     bar = st.progress(0.0, text="Solving...")
     try:
         tick = lambda f, m: bar.progress(min(f, 1.0), text=m)  # noqa: E731 - a new move interrupts the wait here
-        # The wait ends early enough for the plan to be drawn within the limit (the last draw's time).
-        drawing = st.session_state.get("lab_draw_seconds", DRAW_SECONDS)
+        # The wait ends early enough for the plan to be drawn within the limit (the last draw's time,
+        # and the browser's share: the change's trip to the server and the paint).
+        drawing = st.session_state.get("lab_draw_seconds", DRAW_SECONDS) + BROWSER_SECONDS
         if lab.wait(solving, time_limit - drawing - (time.monotonic() - started), tick):
             return solving.result
         shown = solving.provisional or lab.nearest(
