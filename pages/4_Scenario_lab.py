@@ -374,7 +374,7 @@ def save(scenario: Scenario, time_limit: float, shown, provisional: bool = False
                     engine=state.engine(),
                     actor=actor,
                     dataset_id=dataset.id,
-                    scenario=scenario,
+                    scenario=lab.settled(scenario),  # the numbers the plan shown was made with
                     name=name,
                     time_limit=time_limit,
                 )

@@ -162,19 +162,21 @@ _FLOAT_FIELDS = {f.name for f in fields(Scenario) if "float" in str(f.type)}
 
 
 def settled(scenario: Scenario) -> Scenario:
-    """``scenario`` as the lab keys and solves it: its name dropped, its numbers as floats rounded to 9
-    decimals (a slider's 0.9450000000000001 is the 0.945 the grid solved ahead, and an integer
-    slider's 90 days of excess cover is the default's 90.0: one key, one plan)."""
+    """``scenario`` as the lab keys, solves and saves it: its numbers as floats rounded to 9 decimals (a
+    slider's 0.9450000000000001 is the 0.945 the grid solved ahead, and an integer slider's 90 days of
+    excess cover is the default's 90.0: one key, one plan)."""
     values = {
         name: round(float(value), 9) if name in _FLOAT_FIELDS and value is not None else value
         for name, value in scenario.as_dict().items()
-        if name != "name"
     }
-    return Scenario.from_mapping(values, name="lab")
+    return Scenario.from_mapping(values)
 
 
 def plan_key(family: str, scenario: Scenario) -> str:
-    settings = json.dumps(jsonable(settled(scenario).as_dict()), sort_keys=True, default=str)
+    """The key of ``scenario``'s plan in ``family``: its settings, not its name."""
+    values = settled(scenario).as_dict()
+    values.pop("name")
+    settings = json.dumps(jsonable(values), sort_keys=True, default=str)
     return hashlib.sha256(f"{family}|{settings}".encode()).hexdigest()[:40]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import ortools
@@ -468,7 +468,7 @@ def _plan_shown(
     """The plan the planner saw, scored on this draft's problem; refused when it does not fit it."""
     if not commitments.fixed.empty or not commitments.forbidden.empty:
         raise WorkflowError("this plan has decisions the plan shown did not see; solve it instead")
-    if summary.scenario and Scenario.from_mapping(summary.scenario) != params:
+    if summary.scenario and replace(Scenario.from_mapping(summary.scenario), name=params.name) != params:
         raise WorkflowError("the plan shown was made for other parameters; solve it instead")
     base = around(build_problem(apply_moves(net, commitments.in_transit), params), commitments)
     rows = lines[LINE_KEYS + ["qty"]] if len(lines) else lines
