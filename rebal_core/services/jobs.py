@@ -227,20 +227,8 @@ def run(*, engine: Engine, job_id: int) -> JobView:
             return _view(
                 job_store.update(engine=engine, job_id=job_id, **_solve(engine, job, params, progress, cancel))
             )
-        if job.kind == "grid":  # scenarios solved before the meeting (services.presolve)
-            from rebal_core.services import presolve
-
-            done = presolve.solve_grid(engine=engine, dataset_id=job.dataset_id, progress=progress, cancel=cancel)
-            return _view(
-                job_store.update(
-                    engine=engine,
-                    job_id=job_id,
-                    status="done",
-                    progress=1.0,
-                    message=f"{done['scenarios']} scenarios ready ({done['solved']} solved in {done['seconds']:.0f} s) on {where}",
-                    result=json.dumps(done),
-                )
-            )
+        if job.kind == "grid":
+            return _view(job_store.update(engine=engine, job_id=job_id, **_grid(engine, job, progress, cancel, where)))
         net = load_network(engine=engine, dataset_id=job.dataset_id)
         demand = demand_history(engine=engine, dataset_id=job.dataset_id)
         periods = backtest(
@@ -267,6 +255,19 @@ def run(*, engine: Engine, job_id: int) -> JobView:
             result=periods.to_json(orient="split", date_format="iso"),
         )
     )
+
+
+def _grid(engine: Engine, job, progress, cancel: threading.Event, where: str) -> dict:
+    """The lab's grid of settings solved before the meeting (:mod:`rebal_core.services.presolve`)."""
+    from rebal_core.services import presolve  # it submits its jobs here: imported when a grid job runs
+
+    done = presolve.solve_grid(engine=engine, dataset_id=job.dataset_id, progress=progress, cancel=cancel)
+    return {
+        "status": "done",
+        "progress": 1.0,
+        "message": f"{done['scenarios']} scenarios ready ({done['solved']} solved in {done['seconds']:.0f} s) on {where}",
+        "result": json.dumps(done),
+    }
 
 
 def _solve(engine: Engine, job, params: dict, progress, cancel: threading.Event) -> dict:
