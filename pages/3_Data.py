@@ -196,12 +196,12 @@ with st.expander("Import a bundle", expanded=not datasets):
                     )
 
 
-@st.fragment(run_every=2.0)
 def solved_ahead(dataset_id: int) -> None:
-    """The Scenario lab's grid of settings solved in the background after the import (issue 24)."""
+    """The Scenario lab's grid of settings solved in the background after the import (issue 24); the
+    page polls only while its job runs."""
     job = services.presolve.latest(engine=state.engine(), dataset_id=dataset_id)
     if job is not None and job.active:
-        st.progress(min(job.progress, 1.0), text=f"Scenario lab settings solved ahead: {job.message}")
+        st.fragment(grid_progress, run_every=2.0)(dataset_id)
         return
     if job is not None:
         st.caption(f"Scenario lab settings solved ahead: {job.status}, {job.message}.")
@@ -210,6 +210,13 @@ def solved_ahead(dataset_id: int) -> None:
     asked = state.actor().can("save_scenario") and st.button("Solve the lab's settings ahead now", key="data-presolve")
     if asked and services.presolve.submit(engine=state.engine(), dataset_id=dataset_id) is None:
         st.info("Not started: presolving is turned off (REBAL_PRESOLVE=0) or the dataset may not be planned.")
+
+
+def grid_progress(dataset_id: int) -> None:
+    job = services.presolve.latest(engine=state.engine(), dataset_id=dataset_id)
+    if job is None or not job.active:
+        st.rerun()  # done: the page draws the result, and stops polling
+    st.progress(min(job.progress, 1.0), text=f"Scenario lab settings solved ahead: {job.message}")
 
 
 if active is not None:

@@ -44,24 +44,17 @@ def plan_shown(scenario: Scenario, moving: tuple, time_limit: float, started: fl
     st.session_state["lab_solve"] = solving
     bar = st.progress(0.0, text="Solving...")
     try:
-        tick = lambda f, m: bar.progress(min(f, 1.0), text=m)  # noqa: E731 - a new move interrupts the wait here
         # The wait ends early enough for the plan to be drawn within the limit (the last draw's time,
         # and the browser's share: the change's trip to the server and the paint).
         drawing = st.session_state.get("lab_draw_seconds", DRAW_SECONDS) + BROWSER_SECONDS
-        if lab.wait(solving, time_limit - drawing - (time.monotonic() - started), tick):
-            return solving.result
-        shown = solving.provisional or lab.nearest(
-            engine=state.engine(), family=lab.plan_family(engine=state.engine(), dataset=dataset, moving=moving),
-            scenario=scenario,
-        )  # fmt: skip
-        if shown is None:  # nothing solved near yet: the greedy rule's plan comes first
-            lab.wait(solving, float("inf"), tick, until_provisional=True)
-            shown = solving.answer()
+        return lab.answer(
+            engine=state.engine(),
+            lab_solve=solving,
+            seconds=time_limit - drawing - (time.monotonic() - started),
+            tick=lambda f, m: bar.progress(min(f, 1.0), text=m),  # a new move interrupts the wait here
+        )
     finally:
         bar.empty()
-    if solving.error is not None:
-        raise solving.error
-    return solving.result or shown
 
 
 def follow(solving: lab.LabSolve) -> None:

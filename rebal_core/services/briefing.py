@@ -61,16 +61,5 @@ def recommendation(
         solving = lab.request(engine=engine, dataset=dataset, network=network, scenario=Scenario(), moving=moving)
     except PlanningBlocked as exc:
         return Recommendation(plan=None, blocked=str(exc))
-    if lab.wait(solving, time_limit):
-        return Recommendation(plan=solving.result)
-    if solving.error is not None:
-        raise solving.error
-    shown = solving.provisional or lab.nearest(
-        engine=engine, family=lab.plan_family(engine=engine, dataset=dataset, moving=moving), scenario=Scenario()
-    )
-    if shown is None:
-        lab.wait(solving, float("inf"), until_provisional=True)
-        shown = solving.answer()
-    if solving.result is not None:
-        return Recommendation(plan=solving.result)
-    return Recommendation(plan=shown, solving=solving)
+    shown = lab.answer(engine=engine, lab_solve=solving, seconds=time_limit)
+    return Recommendation(plan=shown, solving=solving if shown is not None and shown.provisional else None)

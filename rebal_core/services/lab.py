@@ -32,19 +32,13 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from rebal_core import __version__
-from rebal_core.decisions.planning import (
-    LINE_KEYS,
-    Plan,
-    PlanningProblem,
-    PlanSummary,
-    evaluate,
-    plan_lines,
-    problem_with_moves,
-)
+from rebal_core.decisions.commitments import problem_with_moves
+from rebal_core.decisions.explain import Plan, PlanSummary, plan_lines
+from rebal_core.decisions.judge import evaluate
 from rebal_core.decisions.positions import Network, site_summary
-from rebal_core.decisions.scenario import LAB_SECONDS, Scenario
-from rebal_core.decisions.solvers.method import Cancelled
-from rebal_core.decisions.solvers.optimizer import plan
+from rebal_core.decisions.problem import LINE_KEYS, PlanningProblem
+from rebal_core.decisions.scenario import Scenario
+from rebal_core.decisions.solvers.method import Cancelled, plan
 from rebal_core.decisions.what_if.uncertainty import bands, plan_positions, simulate
 from rebal_core.execution.files import jsonable
 from rebal_core.progress import Progress, quiet
@@ -113,7 +107,6 @@ def solve(
     dataset: DatasetPublic,
     problem: PlanningProblem,
     method: str = "optimize",
-    time_limit: float = LAB_SECONDS,  # noqa: ARG001 - kept for callers: a reproducible plan has no clock
     progress: Progress = quiet,
     draws: int = MC_DRAWS,
     cancel: threading.Event | None = None,
@@ -312,8 +305,9 @@ class LabSolve:
     the reproducible plan when done. Sessions that wait for it hold it (:func:`leave`); when the last
     one leaves before it is done, it stops, so quick slider moves do not pile solves up."""
 
-    def __init__(self, key: str, scenario: Scenario) -> None:
+    def __init__(self, key: str, family: str, scenario: Scenario) -> None:
         self.key = key
+        self.family = family  # plan_family of the data it is solved on (where a nearest answer is looked up)
         self.scenario = scenario
         self.done = threading.Event()
         self.cancel = threading.Event()
@@ -361,7 +355,7 @@ def request(
             running.watchers += 1
             return running
     known = solved(engine=engine, key=key)
-    lab_solve = LabSolve(key, scenario)
+    lab_solve = LabSolve(key, family, scenario)
     lab_solve.watchers = 1
     if known is not None:
         lab_solve.result = known
@@ -451,6 +445,21 @@ def wait(lab_solve: LabSolve, seconds: float, tick: Progress = quiet, until_prov
         lab_solve.done.wait(min(0.1, left))
         tick(lab_solve.fraction, lab_solve.message)
     return lab_solve.result is not None or (until_provisional and lab_solve.provisional is not None)
+
+
+def answer(*, engine: Engine, lab_solve: LabSolve, seconds: float, tick: Progress = quiet) -> LabPlan | None:
+    """What to show for ``lab_solve`` after waiting at most ``seconds``: its final plan when ready, else a
+    provisional one (the nearest settings solved before, else the greedy rule's as soon as it is made).
+    None when it was stopped with nothing to show; its error when it failed."""
+    if wait(lab_solve, seconds, tick):
+        return lab_solve.result
+    shown = lab_solve.provisional or nearest(engine=engine, family=lab_solve.family, scenario=lab_solve.scenario)
+    if shown is None:  # nothing solved near yet: the greedy rule's plan comes first
+        wait(lab_solve, float("inf"), tick, until_provisional=True)
+        shown = lab_solve.answer()
+    if lab_solve.error is not None:
+        raise lab_solve.error
+    return lab_solve.result or shown
 
 
 def leave(lab_solve: LabSolve | None) -> None:

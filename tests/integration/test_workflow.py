@@ -664,11 +664,9 @@ def test_the_scenario_lab_is_blocked_by_critical_signals_in_the_core(eng, bundle
     d = services.import_bundle(engine=eng, source=bundle_copy, name="Future rows", actor=PAT).dataset
     problem = lab.problem(services.load_network(engine=eng, dataset_id=d.id), Scenario())
     with pytest.raises(PlanningBlocked, match="blocked by 1 critical signal finding"):
-        lab.solve(dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem, time_limit=1)
+        lab.solve(dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem)
     workflow.override_signals(engine=eng, actor=Actor("admin", "admin"), dataset_id=d.id, reason="one test row")
-    shown = lab.solve(
-        dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem, time_limit=1, draws=20
-    )
+    shown = lab.solve(dataset=services.get_dataset(engine=eng, dataset_id=d.id), problem=problem, draws=20)
     assert shown.summary.lines == len(shown.table) and len(shown.sites_after) == len(problem.sites)
 
 
@@ -694,7 +692,7 @@ def test_a_saved_plan_is_the_plan_shown(eng, dataset, net):
     """What you see is what you save: the lab's lines are stored as shown, scored by the judge."""
     from rebal_core.services import lab
 
-    shown = lab.solve(dataset=dataset, problem=lab.problem(net, Scenario(cost_per_move=5.0)), time_limit=1, draws=20)
+    shown = lab.solve(dataset=dataset, problem=lab.problem(net, Scenario(cost_per_move=5.0)), draws=20)
     record = workflow.save_scenario(engine=eng, actor=PAT, dataset_id=dataset.id, scenario=Scenario(cost_per_move=5.0))
     stored = workflow.solve_scenario(
         engine=eng, actor=PAT, scenario_id=record.id, network=net, shown=(shown.table, shown.summary)

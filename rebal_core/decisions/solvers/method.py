@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from rebal_core.decisions.explain import empty_lines
 from rebal_core.decisions.planning import (
     Commitments,
     Plan,
@@ -20,7 +21,6 @@ from rebal_core.decisions.planning import (
     apply_moves,
     around,
     build_problem,
-    empty_lines,
     evaluate,
     explain,
     in_scope,
